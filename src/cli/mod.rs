@@ -1,0 +1,396 @@
+//! The `countersign` command line: argument parsing (clap; every flag also readable from a
+//! `COUNTERSIGN_*` environment variable or `countersign.toml`) and dispatch to the library.
+
+pub mod client;
+mod demo;
+pub mod keys;
+mod serve;
+
+use crate::config::{self, ClientFile, LogFormat, ServeOverrides};
+use crate::request::signature::AgentKey;
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use client::{AgentClient, Answer, ReviewerClient};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(name = "countersign", version, about = "GitOps approval bot: AI agents ask, humans countersign in git")]
+pub struct Cli {
+    /// Configuration file (default: ./countersign.toml when present).
+    #[arg(long, global = true, env = "COUNTERSIGN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long, global = true, env = "COUNTERSIGN_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Log level or filter (e.g. info, countersign=debug); RUST_LOG overrides it.
+    #[arg(long, global = true, env = "COUNTERSIGN_LOG_LEVEL", value_name = "FILTER")]
+    pub log_level: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (embedded default: SQLite and a local git repository in .countersign/).
+    Serve(ServeArgs),
+    /// Submit a signed change request as an agent.
+    Submit(SubmitArgs),
+    /// Show a request's status, as the agent that submitted it.
+    Status(StatusArgs),
+    /// Approve, deny or inspect a request as a reviewer.
+    Review(ReviewArgs),
+    /// Walk the whole flow against a real server on a free loopback port.
+    Demo(DemoArgs),
+    /// Generate an agent key or a reviewer token.
+    Keys(KeysArgs),
+}
+
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "COUNTERSIGN_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Directory for the database, keys and the embedded git repository [default: .countersign].
+    #[arg(long, env = "COUNTERSIGN_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Use this existing git repository as the GitOps repository instead of <data-dir>/repo.git.
+    #[arg(long, env = "COUNTERSIGN_REPO", value_name = "PATH")]
+    pub repo: Option<PathBuf>,
+    /// Base branch of the GitOps repository [default: main].
+    #[arg(long, env = "COUNTERSIGN_BASE_BRANCH", value_name = "BRANCH")]
+    pub base_branch: Option<String>,
+    /// URL under which people reach this server, for links [default: http://<listen>].
+    #[arg(long, env = "COUNTERSIGN_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Largest accepted request body in bytes [default: 1048576].
+    #[arg(long, env = "COUNTERSIGN_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Accepted clock difference for signed calls [default: 5m].
+    #[arg(long, env = "COUNTERSIGN_TIMESTAMP_SKEW", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timestamp_skew: Option<Duration>,
+    /// How long a request waits for a decision before it expires [default: 24h].
+    #[arg(long, env = "COUNTERSIGN_REQUEST_TTL", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub request_ttl: Option<Duration>,
+    /// How often expiry is checked [default: 5s].
+    #[arg(long, env = "COUNTERSIGN_SWEEP_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub sweep_interval: Option<Duration>,
+    /// SQLite durability: normal (survives process crashes) or full (also power loss) [default: normal].
+    #[arg(long, env = "COUNTERSIGN_SQLITE_SYNCHRONOUS", value_name = "MODE")]
+    pub sqlite_synchronous: Option<String>,
+}
+
+impl ServeArgs {
+    fn overrides(&self) -> ServeOverrides {
+        ServeOverrides {
+            listen: self.listen.clone(),
+            data_dir: self.data_dir.clone(),
+            repo: self.repo.clone(),
+            base_branch: self.base_branch.clone(),
+            public_url: self.public_url.clone(),
+            max_body_bytes: self.max_body_bytes,
+            timestamp_skew: self.timestamp_skew,
+            request_ttl: self.request_ttl,
+            sweep_interval: self.sweep_interval,
+            sqlite_synchronous: self.sqlite_synchronous.clone(),
+        }
+    }
+}
+
+/// Where the server is and who the agent is.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Server base URL [default: http://127.0.0.1:8080].
+    #[arg(long, env = "COUNTERSIGN_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// Agent id [default: local-agent].
+    #[arg(long, env = "COUNTERSIGN_AGENT", value_name = "ID")]
+    pub agent: Option<String>,
+    /// File holding the agent key [default: .countersign/keys/<agent>.key].
+    #[arg(long, env = "COUNTERSIGN_AGENT_KEY_FILE", value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// The agent key itself (environment only; never pass secrets as flags).
+    #[arg(long, env = "COUNTERSIGN_AGENT_KEY", hide = true, hide_env_values = true)]
+    pub agent_key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    pub agent: AgentArgs,
+    /// Send this file verbatim as the JSON body (other request flags are then ignored).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["action", "payload", "payload_file", "change"])]
+    pub body_file: Option<PathBuf>,
+    /// action or change.
+    #[arg(long, default_value = "action")]
+    pub kind: String,
+    /// The operation, e.g. db.export.
+    #[arg(long, required_unless_present = "body_file")]
+    pub action: Option<String>,
+    /// What it acts on, e.g. prod/customers.
+    #[arg(long, default_value = "")]
+    pub resource: String,
+    /// Target environment, e.g. prod.
+    #[arg(long, default_value = "")]
+    pub environment: String,
+    /// Why the agent needs this.
+    #[arg(long, default_value = "")]
+    pub justification: String,
+    /// Payload as JSON text.
+    #[arg(long, value_name = "JSON", conflicts_with = "payload_file")]
+    pub payload: Option<String>,
+    /// Payload from a JSON file.
+    #[arg(long, value_name = "FILE")]
+    pub payload_file: Option<PathBuf>,
+    /// A proposed file edit for kind change: REPO_PATH=LOCAL_FILE (repeatable).
+    #[arg(long, value_name = "REPO_PATH=LOCAL_FILE")]
+    pub change: Vec<String>,
+    /// URL the agent wants to be called back on.
+    #[arg(long)]
+    pub callback_url: Option<String>,
+    /// Makes retries safe: the same key returns the original answer.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub agent: AgentArgs,
+    /// Request id (cr_...).
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewArgs {
+    /// Server base URL [default: http://127.0.0.1:8080].
+    #[arg(long, global = true, env = "COUNTERSIGN_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// File holding the reviewer token [default: .countersign/keys/local-reviewer.token].
+    #[arg(long, global = true, env = "COUNTERSIGN_REVIEWER_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The reviewer token itself (environment only).
+    #[arg(long, global = true, env = "COUNTERSIGN_REVIEWER_TOKEN", hide = true, hide_env_values = true)]
+    pub reviewer_token: Option<String>,
+    #[command(subcommand)]
+    pub action: ReviewAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReviewAction {
+    /// Approve a pending request.
+    Approve {
+        id: String,
+        /// Optional note recorded with the approval.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Deny a pending request; the reason goes back to the agent.
+    Deny {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Show the masked request and its decisions.
+    Show { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo's state (database, git repository) in this directory.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    pub kind: KeysKind,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysKind {
+    /// A new agent signing key (prints a config snippet).
+    Agent {
+        /// Agent id for the snippet.
+        #[arg(long, default_value = "my-agent")]
+        id: String,
+        /// Write the key to this new file (0600) instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// A new reviewer token and the hash to configure.
+    Reviewer {
+        /// Reviewer name for the snippet.
+        #[arg(long)]
+        name: String,
+        /// Write the token to this new file (0600) instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let (file, file_path) = config::load_file(cli.config.as_deref())?;
+    let log_format = LogFormat::parse(cli.log_format.as_deref().or(file.log_format.as_deref()).unwrap_or("text"))?;
+    let log_level = cli.log_level.clone().or(file.log_level.clone()).unwrap_or_else(|| "info".into());
+    crate::telemetry::init_tracing(log_format, &log_level)?;
+    if let Some(path) = &file_path {
+        tracing::debug!(path = %path.display(), "configuration file loaded");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(file, args.overrides()).await,
+            Command::Demo(args) => demo::run(args.data_dir).await,
+            Command::Keys(args) => keys_command(args),
+            Command::Submit(args) => submit(&file.client, args).await,
+            Command::Status(args) => {
+                let client = agent_client(&file.client, &args.agent)?;
+                print_answer(client.status(&args.id).await?)
+            }
+            Command::Review(args) => review(&file.client, args).await,
+        }
+    })
+}
+
+fn server_url(flag: &Option<String>, file: &ClientFile) -> String {
+    flag.clone().or(file.server.clone()).unwrap_or_else(|| "http://127.0.0.1:8080".into())
+}
+
+fn agent_client(file: &ClientFile, args: &AgentArgs) -> anyhow::Result<AgentClient> {
+    let agent = args.agent.clone().or(file.agent.clone()).unwrap_or_else(|| "local-agent".into());
+    let key = match (&args.agent_key, args.key_file.clone().or(file.key_file.clone())) {
+        (Some(k), _) => k.clone().into_bytes(),
+        (None, Some(path)) => config::read_secret_file(&path).map_err(anyhow::Error::msg)?,
+        (None, None) => {
+            let path = PathBuf::from(format!(".countersign/keys/{agent}.key"));
+            config::read_secret_file(&path).map_err(|e| {
+                anyhow::anyhow!("{e}; give --key-file or set COUNTERSIGN_AGENT_KEY")
+            })?
+        }
+    };
+    let key = AgentKey::new(key).context("agent key")?;
+    Ok(AgentClient::new(&server_url(&args.server, file), &agent, key))
+}
+
+fn print_answer(a: Answer) -> anyhow::Result<ExitCode> {
+    let text = serde_json::to_string_pretty(&a.body)?;
+    if a.status.is_success() {
+        println!("{text}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("server answered {}:\n{text}", a.status);
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+async fn submit(file: &ClientFile, args: SubmitArgs) -> anyhow::Result<ExitCode> {
+    let client = agent_client(file, &args.agent)?;
+    let body = match &args.body_file {
+        Some(path) => std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+        None => serde_json::to_vec(&build_submission(&args)?)?,
+    };
+    print_answer(client.submit(&body, args.idempotency_key.as_deref()).await?)
+}
+
+fn build_submission(args: &SubmitArgs) -> anyhow::Result<serde_json::Value> {
+    let payload: serde_json::Value = match (&args.payload, &args.payload_file) {
+        (Some(text), _) => serde_json::from_str(text).context("--payload is not valid JSON")?,
+        (None, Some(path)) => serde_json::from_slice(&std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?)
+            .with_context(|| format!("{} is not valid JSON", path.display()))?,
+        (None, None) => serde_json::Value::Null,
+    };
+    let mut changes = Vec::new();
+    for spec in &args.change {
+        let (repo_path, local) = spec.split_once('=').context("--change must be REPO_PATH=LOCAL_FILE")?;
+        let content = std::fs::read_to_string(local).with_context(|| format!("cannot read {local}"))?;
+        changes.push(serde_json::json!({ "path": repo_path, "content": content }));
+    }
+    let mut body = serde_json::json!({
+        "kind": args.kind,
+        "action": args.action,
+        "resource": args.resource,
+        "environment": args.environment,
+        "justification": args.justification,
+    });
+    if !payload.is_null() {
+        body["payload"] = payload;
+    }
+    if !changes.is_empty() {
+        body["changes"] = serde_json::Value::Array(changes);
+    }
+    if let Some(url) = &args.callback_url {
+        body["callback_url"] = url.clone().into();
+    }
+    Ok(body)
+}
+
+async fn review(file: &ClientFile, args: ReviewArgs) -> anyhow::Result<ExitCode> {
+    let token = match (&args.reviewer_token, args.token_file.clone().or(file.token_file.clone())) {
+        (Some(t), _) => t.clone(),
+        (None, path) => {
+            let path = path.unwrap_or_else(|| PathBuf::from(".countersign/keys/local-reviewer.token"));
+            let bytes = config::read_secret_file(&path)
+                .map_err(|e| anyhow::anyhow!("{e}; give --token-file or set COUNTERSIGN_REVIEWER_TOKEN"))?;
+            String::from_utf8(bytes).context("reviewer token is not UTF-8")?
+        }
+    };
+    let client = ReviewerClient::new(&server_url(&args.server, file), &token);
+    let answer = match &args.action {
+        ReviewAction::Approve { id, reason } => client.review(id, "approve", reason.as_deref()).await?,
+        ReviewAction::Deny { id, reason } => client.review(id, "deny", Some(reason)).await?,
+        ReviewAction::Show { id } => client.show(id).await?,
+    };
+    print_answer(answer)
+}
+
+fn keys_command(args: KeysArgs) -> anyhow::Result<ExitCode> {
+    match args.kind {
+        KeysKind::Agent { id, out } => {
+            let key = keys::new_agent_key();
+            let source = match &out {
+                Some(path) => {
+                    keys::write_secret(path, &key)?;
+                    eprintln!("wrote a new agent key to {} (mode 0600)", path.display());
+                    format!("{{ file = {:?} }}", path.display().to_string())
+                }
+                None => {
+                    println!("{key}");
+                    let var = format!("COUNTERSIGN_KEY_{}", id.to_uppercase().replace(['-', '.'], "_"));
+                    eprintln!("store it in the environment as {var}");
+                    format!("{{ env = \"{var}\" }}")
+                }
+            };
+            eprintln!("\nadd to countersign.toml:\n\n[[agents]]\nid = \"{id}\"\nowners = []\nkeys = [{source}]");
+        }
+        KeysKind::Reviewer { name, out } => {
+            let token = keys::new_reviewer_token();
+            match &out {
+                Some(path) => {
+                    keys::write_secret(path, &token)?;
+                    eprintln!("wrote a new reviewer token to {} (mode 0600)", path.display());
+                }
+                None => println!("{token}"),
+            }
+            eprintln!(
+                "\nadd to countersign.toml (only the hash is configured):\n\n[[reviewers]]\nname = \"{name}\"\ntoken_sha256 = \"{}\"",
+                keys::token_sha256(&token)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

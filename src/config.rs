@@ -1,0 +1,381 @@
+//! The one typed configuration. Values come from CLI flags, then `COUNTERSIGN_*` environment
+//! variables (clap reads both), then `countersign.toml`, then defaults. Everything is validated
+//! here, at start-up, with errors that name the offending field; nothing else reads the
+//! environment or configuration files.
+
+use crate::request::AgentId;
+use crate::request::signature::{AgentKey, MIN_KEY_BYTES};
+use anyhow::Context as _;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Name of the configuration file read from the working directory when `--config` is not given.
+pub const DEFAULT_CONFIG_FILE: &str = "countersign.toml";
+
+/// `countersign.toml`, exactly as written. Unknown fields are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub repo: Option<PathBuf>,
+    pub base_branch: Option<String>,
+    pub public_url: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    pub timestamp_skew: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub request_ttl: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub sweep_interval: Option<Duration>,
+    pub sqlite_synchronous: Option<String>,
+    pub log_format: Option<String>,
+    pub log_level: Option<String>,
+    #[serde(default)]
+    pub agents: Vec<AgentEntry>,
+    #[serde(default)]
+    pub reviewers: Vec<ReviewerEntry>,
+    #[serde(default)]
+    pub client: ClientFile,
+}
+
+/// `[[agents]]`: an agent, its human owners and its signing keys (from env or files only).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentEntry {
+    pub id: String,
+    #[serde(default)]
+    pub owners: Vec<String>,
+    pub keys: Vec<KeySource>,
+}
+
+/// Where a secret comes from: exactly one of `env` or `file`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySource {
+    pub env: Option<String>,
+    pub file: Option<PathBuf>,
+}
+
+/// `[[reviewers]]`: a human reviewer and the SHA-256 of their bearer token.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewerEntry {
+    pub name: String,
+    pub token_sha256: String,
+}
+
+/// `[client]`: defaults for `submit`, `status` and `review`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientFile {
+    pub server: Option<String>,
+    pub agent: Option<String>,
+    pub key_file: Option<PathBuf>,
+    pub token_file: Option<PathBuf>,
+}
+
+/// Reads the configuration file: the explicit path (which must exist) or `countersign.toml` in
+/// the working directory if there is one.
+pub fn load_file(explicit: Option<&Path>) -> anyhow::Result<(FileConfig, Option<PathBuf>)> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None if Path::new(DEFAULT_CONFIG_FILE).is_file() => PathBuf::from(DEFAULT_CONFIG_FILE),
+        None => return Ok((FileConfig::default(), None)),
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read configuration file {}", path.display()))?;
+    let file: FileConfig = toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("invalid configuration in {}: {e}", path.display()))?;
+    Ok((file, Some(path)))
+}
+
+/// An invalid setting, naming the field.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: `{field}`: {problem}")]
+pub struct ConfigError {
+    pub field: String,
+    pub problem: String,
+}
+
+fn bad(field: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError { field: field.into(), problem: problem.into() }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err(bad("log_format", "must be \"text\" or \"json\"")),
+        }
+    }
+}
+
+/// SQLite durability: `normal` survives any process crash (kill -9); `full` also survives power
+/// loss at the cost of an fsync per commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    Normal,
+    Full,
+}
+
+/// A registered agent, with its keys loaded.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    pub id: AgentId,
+    pub owners: Vec<String>,
+    pub keys: Vec<AgentKey>,
+}
+
+/// A configured reviewer: a name and the SHA-256 of their token.
+#[derive(Debug, Clone)]
+pub struct Reviewer {
+    pub name: String,
+    pub token_sha256: [u8; 32],
+}
+
+/// Settings given on the command line or in the environment for `serve` (and `demo`).
+#[derive(Debug, Default, Clone)]
+pub struct ServeOverrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub repo: Option<PathBuf>,
+    pub base_branch: Option<String>,
+    pub public_url: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub timestamp_skew: Option<Duration>,
+    pub request_ttl: Option<Duration>,
+    pub sweep_interval: Option<Duration>,
+    pub sqlite_synchronous: Option<String>,
+}
+
+/// The validated server configuration.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// An existing repository to use as the GitOps repository; `None` means
+    /// `<data_dir>/repo`, created on first run.
+    pub repo: Option<PathBuf>,
+    pub base_branch: String,
+    /// Base URL used in links; defaults to `http://<listen>`.
+    pub public_url: Option<String>,
+    pub max_body_bytes: usize,
+    pub timestamp_skew: Duration,
+    pub request_ttl: Duration,
+    pub sweep_interval: Duration,
+    pub synchronous: Synchronous,
+    pub agents: Vec<Agent>,
+    pub reviewers: Vec<Reviewer>,
+}
+
+impl ServerConfig {
+    /// Defaults for the embedded mode, with no agents or reviewers.
+    pub fn embedded(data_dir: PathBuf) -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("static address"),
+            data_dir,
+            repo: None,
+            base_branch: "main".into(),
+            public_url: None,
+            max_body_bytes: 1024 * 1024,
+            timestamp_skew: Duration::from_secs(300),
+            request_ttl: Duration::from_secs(24 * 3600),
+            sweep_interval: Duration::from_secs(5),
+            synchronous: Synchronous::Normal,
+            agents: vec![],
+            reviewers: vec![],
+        }
+    }
+
+    /// Merges flags/env over the file over defaults and validates everything.
+    pub fn resolve(file: FileConfig, over: ServeOverrides) -> Result<Self, ConfigError> {
+        let mut c = Self::embedded(
+            over.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(".countersign")),
+        );
+        if let Some(listen) = over.listen.or(file.listen) {
+            c.listen = listen
+                .parse()
+                .map_err(|_| bad("listen", "must be an address like 127.0.0.1:8080"))?;
+        }
+        c.repo = over.repo.or(file.repo);
+        if let Some(b) = over.base_branch.or(file.base_branch) {
+            c.base_branch = b;
+        }
+        if c.base_branch.is_empty() || c.base_branch.contains(['~', '^', ':', ' ', '\\', '*', '?']) {
+            return Err(bad("base_branch", "must be a valid branch name"));
+        }
+        if let Some(url) = over.public_url.or(file.public_url) {
+            let parsed =
+                reqwest::Url::parse(&url).map_err(|_| bad("public_url", "must be a URL"))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(bad("public_url", "must be an http(s) URL"));
+            }
+            c.public_url = Some(url.trim_end_matches('/').to_owned());
+        }
+        if let Some(n) = over.max_body_bytes.or(file.max_body_bytes) {
+            if !(1024..=64 * 1024 * 1024).contains(&n) {
+                return Err(bad("max_body_bytes", "must be between 1024 and 67108864"));
+            }
+            c.max_body_bytes = n;
+        }
+        if let Some(d) = over.timestamp_skew.or(file.timestamp_skew) {
+            if d.is_zero() || d > Duration::from_secs(3600) {
+                return Err(bad("timestamp_skew", "must be between 1s and 1h"));
+            }
+            c.timestamp_skew = d;
+        }
+        if let Some(d) = over.request_ttl.or(file.request_ttl) {
+            if d.is_zero() {
+                return Err(bad("request_ttl", "must be positive"));
+            }
+            c.request_ttl = d;
+        }
+        if let Some(d) = over.sweep_interval.or(file.sweep_interval) {
+            if d < Duration::from_millis(10) {
+                return Err(bad("sweep_interval", "must be at least 10ms"));
+            }
+            c.sweep_interval = d;
+        }
+        if let Some(s) = over.sqlite_synchronous.or(file.sqlite_synchronous) {
+            c.synchronous = match s.as_str() {
+                "normal" => Synchronous::Normal,
+                "full" => Synchronous::Full,
+                _ => return Err(bad("sqlite_synchronous", "must be \"normal\" or \"full\"")),
+            };
+        }
+        c.agents = load_agents(&file.agents)?;
+        c.reviewers = load_reviewers(&file.reviewers)?;
+        Ok(c)
+    }
+
+    /// The GitOps repository path (given, or the embedded one in the data directory).
+    pub fn repo_path(&self) -> PathBuf {
+        self.repo.clone().unwrap_or_else(|| self.data_dir.join("repo"))
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("countersign.db")
+    }
+}
+
+fn load_agents(entries: &[AgentEntry]) -> Result<Vec<Agent>, ConfigError> {
+    let mut agents: Vec<Agent> = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let field = format!("agents[{i}]");
+        let id = AgentId::parse(&e.id).ok_or_else(|| {
+            bad(format!("{field}.id"), "must be 1-64 letters, digits, '.', '_' or '-'")
+        })?;
+        if agents.iter().any(|a| a.id == id) {
+            return Err(bad(format!("{field}.id"), format!("agent `{id}` is declared twice")));
+        }
+        if e.keys.is_empty() {
+            return Err(bad(format!("{field}.keys"), "at least one key is required"));
+        }
+        let mut keys = Vec::new();
+        for (k, src) in e.keys.iter().enumerate() {
+            let kf = format!("{field}.keys[{k}]");
+            let bytes = read_secret(src, &kf)?;
+            keys.push(AgentKey::new(bytes).map_err(|e| bad(&kf, e.to_string()))?);
+        }
+        agents.push(Agent { id, owners: e.owners.clone(), keys });
+    }
+    Ok(agents)
+}
+
+/// Reads a secret from the environment or a file; trailing newlines of files are dropped.
+pub fn read_secret(src: &KeySource, field: &str) -> Result<Vec<u8>, ConfigError> {
+    match (&src.env, &src.file) {
+        (Some(var), None) => std::env::var(var)
+            .map(String::into_bytes)
+            .map_err(|_| bad(field, format!("environment variable {var} is not set"))),
+        (None, Some(path)) => read_secret_file(path).map_err(|e| bad(field, e)),
+        _ => Err(bad(field, "give exactly one of `env` or `file`")),
+    }
+}
+
+/// Reads a key or token file, trimming trailing whitespace.
+pub fn read_secret_file(path: &Path) -> Result<Vec<u8>, String> {
+    let mut bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    while bytes.last().is_some_and(|b| b.is_ascii_whitespace()) {
+        bytes.pop();
+    }
+    Ok(bytes)
+}
+
+fn load_reviewers(entries: &[ReviewerEntry]) -> Result<Vec<Reviewer>, ConfigError> {
+    let mut out: Vec<Reviewer> = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let field = format!("reviewers[{i}]");
+        if AgentId::parse(&e.name).is_none() {
+            return Err(bad(format!("{field}.name"), "must be 1-64 letters, digits, '.', '_' or '-'"));
+        }
+        if out.iter().any(|r| r.name == e.name) {
+            return Err(bad(format!("{field}.name"), "reviewer declared twice"));
+        }
+        let hash: [u8; 32] = hex::decode(&e.token_sha256)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| bad(format!("{field}.token_sha256"), "must be 64 hex digits"))?;
+        out.push(Reviewer { name: e.name.clone(), token_sha256: hash });
+    }
+    Ok(out)
+}
+
+/// Minimum key length, re-exported for messages.
+pub const MIN_AGENT_KEY_BYTES: usize = MIN_KEY_BYTES;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ServerConfig, String> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        ServerConfig::resolve(file, ServeOverrides::default()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let e = parse("lisen = \"1.2.3.4:1\"").unwrap_err();
+        assert!(e.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        assert!(parse("listen = \"nowhere\"").unwrap_err().contains("`listen`"));
+        assert!(parse("request_ttl = \"soon\"").unwrap_err().contains("request_ttl"));
+        let e = parse("[[agents]]\nid = \"a\"\nkeys = [{ env = \"COUNTERSIGN_TEST_UNSET_VAR\" }]").unwrap_err();
+        assert!(e.contains("agents[0].keys[0]"), "{e}");
+    }
+
+    #[test]
+    fn short_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        std::fs::write(&path, "too-short\n").unwrap();
+        let text = format!("[[agents]]\nid = \"a\"\nkeys = [{{ file = {:?} }}]", path);
+        let e = parse(&text).unwrap_err();
+        assert!(e.contains("agents[0].keys[0]") && e.contains("at least 32"), "{e}");
+        std::fs::write(&path, "0123456789abcdef0123456789abcdef\n").unwrap();
+        let c = parse(&text).unwrap();
+        assert_eq!(c.agents[0].keys.len(), 1);
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_mode() {
+        let c = parse("").unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from(".countersign"));
+        assert_eq!(c.request_ttl, Duration::from_secs(86400));
+        assert_eq!(c.max_body_bytes, 1 << 20);
+    }
+}

@@ -1,0 +1,102 @@
+//! The request lifecycle and the transitions it allows.
+//!
+//! ```text
+//! received → pending_review → approved | denied | expired | cancelled
+//! approved → executing → succeeded | failed
+//! received → expired | cancelled   (the review could not be opened in time)
+//! ```
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Received,
+    PendingReview,
+    Approved,
+    Denied,
+    Expired,
+    Cancelled,
+    Executing,
+    Succeeded,
+    Failed,
+}
+
+impl State {
+    pub const ALL: [State; 9] = [
+        State::Received,
+        State::PendingReview,
+        State::Approved,
+        State::Denied,
+        State::Expired,
+        State::Cancelled,
+        State::Executing,
+        State::Succeeded,
+        State::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Received => "received",
+            State::PendingReview => "pending_review",
+            State::Approved => "approved",
+            State::Denied => "denied",
+            State::Expired => "expired",
+            State::Cancelled => "cancelled",
+            State::Executing => "executing",
+            State::Succeeded => "succeeded",
+            State::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<State> {
+        State::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Whether the state machine allows `self → to`.
+    pub fn can_become(self, to: State) -> bool {
+        use State::*;
+        matches!(
+            (self, to),
+            (Received, PendingReview | Expired | Cancelled)
+                | (PendingReview, Approved | Denied | Expired | Cancelled)
+                | (Approved, Executing)
+                | (Executing, Succeeded | Failed)
+        )
+    }
+
+    /// A decision has been reached; the forge should show it.
+    pub fn is_decided(self) -> bool {
+        !matches!(self, State::Received | State::PendingReview)
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for s in State::ALL {
+            assert_eq!(State::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(State::parse("approved "), None);
+    }
+
+    #[test]
+    fn no_way_around_review() {
+        assert!(!State::Received.can_become(State::Approved));
+        assert!(!State::Received.can_become(State::Executing));
+        assert!(!State::PendingReview.can_become(State::Executing));
+        assert!(!State::Denied.can_become(State::Approved));
+        assert!(!State::Expired.can_become(State::PendingReview));
+        assert!(State::PendingReview.can_become(State::Approved));
+        assert!(State::Approved.can_become(State::Executing));
+    }
+}

@@ -1,0 +1,160 @@
+//! Background work: open reviews for newly received requests, show decisions on the forge, expire
+//! requests and forget old signatures. Everything it does is driven by rows in the store, so work
+//! interrupted by a crash is picked up again on restart.
+
+use super::{Engine, stored_digest};
+use crate::forge::{Decision, ForgeError, ReviewRequest};
+use crate::request::AgentId;
+use crate::store::RequestRow;
+use crate::time;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+const BATCH: i64 = 32;
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+fn backoff(attempts: i64) -> Duration {
+    let exp = attempts.clamp(0, 16) as u32;
+    Duration::from_secs(1u64 << exp).min(MAX_BACKOFF)
+}
+
+impl Engine {
+    /// Runs the forge worker and the expiry sweeper until `shutdown` turns true.
+    pub async fn run_background(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        let forge = tokio::spawn(self.clone().forge_loop(shutdown.clone()));
+        let sweep = tokio::spawn(self.sweep_loop(shutdown));
+        let _ = tokio::join!(forge, sweep);
+    }
+
+    async fn forge_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        while !*shutdown.borrow() {
+            let worked = match self.forge_pass().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(error = %e, "forge worker pass failed");
+                    0
+                }
+            };
+            if worked == 0 {
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    }
+
+    /// One pass: open due reviews, publish due decisions. Returns how many items it handled.
+    pub async fn forge_pass(&self) -> anyhow::Result<usize> {
+        let now = time::now_ms();
+        let mut handled = 0;
+        for row in self.store.due_for_review(now, BATCH).await? {
+            self.open_review(&row).await?;
+            handled += 1;
+        }
+        for row in self.store.due_for_publication(now, BATCH).await? {
+            self.publish(&row).await?;
+            handled += 1;
+        }
+        Ok(handled)
+    }
+
+    async fn open_review(&self, row: &RequestRow) -> anyhow::Result<()> {
+        let id = row.request_id();
+        let agent = AgentId::parse(&row.agent_id).expect("stored agent ids are valid");
+        let submission = row.submission()?;
+        let digest = stored_digest(row);
+        let started = Instant::now();
+        let result = self
+            .forge
+            .open_review(&ReviewRequest {
+                id: &id,
+                agent: &agent,
+                submission: &submission,
+                digest: &digest,
+                created_at_ms: row.created_at,
+                expires_at_ms: row.expires_at,
+            })
+            .await;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok(review) => {
+                match self.store.review_opened(&id, &review.reference, &review.url, time::now_ms()).await {
+                    Ok(()) => tracing::info!(request.id = %id, review.reference = %review.reference, review.head = %review.head, duration_ms, forge = self.forge.name(), "review opened"),
+                    // Expired or cancelled meanwhile: the review stays as a record; nothing to do.
+                    Err(e) => tracing::info!(request.id = %id, outcome = %e, "review opened for a request that moved on"),
+                }
+            }
+            Err(e) => self.forge_failed(row, &e, duration_ms, "open review").await?,
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, row: &RequestRow) -> anyhow::Result<()> {
+        let id = row.request_id();
+        let review = row.review_ref.clone().unwrap_or_default();
+        let reviews = self.store.reviews(&id).await?;
+        let last = reviews.last();
+        let state = row.state();
+        let digest = stored_digest(row);
+        let (actor, reason) = match (state, last) {
+            (crate::engine::State::Approved | crate::engine::State::Denied, Some(r)) => {
+                (r.reviewer.clone(), r.reason.clone())
+            }
+            _ => ("countersign".to_owned(), None),
+        };
+        let started = Instant::now();
+        let decision = Decision { id: &id, state, actor: &actor, reason: reason.as_deref(), digest: &digest };
+        let result = self.forge.publish_decision(&review, &decision).await;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok(()) => {
+                self.store.decision_published(&id).await?;
+                tracing::info!(request.id = %id, state = %state, duration_ms, "decision published on the forge");
+            }
+            Err(e) => self.forge_failed(row, &e, duration_ms, "publish decision").await?,
+        }
+        Ok(())
+    }
+
+    async fn forge_failed(&self, row: &RequestRow, e: &ForgeError, duration_ms: u64, what: &str) -> anyhow::Result<()> {
+        let attempts = row.forge_attempts + 1;
+        let delay = match e {
+            ForgeError::Transient(_) => backoff(attempts),
+            ForgeError::Permanent(_) => MAX_BACKOFF,
+        };
+        let next = time::now_ms() + time::duration_ms(delay);
+        tracing::warn!(request.id = %row.id, attempts, retry_in_ms = delay.as_millis() as u64, duration_ms, error = %e, "forge could not {what}; will retry");
+        self.store.forge_failed(&row.request_id(), attempts, next, &e.to_string()).await
+    }
+
+    async fn sweep_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        while !*shutdown.borrow() {
+            let now = time::now_ms();
+            self.expire_now(now).await;
+            if let Err(e) = self.store.prune_signatures(now).await {
+                tracing::error!(error = %e, "pruning old signatures failed");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.sweep_interval) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_doubles_then_caps() {
+        assert_eq!(backoff(1), Duration::from_secs(2));
+        assert_eq!(backoff(3), Duration::from_secs(8));
+        assert_eq!(backoff(40), Duration::from_secs(300));
+    }
+}

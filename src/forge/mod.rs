@@ -1,0 +1,67 @@
+//! Forges host the human review of a request: the local git repository (the embedded default)
+//! now, GitHub later. The engine talks to them only through [`Forge`].
+
+mod local;
+
+pub use local::LocalForge;
+
+use crate::engine::State;
+use crate::request::{AgentId, Digest, RequestId, Submission};
+
+/// Everything a forge needs to open a review. The submission is raw: each forge must mask what
+/// it publishes.
+pub struct ReviewRequest<'a> {
+    pub id: &'a RequestId,
+    pub agent: &'a AgentId,
+    pub submission: &'a Submission,
+    pub digest: &'a Digest,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+/// Where a review lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewRef {
+    /// Forge-specific reference (a branch for the local forge, a pull request number on GitHub).
+    pub reference: String,
+    /// The commit under review.
+    pub head: String,
+    /// Where a human goes to review it.
+    pub url: String,
+}
+
+/// A decision to show on the review.
+pub struct Decision<'a> {
+    pub id: &'a RequestId,
+    pub state: State,
+    pub actor: &'a str,
+    pub reason: Option<&'a str>,
+    pub digest: &'a Digest,
+}
+
+/// Forge failures. Messages never carry request data.
+#[derive(Debug, thiserror::Error)]
+pub enum ForgeError {
+    /// Worth retrying later (I/O, rate limits, the forge being down).
+    #[error("forge temporarily unavailable: {0}")]
+    Transient(String),
+    /// Will not succeed on retry without an operator fixing something.
+    #[error("forge refused the operation: {0}")]
+    Permanent(String),
+}
+
+#[async_trait::async_trait]
+pub trait Forge: Send + Sync + 'static {
+    /// Short name for logs and status output.
+    fn name(&self) -> &'static str;
+
+    /// Opens the review for a request. Must be idempotent: after a crash the engine calls it
+    /// again for the same request and expects the same review back.
+    async fn open_review(&self, request: &ReviewRequest<'_>) -> Result<ReviewRef, ForgeError>;
+
+    /// Shows a decision (approval, denial, expiry, cancellation) on the review. Idempotent.
+    async fn publish_decision(&self, review: &str, decision: &Decision<'_>) -> Result<(), ForgeError>;
+
+    /// Whether the forge is reachable (for `/readyz`).
+    async fn health(&self) -> Result<(), ForgeError>;
+}

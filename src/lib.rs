@@ -1,0 +1,17 @@
+//! countersign: a GitOps approval bot for AI agents.
+//!
+//! Agents submit signed change requests ([`request`]); the [`engine`] keeps each one in a durable
+//! state machine backed by the [`store`]; a [`forge`] opens a review for it (a branch in a local git
+//! repository by default); reviewers approve or deny through the [`server`]; the [`cli`] wraps all
+//! of it. See `docs/ARCHITECTURE.md` for the map.
+
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod forge;
+pub mod mask;
+pub mod request;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod time;

@@ -1,0 +1,184 @@
+//! The HTTP API (axum): agent intake and status, reviewer decisions, health, readiness and
+//! metrics; plus [`Server`], which assembles store, forge and engine and runs them.
+
+mod auth;
+mod body;
+mod error;
+mod intake;
+mod reviews;
+
+pub use error::ApiError;
+
+use crate::config::ServerConfig;
+use crate::engine::Engine;
+use crate::forge::{Forge, LocalForge};
+use crate::store::Store;
+use crate::telemetry::{HttpLabels, Metrics, RouteLabels};
+use anyhow::Context as _;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub metrics: Arc<Metrics>,
+    pub max_body_bytes: usize,
+}
+
+/// The router with every route and the metrics middleware.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/requests", post(intake::submit))
+        .route("/v1/requests/{id}", get(intake::status))
+        .route("/v1/requests/{id}/reviews", post(reviews::submit_review))
+        .route("/v1/requests/{id}/review", get(reviews::show_review))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+async fn observe(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    app.metrics
+        .http_requests
+        .get_or_create(&HttpLabels { route: route.clone(), method: method.clone(), status })
+        .inc();
+    app.metrics.http_duration.get_or_create(&RouteLabels { route: route.clone() }).observe(elapsed.as_secs_f64());
+    tracing::debug!(http.route = %route, http.method = %method, http.status = status, duration_ms = elapsed.as_millis() as u64, "http request");
+    response
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(app): State<AppState>) -> Response {
+    let database = app.engine.store().ping().await.map_err(|e| e.to_string());
+    let forge = app.engine.forge().health().await.map_err(|e| e.to_string());
+    let check = |r: &Result<(), String>| match r {
+        Ok(()) => json!({ "ok": true }),
+        Err(e) => json!({ "ok": false, "error": e }),
+    };
+    let ready = database.is_ok() && forge.is_ok();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "database": check(&database),
+        "repository": check(&forge),
+    });
+    (status, Json(body)).into_response()
+}
+
+async fn metrics(State(app): State<AppState>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+/// A running server: its address, engine and a handle to stop it.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub engine: Arc<Engine>,
+    pub forge: Arc<LocalForge>,
+    shutdown: watch::Sender<bool>,
+    http: JoinHandle<std::io::Result<()>>,
+    background: JoinHandle<()>,
+}
+
+impl Server {
+    /// Opens the store and repository (creating the embedded ones if needed), binds the listener
+    /// and starts serving and the background workers.
+    pub async fn start(config: &ServerConfig) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+        let store = Store::open(&config.database_path(), config.synchronous).await?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+        let forge = Arc::new(LocalForge::open(&config.repo_path(), &config.base_branch, config.repo.is_none(), &public_url)?);
+        let engine = Engine::new(store, forge.clone() as Arc<dyn Forge>, config);
+        let state = AppState { engine: engine.clone(), metrics: Arc::new(Metrics::new()), max_body_bytes: config.max_body_bytes };
+        let (shutdown, rx) = watch::channel(false);
+        let mut http_rx = rx.clone();
+        let app = router(state);
+        let http = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = http_rx.wait_for(|stop| *stop).await;
+                })
+                .await
+        });
+        let background = tokio::spawn(engine.clone().run_background(rx));
+        tracing::info!(listen = %addr, data_dir = %config.data_dir.display(), repo = %config.repo_path().display(), "countersign serving");
+        Ok(Self { addr, engine, forge, shutdown, http, background })
+    }
+
+    /// Base URL of the running server.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting connections, finishes in-flight requests and background passes.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.http.await.context("http task panicked")?.context("http server failed")?;
+        self.background.await.context("background task panicked")?;
+        self.engine.store().close().await;
+        Ok(())
+    }
+
+    /// Runs until Ctrl-C or SIGTERM, then stops gracefully.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        self.stop().await
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

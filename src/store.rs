@@ -1,0 +1,471 @@
+//! Durable state in SQLite (sqlx, WAL): requests, their events, reviews, seen signatures and
+//! idempotency keys. Every state change is one transaction together with its event row.
+//! Writes go through a single connection (SQLite has one writer anyway), reads through a pool.
+
+use crate::config::Synchronous;
+use crate::engine::State;
+use crate::request::{AgentId, Digest, RequestId, Submission};
+use anyhow::Context as _;
+use serde_json::Value;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{FromRow, SqlitePool};
+use std::path::Path;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Clone)]
+pub struct Store {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+/// A stored request.
+#[derive(Debug, Clone, FromRow)]
+pub struct RequestRow {
+    pub id: String,
+    pub agent_id: String,
+    pub kind: String,
+    pub action: String,
+    pub resource: String,
+    pub environment: String,
+    pub digest: String,
+    pub submission: String,
+    pub state: String,
+    pub review_ref: Option<String>,
+    pub review_url: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub expires_at: i64,
+    pub forge_attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+}
+
+impl RequestRow {
+    pub fn state(&self) -> State {
+        State::parse(&self.state).unwrap_or(State::Failed)
+    }
+
+    pub fn request_id(&self) -> RequestId {
+        RequestId::parse(&self.id).expect("stored ids are valid")
+    }
+
+    pub fn submission(&self) -> anyhow::Result<Submission> {
+        serde_json::from_str(&self.submission).context("stored submission is unreadable")
+    }
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct ReviewRow {
+    pub reviewer: String,
+    pub decision: String,
+    pub reason: Option<String>,
+    pub digest: String,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct EventRow {
+    pub seq: i64,
+    pub request_id: String,
+    pub kind: String,
+    pub from_state: Option<String>,
+    pub to_state: Option<String>,
+    pub actor: String,
+    pub detail: String,
+    pub at: i64,
+}
+
+/// A request about to be stored, with everything intake checked.
+pub struct NewRequest<'a> {
+    pub id: &'a RequestId,
+    pub agent: &'a AgentId,
+    pub submission: &'a Submission,
+    pub digest: &'a Digest,
+    pub now_ms: i64,
+    pub expires_at: i64,
+    pub signature: &'a str,
+    pub signature_expires_at: i64,
+    pub idempotency: Option<(&'a str, &'a Digest)>,
+    /// The response body to replay for an idempotent retry.
+    pub response: &'a Value,
+}
+
+/// What happened to a submission at the store.
+#[derive(Debug)]
+pub enum InsertOutcome {
+    Inserted,
+    /// The same idempotency key and content were seen before: the original response.
+    Repeat(Value),
+    /// The idempotency key was used before for different content.
+    KeyReused,
+    /// This exact signature was already used.
+    Replay,
+}
+
+/// A state change that lost a race: the request was no longer in the expected state.
+#[derive(Debug, thiserror::Error)]
+#[error("request is {actual}, not {expected}")]
+pub struct StateConflict {
+    pub expected: State,
+    pub actual: State,
+}
+
+/// A review to record with its transition.
+pub struct NewReview<'a> {
+    pub reviewer: &'a str,
+    pub decision: &'a str,
+    pub reason: Option<&'a str>,
+    pub digest: &'a str,
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+impl Store {
+    /// Opens (creating if needed) the database and applies migrations.
+    pub async fn open(path: &Path, synchronous: Synchronous) -> anyhow::Result<Self> {
+        let sync = match synchronous {
+            Synchronous::Normal => SqliteSynchronous::Normal,
+            Synchronous::Full => SqliteSynchronous::Full,
+        };
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(sync)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .with_context(|| format!("cannot open database {}", path.display()))?;
+        MIGRATOR.run(&writer).await.context("database migration failed")?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await
+            .with_context(|| format!("cannot open database {} for reading", path.display()))?;
+        Ok(Self { writer, reader })
+    }
+
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    /// Stores an accepted request, its `received` event, its signature and idempotency key in
+    /// one transaction; or reports why it must not be stored.
+    pub async fn insert_request(&self, new: NewRequest<'_>) -> anyhow::Result<InsertOutcome> {
+        let mut tx = self.writer.begin().await?;
+        if let Some((key, fingerprint)) = new.idempotency {
+            let prior: Option<(String, String)> = sqlx::query_as(
+                "SELECT fingerprint, response FROM idempotency_keys WHERE agent_id = ? AND key = ?",
+            )
+            .bind(new.agent.as_str())
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((stored_fp, response)) = prior {
+                if stored_fp != fingerprint.as_str() {
+                    return Ok(InsertOutcome::KeyReused);
+                }
+                return Ok(InsertOutcome::Repeat(serde_json::from_str(&response)?));
+            }
+        }
+        let seen = sqlx::query(
+            "INSERT INTO seen_signatures (agent_id, signature, expires_at) VALUES (?, ?, ?)",
+        )
+        .bind(new.agent.as_str())
+        .bind(new.signature)
+        .bind(new.signature_expires_at)
+        .execute(&mut *tx)
+        .await;
+        match seen {
+            Err(e) if is_unique_violation(&e) => return Ok(InsertOutcome::Replay),
+            other => {
+                other?;
+            }
+        }
+        let s = new.submission;
+        sqlx::query(
+            "INSERT INTO requests (id, agent_id, kind, action, resource, environment, digest, \
+             submission, state, created_at, updated_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(new.id.as_str())
+        .bind(new.agent.as_str())
+        .bind(s.kind.as_str())
+        .bind(&s.action)
+        .bind(&s.resource)
+        .bind(&s.environment)
+        .bind(new.digest.as_str())
+        .bind(serde_json::to_string(s)?)
+        .bind(State::Received.as_str())
+        .bind(new.now_ms)
+        .bind(new.now_ms)
+        .bind(new.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        let detail = serde_json::json!({ "digest": new.digest.as_str() });
+        insert_event(&mut tx, new.id.as_str(), "received", None, Some(State::Received), new.agent.as_str(), &detail, new.now_ms).await?;
+        if let Some((key, fingerprint)) = new.idempotency {
+            sqlx::query(
+                "INSERT INTO idempotency_keys (agent_id, key, fingerprint, request_id, response, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(new.agent.as_str())
+            .bind(key)
+            .bind(fingerprint.as_str())
+            .bind(new.id.as_str())
+            .bind(new.response.to_string())
+            .bind(new.now_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(InsertOutcome::Inserted)
+    }
+
+    pub async fn get_request(&self, id: &RequestId) -> anyhow::Result<Option<RequestRow>> {
+        Ok(sqlx::query_as("SELECT * FROM requests WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&self.reader)
+            .await?)
+    }
+
+    pub async fn reviews(&self, id: &RequestId) -> anyhow::Result<Vec<ReviewRow>> {
+        Ok(sqlx::query_as(
+            "SELECT reviewer, decision, reason, digest, at FROM reviews WHERE request_id = ? ORDER BY id",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    pub async fn events(&self, id: &RequestId) -> anyhow::Result<Vec<EventRow>> {
+        Ok(sqlx::query_as("SELECT * FROM events WHERE request_id = ? ORDER BY seq")
+            .bind(id.as_str())
+            .fetch_all(&self.reader)
+            .await?)
+    }
+
+    /// Requests whose review still has to be opened and whose retry time has come.
+    pub async fn due_for_review(&self, now_ms: i64, limit: i64) -> anyhow::Result<Vec<RequestRow>> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM requests WHERE state = 'received' AND next_attempt_at <= ? \
+             ORDER BY next_attempt_at, id LIMIT ?",
+        )
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&self.writer)
+        .await?)
+    }
+
+    /// Decided requests whose decision the forge has not shown yet.
+    pub async fn due_for_publication(&self, now_ms: i64, limit: i64) -> anyhow::Result<Vec<RequestRow>> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM requests WHERE decision_published = 0 AND review_ref IS NOT NULL \
+             AND state NOT IN ('received', 'pending_review') AND next_attempt_at <= ? \
+             ORDER BY updated_at LIMIT ?",
+        )
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&self.writer)
+        .await?)
+    }
+
+    /// `received → pending_review` with the review reference.
+    pub async fn review_opened(
+        &self,
+        id: &RequestId,
+        review_ref: &str,
+        review_url: &str,
+        now_ms: i64,
+    ) -> Result<(), TransitionError> {
+        let mut tx = self.writer.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE requests SET state = 'pending_review', review_ref = ?, review_url = ?, \
+             updated_at = ?, last_error = NULL, next_attempt_at = 0 WHERE id = ? AND state = 'received'",
+        )
+        .bind(review_ref)
+        .bind(review_url)
+        .bind(now_ms)
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(conflict(&mut tx, id, State::Received).await);
+        }
+        let detail = serde_json::json!({ "review_ref": review_ref, "review_url": review_url });
+        insert_event(&mut tx, id.as_str(), "review_opened", Some(State::Received), Some(State::PendingReview), "countersign", &detail, now_ms).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a failed forge attempt and when to try again. `error` must carry no request data.
+    pub async fn forge_failed(&self, id: &RequestId, attempts: i64, next_attempt_at: i64, error: &str) -> anyhow::Result<()> {
+        sqlx::query("UPDATE requests SET forge_attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?")
+            .bind(attempts)
+            .bind(next_attempt_at)
+            .bind(error)
+            .bind(id.as_str())
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn decision_published(&self, id: &RequestId) -> anyhow::Result<()> {
+        sqlx::query("UPDATE requests SET decision_published = 1, forge_attempts = 0, next_attempt_at = 0, last_error = NULL WHERE id = ?")
+            .bind(id.as_str())
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a review and, if `to` is given, the transition it causes, atomically; fails with a
+    /// conflict if the request is not `pending_review` any more.
+    pub async fn record_review(
+        &self,
+        id: &RequestId,
+        review: NewReview<'_>,
+        to: State,
+        now_ms: i64,
+    ) -> Result<(), TransitionError> {
+        let mut tx = self.writer.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE requests SET state = ?, updated_at = ?, next_attempt_at = 0 \
+             WHERE id = ? AND state = 'pending_review' AND expires_at > ?",
+        )
+        .bind(to.as_str())
+        .bind(now_ms)
+        .bind(id.as_str())
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(conflict(&mut tx, id, State::PendingReview).await);
+        }
+        sqlx::query("INSERT INTO reviews (request_id, reviewer, decision, reason, digest, at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(id.as_str())
+            .bind(review.reviewer)
+            .bind(review.decision)
+            .bind(review.reason)
+            .bind(review.digest)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        let detail = serde_json::json!({
+            "decision": review.decision,
+            "reason": review.reason,
+            "digest": review.digest,
+        });
+        insert_event(&mut tx, id.as_str(), to.as_str(), Some(State::PendingReview), Some(to), review.reviewer, &detail, now_ms).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Moves every undecided request whose time is up to `expired`; returns their ids.
+    pub async fn expire_due(&self, now_ms: i64) -> anyhow::Result<Vec<RequestId>> {
+        let mut tx = self.writer.begin().await?;
+        let due: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, state FROM requests WHERE state IN ('received', 'pending_review') AND expires_at <= ? LIMIT 500",
+        )
+        .bind(now_ms)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (id, from) in &due {
+            sqlx::query("UPDATE requests SET state = 'expired', updated_at = ?, next_attempt_at = 0 WHERE id = ?")
+                .bind(now_ms)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            let detail = serde_json::json!({ "reason": "no decision before the request expired" });
+            insert_event(&mut tx, id, "expired", State::parse(from), Some(State::Expired), "countersign", &detail, now_ms).await?;
+        }
+        tx.commit().await?;
+        Ok(due.iter().filter_map(|(id, _)| RequestId::parse(id)).collect())
+    }
+
+    /// Forgets signatures that can no longer pass the timestamp window.
+    pub async fn prune_signatures(&self, now_ms: i64) -> anyhow::Result<u64> {
+        let r = sqlx::query("DELETE FROM seen_signatures WHERE expires_at < ?")
+            .bind(now_ms)
+            .execute(&self.writer)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Row counts of every table, for readiness output and tests.
+    pub async fn table_counts(&self) -> anyhow::Result<Vec<(&'static str, i64)>> {
+        let mut out = Vec::new();
+        for table in ["requests", "events", "reviews", "seen_signatures", "idempotency_keys"] {
+            let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
+                .fetch_one(&self.reader)
+                .await?;
+            out.push((table, n));
+        }
+        Ok(out)
+    }
+
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}
+
+/// A transition that could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum TransitionError {
+    #[error(transparent)]
+    Conflict(#[from] StateConflict),
+    #[error("request not found")]
+    NotFound,
+    #[error(transparent)]
+    Store(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for TransitionError {
+    fn from(e: sqlx::Error) -> Self {
+        TransitionError::Store(e.into())
+    }
+}
+
+async fn conflict(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, id: &RequestId, expected: State) -> TransitionError {
+    let row: Result<Option<(String,)>, _> = sqlx::query_as("SELECT state FROM requests WHERE id = ?")
+        .bind(id.as_str())
+        .fetch_optional(&mut **tx)
+        .await;
+    match row {
+        Ok(Some((s,))) => StateConflict { expected, actual: State::parse(&s).unwrap_or(State::Failed) }.into(),
+        Ok(None) => TransitionError::NotFound,
+        Err(e) => e.into(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    request_id: &str,
+    kind: &str,
+    from: Option<State>,
+    to: Option<State>,
+    actor: &str,
+    detail: &Value,
+    at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO events (request_id, kind, from_state, to_state, actor, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        .bind(request_id)
+        .bind(kind)
+        .bind(from.map(State::as_str))
+        .bind(to.map(State::as_str))
+        .bind(actor)
+        .bind(detail.to_string())
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
