@@ -101,7 +101,10 @@ pub struct ConfigError {
 }
 
 fn bad(field: impl Into<String>, problem: impl Into<String>) -> ConfigError {
-    ConfigError { field: field.into(), problem: problem.into() }
+    ConfigError {
+        field: field.into(),
+        problem: problem.into(),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,7 +203,9 @@ impl ServerConfig {
     /// Merges flags/env over the file over defaults and validates everything.
     pub fn resolve(file: FileConfig, over: ServeOverrides) -> Result<Self, ConfigError> {
         let mut c = Self::embedded(
-            over.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(".countersign")),
+            over.data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(".countersign")),
         );
         if let Some(listen) = over.listen.or(file.listen) {
             c.listen = listen
@@ -211,7 +216,8 @@ impl ServerConfig {
         if let Some(b) = over.base_branch.or(file.base_branch) {
             c.base_branch = b;
         }
-        if c.base_branch.is_empty() || c.base_branch.contains(['~', '^', ':', ' ', '\\', '*', '?']) {
+        if c.base_branch.is_empty() || c.base_branch.contains(['~', '^', ':', ' ', '\\', '*', '?'])
+        {
             return Err(bad("base_branch", "must be a valid branch name"));
         }
         if let Some(url) = over.public_url.or(file.public_url) {
@@ -260,7 +266,9 @@ impl ServerConfig {
 
     /// The GitOps repository path (given, or the embedded one in the data directory).
     pub fn repo_path(&self) -> PathBuf {
-        self.repo.clone().unwrap_or_else(|| self.data_dir.join("repo"))
+        self.repo
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("repo.git"))
     }
 
     pub fn database_path(&self) -> PathBuf {
@@ -273,10 +281,16 @@ fn load_agents(entries: &[AgentEntry]) -> Result<Vec<Agent>, ConfigError> {
     for (i, e) in entries.iter().enumerate() {
         let field = format!("agents[{i}]");
         let id = AgentId::parse(&e.id).ok_or_else(|| {
-            bad(format!("{field}.id"), "must be 1-64 letters, digits, '.', '_' or '-'")
+            bad(
+                format!("{field}.id"),
+                "must be 1-64 letters, digits, '.', '_' or '-'",
+            )
         })?;
         if agents.iter().any(|a| a.id == id) {
-            return Err(bad(format!("{field}.id"), format!("agent `{id}` is declared twice")));
+            return Err(bad(
+                format!("{field}.id"),
+                format!("agent `{id}` is declared twice"),
+            ));
         }
         if e.keys.is_empty() {
             return Err(bad(format!("{field}.keys"), "at least one key is required"));
@@ -287,7 +301,11 @@ fn load_agents(entries: &[AgentEntry]) -> Result<Vec<Agent>, ConfigError> {
             let bytes = read_secret(src, &kf)?;
             keys.push(AgentKey::new(bytes).map_err(|e| bad(&kf, e.to_string()))?);
         }
-        agents.push(Agent { id, owners: e.owners.clone(), keys });
+        agents.push(Agent {
+            id,
+            owners: e.owners.clone(),
+            keys,
+        });
     }
     Ok(agents)
 }
@@ -305,7 +323,8 @@ pub fn read_secret(src: &KeySource, field: &str) -> Result<Vec<u8>, ConfigError>
 
 /// Reads a key or token file, trimming trailing whitespace.
 pub fn read_secret_file(path: &Path) -> Result<Vec<u8>, String> {
-    let mut bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     while bytes.last().is_some_and(|b| b.is_ascii_whitespace()) {
         bytes.pop();
     }
@@ -317,7 +336,10 @@ fn load_reviewers(entries: &[ReviewerEntry]) -> Result<Vec<Reviewer>, ConfigErro
     for (i, e) in entries.iter().enumerate() {
         let field = format!("reviewers[{i}]");
         if AgentId::parse(&e.name).is_none() {
-            return Err(bad(format!("{field}.name"), "must be 1-64 letters, digits, '.', '_' or '-'"));
+            return Err(bad(
+                format!("{field}.name"),
+                "must be 1-64 letters, digits, '.', '_' or '-'",
+            ));
         }
         if out.iter().any(|r| r.name == e.name) {
             return Err(bad(format!("{field}.name"), "reviewer declared twice"));
@@ -326,7 +348,10 @@ fn load_reviewers(entries: &[ReviewerEntry]) -> Result<Vec<Reviewer>, ConfigErro
             .ok()
             .and_then(|v| v.try_into().ok())
             .ok_or_else(|| bad(format!("{field}.token_sha256"), "must be 64 hex digits"))?;
-        out.push(Reviewer { name: e.name.clone(), token_sha256: hash });
+        out.push(Reviewer {
+            name: e.name.clone(),
+            token_sha256: hash,
+        });
     }
     Ok(out)
 }
@@ -351,9 +376,18 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        assert!(parse("listen = \"nowhere\"").unwrap_err().contains("`listen`"));
-        assert!(parse("request_ttl = \"soon\"").unwrap_err().contains("request_ttl"));
-        let e = parse("[[agents]]\nid = \"a\"\nkeys = [{ env = \"COUNTERSIGN_TEST_UNSET_VAR\" }]").unwrap_err();
+        assert!(
+            parse("listen = \"nowhere\"")
+                .unwrap_err()
+                .contains("`listen`")
+        );
+        assert!(
+            parse("request_ttl = \"soon\"")
+                .unwrap_err()
+                .contains("request_ttl")
+        );
+        let e = parse("[[agents]]\nid = \"a\"\nkeys = [{ env = \"COUNTERSIGN_TEST_UNSET_VAR\" }]")
+            .unwrap_err();
         assert!(e.contains("agents[0].keys[0]"), "{e}");
     }
 
@@ -364,7 +398,10 @@ mod tests {
         std::fs::write(&path, "too-short\n").unwrap();
         let text = format!("[[agents]]\nid = \"a\"\nkeys = [{{ file = {:?} }}]", path);
         let e = parse(&text).unwrap_err();
-        assert!(e.contains("agents[0].keys[0]") && e.contains("at least 32"), "{e}");
+        assert!(
+            e.contains("agents[0].keys[0]") && e.contains("at least 32"),
+            "{e}"
+        );
         std::fs::write(&path, "0123456789abcdef0123456789abcdef\n").unwrap();
         let c = parse(&text).unwrap();
         assert_eq!(c.agents[0].keys.len(), 1);

@@ -143,7 +143,10 @@ impl Store {
             .connect_with(options.clone())
             .await
             .with_context(|| format!("cannot open database {}", path.display()))?;
-        MIGRATOR.run(&writer).await.context("database migration failed")?;
+        MIGRATOR
+            .run(&writer)
+            .await
+            .context("database migration failed")?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
@@ -211,7 +214,17 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let detail = serde_json::json!({ "digest": new.digest.as_str() });
-        insert_event(&mut tx, new.id.as_str(), "received", None, Some(State::Received), new.agent.as_str(), &detail, new.now_ms).await?;
+        insert_event(
+            &mut tx,
+            new.id.as_str(),
+            "received",
+            None,
+            Some(State::Received),
+            new.agent.as_str(),
+            &detail,
+            new.now_ms,
+        )
+        .await?;
         if let Some((key, fingerprint)) = new.idempotency {
             sqlx::query(
                 "INSERT INTO idempotency_keys (agent_id, key, fingerprint, request_id, response, created_at) \
@@ -247,10 +260,12 @@ impl Store {
     }
 
     pub async fn events(&self, id: &RequestId) -> anyhow::Result<Vec<EventRow>> {
-        Ok(sqlx::query_as("SELECT * FROM events WHERE request_id = ? ORDER BY seq")
-            .bind(id.as_str())
-            .fetch_all(&self.reader)
-            .await?)
+        Ok(
+            sqlx::query_as("SELECT * FROM events WHERE request_id = ? ORDER BY seq")
+                .bind(id.as_str())
+                .fetch_all(&self.reader)
+                .await?,
+        )
     }
 
     /// Requests whose review still has to be opened and whose retry time has come.
@@ -266,7 +281,11 @@ impl Store {
     }
 
     /// Decided requests whose decision the forge has not shown yet.
-    pub async fn due_for_publication(&self, now_ms: i64, limit: i64) -> anyhow::Result<Vec<RequestRow>> {
+    pub async fn due_for_publication(
+        &self,
+        now_ms: i64,
+        limit: i64,
+    ) -> anyhow::Result<Vec<RequestRow>> {
         Ok(sqlx::query_as(
             "SELECT * FROM requests WHERE decision_published = 0 AND review_ref IS NOT NULL \
              AND state NOT IN ('received', 'pending_review') AND next_attempt_at <= ? \
@@ -301,13 +320,29 @@ impl Store {
             return Err(conflict(&mut tx, id, State::Received).await);
         }
         let detail = serde_json::json!({ "review_ref": review_ref, "review_url": review_url });
-        insert_event(&mut tx, id.as_str(), "review_opened", Some(State::Received), Some(State::PendingReview), "countersign", &detail, now_ms).await?;
+        insert_event(
+            &mut tx,
+            id.as_str(),
+            "review_opened",
+            Some(State::Received),
+            Some(State::PendingReview),
+            "countersign",
+            &detail,
+            now_ms,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Records a failed forge attempt and when to try again. `error` must carry no request data.
-    pub async fn forge_failed(&self, id: &RequestId, attempts: i64, next_attempt_at: i64, error: &str) -> anyhow::Result<()> {
+    pub async fn forge_failed(
+        &self,
+        id: &RequestId,
+        attempts: i64,
+        next_attempt_at: i64,
+        error: &str,
+    ) -> anyhow::Result<()> {
         sqlx::query("UPDATE requests SET forge_attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?")
             .bind(attempts)
             .bind(next_attempt_at)
@@ -363,7 +398,17 @@ impl Store {
             "reason": review.reason,
             "digest": review.digest,
         });
-        insert_event(&mut tx, id.as_str(), to.as_str(), Some(State::PendingReview), Some(to), review.reviewer, &detail, now_ms).await?;
+        insert_event(
+            &mut tx,
+            id.as_str(),
+            to.as_str(),
+            Some(State::PendingReview),
+            Some(to),
+            review.reviewer,
+            &detail,
+            now_ms,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -384,10 +429,23 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             let detail = serde_json::json!({ "reason": "no decision before the request expired" });
-            insert_event(&mut tx, id, "expired", State::parse(from), Some(State::Expired), "countersign", &detail, now_ms).await?;
+            insert_event(
+                &mut tx,
+                id,
+                "expired",
+                State::parse(from),
+                Some(State::Expired),
+                "countersign",
+                &detail,
+                now_ms,
+            )
+            .await?;
         }
         tx.commit().await?;
-        Ok(due.iter().filter_map(|(id, _)| RequestId::parse(id)).collect())
+        Ok(due
+            .iter()
+            .filter_map(|(id, _)| RequestId::parse(id))
+            .collect())
     }
 
     /// Forgets signatures that can no longer pass the timestamp window.
@@ -402,7 +460,13 @@ impl Store {
     /// Row counts of every table, for readiness output and tests.
     pub async fn table_counts(&self) -> anyhow::Result<Vec<(&'static str, i64)>> {
         let mut out = Vec::new();
-        for table in ["requests", "events", "reviews", "seen_signatures", "idempotency_keys"] {
+        for table in [
+            "requests",
+            "events",
+            "reviews",
+            "seen_signatures",
+            "idempotency_keys",
+        ] {
             let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(&self.reader)
                 .await?;
@@ -434,13 +498,22 @@ impl From<sqlx::Error> for TransitionError {
     }
 }
 
-async fn conflict(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, id: &RequestId, expected: State) -> TransitionError {
-    let row: Result<Option<(String,)>, _> = sqlx::query_as("SELECT state FROM requests WHERE id = ?")
-        .bind(id.as_str())
-        .fetch_optional(&mut **tx)
-        .await;
+async fn conflict(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    id: &RequestId,
+    expected: State,
+) -> TransitionError {
+    let row: Result<Option<(String,)>, _> =
+        sqlx::query_as("SELECT state FROM requests WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&mut **tx)
+            .await;
     match row {
-        Ok(Some((s,))) => StateConflict { expected, actual: State::parse(&s).unwrap_or(State::Failed) }.into(),
+        Ok(Some((s,))) => StateConflict {
+            expected,
+            actual: State::parse(&s).unwrap_or(State::Failed),
+        }
+        .into(),
         Ok(None) => TransitionError::NotFound,
         Err(e) => e.into(),
     }

@@ -15,7 +15,9 @@ pub fn init_tracing(format: LogFormat, level: &str) -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .map_err(|e| anyhow::anyhow!("invalid configuration: `log_level`: {e}"))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.compact().try_init(),
@@ -62,23 +64,51 @@ impl Metrics {
         let mut registry = Registry::with_prefix("countersign");
         let http_requests = Family::<HttpLabels, Counter>::default();
         let http_duration = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])
+            Histogram::new([
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ])
         });
         let intake = Family::<OutcomeLabels, Counter>::default();
         let reviews = Family::<OutcomeLabels, Counter>::default();
-        registry.register("http_requests", "HTTP requests by route, method and status", http_requests.clone());
-        registry.register("http_request_duration_seconds", "HTTP request latency by route", http_duration.clone());
-        registry.register("intake_requests", "Change request submissions by outcome", intake.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests by route, method and status",
+            http_requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            http_duration.clone(),
+        );
+        registry.register(
+            "intake_requests",
+            "Change request submissions by outcome",
+            intake.clone(),
+        );
         registry.register("reviews", "Review submissions by outcome", reviews.clone());
-        Self { registry, http_requests, http_duration, intake, reviews }
+        Self {
+            registry,
+            http_requests,
+            http_duration,
+            intake,
+            reviews,
+        }
     }
 
     pub fn count_intake(&self, outcome: &str) {
-        self.intake.get_or_create(&OutcomeLabels { outcome: outcome.to_owned() }).inc();
+        self.intake
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     pub fn count_review(&self, outcome: &str) {
-        self.reviews.get_or_create(&OutcomeLabels { outcome: outcome.to_owned() }).inc();
+        self.reviews
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     /// Prometheus text exposition format.

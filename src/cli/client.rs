@@ -16,7 +16,10 @@ pub struct Answer {
 
 async fn answer(response: reqwest::Response) -> anyhow::Result<Answer> {
     let status = response.status();
-    let text = response.text().await.context("reading the server's answer")?;
+    let text = response
+        .text()
+        .await
+        .context("reading the server's answer")?;
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     Ok(Answer { status, body })
 }
@@ -32,7 +35,12 @@ pub struct AgentClient {
 
 impl AgentClient {
     pub fn new(base: &str, agent: &str, key: AgentKey) -> Self {
-        Self { http: reqwest::Client::new(), base: base.trim_end_matches('/').to_owned(), agent: agent.to_owned(), key }
+        Self {
+            http: reqwest::Client::new(),
+            base: base.trim_end_matches('/').to_owned(),
+            agent: agent.to_owned(),
+            key,
+        }
     }
 
     fn signed(&self, method: Method, path: &str, body: &[u8]) -> reqwest::RequestBuilder {
@@ -46,7 +54,11 @@ impl AgentClient {
     }
 
     /// `POST /v1/requests` with a JSON body.
-    pub async fn submit(&self, body: &[u8], idempotency_key: Option<&str>) -> anyhow::Result<Answer> {
+    pub async fn submit(
+        &self,
+        body: &[u8],
+        idempotency_key: Option<&str>,
+    ) -> anyhow::Result<Answer> {
         let mut req = self
             .signed(Method::POST, "/v1/requests", body)
             .header("content-type", "application/json")
@@ -54,13 +66,22 @@ impl AgentClient {
         if let Some(key) = idempotency_key {
             req = req.header("idempotency-key", key);
         }
-        answer(req.send().await.with_context(|| format!("cannot reach {}", self.base))?).await
+        answer(
+            req.send()
+                .await
+                .with_context(|| format!("cannot reach {}", self.base))?,
+        )
+        .await
     }
 
     /// `GET /v1/requests/{id}`.
     pub async fn status(&self, id: &str) -> anyhow::Result<Answer> {
         let path = format!("/v1/requests/{id}");
-        let resp = self.signed(Method::GET, &path, b"").send().await.with_context(|| format!("cannot reach {}", self.base))?;
+        let resp = self
+            .signed(Method::GET, &path, b"")
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.base))?;
         answer(resp).await
     }
 
@@ -78,7 +99,11 @@ impl AgentClient {
                 return Ok(a.body);
             }
             if std::time::Instant::now() > deadline {
-                anyhow::bail!("timed out waiting on request {id}; last answer {}: {}", a.status, a.body);
+                anyhow::bail!(
+                    "timed out waiting on request {id}; last answer {}: {}",
+                    a.status,
+                    a.body
+                );
             }
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
@@ -95,11 +120,20 @@ pub struct ReviewerClient {
 
 impl ReviewerClient {
     pub fn new(base: &str, token: &str) -> Self {
-        Self { http: reqwest::Client::new(), base: base.trim_end_matches('/').to_owned(), token: token.to_owned() }
+        Self {
+            http: reqwest::Client::new(),
+            base: base.trim_end_matches('/').to_owned(),
+            token: token.to_owned(),
+        }
     }
 
     /// `POST /v1/requests/{id}/reviews`.
-    pub async fn review(&self, id: &str, decision: &str, reason: Option<&str>) -> anyhow::Result<Answer> {
+    pub async fn review(
+        &self,
+        id: &str,
+        decision: &str,
+        reason: Option<&str>,
+    ) -> anyhow::Result<Answer> {
         let resp = self
             .http
             .post(format!("{}/v1/requests/{id}/reviews", self.base))

@@ -30,12 +30,18 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         keys: vec![AgentKey::new(agent_key.clone().into_bytes())?],
     });
     for (name, token) in [("alice", &alice), ("bob", &bob)] {
-        config.reviewers.push(Reviewer { name: name.into(), token_sha256: Sha256::digest(token.as_bytes()).into() });
+        config.reviewers.push(Reviewer {
+            name: name.into(),
+            token_sha256: Sha256::digest(token.as_bytes()).into(),
+        });
     }
 
     let server = Server::start(&config).await?;
     let url = server.url();
-    step(&format!("countersign is serving on {url} with state in {}", dir.display()));
+    step(&format!(
+        "countersign is serving on {url} with state in {}",
+        dir.display()
+    ));
     let agent = AgentClient::new(&url, "demo-agent", AgentKey::new(agent_key.into_bytes())?);
     let request = json!({
         "kind": "action",
@@ -45,36 +51,65 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         "justification": "Quarterly churn analysis for the finance team",
         "payload": { "table": "customers", "columns": ["email", "plan"], "where": { "email": "ann@example.com" }, "limit": 500 },
     });
-    step("demo-agent submits a signed db.export request (HMAC-SHA256 over timestamp, method, path and body)");
-    let submitted = agent.submit(&serde_json::to_vec(&request)?, Some("demo-1")).await?;
+    step(
+        "demo-agent submits a signed db.export request (HMAC-SHA256 over timestamp, method, path and body)",
+    );
+    let submitted = agent
+        .submit(&serde_json::to_vec(&request)?, Some("demo-1"))
+        .await?;
     show(&submitted.body);
-    ensure!(submitted.status == 202, "submission was not accepted: {}", submitted.status);
-    let id = submitted.body["id"].as_str().context("no id in the answer")?.to_owned();
+    ensure!(
+        submitted.status == 202,
+        "submission was not accepted: {}",
+        submitted.status
+    );
+    let id = submitted.body["id"]
+        .as_str()
+        .context("no id in the answer")?
+        .to_owned();
 
     step("the background worker opens a review: branch countersign/<id> in the git repository");
     let pending = agent
-        .wait_for(&id, Duration::from_secs(20), |s| s["state"] == "pending_review")
+        .wait_for(&id, Duration::from_secs(20), |s| {
+            s["state"] == "pending_review"
+        })
         .await?;
     show(&pending["review"]);
 
     step("alice owns demo-agent, so her approval is refused");
-    let refused = ReviewerClient::new(&url, &alice).review(&id, "approve", None).await?;
+    let refused = ReviewerClient::new(&url, &alice)
+        .review(&id, "approve", None)
+        .await?;
     show(&refused.body);
-    ensure!(refused.status == 403, "the owner's approval should be refused, got {}", refused.status);
+    ensure!(
+        refused.status == 403,
+        "the owner's approval should be refused, got {}",
+        refused.status
+    );
 
     step("bob reviews the masked request and approves it");
     let reviewer = ReviewerClient::new(&url, &bob);
     show(&reviewer.show(&id).await?.body["payload"]);
-    let approved = reviewer.review(&id, "approve", Some("scope matches the ticket")).await?;
+    let approved = reviewer
+        .review(&id, "approve", Some("scope matches the ticket"))
+        .await?;
     show(&approved.body);
-    ensure!(approved.status == 200, "approval failed: {}", approved.status);
+    ensure!(
+        approved.status == 200,
+        "approval failed: {}",
+        approved.status
+    );
 
     step("the agent sees the decision");
-    let status = agent.wait_for(&id, Duration::from_secs(10), |s| s["state"] == "approved").await?;
+    let status = agent
+        .wait_for(&id, Duration::from_secs(10), |s| s["state"] == "approved")
+        .await?;
     show(&status);
 
     let branch = format!("countersign/{id}");
-    step(&format!("the git repository holds the review branch {branch}"));
+    step(&format!(
+        "the git repository holds the review branch {branch}"
+    ));
     for file in server.forge.review_files(&branch)? {
         println!("    {file}");
     }
@@ -83,7 +118,10 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         if let Some(note) = server.forge.decision_note(&branch)? {
             break note;
         }
-        ensure!(std::time::Instant::now() < deadline, "the decision note never appeared");
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the decision note never appeared"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     };
     println!("  decision note (git notes --ref=countersign):");
@@ -94,8 +132,14 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     server.stop().await?;
     if keep {
         step("state kept for inspection:");
-        println!("    sqlite3 {}/countersign.db 'select seq, request_id, kind, actor from events'", dir.display());
-        println!("    git --git-dir {} log --notes=countersign --stat {branch}", repo.display());
+        println!(
+            "    sqlite3 {}/countersign.db 'select seq, request_id, kind, actor from events'",
+            dir.display()
+        );
+        println!(
+            "    git --git-dir {} log --notes=countersign --stat {branch}",
+            repo.display()
+        );
     }
     println!("\ndemo finished: request {id} approved");
     Ok(ExitCode::SUCCESS)

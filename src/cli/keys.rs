@@ -45,7 +45,8 @@ pub fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
 pub fn read_or_create(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<String> {
     if path.exists() {
         let bytes = crate::config::read_secret_file(path).map_err(anyhow::Error::msg)?;
-        return String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8", path.display()));
+        return String::from_utf8(bytes)
+            .with_context(|| format!("{} is not UTF-8", path.display()));
     }
     let secret = make();
     write_secret(path, &secret)?;
@@ -68,7 +69,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         assert_eq!(read_or_create(&path, || unreachable!()).unwrap(), a);
     }

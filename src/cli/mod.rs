@@ -16,16 +16,30 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
-#[command(name = "countersign", version, about = "GitOps approval bot: AI agents ask, humans countersign in git")]
+#[command(
+    name = "countersign",
+    version,
+    about = "GitOps approval bot: AI agents ask, humans countersign in git"
+)]
 pub struct Cli {
     /// Configuration file (default: ./countersign.toml when present).
     #[arg(long, global = true, env = "COUNTERSIGN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Log format: text or json.
-    #[arg(long, global = true, env = "COUNTERSIGN_LOG_FORMAT", value_name = "FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        env = "COUNTERSIGN_LOG_FORMAT",
+        value_name = "FORMAT"
+    )]
     pub log_format: Option<String>,
     /// Log level or filter (e.g. info, countersign=debug); RUST_LOG overrides it.
-    #[arg(long, global = true, env = "COUNTERSIGN_LOG_LEVEL", value_name = "FILTER")]
+    #[arg(
+        long,
+        global = true,
+        env = "COUNTERSIGN_LOG_LEVEL",
+        value_name = "FILTER"
+    )]
     pub log_level: Option<String>,
     #[command(subcommand)]
     pub command: Command,
@@ -111,7 +125,12 @@ pub struct AgentArgs {
     #[arg(long, env = "COUNTERSIGN_AGENT_KEY_FILE", value_name = "FILE")]
     pub key_file: Option<PathBuf>,
     /// The agent key itself (environment only; never pass secrets as flags).
-    #[arg(long, env = "COUNTERSIGN_AGENT_KEY", hide = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "COUNTERSIGN_AGENT_KEY",
+        hide = true,
+        hide_env_values = true
+    )]
     pub agent_key: Option<String>,
 }
 
@@ -168,10 +187,21 @@ pub struct ReviewArgs {
     #[arg(long, global = true, env = "COUNTERSIGN_SERVER", value_name = "URL")]
     pub server: Option<String>,
     /// File holding the reviewer token [default: .countersign/keys/local-reviewer.token].
-    #[arg(long, global = true, env = "COUNTERSIGN_REVIEWER_TOKEN_FILE", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "COUNTERSIGN_REVIEWER_TOKEN_FILE",
+        value_name = "FILE"
+    )]
     pub token_file: Option<PathBuf>,
     /// The reviewer token itself (environment only).
-    #[arg(long, global = true, env = "COUNTERSIGN_REVIEWER_TOKEN", hide = true, hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "COUNTERSIGN_REVIEWER_TOKEN",
+        hide = true,
+        hide_env_values = true
+    )]
     pub reviewer_token: Option<String>,
     #[command(subcommand)]
     pub action: ReviewAction,
@@ -245,13 +275,24 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let (file, file_path) = config::load_file(cli.config.as_deref())?;
-    let log_format = LogFormat::parse(cli.log_format.as_deref().or(file.log_format.as_deref()).unwrap_or("text"))?;
-    let log_level = cli.log_level.clone().or(file.log_level.clone()).unwrap_or_else(|| "info".into());
+    let log_format = LogFormat::parse(
+        cli.log_format
+            .as_deref()
+            .or(file.log_format.as_deref())
+            .unwrap_or("text"),
+    )?;
+    let log_level = cli
+        .log_level
+        .clone()
+        .or(file.log_level.clone())
+        .unwrap_or_else(|| "info".into());
     crate::telemetry::init_tracing(log_format, &log_level)?;
     if let Some(path) = &file_path {
         tracing::debug!(path = %path.display(), "configuration file loaded");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(file, args.overrides()).await,
@@ -268,23 +309,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn server_url(flag: &Option<String>, file: &ClientFile) -> String {
-    flag.clone().or(file.server.clone()).unwrap_or_else(|| "http://127.0.0.1:8080".into())
+    flag.clone()
+        .or(file.server.clone())
+        .unwrap_or_else(|| "http://127.0.0.1:8080".into())
 }
 
 fn agent_client(file: &ClientFile, args: &AgentArgs) -> anyhow::Result<AgentClient> {
-    let agent = args.agent.clone().or(file.agent.clone()).unwrap_or_else(|| "local-agent".into());
-    let key = match (&args.agent_key, args.key_file.clone().or(file.key_file.clone())) {
+    let agent = args
+        .agent
+        .clone()
+        .or(file.agent.clone())
+        .unwrap_or_else(|| "local-agent".into());
+    let key = match (
+        &args.agent_key,
+        args.key_file.clone().or(file.key_file.clone()),
+    ) {
         (Some(k), _) => k.clone().into_bytes(),
         (None, Some(path)) => config::read_secret_file(&path).map_err(anyhow::Error::msg)?,
         (None, None) => {
             let path = PathBuf::from(format!(".countersign/keys/{agent}.key"));
-            config::read_secret_file(&path).map_err(|e| {
-                anyhow::anyhow!("{e}; give --key-file or set COUNTERSIGN_AGENT_KEY")
-            })?
+            config::read_secret_file(&path)
+                .map_err(|e| anyhow::anyhow!("{e}; give --key-file or set COUNTERSIGN_AGENT_KEY"))?
         }
     };
     let key = AgentKey::new(key).context("agent key")?;
-    Ok(AgentClient::new(&server_url(&args.server, file), &agent, key))
+    Ok(AgentClient::new(
+        &server_url(&args.server, file),
+        &agent,
+        key,
+    ))
 }
 
 fn print_answer(a: Answer) -> anyhow::Result<ExitCode> {
@@ -301,23 +354,34 @@ fn print_answer(a: Answer) -> anyhow::Result<ExitCode> {
 async fn submit(file: &ClientFile, args: SubmitArgs) -> anyhow::Result<ExitCode> {
     let client = agent_client(file, &args.agent)?;
     let body = match &args.body_file {
-        Some(path) => std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+        Some(path) => {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
+        }
         None => serde_json::to_vec(&build_submission(&args)?)?,
     };
-    print_answer(client.submit(&body, args.idempotency_key.as_deref()).await?)
+    print_answer(
+        client
+            .submit(&body, args.idempotency_key.as_deref())
+            .await?,
+    )
 }
 
 fn build_submission(args: &SubmitArgs) -> anyhow::Result<serde_json::Value> {
     let payload: serde_json::Value = match (&args.payload, &args.payload_file) {
         (Some(text), _) => serde_json::from_str(text).context("--payload is not valid JSON")?,
-        (None, Some(path)) => serde_json::from_slice(&std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?)
-            .with_context(|| format!("{} is not valid JSON", path.display()))?,
+        (None, Some(path)) => serde_json::from_slice(
+            &std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+        )
+        .with_context(|| format!("{} is not valid JSON", path.display()))?,
         (None, None) => serde_json::Value::Null,
     };
     let mut changes = Vec::new();
     for spec in &args.change {
-        let (repo_path, local) = spec.split_once('=').context("--change must be REPO_PATH=LOCAL_FILE")?;
-        let content = std::fs::read_to_string(local).with_context(|| format!("cannot read {local}"))?;
+        let (repo_path, local) = spec
+            .split_once('=')
+            .context("--change must be REPO_PATH=LOCAL_FILE")?;
+        let content =
+            std::fs::read_to_string(local).with_context(|| format!("cannot read {local}"))?;
         changes.push(serde_json::json!({ "path": repo_path, "content": content }));
     }
     let mut body = serde_json::json!({
@@ -340,18 +404,25 @@ fn build_submission(args: &SubmitArgs) -> anyhow::Result<serde_json::Value> {
 }
 
 async fn review(file: &ClientFile, args: ReviewArgs) -> anyhow::Result<ExitCode> {
-    let token = match (&args.reviewer_token, args.token_file.clone().or(file.token_file.clone())) {
+    let token = match (
+        &args.reviewer_token,
+        args.token_file.clone().or(file.token_file.clone()),
+    ) {
         (Some(t), _) => t.clone(),
         (None, path) => {
-            let path = path.unwrap_or_else(|| PathBuf::from(".countersign/keys/local-reviewer.token"));
-            let bytes = config::read_secret_file(&path)
-                .map_err(|e| anyhow::anyhow!("{e}; give --token-file or set COUNTERSIGN_REVIEWER_TOKEN"))?;
+            let path =
+                path.unwrap_or_else(|| PathBuf::from(".countersign/keys/local-reviewer.token"));
+            let bytes = config::read_secret_file(&path).map_err(|e| {
+                anyhow::anyhow!("{e}; give --token-file or set COUNTERSIGN_REVIEWER_TOKEN")
+            })?;
             String::from_utf8(bytes).context("reviewer token is not UTF-8")?
         }
     };
     let client = ReviewerClient::new(&server_url(&args.server, file), &token);
     let answer = match &args.action {
-        ReviewAction::Approve { id, reason } => client.review(id, "approve", reason.as_deref()).await?,
+        ReviewAction::Approve { id, reason } => {
+            client.review(id, "approve", reason.as_deref()).await?
+        }
         ReviewAction::Deny { id, reason } => client.review(id, "deny", Some(reason)).await?,
         ReviewAction::Show { id } => client.show(id).await?,
     };
@@ -370,19 +441,27 @@ fn keys_command(args: KeysArgs) -> anyhow::Result<ExitCode> {
                 }
                 None => {
                     println!("{key}");
-                    let var = format!("COUNTERSIGN_KEY_{}", id.to_uppercase().replace(['-', '.'], "_"));
+                    let var = format!(
+                        "COUNTERSIGN_KEY_{}",
+                        id.to_uppercase().replace(['-', '.'], "_")
+                    );
                     eprintln!("store it in the environment as {var}");
                     format!("{{ env = \"{var}\" }}")
                 }
             };
-            eprintln!("\nadd to countersign.toml:\n\n[[agents]]\nid = \"{id}\"\nowners = []\nkeys = [{source}]");
+            eprintln!(
+                "\nadd to countersign.toml:\n\n[[agents]]\nid = \"{id}\"\nowners = []\nkeys = [{source}]"
+            );
         }
         KeysKind::Reviewer { name, out } => {
             let token = keys::new_reviewer_token();
             match &out {
                 Some(path) => {
                     keys::write_secret(path, &token)?;
-                    eprintln!("wrote a new reviewer token to {} (mode 0600)", path.display());
+                    eprintln!(
+                        "wrote a new reviewer token to {} (mode 0600)",
+                        path.display()
+                    );
                 }
                 None => println!("{token}"),
             }

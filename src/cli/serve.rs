@@ -49,24 +49,50 @@ fn bootstrap_identities(config: &mut ServerConfig) -> anyhow::Result<Bootstrappe
         name: LOCAL_REVIEWER.into(),
         token_sha256: Sha256::digest(token.as_bytes()).into(),
     });
-    tracing::info!(agent.id = LOCAL_AGENT, reviewer = LOCAL_REVIEWER, "no agents configured: using the embedded local agent and reviewer");
-    Ok(Bootstrapped { key_file, token_file })
+    tracing::info!(
+        agent.id = LOCAL_AGENT,
+        reviewer = LOCAL_REVIEWER,
+        "no agents configured: using the embedded local agent and reviewer"
+    );
+    Ok(Bootstrapped {
+        key_file,
+        token_file,
+    })
 }
 
 fn print_banner(server: &Server, config: &ServerConfig, boot: Option<&Bootstrapped>) {
     let url = server.url();
     println!("countersign is listening on {url}");
     println!("  database:   {}", config.database_path().display());
-    println!("  repository: {} (base branch {})", config.repo_path().display(), config.base_branch);
+    println!(
+        "  repository: {} (base branch {})",
+        config.repo_path().display(),
+        config.base_branch
+    );
     let default_url = url == "http://127.0.0.1:8080";
-    let server_flag = if default_url { String::new() } else { format!(" --server {url}") };
+    let server_flag = if default_url {
+        String::new()
+    } else {
+        format!(" --server {url}")
+    };
     if let Some(b) = boot {
         let default_dir = config.data_dir == std::path::Path::new(".countersign");
-        let key_flag = if default_dir { String::new() } else { format!(" --key-file {}", b.key_file.display()) };
-        let token_flag = if default_dir { String::new() } else { format!(" --token-file {}", b.token_file.display()) };
+        let key_flag = if default_dir {
+            String::new()
+        } else {
+            format!(" --key-file {}", b.key_file.display())
+        };
+        let token_flag = if default_dir {
+            String::new()
+        } else {
+            format!(" --token-file {}", b.token_file.display())
+        };
         println!("\nNo agents are configured, so a local agent and reviewer were set up:");
         println!("  agent `{LOCAL_AGENT}`, key in {}", b.key_file.display());
-        println!("  reviewer `{LOCAL_REVIEWER}`, token in {}", b.token_file.display());
+        println!(
+            "  reviewer `{LOCAL_REVIEWER}`, token in {}",
+            b.token_file.display()
+        );
         println!("\nSubmit a first request (from this directory, in another terminal):");
         println!(
             "  countersign submit{server_flag}{key_flag} --action db.export --resource prod/customers \\\n      --environment prod --justification \"weekly revenue report\" --payload '{{\"table\":\"orders\",\"limit\":100}}'"
@@ -74,6 +100,8 @@ fn print_banner(server: &Server, config: &ServerConfig, boot: Option<&Bootstrapp
         println!("Then look at it and approve it:");
         println!("  countersign review{server_flag}{token_flag} show <id>");
         println!("  countersign review{server_flag}{token_flag} approve <id>");
-        println!("(`cargo run --release --` stands in for `countersign` when running from a checkout.)");
+        println!(
+            "(`cargo run --release --` stands in for `countersign` when running from a checkout.)"
+        );
     }
 }

@@ -93,7 +93,11 @@ impl Engine {
         Arc::new(Self {
             store,
             forge,
-            agents: config.agents.iter().map(|a| (a.id.clone(), a.clone())).collect(),
+            agents: config
+                .agents
+                .iter()
+                .map(|a| (a.id.clone(), a.clone()))
+                .collect(),
             reviewers: config.reviewers.clone(),
             request_ttl: config.request_ttl,
             timestamp_skew: config.timestamp_skew,
@@ -156,7 +160,10 @@ impl Engine {
                 now_ms: now,
                 expires_at,
                 signature: intake.signature,
-                signature_expires_at: intake.timestamp.saturating_mul(1000).saturating_add(skew_ms),
+                signature_expires_at: intake
+                    .timestamp
+                    .saturating_mul(1000)
+                    .saturating_add(skew_ms),
                 idempotency: intake.idempotency_key.map(|k| (k, &fingerprint)),
                 response: &response,
             })
@@ -182,13 +189,24 @@ impl Engine {
         decision: ReviewDecision,
         reason: Option<&str>,
     ) -> Result<State, ReviewError> {
-        let row = self.store.get_request(id).await?.ok_or(ReviewError::NotFound)?;
+        let row = self
+            .store
+            .get_request(id)
+            .await?
+            .ok_or(ReviewError::NotFound)?;
         let agent_id = row.agent_id.clone();
         let owns_agent = AgentId::parse(&agent_id)
             .and_then(|a| self.agents.get(&a))
-            .is_some_and(|a| a.owners.iter().any(|o| o.trim_start_matches('@') == reviewer.name));
+            .is_some_and(|a| {
+                a.owners
+                    .iter()
+                    .any(|o| o.trim_start_matches('@') == reviewer.name)
+            });
         if decision == ReviewDecision::Approve && owns_agent {
-            return Err(ReviewError::SelfApproval { reviewer: reviewer.name.clone(), agent: agent_id });
+            return Err(ReviewError::SelfApproval {
+                reviewer: reviewer.name.clone(),
+                agent: agent_id,
+            });
         }
         let now = time::now_ms();
         let state = row.state();
@@ -243,7 +261,9 @@ impl Engine {
     /// The status document for the submitting agent, or `None` if the request does not exist
     /// or belongs to another agent (callers answer 404 in both cases).
     pub async fn status(&self, id: &RequestId, agent: &AgentId) -> anyhow::Result<Option<Value>> {
-        let Some(row) = self.store.get_request(id).await? else { return Ok(None) };
+        let Some(row) = self.store.get_request(id).await? else {
+            return Ok(None);
+        };
         if row.agent_id != agent.as_str() {
             return Ok(None);
         }
@@ -253,19 +273,30 @@ impl Engine {
 
     /// The request as a reviewer sees it: masked, with decisions.
     pub async fn review_view(&self, id: &RequestId) -> anyhow::Result<Option<Value>> {
-        let Some(row) = self.store.get_request(id).await? else { return Ok(None) };
+        let Some(row) = self.store.get_request(id).await? else {
+            return Ok(None);
+        };
         let reviews = self.store.reviews(id).await?;
         let mut doc = status_document(&row, &reviews);
         let submission = row.submission()?;
         doc["justification"] = json!(submission.justification);
         doc["payload"] = crate::mask::type_skeleton(&submission.payload);
-        doc["changes"] = json!(submission.changes.iter().map(|c| json!({"path": c.path, "bytes": c.content.len()})).collect::<Vec<_>>());
+        doc["changes"] = json!(
+            submission
+                .changes
+                .iter()
+                .map(|c| json!({"path": c.path, "bytes": c.content.len()}))
+                .collect::<Vec<_>>()
+        );
         Ok(Some(doc))
     }
 }
 
 fn status_document(row: &RequestRow, reviews: &[crate::store::ReviewRow]) -> Value {
-    let review = row.review_ref.as_ref().map(|r| json!({ "reference": r, "url": row.review_url }));
+    let review = row
+        .review_ref
+        .as_ref()
+        .map(|r| json!({ "reference": r, "url": row.review_url }));
     let decisions: Vec<Value> = reviews
         .iter()
         .map(|r| {

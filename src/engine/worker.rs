@@ -82,13 +82,24 @@ impl Engine {
         let duration_ms = started.elapsed().as_millis() as u64;
         match result {
             Ok(review) => {
-                match self.store.review_opened(&id, &review.reference, &review.url, time::now_ms()).await {
-                    Ok(()) => tracing::info!(request.id = %id, review.reference = %review.reference, review.head = %review.head, duration_ms, forge = self.forge.name(), "review opened"),
+                match self
+                    .store
+                    .review_opened(&id, &review.reference, &review.url, time::now_ms())
+                    .await
+                {
+                    Ok(()) => {
+                        tracing::info!(request.id = %id, review.reference = %review.reference, review.head = %review.head, duration_ms, forge = self.forge.name(), "review opened")
+                    }
                     // Expired or cancelled meanwhile: the review stays as a record; nothing to do.
-                    Err(e) => tracing::info!(request.id = %id, outcome = %e, "review opened for a request that moved on"),
+                    Err(e) => {
+                        tracing::info!(request.id = %id, outcome = %e, "review opened for a request that moved on")
+                    }
                 }
             }
-            Err(e) => self.forge_failed(row, &e, duration_ms, "open review").await?,
+            Err(e) => {
+                self.forge_failed(row, &e, duration_ms, "open review")
+                    .await?
+            }
         }
         Ok(())
     }
@@ -107,7 +118,13 @@ impl Engine {
             _ => ("countersign".to_owned(), None),
         };
         let started = Instant::now();
-        let decision = Decision { id: &id, state, actor: &actor, reason: reason.as_deref(), digest: &digest };
+        let decision = Decision {
+            id: &id,
+            state,
+            actor: &actor,
+            reason: reason.as_deref(),
+            digest: &digest,
+        };
         let result = self.forge.publish_decision(&review, &decision).await;
         let duration_ms = started.elapsed().as_millis() as u64;
         match result {
@@ -115,12 +132,21 @@ impl Engine {
                 self.store.decision_published(&id).await?;
                 tracing::info!(request.id = %id, state = %state, duration_ms, "decision published on the forge");
             }
-            Err(e) => self.forge_failed(row, &e, duration_ms, "publish decision").await?,
+            Err(e) => {
+                self.forge_failed(row, &e, duration_ms, "publish decision")
+                    .await?
+            }
         }
         Ok(())
     }
 
-    async fn forge_failed(&self, row: &RequestRow, e: &ForgeError, duration_ms: u64, what: &str) -> anyhow::Result<()> {
+    async fn forge_failed(
+        &self,
+        row: &RequestRow,
+        e: &ForgeError,
+        duration_ms: u64,
+        what: &str,
+    ) -> anyhow::Result<()> {
         let attempts = row.forge_attempts + 1;
         let delay = match e {
             ForgeError::Transient(_) => backoff(attempts),
@@ -128,7 +154,9 @@ impl Engine {
         };
         let next = time::now_ms() + time::duration_ms(delay);
         tracing::warn!(request.id = %row.id, attempts, retry_in_ms = delay.as_millis() as u64, duration_ms, error = %e, "forge could not {what}; will retry");
-        self.store.forge_failed(&row.request_id(), attempts, next, &e.to_string()).await
+        self.store
+            .forge_failed(&row.request_id(), attempts, next, &e.to_string())
+            .await
     }
 
     async fn sweep_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {

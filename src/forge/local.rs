@@ -14,11 +14,26 @@ use std::sync::{Arc, Mutex};
 
 /// Files committed on the base branch of a newly created repository.
 const SEED_FILES: &[(&str, &str)] = &[
-    ("README.md", "# GitOps repository\n\nManaged by countersign: requests live on `countersign/*` branches, decisions in `refs/notes/countersign`.\n"),
-    ("policies/CODEOWNERS", include_str!("../../policies/CODEOWNERS")),
-    ("policies/README.md", include_str!("../../policies/README.md")),
-    ("templates/pull_request.md.j2", include_str!("../../templates/pull_request.md.j2")),
-    ("templates/commit_message.txt.j2", include_str!("../../templates/commit_message.txt.j2")),
+    (
+        "README.md",
+        "# GitOps repository\n\nManaged by countersign: requests live on `countersign/*` branches, decisions in `refs/notes/countersign`.\n",
+    ),
+    (
+        "policies/CODEOWNERS",
+        include_str!("../../policies/CODEOWNERS"),
+    ),
+    (
+        "policies/README.md",
+        include_str!("../../policies/README.md"),
+    ),
+    (
+        "templates/pull_request.md.j2",
+        include_str!("../../templates/pull_request.md.j2"),
+    ),
+    (
+        "templates/commit_message.txt.j2",
+        include_str!("../../templates/commit_message.txt.j2"),
+    ),
 ];
 
 const NOTES_REF: &str = "refs/notes/countersign";
@@ -35,18 +50,31 @@ pub struct LocalForge {
 impl LocalForge {
     /// Opens an existing repository (which must have `base_branch`), or, with `create`, creates
     /// a bare repository seeded with the example `policies/` and `templates/`.
-    pub fn open(path: &Path, base_branch: &str, create: bool, public_url: &str) -> anyhow::Result<Self> {
+    pub fn open(
+        path: &Path,
+        base_branch: &str,
+        create: bool,
+        public_url: &str,
+    ) -> anyhow::Result<Self> {
         let repo = match Repository::open(path) {
             Ok(repo) => repo,
             Err(_) if create && !path.exists() => init_seeded(path, base_branch)
                 .with_context(|| format!("cannot create the git repository {}", path.display()))?,
             Err(e) => {
-                return Err(anyhow::anyhow!("cannot open git repository {}: {}", path.display(), e.message()));
+                return Err(anyhow::anyhow!(
+                    "cannot open git repository {}: {}",
+                    path.display(),
+                    e.message()
+                ));
             }
         };
-        repo.find_branch(base_branch, git2::BranchType::Local).map_err(|_| {
-            anyhow::anyhow!("git repository {} has no branch `{base_branch}`", path.display())
-        })?;
+        repo.find_branch(base_branch, git2::BranchType::Local)
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "git repository {} has no branch `{base_branch}`",
+                    path.display()
+                )
+            })?;
         Ok(Self {
             repo: Arc::new(Mutex::new(repo)),
             path: path.to_path_buf(),
@@ -62,22 +90,32 @@ impl LocalForge {
     /// Files (paths) in the commit at the tip of a review branch, for the demo and tests.
     pub fn review_files(&self, reference: &str) -> anyhow::Result<Vec<String>> {
         let repo = self.repo.lock().expect("repository lock");
-        let commit = repo.revparse_single(&format!("refs/heads/{reference}"))?.peel_to_commit()?;
+        let commit = repo
+            .revparse_single(&format!("refs/heads/{reference}"))?
+            .peel_to_commit()?;
         let mut files = Vec::new();
-        commit.tree()?.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-            if entry.kind() == Some(git2::ObjectType::Blob) {
-                files.push(format!("{dir}{}", entry.name().unwrap_or("?")));
-            }
-            git2::TreeWalkResult::Ok
-        })?;
+        commit
+            .tree()?
+            .walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+                if entry.kind() == Some(git2::ObjectType::Blob) {
+                    files.push(format!("{dir}{}", entry.name().unwrap_or("?")));
+                }
+                git2::TreeWalkResult::Ok
+            })?;
         Ok(files)
     }
 
     /// The decision note on a review branch's head, if any.
     pub fn decision_note(&self, reference: &str) -> anyhow::Result<Option<String>> {
         let repo = self.repo.lock().expect("repository lock");
-        let head = repo.revparse_single(&format!("refs/heads/{reference}"))?.peel_to_commit()?.id();
-        Ok(repo.find_note(Some(NOTES_REF), head).ok().and_then(|n| n.message().map(str::to_owned)))
+        let head = repo
+            .revparse_single(&format!("refs/heads/{reference}"))?
+            .peel_to_commit()?
+            .id();
+        Ok(repo
+            .find_note(Some(NOTES_REF), head)
+            .ok()
+            .and_then(|n| n.message().map(str::to_owned)))
     }
 
     async fn blocking<T: Send + 'static>(
@@ -95,14 +133,10 @@ impl LocalForge {
     }
 }
 
+/// Every local git failure is worth retrying: a missing branch, a lock or a full disk are fixed
+/// by an operator without countersign's help, and the engine backs off exponentially.
 fn classify(e: git2::Error) -> ForgeError {
-    use git2::ErrorCode::*;
-    let msg = format!("git: {}", e.message());
-    match e.code() {
-        Locked | Modified | Ambiguous => ForgeError::Transient(msg),
-        _ if e.class() == git2::ErrorClass::Os => ForgeError::Transient(msg),
-        _ => ForgeError::Permanent(msg),
-    }
+    ForgeError::Transient(format!("git: {}", e.message()))
 }
 
 fn bot() -> Result<Signature<'static>, git2::Error> {
@@ -187,10 +221,22 @@ fn prepare(request: &ReviewRequest<'_>) -> ReviewContent {
         branch: format!("countersign/{}", request.id),
         record_path: format!("{dir}/{}.json", request.id),
         record: serde_json::to_string_pretty(&record).unwrap_or_default() + "\n",
-        description: render(PR_TEMPLATE, include_str!("../../templates/pull_request.md.j2"), &ctx),
-        message: render(COMMIT_TEMPLATE, include_str!("../../templates/commit_message.txt.j2"), &ctx),
+        description: render(
+            PR_TEMPLATE,
+            include_str!("../../templates/pull_request.md.j2"),
+            &ctx,
+        ),
+        message: render(
+            COMMIT_TEMPLATE,
+            include_str!("../../templates/commit_message.txt.j2"),
+            &ctx,
+        ),
         changes: match s.kind {
-            Kind::Change => s.changes.iter().map(|c| (c.path.clone(), c.content.clone())).collect(),
+            Kind::Change => s
+                .changes
+                .iter()
+                .map(|c| (c.path.clone(), c.content.clone()))
+                .collect(),
             Kind::Action => vec![],
         },
     }
@@ -210,7 +256,12 @@ fn render(name: &str, source: &str, ctx: &minijinja::Value) -> String {
         Ok(text) => text,
         Err(e) => {
             tracing::warn!(template = name, error = %e, "template failed to render; using a plain summary");
-            format!("countersign request {}", ctx.get_attr("id").map(|v| v.to_string()).unwrap_or_default())
+            format!(
+                "countersign request {}",
+                ctx.get_attr("id")
+                    .map(|v| v.to_string())
+                    .unwrap_or_default()
+            )
         }
     }
 }
@@ -245,7 +296,10 @@ impl Forge for LocalForge {
                 let mut update = git2::build::TreeUpdateBuilder::new();
                 for (path, text) in [
                     (&content.record_path, &content.record),
-                    (&content.record_path.replace(".json", ".md"), &content.description),
+                    (
+                        &content.record_path.replace(".json", ".md"),
+                        &content.description,
+                    ),
                 ]
                 .into_iter()
                 .chain(content.changes.iter().map(|(p, c)| (p, c)))
@@ -261,10 +315,18 @@ impl Forge for LocalForge {
                 Ok(commit)
             })
             .await?;
-        Ok(ReviewRef { reference: branch, head: head.to_string(), url })
+        Ok(ReviewRef {
+            reference: branch,
+            head: head.to_string(),
+            url,
+        })
     }
 
-    async fn publish_decision(&self, review: &str, decision: &Decision<'_>) -> Result<(), ForgeError> {
+    async fn publish_decision(
+        &self,
+        review: &str,
+        decision: &Decision<'_>,
+    ) -> Result<(), ForgeError> {
         let mut note = format!(
             "countersign: {} by {}\nRequest: {}\nDigest: {}\n",
             decision.state, decision.actor, decision.id, decision.digest
@@ -274,7 +336,11 @@ impl Forge for LocalForge {
         }
         let branch = review.to_owned();
         self.blocking(move |repo| {
-            let head: Oid = repo.find_branch(&branch, git2::BranchType::Local)?.get().peel_to_commit()?.id();
+            let head: Oid = repo
+                .find_branch(&branch, git2::BranchType::Local)?
+                .get()
+                .peel_to_commit()?
+                .id();
             let sig = bot()?;
             repo.note(&sig, &sig, Some(NOTES_REF), head, &note, true)?;
             Ok(())

@@ -60,7 +60,11 @@ pub trait Forge: Send + Sync + 'static {
     async fn open_review(&self, request: &ReviewRequest<'_>) -> Result<ReviewRef, ForgeError>;
 
     /// Shows a decision (approval, denial, expiry, cancellation) on the review. Idempotent.
-    async fn publish_decision(&self, review: &str, decision: &Decision<'_>) -> Result<(), ForgeError>;
+    async fn publish_decision(
+        &self,
+        review: &str,
+        decision: &Decision<'_>,
+    ) -> Result<(), ForgeError>;
 
     /// Whether the forge is reachable (for `/readyz`).
     async fn health(&self) -> Result<(), ForgeError>;

@@ -208,7 +208,10 @@ mod tests {
         let other = AgentId::parse("other").unwrap();
         let base = sample(json!({"limit": 10}));
         assert_ne!(base.digest(&agent), base.digest(&other));
-        assert_ne!(base.digest(&agent), sample(json!({"limit": 11})).digest(&agent));
+        assert_ne!(
+            base.digest(&agent),
+            sample(json!({"limit": 11})).digest(&agent)
+        );
         let mut staging = base.clone();
         staging.environment = "staging".into();
         assert_ne!(base.digest(&agent), staging.digest(&agent));

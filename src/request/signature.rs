@@ -45,7 +45,13 @@ impl fmt::Debug for AgentKey {
 #[error("key is {0} bytes long; at least {MIN_KEY_BYTES} bytes are required")]
 pub struct KeyTooShort(pub usize);
 
-fn signed_message(mac: &mut HmacSha256, timestamp: &str, method: &str, path_and_query: &str, body: &[u8]) {
+fn signed_message(
+    mac: &mut HmacSha256,
+    timestamp: &str,
+    method: &str,
+    path_and_query: &str,
+    body: &[u8],
+) {
     mac.update(b"v1:");
     mac.update(timestamp.as_bytes());
     mac.update(b":");
@@ -57,9 +63,21 @@ fn signed_message(mac: &mut HmacSha256, timestamp: &str, method: &str, path_and_
 }
 
 /// Computes the header value `sha256=<hex>` for a call.
-pub fn sign(key: &AgentKey, timestamp: i64, method: &str, path_and_query: &str, body: &[u8]) -> String {
+pub fn sign(
+    key: &AgentKey,
+    timestamp: i64,
+    method: &str,
+    path_and_query: &str,
+    body: &[u8],
+) -> String {
     let mut mac = key.mac();
-    signed_message(&mut mac, &timestamp.to_string(), method, path_and_query, body);
+    signed_message(
+        &mut mac,
+        &timestamp.to_string(),
+        method,
+        path_and_query,
+        body,
+    );
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
@@ -82,7 +100,9 @@ pub fn verify(
     path_and_query: &str,
     body: &[u8],
 ) -> Result<usize, SignatureError> {
-    let hex_part = header.strip_prefix("sha256=").ok_or(SignatureError::Malformed)?;
+    let hex_part = header
+        .strip_prefix("sha256=")
+        .ok_or(SignatureError::Malformed)?;
     if hex_part.len() != 64 {
         return Err(SignatureError::Malformed);
     }
@@ -118,7 +138,17 @@ mod tests {
     #[test]
     fn sign_then_verify_and_rotation() {
         let sig = sign(&key(2), 1_700_000_000, "POST", "/v1/requests", b"{}");
-        assert_eq!(verify(&[key(1), key(2)], &sig, "1700000000", "POST", "/v1/requests", b"{}"), Ok(1));
+        assert_eq!(
+            verify(
+                &[key(1), key(2)],
+                &sig,
+                "1700000000",
+                "POST",
+                "/v1/requests",
+                b"{}"
+            ),
+            Ok(1)
+        );
         assert_eq!(
             verify(&[key(1)], &sig, "1700000000", "POST", "/v1/requests", b"{}"),
             Err(SignatureError::Mismatch)
@@ -151,8 +181,14 @@ mod tests {
     #[test]
     fn malformed_headers_and_short_keys_are_refused() {
         let k = [key(1)];
-        assert_eq!(verify(&k, "md5=abc", "1", "GET", "/", b""), Err(SignatureError::Malformed));
-        assert_eq!(verify(&k, "sha256=zz", "1", "GET", "/", b""), Err(SignatureError::Malformed));
+        assert_eq!(
+            verify(&k, "md5=abc", "1", "GET", "/", b""),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            verify(&k, "sha256=zz", "1", "GET", "/", b""),
+            Err(SignatureError::Malformed)
+        );
         assert!(AgentKey::new(vec![0; 31]).is_err());
         assert_eq!(parse_timestamp("17e8"), None);
         assert_eq!(parse_timestamp("-5"), None);

@@ -42,7 +42,11 @@ fn shown_name(name: &str) -> String {
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
         .take(40)
         .collect();
-    if clean.is_empty() { "<unprintable>".into() } else { clean }
+    if clean.is_empty() {
+        "<unprintable>".into()
+    } else {
+        clean
+    }
 }
 
 fn required_string(obj: &Map<String, Value>, field: &str) -> Result<String, SubmissionError> {
@@ -66,7 +70,10 @@ pub fn parse_submission(body: &[u8]) -> Result<Submission, SubmissionError> {
         return Err(malformed("body must be a JSON object"));
     };
     if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-        return Err(malformed(format!("unknown field `{}`", shown_name(unknown))));
+        return Err(malformed(format!(
+            "unknown field `{}`",
+            shown_name(unknown)
+        )));
     }
     let kind_raw = required_string(&obj, "kind")?;
     let action = required_string(&obj, "action")?;
@@ -99,18 +106,27 @@ pub fn parse_submission(body: &[u8]) -> Result<Submission, SubmissionError> {
             "field `justification` is longer than {MAX_JUSTIFICATION_CHARS} characters"
         )));
     }
-    if justification.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if justification
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err(invalid("field `justification` contains control characters"));
     }
     match kind {
         Kind::Action if !changes.is_empty() => {
-            return Err(invalid("field `changes` is only allowed for kind \"change\""));
+            return Err(invalid(
+                "field `changes` is only allowed for kind \"change\"",
+            ));
         }
         Kind::Change if changes.is_empty() => {
-            return Err(invalid("kind \"change\" needs at least one entry in `changes`"));
+            return Err(invalid(
+                "kind \"change\" needs at least one entry in `changes`",
+            ));
         }
         Kind::Change if !payload.is_null() => {
-            return Err(invalid("field `payload` is only allowed for kind \"action\""));
+            return Err(invalid(
+                "field `payload` is only allowed for kind \"action\"",
+            ));
         }
         _ => {}
     }
@@ -139,7 +155,9 @@ fn check_name(
         return Err(invalid(format!("field `{field}` must not be empty")));
     }
     if value.len() > max {
-        return Err(invalid(format!("field `{field}` is longer than {max} bytes")));
+        return Err(invalid(format!(
+            "field `{field}` is longer than {max} bytes"
+        )));
     }
     if !value.bytes().all(allowed) {
         return Err(invalid(format!(
@@ -158,13 +176,18 @@ fn check_resource(resource: &str) -> Result<(), SubmissionError> {
     if resource.len() > 256 {
         return Err(invalid("field `resource` is longer than 256 bytes"));
     }
-    let bad_char = |b: u8| !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b':' | b'@'));
+    let bad_char = |b: u8| {
+        !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b':' | b'@'))
+    };
     if resource.bytes().any(bad_char) {
         return Err(invalid(
             "field `resource` may only contain letters, digits and . _ - / : @",
         ));
     }
-    if resource.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+    if resource
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
         return Err(invalid(
             "field `resource` must be slash-separated names without empty, '.' or '..' segments",
         ));
@@ -179,7 +202,9 @@ fn parse_changes(value: Option<&Value>) -> Result<Vec<FileChange>, SubmissionErr
         Some(_) => return Err(malformed("field `changes` must be an array")),
     };
     if items.len() > MAX_CHANGES {
-        return Err(invalid(format!("field `changes` has more than {MAX_CHANGES} entries")));
+        return Err(invalid(format!(
+            "field `changes` has more than {MAX_CHANGES} entries"
+        )));
     }
     let mut out: Vec<FileChange> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -196,7 +221,9 @@ fn parse_changes(value: Option<&Value>) -> Result<Vec<FileChange>, SubmissionErr
         let content = required_string(obj, "content").map_err(|e| prefix(e, i))?;
         check_path(&path).map_err(|msg| invalid(format!("`changes[{i}].path` {msg}")))?;
         if out.iter().any(|c| c.path == path) {
-            return Err(invalid(format!("`changes[{i}].path` repeats an earlier path")));
+            return Err(invalid(format!(
+                "`changes[{i}].path` repeats an earlier path"
+            )));
         }
         out.push(FileChange { path, content });
     }
@@ -239,10 +266,12 @@ fn check_path(path: &str) -> Result<(), &'static str> {
 }
 
 fn check_callback(url: &str) -> Result<(), SubmissionError> {
-    let parsed = reqwest::Url::parse(url)
-        .map_err(|_| invalid("field `callback_url` is not a valid URL"))?;
+    let parsed =
+        reqwest::Url::parse(url).map_err(|_| invalid("field `callback_url` is not a valid URL"))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(invalid("field `callback_url` must be an http(s) URL with a host"));
+        return Err(invalid(
+            "field `callback_url` must be an http(s) URL with a host",
+        ));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(invalid("field `callback_url` must not carry credentials"));
@@ -277,12 +306,24 @@ mod tests {
 
     #[test]
     fn malformed_and_missing_are_400() {
-        assert!(matches!(parse_submission(b"{"), Err(SubmissionError::Malformed(_))));
-        assert!(matches!(parse_submission(b"[]"), Err(SubmissionError::Malformed(_))));
+        assert!(matches!(
+            parse_submission(b"{"),
+            Err(SubmissionError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_submission(b"[]"),
+            Err(SubmissionError::Malformed(_))
+        ));
         let e = parse_submission(br#"{"kind":"action"}"#).unwrap_err();
-        assert_eq!(e, SubmissionError::Malformed("missing field `action`".into()));
+        assert_eq!(
+            e,
+            SubmissionError::Malformed("missing field `action`".into())
+        );
         let e = parse_submission(&body(r#","passwd":"hunter2""#)).unwrap_err();
-        assert_eq!(e, SubmissionError::Malformed("unknown field `passwd`".into()));
+        assert_eq!(
+            e,
+            SubmissionError::Malformed("unknown field `passwd`".into())
+        );
     }
 
     #[test]
@@ -291,15 +332,30 @@ mod tests {
         assert!(matches!(e, Err(SubmissionError::Invalid(m)) if !m.contains("delete")));
         let e = parse_submission(br#"{"kind":"action","action":"","resource":"r","environment":"p","justification":"j"}"#);
         assert!(matches!(e, Err(SubmissionError::Invalid(m)) if m.contains("`action`")));
-        let e = parse_submission(&body(r#","callback_url":"https://user:s3cret@x.example/cb""#)).unwrap_err();
+        let e = parse_submission(&body(
+            r#","callback_url":"https://user:s3cret@x.example/cb""#,
+        ))
+        .unwrap_err();
         assert!(!e.to_string().contains("s3cret"));
     }
 
     #[test]
     fn path_traversal_is_refused() {
-        for p in ["../etc/passwd", "/etc/passwd", "a/../../b", "a//b", ".git/config", "a\\\\b", "C:/x", "./a"] {
+        for p in [
+            "../etc/passwd",
+            "/etc/passwd",
+            "a/../../b",
+            "a//b",
+            ".git/config",
+            "a\\\\b",
+            "C:/x",
+            "./a",
+        ] {
             assert!(
-                matches!(parse_submission(&change(p)), Err(SubmissionError::Invalid(_))),
+                matches!(
+                    parse_submission(&change(p)),
+                    Err(SubmissionError::Invalid(_))
+                ),
                 "{p} should be refused"
             );
         }

@@ -41,15 +41,24 @@ pub fn verify_agent(
     };
     let registered = AgentId::parse(agent).and_then(|id| engine.agent(&id));
     let Some(registered) = registered else {
-        return Err(ApiError::unauthorized("unknown_agent", "the agent in X-Countersign-Agent is not registered"));
+        return Err(ApiError::unauthorized(
+            "unknown_agent",
+            "the agent in X-Countersign-Agent is not registered",
+        ));
     };
     let Some(timestamp) = signature::parse_timestamp(ts) else {
-        return Err(ApiError::unauthorized("invalid_timestamp", "X-Countersign-Timestamp must be unix seconds"));
+        return Err(ApiError::unauthorized(
+            "invalid_timestamp",
+            "X-Countersign-Timestamp must be unix seconds",
+        ));
     };
     match signature::verify(&registered.keys, sig, ts, method, path_and_query, body) {
         Ok(_) => {}
         Err(signature::SignatureError::Malformed) => {
-            return Err(ApiError::unauthorized("bad_signature", signature::SignatureError::Malformed.to_string()));
+            return Err(ApiError::unauthorized(
+                "bad_signature",
+                signature::SignatureError::Malformed.to_string(),
+            ));
         }
         Err(signature::SignatureError::Mismatch) => {
             return Err(ApiError::unauthorized(
@@ -63,20 +72,34 @@ pub fn verify_agent(
     if (now - timestamp).abs() > skew {
         return Err(ApiError::unauthorized(
             "timestamp_out_of_window",
-            format!("X-Countersign-Timestamp is more than {skew} seconds away from the server clock"),
+            format!(
+                "X-Countersign-Timestamp is more than {skew} seconds away from the server clock"
+            ),
         ));
     }
-    Ok(SignedCall { agent: registered.id.clone(), signature: sig.to_ascii_lowercase(), timestamp })
+    Ok(SignedCall {
+        agent: registered.id.clone(),
+        signature: sig.to_ascii_lowercase(),
+        timestamp,
+    })
 }
 
 /// Finds the reviewer behind `Authorization: Bearer <token>`.
-pub fn verify_reviewer<'a>(engine: &'a Engine, headers: &HeaderMap) -> Result<&'a Reviewer, ApiError> {
+pub fn verify_reviewer<'a>(
+    engine: &'a Engine,
+    headers: &HeaderMap,
+) -> Result<&'a Reviewer, ApiError> {
     let token = header(headers, header::AUTHORIZATION.as_str())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::unauthorized("missing_token", "Authorization: Bearer <reviewer token> is required"))?;
-    engine
-        .reviewer_for_token(token)
-        .ok_or_else(|| ApiError::unauthorized("invalid_token", "the reviewer token is not recognised"))
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing_token",
+                "Authorization: Bearer <reviewer token> is required",
+            )
+        })?;
+    engine.reviewer_for_token(token).ok_or_else(|| {
+        ApiError::unauthorized("invalid_token", "the reviewer token is not recognised")
+    })
 }

@@ -31,7 +31,11 @@ fn too_large(limit: usize) -> ApiError {
 }
 
 /// Reads at most `limit` bytes; a declared or actual larger body gets 413.
-pub async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+pub async fn read_limited(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -39,5 +43,7 @@ pub async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Resu
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large(limit));
     }
-    axum::body::to_bytes(body, limit).await.map_err(|_| too_large(limit))
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large(limit))
 }

@@ -15,7 +15,13 @@ use axum::response::{IntoResponse, Response};
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// `POST /v1/requests`.
-pub async fn submit(State(app): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+pub async fn submit(
+    State(app): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     match submit_inner(&app, &method, &uri, &headers, body).await {
         Ok((outcome, response)) => {
             app.metrics.count_intake(outcome);
@@ -23,7 +29,11 @@ pub async fn submit(State(app): State<AppState>, method: Method, uri: Uri, heade
         }
         Err(e) => {
             app.metrics.count_intake(e.code);
-            tracing::info!(outcome = e.code, status = e.status.as_u16(), "request refused");
+            tracing::info!(
+                outcome = e.code,
+                status = e.status.as_u16(),
+                "request refused"
+            );
             e.into_response()
         }
     }
@@ -45,7 +55,9 @@ async fn submit_inner(
         Some(v) => Some(
             v.to_str()
                 .ok()
-                .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| (0x21..0x7f).contains(&b)))
+                .filter(|k| {
+                    !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| (0x21..0x7f).contains(&b))
+                })
                 .ok_or_else(|| {
                     ApiError::new(
                         StatusCode::BAD_REQUEST,
@@ -56,8 +68,12 @@ async fn submit_inner(
         ),
     };
     let submission = parse_submission(&bytes).map_err(|e| match e {
-        SubmissionError::Malformed(m) => ApiError::new(StatusCode::BAD_REQUEST, "malformed_request", m),
-        SubmissionError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", m),
+        SubmissionError::Malformed(m) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_request", m)
+        }
+        SubmissionError::Invalid(m) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", m)
+        }
     })?;
     let outcome = app
         .engine
@@ -70,10 +86,14 @@ async fn submit_inner(
         })
         .await
         .map_err(|e| match e {
-            SubmitError::Replay => ApiError::new(StatusCode::CONFLICT, "replayed_signature", e.to_string()),
-            SubmitError::IdempotencyKeyReused => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", e.to_string())
+            SubmitError::Replay => {
+                ApiError::new(StatusCode::CONFLICT, "replayed_signature", e.to_string())
             }
+            SubmitError::IdempotencyKeyReused => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                e.to_string(),
+            ),
             SubmitError::Store(e) => ApiError::internal(&e),
         })?;
     let (label, body, repeated) = match outcome {
@@ -85,7 +105,9 @@ async fn submit_inner(
         response.headers_mut().insert(header::LOCATION, location);
     }
     if repeated {
-        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok((label, response))
 }

@@ -64,9 +64,18 @@ async fn observe(State(app): State<AppState>, request: Request, next: Next) -> R
     let status = response.status().as_u16();
     app.metrics
         .http_requests
-        .get_or_create(&HttpLabels { route: route.clone(), method: method.clone(), status })
+        .get_or_create(&HttpLabels {
+            route: route.clone(),
+            method: method.clone(),
+            status,
+        })
         .inc();
-    app.metrics.http_duration.get_or_create(&RouteLabels { route: route.clone() }).observe(elapsed.as_secs_f64());
+    app.metrics
+        .http_duration
+        .get_or_create(&RouteLabels {
+            route: route.clone(),
+        })
+        .observe(elapsed.as_secs_f64());
     tracing::debug!(http.route = %route, http.method = %method, http.status = status, duration_ms = elapsed.as_millis() as u64, "http request");
     response
 }
@@ -83,7 +92,11 @@ async fn readyz(State(app): State<AppState>) -> Response {
         Err(e) => json!({ "ok": false, "error": e }),
     };
     let ready = database.is_ok() && forge.is_ok();
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
         "database": check(&database),
@@ -94,7 +107,10 @@ async fn readyz(State(app): State<AppState>) -> Response {
 
 async fn metrics(State(app): State<AppState>) -> Response {
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         app.metrics.render(),
     )
         .into_response()
@@ -118,17 +134,30 @@ impl Server {
     /// Opens the store and repository (creating the embedded ones if needed), binds the listener
     /// and starts serving and the background workers.
     pub async fn start(config: &ServerConfig) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create data directory {}", config.data_dir.display())
+        })?;
         let store = Store::open(&config.database_path(), config.synchronous).await?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
-        let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
-        let forge = Arc::new(LocalForge::open(&config.repo_path(), &config.base_branch, config.repo.is_none(), &public_url)?);
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let forge = Arc::new(LocalForge::open(
+            &config.repo_path(),
+            &config.base_branch,
+            config.repo.is_none(),
+            &public_url,
+        )?);
         let engine = Engine::new(store, forge.clone() as Arc<dyn Forge>, config);
-        let state = AppState { engine: engine.clone(), metrics: Arc::new(Metrics::new()), max_body_bytes: config.max_body_bytes };
+        let state = AppState {
+            engine: engine.clone(),
+            metrics: Arc::new(Metrics::new()),
+            max_body_bytes: config.max_body_bytes,
+        };
         let (shutdown, rx) = watch::channel(false);
         let mut http_rx = rx.clone();
         let app = router(state);
@@ -141,7 +170,14 @@ impl Server {
         });
         let background = tokio::spawn(engine.clone().run_background(rx));
         tracing::info!(listen = %addr, data_dir = %config.data_dir.display(), repo = %config.repo_path().display(), "countersign serving");
-        Ok(Self { addr, engine, forge, shutdown, http, background })
+        Ok(Self {
+            addr,
+            engine,
+            forge,
+            shutdown,
+            http,
+            background,
+        })
     }
 
     /// Base URL of the running server.
@@ -152,7 +188,10 @@ impl Server {
     /// Stops accepting connections, finishes in-flight requests and background passes.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
-        self.http.await.context("http task panicked")?.context("http server failed")?;
+        self.http
+            .await
+            .context("http task panicked")?
+            .context("http server failed")?;
         self.background.await.context("background task panicked")?;
         self.engine.store().close().await;
         Ok(())

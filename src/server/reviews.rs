@@ -31,13 +31,22 @@ pub async fn submit_review(
     result
 }
 
-async fn review_inner(app: &AppState, id: &str, headers: &HeaderMap, body: Body) -> Result<Json<Value>, ApiError> {
+async fn review_inner(
+    app: &AppState,
+    id: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
     let reviewer = verify_reviewer(&app.engine, headers)?;
     require_json(headers)?;
     let bytes = read_limited(headers, body, MAX_REVIEW_BODY).await?;
     let id = RequestId::parse(id).ok_or_else(ApiError::not_found)?;
     let (decision, reason) = parse_review(&bytes)?;
-    match app.engine.review(&id, reviewer, decision, reason.as_deref()).await {
+    match app
+        .engine
+        .review(&id, reviewer, decision, reason.as_deref())
+        .await
+    {
         Ok(state) => Ok(Json(json!({
             "id": id.as_str(),
             "state": state.as_str(),
@@ -46,11 +55,17 @@ async fn review_inner(app: &AppState, id: &str, headers: &HeaderMap, body: Body)
         }))),
         Err(e) => Err(match e {
             ReviewError::NotFound => ApiError::not_found(),
-            ReviewError::SelfApproval { .. } => {
-                ApiError::new(StatusCode::FORBIDDEN, "self_approval_forbidden", e.to_string())
+            ReviewError::SelfApproval { .. } => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "self_approval_forbidden",
+                e.to_string(),
+            ),
+            ReviewError::NotPending(_) => {
+                ApiError::new(StatusCode::CONFLICT, "request_not_pending", e.to_string())
             }
-            ReviewError::NotPending(_) => ApiError::new(StatusCode::CONFLICT, "request_not_pending", e.to_string()),
-            ReviewError::Expired => ApiError::new(StatusCode::CONFLICT, "request_expired", e.to_string()),
+            ReviewError::Expired => {
+                ApiError::new(StatusCode::CONFLICT, "request_expired", e.to_string())
+            }
             ReviewError::Store(e) => ApiError::internal(&e),
         }),
     }
@@ -60,7 +75,9 @@ fn parse_review(bytes: &[u8]) -> Result<(ReviewDecision, Option<String>), ApiErr
     let bad = |m: &str| ApiError::new(StatusCode::BAD_REQUEST, "malformed_request", m);
     let invalid = |m: &str| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_review", m);
     let value: Value = serde_json::from_slice(bytes).map_err(|_| bad("body is not valid JSON"))?;
-    let obj = value.as_object().ok_or_else(|| bad("body must be a JSON object"))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| bad("body must be a JSON object"))?;
     if obj.keys().any(|k| k != "decision" && k != "reason") {
         return Err(bad("only `decision` and `reason` are allowed"));
     }
@@ -77,9 +94,14 @@ fn parse_review(bytes: &[u8]) -> Result<(ReviewDecision, Option<String>), ApiErr
         Some(_) => return Err(bad("field `reason` must be a string")),
     };
     if decision == ReviewDecision::Deny && reason.is_none() {
-        return Err(invalid("a denial needs a `reason`; it is sent back to the agent"));
+        return Err(invalid(
+            "a denial needs a `reason`; it is sent back to the agent",
+        ));
     }
-    if reason.as_ref().is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
+    if reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > MAX_REASON_CHARS)
+    {
         return Err(invalid("field `reason` is longer than 4000 characters"));
     }
     Ok((decision, reason))

@@ -1,0 +1,210 @@
+//! Test harness: a real countersign server on a loopback port with a temporary data directory,
+//! registered agents and reviewers, and helpers to send raw (possibly bad) calls.
+#![allow(dead_code)]
+
+use countersign::cli::client::{AgentClient, ReviewerClient};
+use countersign::config::{Agent, Reviewer, ServerConfig};
+use countersign::request::AgentId;
+use countersign::request::signature::{self, AgentKey};
+use countersign::server::Server;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const KEY_A_OLD: &str = "agent-a-old-key-0123456789abcdef0123456789";
+pub const KEY_A_NEW: &str = "agent-a-new-key-0123456789abcdef0123456789";
+pub const KEY_B: &str = "agent-b-key-0123456789abcdef0123456789abcdef";
+pub const ALICE: &str = "csr_alice_token_0123456789abcdef";
+pub const BOB: &str = "csr_bob_token_0123456789abcdef";
+pub const CAROL: &str = "csr_carol_token_0123456789abcdef";
+
+pub fn key(s: &str) -> AgentKey {
+    AgentKey::new(s.as_bytes().to_vec()).unwrap()
+}
+
+/// Configuration for agents `agent-a` (keys old+new, owned by alice) and `agent-b`, and
+/// reviewers alice, bob and carol.
+pub fn config(dir: &Path) -> ServerConfig {
+    let mut c = ServerConfig::embedded(dir.to_path_buf());
+    c.listen = "127.0.0.1:0".parse().unwrap();
+    c.agents = vec![
+        Agent {
+            id: AgentId::parse("agent-a").unwrap(),
+            owners: vec!["@alice".into()],
+            keys: vec![key(KEY_A_OLD), key(KEY_A_NEW)],
+        },
+        Agent {
+            id: AgentId::parse("agent-b").unwrap(),
+            owners: vec![],
+            keys: vec![key(KEY_B)],
+        },
+    ];
+    c.reviewers = [("alice", ALICE), ("bob", BOB), ("carol", CAROL)]
+        .into_iter()
+        .map(|(name, token)| Reviewer {
+            name: name.into(),
+            token_sha256: Sha256::digest(token.as_bytes()).into(),
+        })
+        .collect();
+    c
+}
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub server: Server,
+    pub url: String,
+    pub http: reqwest::Client,
+}
+
+impl Harness {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(dir.path());
+        tweak(&mut c);
+        let server = Server::start(&c).await.expect("server starts");
+        let url = server.url();
+        Self {
+            dir,
+            server,
+            url,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Stops the server and starts a new one on the same data directory.
+    pub async fn restart_with(self, tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        let Harness {
+            dir, server, http, ..
+        } = self;
+        server.stop().await.unwrap();
+        let mut c = config(dir.path());
+        tweak(&mut c);
+        let server = Server::start(&c).await.expect("server restarts");
+        let url = server.url();
+        Self {
+            dir,
+            server,
+            url,
+            http,
+        }
+    }
+
+    pub fn agent_a(&self) -> AgentClient {
+        AgentClient::new(&self.url, "agent-a", key(KEY_A_NEW))
+    }
+
+    pub fn agent_b(&self) -> AgentClient {
+        AgentClient::new(&self.url, "agent-b", key(KEY_B))
+    }
+
+    pub fn reviewer(&self, token: &str) -> ReviewerClient {
+        ReviewerClient::new(&self.url, token)
+    }
+
+    pub fn repo_path(&self) -> PathBuf {
+        self.dir.path().join("repo.git")
+    }
+
+    /// Sends a raw call with explicit headers.
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.url))
+            .body(body);
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Row counts of every table plus the number of git refs.
+    pub async fn stored(&self) -> (Vec<(&'static str, i64)>, usize) {
+        let rows = self.server.engine.store().table_counts().await.unwrap();
+        (rows, count_refs(&self.repo_path()))
+    }
+
+    /// Waits until the request reaches `state` (as its agent sees it).
+    pub async fn wait_state(&self, agent: &AgentClient, id: &str, state: &str) -> Value {
+        agent
+            .wait_for(id, Duration::from_secs(20), |s| s["state"] == state)
+            .await
+            .unwrap()
+    }
+
+    /// Submits a valid action request as agent-a and returns its id.
+    pub async fn submit_ok(&self) -> String {
+        let a = self
+            .agent_a()
+            .submit(&action_body(json!({"limit": 5})), None)
+            .await
+            .unwrap();
+        assert_eq!(a.status, 202, "{}", a.body);
+        a.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Submits and waits for the review to be open.
+    pub async fn pending(&self) -> String {
+        let id = self.submit_ok().await;
+        self.wait_state(&self.agent_a(), &id, "pending_review")
+            .await;
+        id
+    }
+}
+
+pub fn count_refs(repo: &Path) -> usize {
+    let repo = git2::Repository::open(repo).unwrap();
+    repo.references().unwrap().count()
+}
+
+pub fn action_body(payload: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "kind": "action",
+        "action": "db.export",
+        "resource": "prod/customers",
+        "environment": "prod",
+        "justification": "weekly report",
+        "payload": payload,
+    }))
+    .unwrap()
+}
+
+/// Headers signing `body` for `path` as `agent` with `key_text` at `ts`.
+pub fn signed_headers(
+    agent: &str,
+    key_text: &str,
+    ts: i64,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("content-type", "application/json".into()),
+        ("x-countersign-agent", agent.into()),
+        ("x-countersign-timestamp", ts.to_string()),
+        (
+            "x-countersign-signature",
+            signature::sign(&key(key_text), ts, method, path, body),
+        ),
+    ]
+}
+
+pub fn now() -> i64 {
+    countersign::time::now_secs()
+}

@@ -1,0 +1,236 @@
+//! Nothing accepted is lost: requests survive a graceful restart and a `kill -9` of the real
+//! binary at any moment, interrupted work resumes, and forge failures are retried.
+
+mod common;
+
+use common::*;
+use countersign::cli::client::AgentClient;
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+#[tokio::test]
+async fn pending_requests_survive_a_restart_and_can_be_decided_after() {
+    let h = Harness::start().await;
+    let id = h.pending().await;
+    let before = h.agent_a().status(&id).await.unwrap().body;
+    let h = h.restart_with(|_| {}).await;
+    let after = h.agent_a().status(&id).await.unwrap().body;
+    assert_eq!(after["state"], "pending_review");
+    assert_eq!(after["digest"], before["digest"]);
+    assert_eq!(
+        after["review"],
+        before["review"]
+            .clone()
+            .as_object()
+            .map(|_| {
+                // The review URL names the server's address, which changes with the port.
+                let mut r = before["review"].clone();
+                r["url"] = after["review"]["url"].clone();
+                r
+            })
+            .unwrap()
+    );
+    assert_eq!(
+        h.reviewer(BOB)
+            .review(&id, "approve", None)
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_failing_forge_is_retried_and_the_review_appears_once_it_works() {
+    let h = Harness::start().await;
+    let repo = h.repo_path();
+    let hidden = repo.with_extension("away");
+    std::fs::rename(&repo, &hidden).unwrap();
+    let id = h.submit_ok().await;
+    let agent = h.agent_a();
+    let failing = agent
+        .wait_for(&id, Duration::from_secs(10), |s| {
+            s["forge"]["attempts"].as_i64().unwrap_or(0) >= 1
+        })
+        .await
+        .unwrap();
+    assert_eq!(failing["state"], "received");
+    assert!(failing["review"].is_null());
+    let error = failing["forge"]["last_error"].as_str().unwrap();
+    assert!(
+        !error.contains("limit"),
+        "forge errors carry no request data: {error}"
+    );
+    let (status, ready) = h.raw("GET", "/readyz", &[], vec![]).await;
+    assert_eq!(status, 503, "{ready}");
+    std::fs::rename(&hidden, &repo).unwrap();
+    let open = h.wait_state(&agent, &id, "pending_review").await;
+    assert!(open["review"]["reference"].as_str().unwrap().ends_with(&id));
+    assert!(open.get("forge").is_none());
+}
+
+struct Binary {
+    child: Child,
+    url: String,
+}
+
+fn write_config(dir: &std::path::Path) -> std::path::PathBuf {
+    std::fs::write(dir.join("agent-a.key"), KEY_A_NEW).unwrap();
+    let bob_hash = countersign::cli::keys::token_sha256(BOB);
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nsweep_interval = \"100ms\"\n\n\
+         [[agents]]\nid = \"agent-a\"\nowners = [\"alice\"]\nkeys = [{{ file = {:?} }}]\n\n\
+         [[reviewers]]\nname = \"bob\"\ntoken_sha256 = \"{bob_hash}\"\n",
+        dir.join("data").display().to_string(),
+        dir.join("agent-a.key").display().to_string(),
+    );
+    let path = dir.join("countersign.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn spawn(config: &std::path::Path) -> Binary {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_countersign"))
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--log-level",
+            "warn",
+            "serve",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let url = first.rsplit(' ').next().unwrap().to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{first}");
+    std::thread::spawn(move || for _ in lines {});
+    Binary { child, url }
+}
+
+#[tokio::test]
+async fn kill_9_during_a_burst_loses_no_accepted_request_and_work_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let mut server = spawn(&config);
+    let agent = AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let (agent, tx) = (agent.clone(), tx.clone());
+        tasks.spawn(async move {
+            if let Ok(a) = agent.submit(&action_body(json!({ "n": i })), None).await
+                && a.status == 202
+            {
+                let _ = tx.send(a.body["id"].as_str().unwrap().to_owned());
+            }
+        });
+    }
+    drop(tx);
+    // Kill the server hard as soon as some requests have been acknowledged, mid-burst.
+    let mut accepted = Vec::new();
+    while accepted.len() < 20 {
+        accepted.push(rx.recv().await.expect("some requests are accepted"));
+    }
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    while let Some(()) = tasks.join_next().await.map(|r| r.unwrap()) {}
+    while let Ok(id) = rx.try_recv() {
+        accepted.push(id);
+    }
+
+    let server = spawn(&config);
+    let agent = AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
+    for id in &accepted {
+        let status = agent
+            .wait_for(id, Duration::from_secs(30), |s| {
+                s["state"] == "pending_review"
+            })
+            .await
+            .unwrap_or_else(|e| panic!("accepted request {id} was lost or stuck: {e}"));
+        assert!(status["review"]["reference"].is_string());
+    }
+    let mut server = server;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn invalid_configuration_fails_at_start_up_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("listen = \"localhost-ish\"", "`listen`"),
+        ("request_tll = \"1h\"", "request_tll"),
+        (
+            "[[agents]]\nid = \"a\"\nkeys = [{ env = \"COUNTERSIGN_TEST_NOT_SET\" }]",
+            "agents[0].keys[0]",
+        ),
+        (
+            "[[reviewers]]\nname = \"bob\"\ntoken_sha256 = \"abc\"",
+            "reviewers[0].token_sha256",
+        ),
+    ];
+    for (text, field) in cases {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "data_dir = {:?}\n{text}",
+                dir.path().join("d").display().to_string()
+            ),
+        )
+        .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_countersign"))
+            .args(["--config", path.to_str().unwrap(), "serve"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text} should fail");
+        assert!(
+            stderr.contains(field),
+            "{text}: stderr should name {field}: {stderr}"
+        );
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_countersign"))
+        .args([
+            "serve",
+            "--listen",
+            "nope",
+            "--data-dir",
+            dir.path().join("d").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`listen`"));
+}
+
+#[test]
+fn the_demo_runs_the_whole_flow_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_countersign"))
+        .args([
+            "demo",
+            "--data-dir",
+            dir.path().join("demo").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("demo finished"), "{stdout}");
+    assert!(stdout.contains("self_approval_forbidden"), "{stdout}");
+    assert!(dir.path().join("demo/countersign.db").exists());
+    assert!(
+        !stdout.contains("ann@example.com"),
+        "the demo payload's e-mail must not be shown raw"
+    );
+}
