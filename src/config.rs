@@ -261,6 +261,14 @@ impl ServerConfig {
         }
         c.agents = load_agents(&file.agents)?;
         c.reviewers = load_reviewers(&file.reviewers)?;
+        for (i, r) in c.reviewers.iter().enumerate() {
+            if c.agents.iter().any(|a| a.id.as_str() == r.name) {
+                return Err(bad(
+                    format!("reviewers[{i}].name"),
+                    "is also an agent id; agents can never review",
+                ));
+            }
+        }
         Ok(c)
     }
 

@@ -308,7 +308,8 @@ impl Store {
         let mut tx = self.writer.begin().await?;
         let updated = sqlx::query(
             "UPDATE requests SET state = 'pending_review', review_ref = ?, review_url = ?, \
-             updated_at = ?, last_error = NULL, next_attempt_at = 0 WHERE id = ? AND state = 'received'",
+             updated_at = ?, last_error = NULL, next_attempt_at = 0, forge_attempts = 0 \
+             WHERE id = ? AND state = 'received'",
         )
         .bind(review_ref)
         .bind(review_url)
@@ -452,6 +453,15 @@ impl Store {
     pub async fn prune_signatures(&self, now_ms: i64) -> anyhow::Result<u64> {
         let r = sqlx::query("DELETE FROM seen_signatures WHERE expires_at < ?")
             .bind(now_ms)
+            .execute(&self.writer)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Forgets idempotency keys created before `before_ms`.
+    pub async fn prune_idempotency_keys(&self, before_ms: i64) -> anyhow::Result<u64> {
+        let r = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
+            .bind(before_ms)
             .execute(&self.writer)
             .await?;
         Ok(r.rows_affected())

@@ -281,11 +281,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .or(file.log_format.as_deref())
             .unwrap_or("text"),
     )?;
+    // The demo narrates on stdout; its server logs only warnings unless asked otherwise.
+    let default_level = if matches!(cli.command, Command::Demo(_)) {
+        "warn"
+    } else {
+        "info"
+    };
     let log_level = cli
         .log_level
         .clone()
         .or(file.log_level.clone())
-        .unwrap_or_else(|| "info".into());
+        .unwrap_or_else(|| default_level.into());
     crate::telemetry::init_tracing(log_format, &log_level)?;
     if let Some(path) = &file_path {
         tracing::debug!(path = %path.display(), "configuration file loaded");
@@ -320,13 +326,14 @@ fn agent_client(file: &ClientFile, args: &AgentArgs) -> anyhow::Result<AgentClie
         .clone()
         .or(file.agent.clone())
         .unwrap_or_else(|| "local-agent".into());
-    let key = match (
-        &args.agent_key,
-        args.key_file.clone().or(file.key_file.clone()),
-    ) {
-        (Some(k), _) => k.clone().into_bytes(),
-        (None, Some(path)) => config::read_secret_file(&path).map_err(anyhow::Error::msg)?,
-        (None, None) => {
+    // An explicit key file (flag or COUNTERSIGN_AGENT_KEY_FILE) beats COUNTERSIGN_AGENT_KEY,
+    // which beats the configuration file.
+    let key = match (&args.key_file, &args.agent_key, &file.key_file) {
+        (Some(path), _, _) | (None, None, Some(path)) => {
+            config::read_secret_file(path).map_err(anyhow::Error::msg)?
+        }
+        (None, Some(k), _) => k.clone().into_bytes(),
+        (None, None, None) => {
             let path = PathBuf::from(format!(".countersign/keys/{agent}.key"));
             config::read_secret_file(&path)
                 .map_err(|e| anyhow::anyhow!("{e}; give --key-file or set COUNTERSIGN_AGENT_KEY"))?
@@ -404,14 +411,14 @@ fn build_submission(args: &SubmitArgs) -> anyhow::Result<serde_json::Value> {
 }
 
 async fn review(file: &ClientFile, args: ReviewArgs) -> anyhow::Result<ExitCode> {
-    let token = match (
-        &args.reviewer_token,
-        args.token_file.clone().or(file.token_file.clone()),
-    ) {
-        (Some(t), _) => t.clone(),
-        (None, path) => {
-            let path =
-                path.unwrap_or_else(|| PathBuf::from(".countersign/keys/local-reviewer.token"));
+    // Same precedence as agent keys: explicit file, then COUNTERSIGN_REVIEWER_TOKEN, then config.
+    let token = match (&args.token_file, &args.reviewer_token) {
+        (None, Some(t)) => t.clone(),
+        (path, _) => {
+            let path = path
+                .clone()
+                .or(file.token_file.clone())
+                .unwrap_or_else(|| PathBuf::from(".countersign/keys/local-reviewer.token"));
             let bytes = config::read_secret_file(&path).map_err(|e| {
                 anyhow::anyhow!("{e}; give --token-file or set COUNTERSIGN_REVIEWER_TOKEN")
             })?;

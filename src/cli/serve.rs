@@ -18,6 +18,14 @@ pub async fn run(file: FileConfig, overrides: ServeOverrides) -> anyhow::Result<
     let bootstrapped = if config.agents.is_empty() && config.reviewers.is_empty() {
         Some(bootstrap_identities(&mut config)?)
     } else {
+        if config.reviewers.is_empty() {
+            tracing::warn!(
+                "no reviewers are configured: requests can be submitted but nobody can approve them"
+            );
+        }
+        if config.agents.is_empty() {
+            tracing::warn!("no agents are configured: nobody can submit requests");
+        }
         None
     };
     let server = Server::start(&config).await?;

@@ -149,7 +149,9 @@ impl Engine {
             "created_at": time::rfc3339(now),
             "expires_at": time::rfc3339(expires_at),
         });
-        let skew_ms = time::duration_ms(self.timestamp_skew);
+        // A signature stays usable while `|now - ts| <= skew` in whole seconds, i.e. until the
+        // end of second `ts + skew`; remember it at least that long.
+        let skew_ms = time::duration_ms(self.timestamp_skew) + 1000;
         let outcome = self
             .store
             .insert_request(NewRequest {

@@ -14,6 +14,8 @@ use tokio::sync::watch;
 const BATCH: i64 = 32;
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// How long an `Idempotency-Key` keeps returning the original answer.
+pub const IDEMPOTENCY_KEY_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 fn backoff(attempts: i64) -> Duration {
     let exp = attempts.clamp(0, 16) as u32;
@@ -52,14 +54,39 @@ impl Engine {
         let now = time::now_ms();
         let mut handled = 0;
         for row in self.store.due_for_review(now, BATCH).await? {
-            self.open_review(&row).await?;
+            if let Err(e) = self.open_review(&row).await {
+                self.row_failed(&row, &e, "open review").await?;
+            }
             handled += 1;
         }
         for row in self.store.due_for_publication(now, BATCH).await? {
-            self.publish(&row).await?;
+            if let Err(e) = self.publish(&row).await {
+                self.row_failed(&row, &e, "publish decision").await?;
+            }
             handled += 1;
         }
         Ok(handled)
+    }
+
+    /// A row that could not be processed (e.g. unreadable) is retried later like a forge
+    /// failure, so it never blocks the rows behind it.
+    async fn row_failed(
+        &self,
+        row: &RequestRow,
+        e: &anyhow::Error,
+        what: &str,
+    ) -> anyhow::Result<()> {
+        let attempts = row.forge_attempts + 1;
+        let next = time::now_ms() + time::duration_ms(backoff(attempts));
+        tracing::error!(request.id = %row.id, attempts, error = format!("{e:#}"), "could not {what}; will retry");
+        self.store
+            .forge_failed(
+                &row.request_id(),
+                attempts,
+                next,
+                &format!("internal error while trying to {what}"),
+            )
+            .await
     }
 
     async fn open_review(&self, row: &RequestRow) -> anyhow::Result<()> {
@@ -165,6 +192,10 @@ impl Engine {
             self.expire_now(now).await;
             if let Err(e) = self.store.prune_signatures(now).await {
                 tracing::error!(error = %e, "pruning old signatures failed");
+            }
+            let keep_keys = time::duration_ms(IDEMPOTENCY_KEY_RETENTION);
+            if let Err(e) = self.store.prune_idempotency_keys(now - keep_keys).await {
+                tracing::error!(error = %e, "pruning old idempotency keys failed");
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.sweep_interval) => {}

@@ -2,6 +2,7 @@
 //! commit adding the masked request record `requests/<yyyy>/<mm>/<id>.json` and its rendered
 //! description (`.md`) — plus, for `change` requests, the proposed files — on top of the base
 //! branch. Decisions are attached to that commit as git notes under `refs/notes/countersign`.
+//! Templates are read from the base branch's `templates/`, falling back to built-in copies.
 //! git2 stays inside this module.
 
 use super::{Decision, Forge, ForgeError, ReviewRef, ReviewRequest};
@@ -11,6 +12,12 @@ use anyhow::Context as _;
 use git2::{Oid, Repository, Signature};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+const PR_TEMPLATE: &str = "templates/pull_request.md.j2";
+const COMMIT_TEMPLATE: &str = "templates/commit_message.txt.j2";
+const BUILTIN_PR_TEMPLATE: &str = include_str!("../../templates/pull_request.md.j2");
+const BUILTIN_COMMIT_TEMPLATE: &str = include_str!("../../templates/commit_message.txt.j2");
 
 /// Files committed on the base branch of a newly created repository.
 const SEED_FILES: &[(&str, &str)] = &[
@@ -26,19 +33,15 @@ const SEED_FILES: &[(&str, &str)] = &[
         "policies/README.md",
         include_str!("../../policies/README.md"),
     ),
-    (
-        "templates/pull_request.md.j2",
-        include_str!("../../templates/pull_request.md.j2"),
-    ),
-    (
-        "templates/commit_message.txt.j2",
-        include_str!("../../templates/commit_message.txt.j2"),
-    ),
+    (PR_TEMPLATE, BUILTIN_PR_TEMPLATE),
+    (COMMIT_TEMPLATE, BUILTIN_COMMIT_TEMPLATE),
 ];
 
 const NOTES_REF: &str = "refs/notes/countersign";
 const BOT_NAME: &str = "countersign";
 const BOT_EMAIL: &str = "countersign@localhost";
+/// Lock files older than this in a repository we did not create are considered abandoned.
+const STALE_LOCK_AGE: Duration = Duration::from_secs(600);
 
 pub struct LocalForge {
     repo: Arc<Mutex<Repository>>,
@@ -49,25 +52,39 @@ pub struct LocalForge {
 
 impl LocalForge {
     /// Opens an existing repository (which must have `base_branch`), or, with `create`, creates
-    /// a bare repository seeded with the example `policies/` and `templates/`.
+    /// a bare repository seeded with the example `policies/` and `templates/`. With `fsync`,
+    /// libgit2 flushes objects and refs to disk, so reviews also survive a power loss.
     pub fn open(
         path: &Path,
         base_branch: &str,
         create: bool,
         public_url: &str,
+        fsync: bool,
     ) -> anyhow::Result<Self> {
+        if fsync {
+            enable_fsync();
+        }
         let repo = match Repository::open(path) {
             Ok(repo) => repo,
             Err(_) if create && !path.exists() => init_seeded(path, base_branch)
                 .with_context(|| format!("cannot create the git repository {}", path.display()))?,
             Err(e) => {
-                return Err(anyhow::anyhow!(
+                anyhow::bail!(
                     "cannot open git repository {}: {}",
                     path.display(),
                     e.message()
-                ));
+                );
             }
         };
+        // A `kill -9` in the middle of a ref update leaves its lock file behind, which would
+        // block that ref forever. Our own repository has no other writers; in a repository we
+        // were given, only old locks are removed.
+        let min_age = if create {
+            Duration::ZERO
+        } else {
+            STALE_LOCK_AGE
+        };
+        remove_stale_locks(repo.path(), min_age);
         repo.find_branch(base_branch, git2::BranchType::Local)
             .map_err(|_| {
                 anyhow::anyhow!(
@@ -87,22 +104,18 @@ impl LocalForge {
         &self.path
     }
 
-    /// Files (paths) in the commit at the tip of a review branch, for the demo and tests.
+    /// Paths the review commit adds or changes, for the demo and tests.
     pub fn review_files(&self, reference: &str) -> anyhow::Result<Vec<String>> {
         let repo = self.repo.lock().expect("repository lock");
         let commit = repo
             .revparse_single(&format!("refs/heads/{reference}"))?
             .peel_to_commit()?;
-        let mut files = Vec::new();
-        commit
-            .tree()?
-            .walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-                if entry.kind() == Some(git2::ObjectType::Blob) {
-                    files.push(format!("{dir}{}", entry.name().unwrap_or("?")));
-                }
-                git2::TreeWalkResult::Ok
-            })?;
-        Ok(files)
+        let parent_tree = commit.parent(0)?.tree()?;
+        let diff = repo.diff_tree_to_tree(Some(&parent_tree), Some(&commit.tree()?), None)?;
+        Ok(diff
+            .deltas()
+            .filter_map(|d| d.new_file().path().map(|p| p.display().to_string()))
+            .collect())
     }
 
     /// The decision note on a review branch's head, if any.
@@ -137,6 +150,48 @@ impl LocalForge {
 /// by an operator without countersign's help, and the engine backs off exponentially.
 fn classify(e: git2::Error) -> ForgeError {
     ForgeError::Transient(format!("git: {}", e.message()))
+}
+
+fn enable_fsync() {
+    // SAFETY: GIT_OPT_ENABLE_FSYNC_GITDIR takes one int argument; libgit2 is initialised first,
+    // and the option is a process-wide flag that is safe to set at any time.
+    unsafe {
+        libgit2_sys::init();
+        libgit2_sys::git_libgit2_opts(
+            libgit2_sys::GIT_OPT_ENABLE_FSYNC_GITDIR as libc_int,
+            1 as libc_int,
+        );
+    }
+}
+
+#[allow(non_camel_case_types)]
+type libc_int = std::ffi::c_int;
+
+fn remove_stale_locks(git_dir: &Path, min_age: Duration) {
+    let mut stack = vec![git_dir.join("refs")];
+    let mut candidates = vec![git_dir.join("packed-refs.lock")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "lock") {
+                candidates.push(path);
+            }
+        }
+    }
+    for lock in candidates {
+        let age = std::fs::metadata(&lock)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| SystemTime::now().duration_since(t).ok());
+        if age.is_some_and(|a| a >= min_age) && std::fs::remove_file(&lock).is_ok() {
+            tracing::warn!(lock = %lock.display(), "removed a stale git lock left by an interrupted run");
+        }
+    }
 }
 
 fn bot() -> Result<Signature<'static>, git2::Error> {
@@ -174,8 +229,7 @@ struct ReviewContent {
     branch: String,
     record_path: String,
     record: String,
-    description: String,
-    message: String,
+    context: minijinja::Value,
     changes: Vec<(String, String)>,
 }
 
@@ -203,7 +257,7 @@ fn prepare(request: &ReviewRequest<'_>) -> ReviewContent {
         "payload": masked_payload,
         "changes": changes_summary,
     });
-    let ctx = minijinja::context! {
+    let context = minijinja::context! {
         id => request.id.as_str(),
         agent => request.agent.as_str(),
         kind => s.kind.as_str(),
@@ -215,22 +269,13 @@ fn prepare(request: &ReviewRequest<'_>) -> ReviewContent {
         created_at => created,
         expires_at => expires,
         payload => serde_json::to_string_pretty(&masked_payload).unwrap_or_default(),
+        changes => changes_summary,
     };
-    let dir = request_dir(request.id);
     ReviewContent {
         branch: format!("countersign/{}", request.id),
-        record_path: format!("{dir}/{}.json", request.id),
+        record_path: format!("{}/{}.json", request_dir(request.id), request.id),
         record: serde_json::to_string_pretty(&record).unwrap_or_default() + "\n",
-        description: render(
-            PR_TEMPLATE,
-            include_str!("../../templates/pull_request.md.j2"),
-            &ctx,
-        ),
-        message: render(
-            COMMIT_TEMPLATE,
-            include_str!("../../templates/commit_message.txt.j2"),
-            &ctx,
-        ),
+        context,
         changes: match s.kind {
             Kind::Change => s
                 .changes
@@ -242,28 +287,39 @@ fn prepare(request: &ReviewRequest<'_>) -> ReviewContent {
     }
 }
 
-const PR_TEMPLATE: &str = "pull_request.md.j2";
-const COMMIT_TEMPLATE: &str = "commit_message.txt.j2";
-
-/// Renders a built-in template. (Per-repository templates from the base branch arrive with the
-/// GitHub forge; the local forge seeds the same files.)
-fn render(name: &str, source: &str, ctx: &minijinja::Value) -> String {
-    let mut env = minijinja::Environment::new();
-    let rendered = env
-        .add_template(name, source)
-        .and_then(|_| env.get_template(name)?.render(ctx));
-    match rendered {
-        Ok(text) => text,
-        Err(e) => {
-            tracing::warn!(template = name, error = %e, "template failed to render; using a plain summary");
-            format!(
-                "countersign request {}",
-                ctx.get_attr("id")
-                    .map(|v| v.to_string())
-                    .unwrap_or_default()
-            )
+/// Renders the base branch's copy of a template, falling back to the built-in one (with a
+/// warning) when it is missing or broken. Never fails.
+fn render(
+    repo: &Repository,
+    base: &git2::Tree<'_>,
+    path: &str,
+    builtin: &str,
+    ctx: &minijinja::Value,
+) -> String {
+    let from_repo = base
+        .get_path(Path::new(path))
+        .ok()
+        .and_then(|entry| repo.find_blob(entry.id()).ok())
+        .and_then(|blob| String::from_utf8(blob.content().to_vec()).ok());
+    if let Some(source) = &from_repo {
+        match render_source(source, ctx) {
+            Ok(text) => return text,
+            Err(e) => {
+                tracing::warn!(template = path, error = %e, "template in the repository is broken; using the built-in one")
+            }
         }
+    } else {
+        tracing::warn!(
+            template = path,
+            "template missing from the base branch; using the built-in one"
+        );
     }
+    render_source(builtin, ctx).unwrap_or_else(|_| "countersign request".to_owned())
+}
+
+fn render_source(source: &str, ctx: &minijinja::Value) -> Result<String, minijinja::Error> {
+    let env = minijinja::Environment::new();
+    env.render_str(source, ctx)
 }
 
 /// `requests/<yyyy>/<mm>` from the request's creation time.
@@ -293,24 +349,37 @@ impl Forge for LocalForge {
                     .find_branch(&base, git2::BranchType::Local)?
                     .get()
                     .peel_to_commit()?;
+                let base_tree = parent.tree()?;
+                let description = render(
+                    repo,
+                    &base_tree,
+                    PR_TEMPLATE,
+                    BUILTIN_PR_TEMPLATE,
+                    &content.context,
+                );
+                let message = render(
+                    repo,
+                    &base_tree,
+                    COMMIT_TEMPLATE,
+                    BUILTIN_COMMIT_TEMPLATE,
+                    &content.context,
+                );
+                let description_path = content.record_path.replace(".json", ".md");
                 let mut update = git2::build::TreeUpdateBuilder::new();
-                for (path, text) in [
+                let files = [
                     (&content.record_path, &content.record),
-                    (
-                        &content.record_path.replace(".json", ".md"),
-                        &content.description,
-                    ),
-                ]
-                .into_iter()
-                .chain(content.changes.iter().map(|(p, c)| (p, c)))
+                    (&description_path, &description),
+                ];
+                for (path, text) in files
+                    .into_iter()
+                    .chain(content.changes.iter().map(|(p, c)| (p, c)))
                 {
                     let blob = repo.blob(text.as_bytes())?;
                     update.upsert(path.as_str(), blob, git2::FileMode::Blob);
                 }
-                let tree_id = update.create_updated(repo, &parent.tree()?)?;
-                let tree = repo.find_tree(tree_id)?;
+                let tree = repo.find_tree(update.create_updated(repo, &base_tree)?)?;
                 let sig = bot()?;
-                let commit = repo.commit(None, &sig, &sig, &content.message, &tree, &[&parent])?;
+                let commit = repo.commit(None, &sig, &sig, &message, &tree, &[&parent])?;
                 repo.branch(&content.branch, &repo.find_commit(commit)?, false)?;
                 Ok(commit)
             })
@@ -352,5 +421,44 @@ impl Forge for LocalForge {
         let base = self.base_branch.clone();
         self.blocking(move |repo| repo.find_branch(&base, git2::BranchType::Local).map(|_| ()))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_locks_are_removed_by_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let heads = dir.path().join("refs/heads/countersign");
+        std::fs::create_dir_all(&heads).unwrap();
+        let lock = heads.join("cr_x.lock");
+        std::fs::write(&lock, "").unwrap();
+        remove_stale_locks(dir.path(), Duration::from_secs(3600));
+        assert!(
+            lock.exists(),
+            "a fresh lock in a foreign repository is left alone"
+        );
+        remove_stale_locks(dir.path(), Duration::ZERO);
+        assert!(!lock.exists());
+    }
+
+    #[test]
+    fn broken_templates_fall_back_to_the_builtin() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = init_seeded(&dir.path().join("r.git"), "main").unwrap();
+        let builder = repo.treebuilder(None).unwrap();
+        let broken = repo.blob(b"{% if %}").unwrap();
+        let mut builder = builder;
+        let mut sub = repo.treebuilder(None).unwrap();
+        sub.insert("pull_request.md.j2", broken, 0o100644).unwrap();
+        builder
+            .insert("templates", sub.write().unwrap(), 0o040000)
+            .unwrap();
+        let tree = repo.find_tree(builder.write().unwrap()).unwrap();
+        let ctx = minijinja::context! { id => "cr_1", agent => "a", action => "x", resource => "r", environment => "e" };
+        let text = render(&repo, &tree, PR_TEMPLATE, BUILTIN_PR_TEMPLATE, &ctx);
+        assert!(text.contains("a requests `x` on `r` (e)"), "{text}");
     }
 }

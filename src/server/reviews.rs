@@ -5,7 +5,7 @@ use super::AppState;
 use super::auth::verify_reviewer;
 use super::body::{read_limited, require_json};
 use super::error::ApiError;
-use crate::engine::{ReviewDecision, ReviewError};
+use crate::engine::{self, ReviewDecision, ReviewError};
 use crate::request::RequestId;
 use axum::Json;
 use axum::body::Body;
@@ -60,11 +60,15 @@ async fn review_inner(
                 "self_approval_forbidden",
                 e.to_string(),
             ),
+            ReviewError::NotPending(engine::State::Expired) | ReviewError::Expired => {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "request_expired",
+                    "request has expired",
+                )
+            }
             ReviewError::NotPending(_) => {
                 ApiError::new(StatusCode::CONFLICT, "request_not_pending", e.to_string())
-            }
-            ReviewError::Expired => {
-                ApiError::new(StatusCode::CONFLICT, "request_expired", e.to_string())
             }
             ReviewError::Store(e) => ApiError::internal(&e),
         }),
