@@ -201,7 +201,8 @@ fn main() {
             None => None,
         };
 
-        println!("\nintake_load: {clients} concurrent clients, {seconds} s per phase, server = release binary, SQLite synchronous=normal");
+        let sync = std::env::var("COUNTERSIGN_SQLITE_SYNCHRONOUS").unwrap_or_else(|_| "normal".into());
+        println!("\nintake_load: {clients} concurrent clients, {seconds} s per phase, server = release binary, sqlite_synchronous={sync}");
         println!("| phase | ok | errors | req/s | p50 ms | p90 ms | p99 ms | max ms |");
         println!("|---|---|---|---|---|---|---|---|");
         println!("{}", signed.row());

@@ -401,3 +401,81 @@ async fn assert_nothing_stored(h: &Harness) {
     }
     assert_eq!(refs, 1, "only the base branch may exist in git");
 }
+
+#[tokio::test]
+async fn a_burst_of_replays_and_retries_stores_each_request_once_without_hurting_neighbours() {
+    let h = Harness::start().await;
+    let replayed = action_body(json!({"burst": "same bytes"}));
+    let same = signed_headers("agent-a", KEY_A_NEW, now(), "POST", PATH, &replayed);
+    let keyed = action_body(json!({"burst": "same key"}));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..60 {
+        let (h_url, http) = (h.url.clone(), h.http.clone());
+        let (replayed, same, keyed) = (replayed.clone(), same.clone(), keyed.clone());
+        tasks.spawn(async move {
+            let (kind, body, headers) = match i % 3 {
+                0 => ("replay", replayed, same),
+                1 => {
+                    let mut headers =
+                        signed_headers("agent-a", KEY_A_NEW, now(), "POST", PATH, &keyed);
+                    headers.push(("idempotency-key", "burst-key".into()));
+                    // Distinct signatures: vary the timestamp inside the window.
+                    headers[2].1 = (now() - i as i64).to_string();
+                    headers[3].1 = countersign::request::signature::sign(
+                        &key(KEY_A_NEW),
+                        now() - i as i64,
+                        "POST",
+                        PATH,
+                        &keyed,
+                    );
+                    ("keyed", keyed, headers)
+                }
+                _ => {
+                    let body = action_body(json!({ "burst": i }));
+                    (
+                        "distinct",
+                        body.clone(),
+                        signed_headers("agent-a", KEY_A_NEW, now(), "POST", PATH, &body),
+                    )
+                }
+            };
+            let req = headers
+                .iter()
+                .fold(http.post(format!("{h_url}{PATH}")), |r, (k, v)| {
+                    r.header(*k, v)
+                });
+            let resp = req.body(body).send().await.unwrap();
+            let status = resp.status().as_u16();
+            let answer: serde_json::Value = resp.json().await.unwrap();
+            (kind, status, answer["id"].as_str().map(str::to_owned))
+        });
+    }
+    let mut by_kind: std::collections::HashMap<&str, Vec<(u16, Option<String>)>> =
+        Default::default();
+    while let Some(r) = tasks.join_next().await {
+        let (kind, status, id) = r.unwrap();
+        by_kind.entry(kind).or_default().push((status, id));
+    }
+    let replays = &by_kind["replay"];
+    assert_eq!(
+        replays.iter().filter(|(s, _)| *s == 202).count(),
+        1,
+        "{replays:?}"
+    );
+    assert_eq!(
+        replays.iter().filter(|(s, _)| *s == 409).count(),
+        19,
+        "{replays:?}"
+    );
+    let keyed = &by_kind["keyed"];
+    assert!(keyed.iter().all(|(s, _)| *s == 202), "{keyed:?}");
+    let ids: std::collections::HashSet<_> = keyed.iter().map(|(_, id)| id.clone()).collect();
+    assert_eq!(
+        ids.len(),
+        1,
+        "every retry with one key answers with the same request: {keyed:?}"
+    );
+    assert!(by_kind["distinct"].iter().all(|(s, _)| *s == 202));
+    let (rows, _) = h.stored().await;
+    assert!(rows.contains(&("requests", 1 + 1 + 20)), "{rows:?}");
+}

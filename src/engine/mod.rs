@@ -155,19 +155,24 @@ impl Engine {
         let outcome = self
             .store
             .insert_request(NewRequest {
-                id: &id,
-                agent: intake.agent,
-                submission: &intake.submission,
-                digest: &digest,
+                id: id.clone(),
+                agent: intake.agent.clone(),
+                kind: intake.submission.kind.as_str(),
+                action: intake.submission.action.clone(),
+                resource: intake.submission.resource.clone(),
+                environment: intake.submission.environment.clone(),
+                digest: digest.clone(),
+                submission_json: serde_json::to_string(&intake.submission)
+                    .map_err(anyhow::Error::from)?,
                 now_ms: now,
                 expires_at,
-                signature: intake.signature,
+                signature: intake.signature.to_owned(),
                 signature_expires_at: intake
                     .timestamp
                     .saturating_mul(1000)
                     .saturating_add(skew_ms),
-                idempotency: intake.idempotency_key.map(|k| (k, &fingerprint)),
-                response: &response,
+                idempotency: intake.idempotency_key.map(|k| (k.to_owned(), fingerprint)),
+                response: response.to_string(),
             })
             .await?;
         match outcome {

@@ -12,12 +12,15 @@ use sqlx::{FromRow, SqlitePool};
 use std::path::Path;
 use std::time::Duration;
 
+mod intake;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Clone)]
 pub struct Store {
     writer: SqlitePool,
     reader: SqlitePool,
+    intake: tokio::sync::mpsc::Sender<intake::Job>,
 }
 
 /// A stored request.
@@ -78,18 +81,24 @@ pub struct EventRow {
 }
 
 /// A request about to be stored, with everything intake checked.
-pub struct NewRequest<'a> {
-    pub id: &'a RequestId,
-    pub agent: &'a AgentId,
-    pub submission: &'a Submission,
-    pub digest: &'a Digest,
+pub struct NewRequest {
+    pub id: RequestId,
+    pub agent: AgentId,
+    pub kind: &'static str,
+    pub action: String,
+    pub resource: String,
+    pub environment: String,
+    pub digest: Digest,
+    /// The validated submission as JSON (raw payload included).
+    pub submission_json: String,
     pub now_ms: i64,
     pub expires_at: i64,
-    pub signature: &'a str,
+    pub signature: String,
     pub signature_expires_at: i64,
-    pub idempotency: Option<(&'a str, &'a Digest)>,
-    /// The response body to replay for an idempotent retry.
-    pub response: &'a Value,
+    /// `(Idempotency-Key, fingerprint)`.
+    pub idempotency: Option<(String, Digest)>,
+    /// The response body to replay for an idempotent retry (JSON text).
+    pub response: String,
 }
 
 /// What happened to a submission at the store.
@@ -120,7 +129,7 @@ pub struct NewReview<'a> {
     pub digest: &'a str,
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
@@ -152,7 +161,12 @@ impl Store {
             .connect_with(options.read_only(true))
             .await
             .with_context(|| format!("cannot open database {} for reading", path.display()))?;
-        Ok(Self { writer, reader })
+        let intake = intake::spawn_writer(writer.clone());
+        Ok(Self {
+            writer,
+            reader,
+            intake,
+        })
     }
 
     pub async fn ping(&self) -> anyhow::Result<()> {
@@ -160,87 +174,19 @@ impl Store {
         Ok(())
     }
 
-    /// Stores an accepted request, its `received` event, its signature and idempotency key in
-    /// one transaction; or reports why it must not be stored.
-    pub async fn insert_request(&self, new: NewRequest<'_>) -> anyhow::Result<InsertOutcome> {
-        let mut tx = self.writer.begin().await?;
-        if let Some((key, fingerprint)) = new.idempotency {
-            let prior: Option<(String, String)> = sqlx::query_as(
-                "SELECT fingerprint, response FROM idempotency_keys WHERE agent_id = ? AND key = ?",
-            )
-            .bind(new.agent.as_str())
-            .bind(key)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some((stored_fp, response)) = prior {
-                if stored_fp != fingerprint.as_str() {
-                    return Ok(InsertOutcome::KeyReused);
-                }
-                return Ok(InsertOutcome::Repeat(serde_json::from_str(&response)?));
-            }
-        }
-        let seen = sqlx::query(
-            "INSERT INTO seen_signatures (agent_id, signature, expires_at) VALUES (?, ?, ?)",
-        )
-        .bind(new.agent.as_str())
-        .bind(new.signature)
-        .bind(new.signature_expires_at)
-        .execute(&mut *tx)
-        .await;
-        match seen {
-            Err(e) if is_unique_violation(&e) => return Ok(InsertOutcome::Replay),
-            other => {
-                other?;
-            }
-        }
-        let s = new.submission;
-        sqlx::query(
-            "INSERT INTO requests (id, agent_id, kind, action, resource, environment, digest, \
-             submission, state, created_at, updated_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(new.id.as_str())
-        .bind(new.agent.as_str())
-        .bind(s.kind.as_str())
-        .bind(&s.action)
-        .bind(&s.resource)
-        .bind(&s.environment)
-        .bind(new.digest.as_str())
-        .bind(serde_json::to_string(s)?)
-        .bind(State::Received.as_str())
-        .bind(new.now_ms)
-        .bind(new.now_ms)
-        .bind(new.expires_at)
-        .execute(&mut *tx)
-        .await?;
-        let detail = serde_json::json!({ "digest": new.digest.as_str() });
-        insert_event(
-            &mut tx,
-            new.id.as_str(),
-            "received",
-            None,
-            Some(State::Received),
-            new.agent.as_str(),
-            &detail,
-            new.now_ms,
-        )
-        .await?;
-        if let Some((key, fingerprint)) = new.idempotency {
-            sqlx::query(
-                "INSERT INTO idempotency_keys (agent_id, key, fingerprint, request_id, response, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(new.agent.as_str())
-            .bind(key)
-            .bind(fingerprint.as_str())
-            .bind(new.id.as_str())
-            .bind(new.response.to_string())
-            .bind(new.now_ms)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(InsertOutcome::Inserted)
+    /// Stores an accepted request, its `received` event, its signature and idempotency key
+    /// atomically, or reports why it must not be stored. Concurrent calls are group-committed:
+    /// one transaction (one WAL commit, one fsync with `full`) for every call waiting at that
+    /// moment, each call isolated in its own savepoint. Returns once the commit is durable.
+    pub async fn insert_request(&self, new: NewRequest) -> anyhow::Result<InsertOutcome> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.intake
+            .send(intake::Job { new, reply })
+            .await
+            .map_err(|_| anyhow::anyhow!("the intake writer has stopped"))?;
+        answer
+            .await
+            .map_err(|_| anyhow::anyhow!("the intake writer dropped a request"))?
     }
 
     pub async fn get_request(&self, id: &RequestId) -> anyhow::Result<Option<RequestRow>> {
@@ -530,7 +476,7 @@ async fn conflict(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn insert_event(
+pub(crate) async fn insert_event(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     request_id: &str,
     kind: &str,

@@ -1,0 +1,143 @@
+//! Group commit for intake: one task owns intake writes, takes every submission waiting at that
+//! moment (up to [`MAX_BATCH`]) and stores them in one transaction, each inside its own
+//! savepoint so a replay or idempotent repeat affects only that submission. Callers are
+//! answered only after the transaction has committed.
+
+use super::{InsertOutcome, NewRequest, insert_event, is_unique_violation};
+use crate::engine::State;
+use sqlx::{Acquire as _, Sqlite, SqlitePool, Transaction};
+use tokio::sync::{mpsc, oneshot};
+
+const MAX_BATCH: usize = 128;
+const QUEUE: usize = 1024;
+
+pub(super) struct Job {
+    pub new: NewRequest,
+    pub reply: oneshot::Sender<anyhow::Result<InsertOutcome>>,
+}
+
+pub(super) fn spawn_writer(pool: SqlitePool) -> mpsc::Sender<Job> {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    tokio::spawn(run(pool, rx));
+    tx
+}
+
+async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        match store_batch(&pool, &batch).await {
+            Ok(outcomes) => {
+                for (job, outcome) in batch.drain(..).zip(outcomes) {
+                    let _ = job.reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                // Nothing of this batch was committed; every caller gets the error (500).
+                let message = format!("{e:#}");
+                for job in batch.drain(..) {
+                    let _ = job.reply.send(Err(anyhow::anyhow!(
+                        "storing the request failed: {message}"
+                    )));
+                }
+            }
+        }
+    }
+}
+
+async fn store_batch(pool: &SqlitePool, jobs: &[Job]) -> anyhow::Result<Vec<InsertOutcome>> {
+    let mut tx = pool.begin().await?;
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let mut savepoint = tx.begin().await?;
+        let outcome = store_one(&mut savepoint, &job.new).await?;
+        if matches!(outcome, InsertOutcome::Inserted) {
+            savepoint.commit().await?;
+        } else {
+            savepoint.rollback().await?;
+        }
+        outcomes.push(outcome);
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+async fn store_one(
+    tx: &mut Transaction<'_, Sqlite>,
+    new: &NewRequest,
+) -> anyhow::Result<InsertOutcome> {
+    if let Some((key, fingerprint)) = &new.idempotency {
+        let prior: Option<(String, String)> = sqlx::query_as(
+            "SELECT fingerprint, response FROM idempotency_keys WHERE agent_id = ? AND key = ?",
+        )
+        .bind(new.agent.as_str())
+        .bind(key)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some((stored, response)) = prior {
+            if stored != fingerprint.as_str() {
+                return Ok(InsertOutcome::KeyReused);
+            }
+            return Ok(InsertOutcome::Repeat(serde_json::from_str(&response)?));
+        }
+    }
+    let seen = sqlx::query(
+        "INSERT INTO seen_signatures (agent_id, signature, expires_at) VALUES (?, ?, ?)",
+    )
+    .bind(new.agent.as_str())
+    .bind(&new.signature)
+    .bind(new.signature_expires_at)
+    .execute(&mut **tx)
+    .await;
+    match seen {
+        Err(e) if is_unique_violation(&e) => return Ok(InsertOutcome::Replay),
+        other => {
+            other?;
+        }
+    }
+    sqlx::query(
+        "INSERT INTO requests (id, agent_id, kind, action, resource, environment, digest, \
+         submission, state, created_at, updated_at, expires_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(new.id.as_str())
+    .bind(new.agent.as_str())
+    .bind(new.kind)
+    .bind(&new.action)
+    .bind(&new.resource)
+    .bind(&new.environment)
+    .bind(new.digest.as_str())
+    .bind(&new.submission_json)
+    .bind(State::Received.as_str())
+    .bind(new.now_ms)
+    .bind(new.now_ms)
+    .bind(new.expires_at)
+    .execute(&mut **tx)
+    .await?;
+    let detail = serde_json::json!({ "digest": new.digest.as_str() });
+    insert_event(
+        tx,
+        new.id.as_str(),
+        "received",
+        None,
+        Some(State::Received),
+        new.agent.as_str(),
+        &detail,
+        new.now_ms,
+    )
+    .await?;
+    if let Some((key, fingerprint)) = &new.idempotency {
+        sqlx::query(
+            "INSERT INTO idempotency_keys (agent_id, key, fingerprint, request_id, response, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(new.agent.as_str())
+        .bind(key)
+        .bind(fingerprint.as_str())
+        .bind(new.id.as_str())
+        .bind(&new.response)
+        .bind(new.now_ms)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(InsertOutcome::Inserted)
+}
