@@ -26,7 +26,7 @@ pub fn token_sha256(token: &str) -> String {
 /// Writes a secret to a new file readable only by its owner.
 pub fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        crate::store::create_private_dir(dir)?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

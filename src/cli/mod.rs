@@ -139,37 +139,51 @@ pub struct SubmitArgs {
     #[command(flatten)]
     pub agent: AgentArgs,
     /// Send this file verbatim as the JSON body (other request flags are then ignored).
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["action", "payload", "payload_file", "change"])]
+    #[arg(long, env = "COUNTERSIGN_SUBMIT_BODY_FILE", value_name = "FILE", conflicts_with_all = ["action", "payload", "payload_file", "change"])]
     pub body_file: Option<PathBuf>,
     /// action or change.
-    #[arg(long, default_value = "action")]
+    #[arg(long, env = "COUNTERSIGN_SUBMIT_KIND", default_value = "action")]
     pub kind: String,
     /// The operation, e.g. db.export.
-    #[arg(long, required_unless_present = "body_file")]
+    #[arg(
+        long,
+        env = "COUNTERSIGN_SUBMIT_ACTION",
+        required_unless_present = "body_file"
+    )]
     pub action: Option<String>,
     /// What it acts on, e.g. prod/customers.
-    #[arg(long, default_value = "")]
+    #[arg(long, env = "COUNTERSIGN_SUBMIT_RESOURCE", default_value = "")]
     pub resource: String,
     /// Target environment, e.g. prod.
-    #[arg(long, default_value = "")]
+    #[arg(long, env = "COUNTERSIGN_SUBMIT_ENVIRONMENT", default_value = "")]
     pub environment: String,
     /// Why the agent needs this.
-    #[arg(long, default_value = "")]
+    #[arg(long, env = "COUNTERSIGN_SUBMIT_JUSTIFICATION", default_value = "")]
     pub justification: String,
     /// Payload as JSON text.
-    #[arg(long, value_name = "JSON", conflicts_with = "payload_file")]
+    #[arg(
+        long,
+        env = "COUNTERSIGN_SUBMIT_PAYLOAD",
+        value_name = "JSON",
+        conflicts_with = "payload_file"
+    )]
     pub payload: Option<String>,
     /// Payload from a JSON file.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "COUNTERSIGN_SUBMIT_PAYLOAD_FILE", value_name = "FILE")]
     pub payload_file: Option<PathBuf>,
-    /// A proposed file edit for kind change: REPO_PATH=LOCAL_FILE (repeatable).
-    #[arg(long, value_name = "REPO_PATH=LOCAL_FILE")]
+    /// A proposed file edit for kind change: REPO_PATH=LOCAL_FILE (repeatable; comma-separated in the environment).
+    #[arg(
+        long,
+        env = "COUNTERSIGN_SUBMIT_CHANGES",
+        value_delimiter = ',',
+        value_name = "REPO_PATH=LOCAL_FILE"
+    )]
     pub change: Vec<String>,
     /// URL the agent wants to be called back on.
-    #[arg(long)]
+    #[arg(long, env = "COUNTERSIGN_SUBMIT_CALLBACK_URL")]
     pub callback_url: Option<String>,
     /// Makes retries safe: the same key returns the original answer.
-    #[arg(long)]
+    #[arg(long, env = "COUNTERSIGN_SUBMIT_IDEMPOTENCY_KEY")]
     pub idempotency_key: Option<String>,
 }
 
@@ -229,7 +243,7 @@ pub enum ReviewAction {
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Keep the demo's state (database, git repository) in this directory.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, env = "COUNTERSIGN_DEMO_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 }
 

@@ -134,7 +134,7 @@ impl Server {
     /// Opens the store and repository (creating the embedded ones if needed), binds the listener
     /// and starts serving and the background workers.
     pub async fn start(config: &ServerConfig) -> anyhow::Result<Self> {
-        create_private_dir(&config.data_dir)?;
+        crate::store::create_private_dir(&config.data_dir)?;
         let store = Store::open(&config.database_path(), config.synchronous).await?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -219,19 +219,4 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
-}
-
-/// Creates the data directory readable only by its owner (it holds the database with raw
-/// payloads and, in the embedded default, key files). An existing directory is left as it is.
-fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .with_context(|| format!("cannot create data directory {}", dir.display()))
 }

@@ -498,3 +498,19 @@ pub(crate) async fn insert_event(
         .await?;
     Ok(())
 }
+
+/// Creates a directory (and missing parents) readable only by its owner: the data directory
+/// holds the database with raw payloads and, in the embedded default, key files. Existing
+/// directories keep their permissions.
+pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("cannot create directory {}", dir.display()))
+}
