@@ -6,8 +6,7 @@ mod common;
 use common::*;
 use countersign::cli::client::AgentClient;
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 #[tokio::test]
@@ -71,11 +70,6 @@ async fn a_failing_forge_is_retried_and_the_review_appears_once_it_works() {
     assert!(open.get("forge").is_none());
 }
 
-struct Binary {
-    child: Child,
-    url: String,
-}
-
 fn write_config(dir: &std::path::Path) -> std::path::PathBuf {
     std::fs::write(dir.join("agent-a.key"), KEY_A_NEW).unwrap();
     let bob_hash = countersign::cli::keys::token_sha256(BOB);
@@ -92,24 +86,14 @@ fn write_config(dir: &std::path::Path) -> std::path::PathBuf {
 }
 
 fn spawn(config: &std::path::Path) -> Binary {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_countersign"))
-        .args([
-            "--config",
-            config.to_str().unwrap(),
-            "--log-level",
-            "warn",
-            "serve",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let url = first.rsplit(' ').next().unwrap().to_owned();
-    assert!(url.starts_with("http://127.0.0.1:"), "{first}");
-    std::thread::spawn(move || for _ in lines {});
-    Binary { child, url }
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--log-level",
+        "warn",
+        "serve",
+    ];
+    Binary::spawn(&args, config.parent().unwrap())
 }
 
 #[tokio::test]
@@ -136,8 +120,7 @@ async fn kill_9_during_a_burst_loses_no_accepted_request_and_work_resumes() {
     while accepted.len() < 20 {
         accepted.push(rx.recv().await.expect("some requests are accepted"));
     }
-    server.child.kill().unwrap(); // SIGKILL
-    server.child.wait().unwrap();
+    server.kill_9();
     while let Some(()) = tasks.join_next().await.map(|r| r.unwrap()) {}
     while let Ok(id) = rx.try_recv() {
         accepted.push(id);
@@ -154,9 +137,6 @@ async fn kill_9_during_a_burst_loses_no_accepted_request_and_work_resumes() {
             .unwrap_or_else(|e| panic!("accepted request {id} was lost or stuck: {e}"));
         assert!(status["review"]["reference"].is_string());
     }
-    let mut server = server;
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
 }
 
 #[tokio::test]

@@ -7,8 +7,6 @@ use common::*;
 use countersign::cli::client::{AgentClient, ReviewerClient};
 use countersign::request::signature::AgentKey;
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 #[cfg(unix)]
@@ -20,19 +18,9 @@ fn mode(path: &std::path::Path) -> u32 {
 #[tokio::test]
 async fn serve_without_configuration_sets_up_a_private_data_dir_and_local_identities() {
     let cwd = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_countersign"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .current_dir(cwd.path())
-        .env_remove("COUNTERSIGN_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let url = first.rsplit(' ').next().unwrap().to_owned();
-    let banner: Vec<String> = lines.by_ref().take(12).map(|l| l.unwrap()).collect();
-    std::thread::spawn(move || for _ in lines {});
+    let server = Binary::spawn(&["serve", "--listen", "127.0.0.1:0"], cwd.path());
+    let url = server.url.clone();
+    let banner: Vec<String> = server.stdout.iter().take(12).collect();
     let banner = banner.join("\n");
     assert!(banner.contains("countersign submit"), "{banner}");
     assert!(banner.contains("countersign review"), "{banner}");
@@ -83,8 +71,6 @@ async fn serve_without_configuration_sets_up_a_private_data_dir_and_local_identi
             "{path} missing on main"
         );
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 #[tokio::test]

@@ -208,3 +208,50 @@ pub fn signed_headers(
 pub fn now() -> i64 {
     countersign::time::now_secs()
 }
+
+/// The real `countersign serve` binary running in a child process; killed (SIGKILL) on drop.
+pub struct Binary {
+    pub child: std::process::Child,
+    pub url: String,
+    /// The rest of its standard output, line by line.
+    pub stdout: std::sync::mpsc::Receiver<String>,
+}
+
+impl Binary {
+    /// Starts `countersign <args>` (which must include `serve` and listen on 127.0.0.1:0) in
+    /// `cwd` and waits for the line announcing its address.
+    pub fn spawn(args: &[&str], cwd: &Path) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_countersign"))
+            .args(args)
+            .current_dir(cwd)
+            .env_remove("COUNTERSIGN_CONFIG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        let url = first.rsplit(' ').next().unwrap().to_owned();
+        assert!(url.starts_with("http://127.0.0.1:"), "{first}");
+        let (tx, stdout) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Self { child, url, stdout }
+    }
+
+    /// Kills the process the hard way (`kill -9`) and waits for it.
+    pub fn kill_9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
