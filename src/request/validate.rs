@@ -35,17 +35,21 @@ fn invalid(msg: impl Into<String>) -> SubmissionError {
     SubmissionError::Invalid(msg.into())
 }
 
-/// Names are attacker-chosen: show a bounded, printable prefix only.
-fn shown_name(name: &str) -> String {
-    let clean: String = name
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        .take(40)
-        .collect();
-    if clean.is_empty() {
-        "<unprintable>".into()
-    } else {
-        clean
+/// Describes an unknown field without echoing it: a field name is chosen by the caller and may
+/// itself be a secret pasted in the wrong place. Only a near miss of an allowed name (a typo)
+/// is answered with the allowed name it resembles.
+fn unknown_field(name: &str, allowed: &[&str], context: &str) -> SubmissionError {
+    let suggestion = allowed
+        .iter()
+        .map(|a| (strsim::levenshtein(&name.to_ascii_lowercase(), a), *a))
+        .filter(|(distance, _)| *distance <= 2)
+        .min();
+    match suggestion {
+        Some((_, field)) => malformed(format!("unknown field{context}; did you mean `{field}`?")),
+        None => malformed(format!(
+            "unknown field{context} (its name is not shown); allowed fields: {}",
+            allowed.join(", ")
+        )),
     }
 }
 
@@ -70,10 +74,7 @@ pub fn parse_submission(body: &[u8]) -> Result<Submission, SubmissionError> {
         return Err(malformed("body must be a JSON object"));
     };
     if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-        return Err(malformed(format!(
-            "unknown field `{}`",
-            shown_name(unknown)
-        )));
+        return Err(unknown_field(unknown, FIELDS, ""));
     }
     let kind_raw = required_string(&obj, "kind")?;
     let action = required_string(&obj, "action")?;
@@ -212,10 +213,11 @@ fn parse_changes(value: Option<&Value>) -> Result<Vec<FileChange>, SubmissionErr
             return Err(malformed(format!("`changes[{i}]` must be an object")));
         };
         if let Some(unknown) = obj.keys().find(|k| *k != "path" && *k != "content") {
-            return Err(malformed(format!(
-                "unknown field `{}` in `changes[{i}]`",
-                shown_name(unknown)
-            )));
+            return Err(unknown_field(
+                unknown,
+                &["path", "content"],
+                &format!(" in `changes[{i}]`"),
+            ));
         }
         let path = required_string(obj, "path").map_err(|e| prefix(e, i))?;
         let content = required_string(obj, "content").map_err(|e| prefix(e, i))?;
@@ -319,10 +321,16 @@ mod tests {
             e,
             SubmissionError::Malformed("missing field `action`".into())
         );
-        let e = parse_submission(&body(r#","passwd":"hunter2""#)).unwrap_err();
+        let e = parse_submission(&body(r#","paylod":{}"#)).unwrap_err();
         assert_eq!(
             e,
-            SubmissionError::Malformed("unknown field `passwd`".into())
+            SubmissionError::Malformed("unknown field; did you mean `payload`?".into())
+        );
+        let e = parse_submission(&body(r#","sk_live_51HxSecret":1"#)).unwrap_err();
+        assert!(!e.to_string().contains("sk_live"), "{e}");
+        assert!(
+            e.to_string().contains("allowed fields: kind, action"),
+            "{e}"
         );
     }
 

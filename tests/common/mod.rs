@@ -221,13 +221,18 @@ impl Binary {
     /// Starts `countersign <args>` (which must include `serve` and listen on 127.0.0.1:0) in
     /// `cwd` and waits for the line announcing its address.
     pub fn spawn(args: &[&str], cwd: &Path) -> Self {
+        Self::spawn_logging(args, cwd, std::process::Stdio::null())
+    }
+
+    /// Like [`Binary::spawn`], with the process's log output (stderr) sent to `stderr`.
+    pub fn spawn_logging(args: &[&str], cwd: &Path, stderr: std::process::Stdio) -> Self {
         use std::io::{BufRead, BufReader};
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_countersign"))
             .args(args)
             .current_dir(cwd)
             .env_remove("COUNTERSIGN_CONFIG")
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
