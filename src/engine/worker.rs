@@ -5,7 +5,7 @@
 use super::{Engine, stored_digest};
 use crate::forge::{Decision, ForgeError, ReviewRequest};
 use crate::request::AgentId;
-use crate::store::RequestRow;
+use crate::store::{RequestRow, TransitionError};
 use crate::time;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -117,10 +117,15 @@ impl Engine {
                     Ok(()) => {
                         tracing::info!(request.id = %id, review.reference = %review.reference, review.head = %review.head, duration_ms, forge = self.forge.name(), "review opened")
                     }
-                    // Expired or cancelled meanwhile: the review stays as a record; nothing to do.
-                    Err(e) => {
-                        tracing::info!(request.id = %id, outcome = %e, "review opened for a request that moved on")
+                    // Expired or cancelled meanwhile: keep the reference so the forge shows
+                    // that outcome on the review too.
+                    Err(TransitionError::Conflict(c)) => {
+                        self.store
+                            .attach_review(&id, &review.reference, &review.url)
+                            .await?;
+                        tracing::info!(request.id = %id, state = %c.actual, "review opened for a request that was already decided");
                     }
+                    Err(e) => return Err(e.into()),
                 }
             }
             Err(e) => {

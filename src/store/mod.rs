@@ -222,7 +222,7 @@ impl Store {
         )
         .bind(now_ms)
         .bind(limit)
-        .fetch_all(&self.writer)
+        .fetch_all(&self.reader)
         .await?)
     }
 
@@ -239,7 +239,7 @@ impl Store {
         )
         .bind(now_ms)
         .bind(limit)
-        .fetch_all(&self.writer)
+        .fetch_all(&self.reader)
         .await?)
     }
 
@@ -279,6 +279,23 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records where the review of an already decided request lives, so its outcome can still
+    /// be shown there. Never changes the state.
+    pub async fn attach_review(
+        &self,
+        id: &RequestId,
+        review_ref: &str,
+        review_url: &str,
+    ) -> anyhow::Result<()> {
+        sqlx::query("UPDATE requests SET review_ref = ?, review_url = ? WHERE id = ? AND review_ref IS NULL")
+            .bind(review_ref)
+            .bind(review_url)
+            .bind(id.as_str())
+            .execute(&self.writer)
+            .await?;
         Ok(())
     }
 
