@@ -141,6 +141,26 @@ fn main() {
         ),
     )
     .unwrap();
+    // The embedded repository with its example policy, plus the bench agent in agents.toml.
+    let forge = countersign::forge::LocalForge::open(
+        &dir.path().join("data/repo.git"),
+        "main",
+        true,
+        "",
+        false,
+    )
+    .unwrap();
+    forge
+        .commit_files(
+            "main",
+            &[(
+                "policies/agents.toml",
+                "[agents.bench-agent]\nowners = []\nallowed = [\"actions/db.export/**\"]\n",
+            )],
+            "bench agent",
+        )
+        .unwrap();
+    drop(forge);
     let mut server = Command::new(env!("CARGO_BIN_EXE_countersign"))
         .args([
             "--config",

@@ -65,6 +65,8 @@ pub struct KeySource {
 pub struct ReviewerEntry {
     pub name: String,
     pub token_sha256: String,
+    /// Matches e-mail owners in `policies/CODEOWNERS`.
+    pub email: Option<String>,
 }
 
 /// `[client]`: defaults for `submit`, `status` and `review`.
@@ -144,6 +146,7 @@ pub struct Agent {
 pub struct Reviewer {
     pub name: String,
     pub token_sha256: [u8; 32],
+    pub email: Option<String>,
 }
 
 /// Settings given on the command line or in the environment for `serve` (and `demo`).
@@ -356,9 +359,15 @@ fn load_reviewers(entries: &[ReviewerEntry]) -> Result<Vec<Reviewer>, ConfigErro
             .ok()
             .and_then(|v| v.try_into().ok())
             .ok_or_else(|| bad(format!("{field}.token_sha256"), "must be 64 hex digits"))?;
+        if let Some(email) = &e.email
+            && (email.matches('@').count() != 1 || email.starts_with('@'))
+        {
+            return Err(bad(format!("{field}.email"), "must be an e-mail address"));
+        }
         out.push(Reviewer {
             name: e.name.clone(),
             token_sha256: hash,
+            email: e.email.as_ref().map(|e| e.to_ascii_lowercase()),
         });
     }
     Ok(out)
@@ -413,6 +422,23 @@ mod tests {
         std::fs::write(&path, "0123456789abcdef0123456789abcdef\n").unwrap();
         let c = parse(&text).unwrap();
         assert_eq!(c.agents[0].keys.len(), 1);
+    }
+
+    #[test]
+    fn a_reviewer_may_not_share_a_name_with_an_agent() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k");
+        std::fs::write(&key, "0123456789abcdef0123456789abcdef").unwrap();
+        let text = format!(
+            "[[agents]]\nid = \"deployer\"\nkeys = [{{ file = {:?} }}]\n\n[[reviewers]]\nname = \"deployer\"\ntoken_sha256 = \"{}\"\n",
+            key,
+            "0".repeat(64)
+        );
+        let e = parse(&text).unwrap_err();
+        assert!(
+            e.contains("reviewers[0].name") && e.contains("agent"),
+            "{e}"
+        );
     }
 
     #[test]

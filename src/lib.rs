@@ -10,6 +10,7 @@ pub mod config;
 pub mod engine;
 pub mod forge;
 pub mod mask;
+pub mod policy;
 pub mod request;
 pub mod server;
 pub mod store;

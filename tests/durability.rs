@@ -72,6 +72,7 @@ async fn a_failing_forge_is_retried_and_the_review_appears_once_it_works() {
 
 fn write_config(dir: &std::path::Path) -> std::path::PathBuf {
     std::fs::write(dir.join("agent-a.key"), KEY_A_NEW).unwrap();
+    seed_repo(&dir.join("data"));
     let bob_hash = countersign::cli::keys::token_sha256(BOB);
     let text = format!(
         "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nsweep_interval = \"100ms\"\n\n\

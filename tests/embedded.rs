@@ -92,6 +92,18 @@ async fn an_existing_repository_can_be_the_gitops_repository() {
         repo.commit(Some("refs/heads/trunk"), &sig, &sig, "init", &tree, &[])
             .unwrap();
     }
+    countersign::forge::LocalForge::open(&repo_path, "trunk", false, "", false)
+        .unwrap()
+        .commit_files(
+            "trunk",
+            &[
+                ("policies/CODEOWNERS", TEST_CODEOWNERS),
+                ("policies/agents.toml", TEST_AGENTS_TOML),
+                ("policies/teams.toml", TEST_TEAMS_TOML),
+            ],
+            "policy",
+        )
+        .unwrap();
     let h = Harness::start_with(|c| {
         c.repo = Some(repo_path.clone());
         c.base_branch = "trunk".into();

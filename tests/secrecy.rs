@@ -29,6 +29,7 @@ async fn payload_canaries_never_reach_git_logs_or_answers() {
         ),
     )
     .unwrap();
+    seed_repo(&dir.path().join("data"));
     let log_path = dir.path().join("server.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let mut server = Binary::spawn_logging(

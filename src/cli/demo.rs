@@ -33,6 +33,7 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         config.reviewers.push(Reviewer {
             name: name.into(),
             token_sha256: Sha256::digest(token.as_bytes()).into(),
+            email: None,
         });
     }
 

@@ -4,6 +4,7 @@
 pub mod client;
 mod demo;
 pub mod keys;
+mod policy;
 mod serve;
 
 use crate::config::{self, ClientFile, LogFormat, ServeOverrides};
@@ -59,6 +60,42 @@ pub enum Command {
     Demo(DemoArgs),
     /// Generate an agent key or a reviewer token.
     Keys(KeysArgs),
+    /// Check a policies/ directory or explain what it decides.
+    Policy(PolicyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    #[command(subcommand)]
+    pub action: PolicyAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyAction {
+    /// Validate every policy file; problems print as file:line:column: message (exit 1).
+    Check {
+        /// The policies directory.
+        #[arg(long, env = "COUNTERSIGN_POLICY_DIR", default_value = "policies")]
+        dir: PathBuf,
+    },
+    /// Print, as JSON, which rules match, who must approve and the overall decision.
+    Explain {
+        /// The policies directory.
+        #[arg(long, env = "COUNTERSIGN_POLICY_DIR", default_value = "policies")]
+        dir: PathBuf,
+        /// A subject such as actions/db.export/prod/customers or a file path (repeatable).
+        #[arg(long, required_unless_present = "request")]
+        subject: Vec<String>,
+        /// A request body (JSON) to take the subjects and environment from.
+        #[arg(long, value_name = "FILE", conflicts_with = "subject")]
+        request: Option<PathBuf>,
+        /// Also check the agent's allowed subjects (agents.toml).
+        #[arg(long)]
+        agent: Option<String>,
+        /// Environment [default: the request's, or prod].
+        #[arg(long)]
+        environment: Option<String>,
+    },
 }
 
 #[derive(Debug, Args, Default)]
@@ -324,6 +361,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print_answer(client.status(&args.id).await?)
             }
             Command::Review(args) => review(&file.client, args).await,
+            Command::Policy(args) => match args.action {
+                PolicyAction::Check { dir } => policy::check(&dir),
+                PolicyAction::Explain {
+                    dir,
+                    subject,
+                    request,
+                    agent,
+                    environment,
+                } => policy::explain(
+                    &dir,
+                    &subject,
+                    request.as_deref(),
+                    agent.as_deref(),
+                    environment.as_deref(),
+                ),
+            },
         }
     })
 }

@@ -56,6 +56,7 @@ fn bootstrap_identities(config: &mut ServerConfig) -> anyhow::Result<Bootstrappe
     config.reviewers.push(Reviewer {
         name: LOCAL_REVIEWER.into(),
         token_sha256: Sha256::digest(token.as_bytes()).into(),
+        email: None,
     });
     tracing::info!(
         agent.id = LOCAL_AGENT,

@@ -2,15 +2,21 @@
 //! reviews on the forge and shows decisions there. All state lives in the [`Store`]; this module
 //! decides which transitions happen and in what order.
 
+mod policy_source;
+mod review;
 mod state;
+mod views;
 mod worker;
 
+pub use policy_source::{LoadedPolicy, PolicySource};
+pub use review::{ReviewDecision, ReviewError};
 pub use state::State;
 
 use crate::config::{Agent, Reviewer, ServerConfig};
 use crate::forge::Forge;
-use crate::request::{AgentId, Digest, RequestId, Submission};
-use crate::store::{InsertOutcome, NewRequest, NewReview, RequestRow, Store, TransitionError};
+use crate::policy::Outcome;
+use crate::request::{AgentId, RequestId, Submission};
+use crate::store::{InsertOutcome, NewRequest, Store};
 use crate::time;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
@@ -30,6 +36,7 @@ pub struct Engine {
     timestamp_skew: Duration,
     sweep_interval: Duration,
     wake: Notify,
+    policy: PolicySource,
 }
 
 /// The agent's view of a signed, verified submission.
@@ -55,35 +62,15 @@ pub enum SubmitError {
     Replay,
     #[error("this Idempotency-Key was already used for a different request")]
     IdempotencyKeyReused,
-    #[error(transparent)]
-    Store(#[from] anyhow::Error),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReviewDecision {
-    Approve,
-    Deny,
-}
-
-impl ReviewDecision {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReviewDecision::Approve => "approve",
-            ReviewDecision::Deny => "deny",
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReviewError {
-    #[error("request not found")]
-    NotFound,
-    #[error("{reviewer} owns agent {agent} and cannot approve its requests")]
-    SelfApproval { reviewer: String, agent: String },
-    #[error("request is {0}; only pending_review requests can be reviewed")]
-    NotPending(State),
-    #[error("request has expired")]
-    Expired,
+    /// The request is outside the agent's allowed subjects (`policies/agents.toml`).
+    #[error("{0}")]
+    OutOfScope(String),
+    /// The policy refuses the request (deny by default).
+    #[error("{0}")]
+    PolicyDenied(String),
+    /// The policy on the base branch cannot be used: fail closed.
+    #[error("{0}")]
+    PolicyUnavailable(String),
     #[error(transparent)]
     Store(#[from] anyhow::Error),
 }
@@ -103,6 +90,7 @@ impl Engine {
             timestamp_skew: config.timestamp_skew,
             sweep_interval: config.sweep_interval,
             wake: Notify::new(),
+            policy: PolicySource::default(),
         })
     }
 
@@ -116,6 +104,16 @@ impl Engine {
 
     pub fn agent(&self, id: &AgentId) -> Option<&Agent> {
         self.agents.get(id)
+    }
+
+    /// The policy in force (the base branch's, as of the last refresh).
+    pub fn policy(&self) -> Arc<LoadedPolicy> {
+        self.policy.current()
+    }
+
+    /// Reloads the policy if the base branch moved. Also runs every second in the background.
+    pub async fn refresh_policy(&self) -> anyhow::Result<()> {
+        self.policy.refresh(self.forge.as_ref()).await
     }
 
     pub fn timestamp_skew(&self) -> Duration {
@@ -136,9 +134,36 @@ impl Engine {
 
     /// Stores a verified submission durably; the review is opened in the background.
     pub async fn submit(&self, intake: Intake<'_>) -> Result<SubmitOutcome, SubmitError> {
+        let loaded = self.policy.current();
+        let policy = loaded.policy.as_ref().map_err(|problems| {
+            SubmitError::PolicyUnavailable(format!(
+                "the policy on the base branch (commit {}) is invalid ({} problem(s)); \
+                 requests are refused until it is fixed (see `countersign policy check`)",
+                short(&loaded.commit),
+                problems.len()
+            ))
+        })?;
+        let subjects = crate::policy::subjects(&intake.submission);
+        policy
+            .check_scope(intake.agent.as_str(), &subjects)
+            .map_err(SubmitError::OutOfScope)?;
+        let evaluation = policy.evaluate(
+            intake.agent.as_str(),
+            &intake.submission.environment,
+            &subjects,
+        );
+        if evaluation.outcome == Outcome::Deny {
+            return Err(SubmitError::PolicyDenied(
+                evaluation.reason.clone().unwrap_or_default(),
+            ));
+        }
         let id = RequestId::generate();
         let now = time::now_ms();
-        let expires_at = now.saturating_add(time::duration_ms(self.request_ttl));
+        let ttl = evaluation
+            .expires_after_secs
+            .map(Duration::from_secs)
+            .unwrap_or(self.request_ttl);
+        let expires_at = now.saturating_add(time::duration_ms(ttl));
         let digest = intake.submission.digest(intake.agent);
         let fingerprint = intake.submission.fingerprint(intake.agent);
         let response = json!({
@@ -148,6 +173,11 @@ impl Engine {
             "status_url": format!("/v1/requests/{id}"),
             "created_at": time::rfc3339(now),
             "expires_at": time::rfc3339(expires_at),
+            "policy": {
+                "commit": evaluation.policy_commit,
+                "outcome": evaluation.outcome,
+                "risk": evaluation.risk,
+            },
         });
         // A signature stays usable while `|now - ts| <= skew` in whole seconds, i.e. until the
         // end of second `ts + skew`; remember it at least that long.
@@ -173,6 +203,8 @@ impl Engine {
                     .saturating_add(skew_ms),
                 idempotency: intake.idempotency_key.map(|k| (k.to_owned(), fingerprint)),
                 response: response.to_string(),
+                policy_commit: evaluation.policy_commit.clone(),
+                evaluation_json: serde_json::to_string(&evaluation).map_err(anyhow::Error::from)?,
             })
             .await?;
         match outcome {
@@ -184,70 +216,6 @@ impl Engine {
             InsertOutcome::Repeat(original) => Ok(SubmitOutcome::Repeated(original)),
             InsertOutcome::KeyReused => Err(SubmitError::IdempotencyKeyReused),
             InsertOutcome::Replay => Err(SubmitError::Replay),
-        }
-    }
-
-    /// Records a reviewer's decision. One approval approves (until the policy engine lands);
-    /// owners of the submitting agent can never approve.
-    pub async fn review(
-        &self,
-        id: &RequestId,
-        reviewer: &Reviewer,
-        decision: ReviewDecision,
-        reason: Option<&str>,
-    ) -> Result<State, ReviewError> {
-        let row = self
-            .store
-            .get_request(id)
-            .await?
-            .ok_or(ReviewError::NotFound)?;
-        let agent_id = row.agent_id.clone();
-        let owns_agent = AgentId::parse(&agent_id)
-            .and_then(|a| self.agents.get(&a))
-            .is_some_and(|a| {
-                a.owners
-                    .iter()
-                    .any(|o| o.trim_start_matches('@') == reviewer.name)
-            });
-        if decision == ReviewDecision::Approve && owns_agent {
-            return Err(ReviewError::SelfApproval {
-                reviewer: reviewer.name.clone(),
-                agent: agent_id,
-            });
-        }
-        let now = time::now_ms();
-        let state = row.state();
-        if state == State::PendingReview && row.expires_at <= now {
-            self.expire_now(now).await;
-            return Err(ReviewError::Expired);
-        }
-        if state != State::PendingReview {
-            return Err(ReviewError::NotPending(state));
-        }
-        let to = match decision {
-            ReviewDecision::Approve => State::Approved,
-            ReviewDecision::Deny => State::Denied,
-        };
-        let review = NewReview {
-            reviewer: &reviewer.name,
-            decision: decision.as_str(),
-            reason,
-            digest: &row.digest,
-        };
-        match self.store.record_review(id, review, to, now).await {
-            Ok(()) => {
-                tracing::info!(request.id = %id, reviewer = %reviewer.name, decision = decision.as_str(), "review recorded");
-                self.wake.notify_one();
-                Ok(to)
-            }
-            Err(TransitionError::Conflict(c)) if c.actual == State::PendingReview => {
-                // Still pending but the update did not apply: the deadline passed meanwhile.
-                self.expire_now(now).await;
-                Err(ReviewError::Expired)
-            }
-            Err(TransitionError::Conflict(c)) => Err(ReviewError::NotPending(c.actual)),
-            Err(TransitionError::NotFound) => Err(ReviewError::NotFound),
-            Err(TransitionError::Store(e)) => Err(ReviewError::Store(e)),
         }
     }
 
@@ -264,84 +232,9 @@ impl Engine {
             Err(e) => tracing::error!(error = %e, "expiry sweep failed"),
         }
     }
-
-    /// The status document for the submitting agent, or `None` if the request does not exist
-    /// or belongs to another agent (callers answer 404 in both cases).
-    pub async fn status(&self, id: &RequestId, agent: &AgentId) -> anyhow::Result<Option<Value>> {
-        let Some(row) = self.store.get_request(id).await? else {
-            return Ok(None);
-        };
-        if row.agent_id != agent.as_str() {
-            return Ok(None);
-        }
-        let reviews = self.store.reviews(id).await?;
-        Ok(Some(status_document(&row, &reviews)))
-    }
-
-    /// The request as a reviewer sees it: masked, with decisions.
-    pub async fn review_view(&self, id: &RequestId) -> anyhow::Result<Option<Value>> {
-        let Some(row) = self.store.get_request(id).await? else {
-            return Ok(None);
-        };
-        let reviews = self.store.reviews(id).await?;
-        let mut doc = status_document(&row, &reviews);
-        let submission = row.submission()?;
-        doc["justification"] = json!(submission.justification);
-        doc["payload"] = crate::mask::type_skeleton(&submission.payload);
-        doc["changes"] = json!(
-            submission
-                .changes
-                .iter()
-                .map(|c| json!({"path": c.path, "bytes": c.content.len()}))
-                .collect::<Vec<_>>()
-        );
-        Ok(Some(doc))
-    }
 }
 
-fn status_document(row: &RequestRow, reviews: &[crate::store::ReviewRow]) -> Value {
-    let review = row
-        .review_ref
-        .as_ref()
-        .map(|r| json!({ "reference": r, "url": row.review_url }));
-    let decisions: Vec<Value> = reviews
-        .iter()
-        .map(|r| {
-            json!({
-                "reviewer": r.reviewer,
-                "decision": r.decision,
-                "reason": r.reason,
-                "digest": r.digest,
-                "at": time::rfc3339(r.at),
-            })
-        })
-        .collect();
-    let mut doc = json!({
-        "id": row.id,
-        "agent": row.agent_id,
-        "kind": row.kind,
-        "action": row.action,
-        "resource": row.resource,
-        "environment": row.environment,
-        "state": row.state,
-        "digest": row.digest,
-        "review": review,
-        "decisions": decisions,
-        "created_at": time::rfc3339(row.created_at),
-        "updated_at": time::rfc3339(row.updated_at),
-        "expires_at": time::rfc3339(row.expires_at),
-    });
-    if row.state() == State::Received && row.forge_attempts > 0 {
-        doc["forge"] = json!({
-            "attempts": row.forge_attempts,
-            "last_error": row.last_error,
-            "next_attempt_at": time::rfc3339(row.next_attempt_at),
-        });
-    }
-    doc
-}
-
-/// Digest newtype re-export for callers that only hold stored strings.
-pub fn stored_digest(row: &RequestRow) -> Digest {
-    Digest::from_stored(row.digest.clone())
+/// The first 12 characters of a commit id, for messages.
+pub(crate) fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
 }

@@ -2,7 +2,8 @@
 //! requests and forget old signatures. Everything it does is driven by rows in the store, so work
 //! interrupted by a crash is picked up again on restart.
 
-use super::{Engine, stored_digest};
+use super::Engine;
+use super::views::stored_digest;
 use crate::forge::{Decision, ForgeError, ReviewRequest};
 use crate::request::AgentId;
 use crate::store::{RequestRow, TransitionError};
@@ -14,6 +15,8 @@ use tokio::sync::watch;
 const BATCH: i64 = 32;
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// How often the base branch is checked for policy changes.
+pub const POLICY_POLL: Duration = Duration::from_secs(1);
 /// How long an `Idempotency-Key` keeps returning the original answer.
 pub const IDEMPOTENCY_KEY_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -26,8 +29,25 @@ impl Engine {
     /// Runs the forge worker and the expiry sweeper until `shutdown` turns true.
     pub async fn run_background(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
         let forge = tokio::spawn(self.clone().forge_loop(shutdown.clone()));
+        let policy = tokio::spawn(self.clone().policy_loop(shutdown.clone()));
         let sweep = tokio::spawn(self.sweep_loop(shutdown));
-        let _ = tokio::join!(forge, sweep);
+        let _ = tokio::join!(forge, policy, sweep);
+    }
+
+    /// Follows the base branch: a merged policy change is in force within [`POLICY_POLL`].
+    async fn policy_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        while !*shutdown.borrow() {
+            tokio::select! {
+                _ = tokio::time::sleep(POLICY_POLL) => {}
+                _ = shutdown.changed() => {}
+            }
+            if let Err(e) = self.refresh_policy().await {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "could not check the base branch for policy changes"
+                );
+            }
+        }
     }
 
     async fn forge_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
@@ -94,6 +114,11 @@ impl Engine {
         let agent = AgentId::parse(&row.agent_id).expect("stored agent ids are valid");
         let submission = row.submission()?;
         let digest = stored_digest(row);
+        let evaluation = row.evaluation()?;
+        let auto_approved_by = evaluation
+            .as_ref()
+            .filter(|e| e.outcome == crate::policy::Outcome::AutoApprove)
+            .map(|e| e.policy_commit.clone());
         let started = Instant::now();
         let result = self
             .forge
@@ -104,6 +129,7 @@ impl Engine {
                 digest: &digest,
                 created_at_ms: row.created_at,
                 expires_at_ms: row.expires_at,
+                evaluation: evaluation.as_ref(),
             })
             .await;
         let duration_ms = started.elapsed().as_millis() as u64;
@@ -111,11 +137,20 @@ impl Engine {
             Ok(review) => {
                 match self
                     .store
-                    .review_opened(&id, &review.reference, &review.url, time::now_ms())
+                    .review_opened(
+                        &id,
+                        &review.reference,
+                        &review.url,
+                        time::now_ms(),
+                        auto_approved_by.as_deref(),
+                    )
                     .await
                 {
-                    Ok(()) => {
-                        tracing::info!(request.id = %id, review.reference = %review.reference, review.head = %review.head, duration_ms, forge = self.forge.name(), "review opened")
+                    Ok(state) => {
+                        tracing::info!(request.id = %id, review.reference = %review.reference, review.head = %review.head, state = %state, duration_ms, forge = self.forge.name(), "review opened");
+                        if state != crate::engine::State::PendingReview {
+                            self.wake.notify_one();
+                        }
                     }
                     // Expired or cancelled meanwhile: keep the reference so the forge shows
                     // that outcome on the review too.

@@ -10,6 +10,7 @@ use crate::mask;
 use crate::request::{Kind, RequestId};
 use anyhow::Context as _;
 use git2::{Oid, Repository, Signature};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -32,6 +33,18 @@ const SEED_FILES: &[(&str, &str)] = &[
     (
         "policies/README.md",
         include_str!("../../policies/README.md"),
+    ),
+    (
+        "policies/policy.toml",
+        include_str!("../../policies/policy.toml"),
+    ),
+    (
+        "policies/agents.toml",
+        include_str!("../../policies/agents.toml"),
+    ),
+    (
+        "policies/teams.toml",
+        include_str!("../../policies/teams.toml"),
     ),
     (PR_TEMPLATE, BUILTIN_PR_TEMPLATE),
     (COMMIT_TEMPLATE, BUILTIN_COMMIT_TEMPLATE),
@@ -102,6 +115,36 @@ impl LocalForge {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Commits `files` (path → content) on top of `branch` as the bot: for operators seeding a
+    /// repository and for tests. Returns the new commit id.
+    pub fn commit_files(
+        &self,
+        branch: &str,
+        files: &[(&str, &str)],
+        message: &str,
+    ) -> anyhow::Result<String> {
+        let repo = self.repo.lock().expect("repository lock");
+        let parent = repo
+            .find_branch(branch, git2::BranchType::Local)?
+            .get()
+            .peel_to_commit()?;
+        let mut update = git2::build::TreeUpdateBuilder::new();
+        for (path, content) in files {
+            update.upsert(*path, repo.blob(content.as_bytes())?, git2::FileMode::Blob);
+        }
+        let tree = repo.find_tree(update.create_updated(&repo, &parent.tree()?)?)?;
+        let sig = bot()?;
+        let id = repo.commit(
+            Some(&format!("refs/heads/{branch}")),
+            &sig,
+            &sig,
+            message,
+            &tree,
+            &[&parent],
+        )?;
+        Ok(id.to_string())
     }
 
     /// Paths the review commit adds or changes, for the demo and tests.
@@ -256,6 +299,7 @@ fn prepare(request: &ReviewRequest<'_>) -> ReviewContent {
         "expires_at": expires,
         "payload": masked_payload,
         "changes": changes_summary,
+        "policy": request.evaluation,
     });
     let context = minijinja::context! {
         id => request.id.as_str(),
@@ -270,6 +314,9 @@ fn prepare(request: &ReviewRequest<'_>) -> ReviewContent {
         expires_at => expires,
         payload => serde_json::to_string_pretty(&masked_payload).unwrap_or_default(),
         changes => changes_summary,
+        risk => request.evaluation.map(|e| e.risk.as_str()).unwrap_or("unknown"),
+        policy => request.evaluation,
+        policy_commit => request.evaluation.map(|e| e.policy_commit.chars().take(12).collect::<String>()),
     };
     ReviewContent {
         branch: format!("countersign/{}", request.id),
@@ -413,6 +460,46 @@ impl Forge for LocalForge {
             let sig = bot()?;
             repo.note(&sig, &sig, Some(NOTES_REF), head, &note, true)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn base_commit(&self) -> Result<String, ForgeError> {
+        let base = self.base_branch.clone();
+        self.blocking(move |repo| {
+            let commit = repo
+                .find_branch(&base, git2::BranchType::Local)?
+                .get()
+                .peel_to_commit()?;
+            Ok(commit.id().to_string())
+        })
+        .await
+    }
+
+    async fn read_files(
+        &self,
+        commit: &str,
+        dir: &str,
+    ) -> Result<BTreeMap<String, String>, ForgeError> {
+        let (commit, dir) = (commit.to_owned(), dir.trim_end_matches('/').to_owned());
+        self.blocking(move |repo| {
+            let tree = repo.find_commit(Oid::from_str(&commit)?)?.tree()?;
+            let mut files = BTreeMap::new();
+            let Ok(entry) = tree.get_path(Path::new(&dir)) else {
+                return Ok(files);
+            };
+            let subtree = repo.find_tree(entry.id())?;
+            subtree.walk(git2::TreeWalkMode::PreOrder, |parent, e| {
+                if e.kind() == Some(git2::ObjectType::Blob)
+                    && let Ok(blob) = repo.find_blob(e.id())
+                    && let Ok(text) = std::str::from_utf8(blob.content())
+                {
+                    let name = e.name().unwrap_or_default();
+                    files.insert(format!("{dir}/{parent}{name}"), text.to_owned());
+                }
+                git2::TreeWalkResult::Ok
+            })?;
+            Ok(files)
         })
         .await
     }

@@ -6,7 +6,9 @@ mod local;
 pub use local::LocalForge;
 
 use crate::engine::State;
+use crate::policy::Evaluation;
 use crate::request::{AgentId, Digest, RequestId, Submission};
+use std::collections::BTreeMap;
 
 /// Everything a forge needs to open a review. The submission is raw: each forge must mask what
 /// it publishes.
@@ -17,6 +19,8 @@ pub struct ReviewRequest<'a> {
     pub digest: &'a Digest,
     pub created_at_ms: i64,
     pub expires_at_ms: i64,
+    /// The policy evaluation: who must approve, shown to reviewers.
+    pub evaluation: Option<&'a Evaluation>,
 }
 
 /// Where a review lives.
@@ -65,6 +69,17 @@ pub trait Forge: Send + Sync + 'static {
         review: &str,
         decision: &Decision<'_>,
     ) -> Result<(), ForgeError>;
+
+    /// The commit at the tip of the base branch.
+    async fn base_commit(&self) -> Result<String, ForgeError>;
+
+    /// Text files under `dir` (recursively) at `commit`, keyed by their path from the root.
+    /// Policy is always read this way: from the base branch at a pinned commit.
+    async fn read_files(
+        &self,
+        commit: &str,
+        dir: &str,
+    ) -> Result<BTreeMap<String, String>, ForgeError>;
 
     /// Whether the forge is reachable (for `/readyz`).
     async fn health(&self) -> Result<(), ForgeError>;

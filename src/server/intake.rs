@@ -94,6 +94,13 @@ async fn submit_inner(
                 "idempotency_key_reused",
                 e.to_string(),
             ),
+            SubmitError::OutOfScope(m) => ApiError::new(StatusCode::FORBIDDEN, "out_of_scope", m),
+            SubmitError::PolicyDenied(m) => {
+                ApiError::new(StatusCode::FORBIDDEN, "policy_denied", m)
+            }
+            SubmitError::PolicyUnavailable(m) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "policy_unavailable", m)
+            }
             SubmitError::Store(e) => ApiError::internal(&e),
         })?;
     let (label, body, repeated) = match outcome {

@@ -152,6 +152,10 @@ impl Server {
             config.synchronous == Synchronous::Full,
         )?);
         let engine = Engine::new(store, forge.clone() as Arc<dyn Forge>, config);
+        engine
+            .refresh_policy()
+            .await
+            .context("cannot read the policy from the base branch")?;
         let state = AppState {
             engine: engine.clone(),
             metrics: Arc::new(Metrics::new()),

@@ -6,6 +6,7 @@ use super::auth::verify_reviewer;
 use super::body::{read_limited, require_json};
 use super::error::ApiError;
 use crate::engine::{self, ReviewDecision, ReviewError};
+use crate::policy::approval::Ineligible;
 use crate::request::RequestId;
 use axum::Json;
 use axum::body::Body;
@@ -55,11 +56,30 @@ async fn review_inner(
         }))),
         Err(e) => Err(match e {
             ReviewError::NotFound => ApiError::not_found(),
-            ReviewError::SelfApproval { .. } => ApiError::new(
+            ReviewError::NotEligible {
+                why: Ineligible::NotAnOwner,
+                ..
+            } => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "not_an_eligible_approver",
+                e.to_string(),
+            ),
+            ReviewError::NotEligible { .. } => ApiError::new(
                 StatusCode::FORBIDDEN,
                 "self_approval_forbidden",
                 e.to_string(),
             ),
+            ReviewError::MayNotDeny(_) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "not_an_eligible_reviewer",
+                e.to_string(),
+            ),
+            ReviewError::AlreadyApproved(_) => {
+                ApiError::new(StatusCode::CONFLICT, "already_approved", e.to_string())
+            }
+            ReviewError::NoPolicy => {
+                ApiError::new(StatusCode::CONFLICT, "no_policy_evaluation", e.to_string())
+            }
             ReviewError::NotPending(engine::State::Expired) | ReviewError::Expired => {
                 ApiError::new(
                     StatusCode::CONFLICT,

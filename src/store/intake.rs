@@ -96,8 +96,8 @@ async fn store_one(
     }
     sqlx::query(
         "INSERT INTO requests (id, agent_id, kind, action, resource, environment, digest, \
-         submission, state, created_at, updated_at, expires_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         submission, state, created_at, updated_at, expires_at, policy_commit, evaluation) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(new.id.as_str())
     .bind(new.agent.as_str())
@@ -111,9 +111,14 @@ async fn store_one(
     .bind(new.now_ms)
     .bind(new.now_ms)
     .bind(new.expires_at)
+    .bind(&new.policy_commit)
+    .bind(&new.evaluation_json)
     .execute(&mut **tx)
     .await?;
-    let detail = serde_json::json!({ "digest": new.digest.as_str() });
+    let detail = serde_json::json!({
+        "digest": new.digest.as_str(),
+        "policy_commit": new.policy_commit,
+    });
     insert_event(
         tx,
         new.id.as_str(),

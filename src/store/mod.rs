@@ -43,6 +43,8 @@ pub struct RequestRow {
     pub forge_attempts: i64,
     pub next_attempt_at: i64,
     pub last_error: Option<String>,
+    pub policy_commit: Option<String>,
+    pub evaluation: Option<String>,
 }
 
 impl RequestRow {
@@ -52,6 +54,16 @@ impl RequestRow {
 
     pub fn request_id(&self) -> RequestId {
         RequestId::parse(&self.id).expect("stored ids are valid")
+    }
+
+    /// The policy evaluation stored at intake (`None` for requests stored before the policy
+    /// engine, which can therefore never be approved).
+    pub fn evaluation(&self) -> anyhow::Result<Option<crate::policy::Evaluation>> {
+        self.evaluation
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .context("stored policy evaluation is unreadable")
     }
 
     pub fn submission(&self) -> anyhow::Result<Submission> {
@@ -99,6 +111,9 @@ pub struct NewRequest {
     pub idempotency: Option<(String, Digest)>,
     /// The response body to replay for an idempotent retry (JSON text).
     pub response: String,
+    pub policy_commit: String,
+    /// The policy evaluation as JSON.
+    pub evaluation_json: String,
 }
 
 /// What happened to a submission at the store.
@@ -127,6 +142,8 @@ pub struct NewReview<'a> {
     pub decision: &'a str,
     pub reason: Option<&'a str>,
     pub digest: &'a str,
+    /// Extra context for the event (e.g. which requirements the approval counted for).
+    pub detail: Option<&'a Value>,
 }
 
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -243,20 +260,29 @@ impl Store {
         .await?)
     }
 
-    /// `received → pending_review` with the review reference.
+    /// `received → pending_review` with the review reference; with `auto_approved_by` (the
+    /// policy commit that allows it) the request goes on to `approved` in the same transaction,
+    /// recorded as approved by policy.
     pub async fn review_opened(
         &self,
         id: &RequestId,
         review_ref: &str,
         review_url: &str,
         now_ms: i64,
-    ) -> Result<(), TransitionError> {
+        auto_approved_by: Option<&str>,
+    ) -> Result<State, TransitionError> {
+        let to = if auto_approved_by.is_some() {
+            State::Approved
+        } else {
+            State::PendingReview
+        };
         let mut tx = self.writer.begin().await?;
         let updated = sqlx::query(
-            "UPDATE requests SET state = 'pending_review', review_ref = ?, review_url = ?, \
+            "UPDATE requests SET state = ?, review_ref = ?, review_url = ?, \
              updated_at = ?, last_error = NULL, next_attempt_at = 0, forge_attempts = 0 \
              WHERE id = ? AND state = 'received'",
         )
+        .bind(to.as_str())
         .bind(review_ref)
         .bind(review_url)
         .bind(now_ms)
@@ -278,8 +304,22 @@ impl Store {
             now_ms,
         )
         .await?;
+        if let Some(commit) = auto_approved_by {
+            let detail = serde_json::json!({ "decision": "auto_approve", "policy_commit": commit });
+            insert_event(
+                &mut tx,
+                id.as_str(),
+                "approved",
+                Some(State::PendingReview),
+                Some(State::Approved),
+                "policy",
+                &detail,
+                now_ms,
+            )
+            .await?;
+        }
         tx.commit().await?;
-        Ok(())
+        Ok(to)
     }
 
     /// Records where the review of an already decided request lives, so its outcome can still
@@ -325,28 +365,34 @@ impl Store {
         Ok(())
     }
 
-    /// Records a review and, if `to` is given, the transition it causes, atomically; fails with a
-    /// conflict if the request is not `pending_review` any more.
+    /// Records a review on a `pending_review` request and lets `decide` (given every review of
+    /// the request, this one included) say whether the request now moves to another state —
+    /// all in one transaction, so concurrent approvals are counted against each other.
+    /// Fails with a conflict if the request is no longer pending (or its time is up).
     pub async fn record_review(
         &self,
         id: &RequestId,
         review: NewReview<'_>,
-        to: State,
         now_ms: i64,
-    ) -> Result<(), TransitionError> {
+        decide: impl FnOnce(&[ReviewRow]) -> Option<State>,
+    ) -> Result<State, TransitionError> {
         let mut tx = self.writer.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE requests SET state = ?, updated_at = ?, next_attempt_at = 0 \
-             WHERE id = ? AND state = 'pending_review' AND expires_at > ?",
-        )
-        .bind(to.as_str())
-        .bind(now_ms)
-        .bind(id.as_str())
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
-            return Err(conflict(&mut tx, id, State::PendingReview).await);
+        let current: Option<(String, i64)> =
+            sqlx::query_as("SELECT state, expires_at FROM requests WHERE id = ?")
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        match current {
+            None => return Err(TransitionError::NotFound),
+            Some((state, expires_at)) if state != "pending_review" || expires_at <= now_ms => {
+                let actual = State::parse(&state).unwrap_or(State::Failed);
+                return Err(StateConflict {
+                    expected: State::PendingReview,
+                    actual,
+                }
+                .into());
+            }
+            Some(_) => {}
         }
         sqlx::query("INSERT INTO reviews (request_id, reviewer, decision, reason, digest, at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(id.as_str())
@@ -357,18 +403,65 @@ impl Store {
             .bind(now_ms)
             .execute(&mut *tx)
             .await?;
-        let detail = serde_json::json!({
+        let all: Vec<ReviewRow> = sqlx::query_as(
+            "SELECT reviewer, decision, reason, digest, at FROM reviews WHERE request_id = ? ORDER BY id",
+        )
+        .bind(id.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+        let to = decide(&all);
+        let mut detail = serde_json::json!({
             "decision": review.decision,
             "reason": review.reason,
             "digest": review.digest,
         });
+        if let Some(extra) = review.detail {
+            detail["policy"] = extra.clone();
+        }
+        let kind = match to {
+            Some(to) => {
+                sqlx::query("UPDATE requests SET state = ?, updated_at = ?, next_attempt_at = 0 WHERE id = ?")
+                    .bind(to.as_str())
+                    .bind(now_ms)
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                to.as_str()
+            }
+            None => "approval_recorded",
+        };
         insert_event(
             &mut tx,
             id.as_str(),
-            to.as_str(),
+            kind,
             Some(State::PendingReview),
-            Some(to),
+            Some(to.unwrap_or(State::PendingReview)),
             review.reviewer,
+            &detail,
+            now_ms,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(to.unwrap_or(State::PendingReview))
+    }
+
+    /// Records a refused approval attempt as an event (for the audit trail); no state change.
+    pub async fn record_refusal(
+        &self,
+        id: &RequestId,
+        reviewer: &str,
+        why: &str,
+        now_ms: i64,
+    ) -> anyhow::Result<()> {
+        let mut tx = self.writer.begin().await?;
+        let detail = serde_json::json!({ "decision": "approve", "refused": why });
+        insert_event(
+            &mut tx,
+            id.as_str(),
+            "approval_refused",
+            None,
+            None,
+            reviewer,
             &detail,
             now_ms,
         )

@@ -18,6 +18,71 @@ pub const KEY_B: &str = "agent-b-key-0123456789abcdef0123456789abcdef";
 pub const ALICE: &str = "csr_alice_token_0123456789abcdef";
 pub const BOB: &str = "csr_bob_token_0123456789abcdef";
 pub const CAROL: &str = "csr_carol_token_0123456789abcdef";
+pub const DAVE: &str = "csr_dave_token_0123456789abcdef";
+
+/// The policy every harness repository starts with (see tests/policy.rs for what it means).
+pub const TEST_CODEOWNERS: &str = "\
+# test policy
+[Exports] @acme/data
+/actions/db.export/**
+
+[Access][2]
+/actions/iam.grant/** @alice @bob @carol
+
+^[Audit]
+/actions/** @dave
+
+[Staging]
+/actions/deploy/staging/** @bob
+
+[Ops]
+/actions/nobody/**
+/actions/mail/** dave@example.com
+
+[Policy][2]
+/policies/ @bob @carol
+";
+pub const TEST_POLICY_TOML: &str = "\
+[defaults]
+risk = \"medium\"
+
+[sections.Exports]
+risk = \"high\"
+
+[sections.Staging]
+risk = \"low\"
+auto_approve = true
+";
+pub const TEST_AGENTS_TOML: &str = "\
+[agents.agent-a]
+owners = []
+allowed = [\"actions/**\", \"policies/**\"]
+
+[agents.agent-b]
+owners = [\"@erin\"]
+allowed = [\"actions/db.export/**\"]
+";
+pub const TEST_TEAMS_TOML: &str = "[teams]\n\"acme/data\" = [\"@alice\", \"@bob\", \"@carol\"]\n";
+
+/// Creates the embedded repository in `data_dir` with the test policy on `main`.
+pub fn seed_repo(data_dir: &Path) -> countersign::forge::LocalForge {
+    let forge =
+        countersign::forge::LocalForge::open(&data_dir.join("repo.git"), "main", true, "", false)
+            .unwrap();
+    forge
+        .commit_files(
+            "main",
+            &[
+                ("policies/CODEOWNERS", TEST_CODEOWNERS),
+                ("policies/policy.toml", TEST_POLICY_TOML),
+                ("policies/agents.toml", TEST_AGENTS_TOML),
+                ("policies/teams.toml", TEST_TEAMS_TOML),
+            ],
+            "test policy",
+        )
+        .unwrap();
+    forge
+}
 
 pub fn key(s: &str) -> AgentKey {
     AgentKey::new(s.as_bytes().to_vec()).unwrap()
@@ -40,13 +105,19 @@ pub fn config(dir: &Path) -> ServerConfig {
             keys: vec![key(KEY_B)],
         },
     ];
-    c.reviewers = [("alice", ALICE), ("bob", BOB), ("carol", CAROL)]
-        .into_iter()
-        .map(|(name, token)| Reviewer {
-            name: name.into(),
-            token_sha256: Sha256::digest(token.as_bytes()).into(),
-        })
-        .collect();
+    c.reviewers = [
+        ("alice", ALICE),
+        ("bob", BOB),
+        ("carol", CAROL),
+        ("dave", DAVE),
+    ]
+    .into_iter()
+    .map(|(name, token)| Reviewer {
+        name: name.into(),
+        token_sha256: Sha256::digest(token.as_bytes()).into(),
+        email: (name == "dave").then(|| "dave@example.com".to_owned()),
+    })
+    .collect();
     c
 }
 
@@ -64,6 +135,7 @@ impl Harness {
 
     pub async fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        seed_repo(dir.path());
         let mut c = config(dir.path());
         tweak(&mut c);
         let server = Server::start(&c).await.expect("server starts");

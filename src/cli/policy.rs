@@ -1,0 +1,129 @@
+//! `countersign policy check|explain`: validate a `policies/` directory and show what it
+//! decides for given subjects or a request, without a server.
+
+use crate::policy::{Outcome, POLICY_DIR, Policy};
+use crate::request::parse_submission;
+use anyhow::Context as _;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Reads every text file under `dir`, keyed as it would be in the repository (`policies/...`).
+fn read_dir(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    if !dir.is_dir() {
+        anyhow::bail!("{} is not a directory", dir.display());
+    }
+    let mut files = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in
+            std::fs::read_dir(&d).with_context(|| format!("cannot read {}", d.display()))?
+        {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(text) = std::fs::read_to_string(&path) {
+                let relative = path.strip_prefix(dir).unwrap_or(&path);
+                let key = format!(
+                    "{POLICY_DIR}/{}",
+                    relative.to_string_lossy().replace('\\', "/")
+                );
+                files.insert(key, text);
+            }
+        }
+    }
+    Ok(files)
+}
+
+fn compile(dir: &Path) -> anyhow::Result<Result<Policy, Vec<crate::policy::CheckError>>> {
+    Ok(Policy::compile("working-tree", &read_dir(dir)?))
+}
+
+/// `policy check`: prints every problem as `file:line:column: message`; exit 1 if any.
+pub fn check(dir: &Path) -> anyhow::Result<ExitCode> {
+    match compile(dir)? {
+        Ok(_) => {
+            println!("{}: policy is valid", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(problems) => {
+            for p in &problems {
+                println!("{p}");
+            }
+            eprintln!("{} problem(s) in {}", problems.len(), dir.display());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// `policy explain`: the decision for subjects (or a request file) as JSON.
+pub fn explain(
+    dir: &Path,
+    subjects: &[String],
+    request: Option<&Path>,
+    agent: Option<&str>,
+    environment: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let policy = match compile(dir)? {
+        Ok(p) => p,
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            anyhow::bail!(
+                "the policy in {} is invalid; fix it first (`countersign policy check`)",
+                dir.display()
+            );
+        }
+    };
+    let (subjects, environment) = match request {
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let submission =
+                parse_submission(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let env = environment
+                .map(str::to_owned)
+                .unwrap_or(submission.environment.clone());
+            (crate::policy::subjects(&submission), env)
+        }
+        None if subjects.is_empty() => {
+            anyhow::bail!("give --subject (repeatable) or --request FILE")
+        }
+        None => (subjects.to_vec(), environment.unwrap_or("prod").to_owned()),
+    };
+    let agent_name = agent.unwrap_or("");
+    let per_subject: Vec<_> = subjects
+        .iter()
+        .map(|s| {
+            let e = policy.evaluate(agent_name, &environment, std::slice::from_ref(s));
+            json!({ "subject": s, "outcome": e.outcome, "reason": e.reason, "requirements": e.requirements })
+        })
+        .collect();
+    let overall = policy.evaluate(agent_name, &environment, &subjects);
+    let scope = agent.map(|a| match policy.check_scope(a, &subjects) {
+        Ok(()) => json!({ "agent": a, "allowed": true }),
+        Err(reason) => json!({ "agent": a, "allowed": false, "reason": reason }),
+    });
+    let decision = match (&scope, overall.outcome) {
+        (Some(s), _) if s["allowed"] == false => "deny",
+        (_, Outcome::Deny) => "deny",
+        (_, Outcome::AutoApprove) => "auto_approve",
+        (_, Outcome::NeedsReview) => "needs_review",
+    };
+    let out = json!({
+        "policy": dir.display().to_string(),
+        "environment": environment,
+        "decision": decision,
+        "reason": scope.as_ref().and_then(|s| s.get("reason").cloned()).or(overall.reason.clone().map(Into::into)),
+        "risk": overall.risk,
+        "expires_after_secs": overall.expires_after_secs,
+        "credential_ttl_secs": overall.credential_ttl_secs,
+        "scope": scope,
+        "subjects": per_subject,
+        "requirements": overall.requirements,
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(ExitCode::SUCCESS)
+}

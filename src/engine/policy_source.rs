@@ -1,0 +1,58 @@
+//! The policy in force: compiled from `policies/` at the base branch's current commit and
+//! swapped atomically when the branch moves. A policy that does not compile is kept as its
+//! errors, so intake fails closed until it is fixed.
+
+use crate::forge::Forge;
+use crate::policy::{CheckError, POLICY_DIR, Policy};
+use std::sync::{Arc, RwLock};
+
+/// The policy at one base-branch commit, or why it cannot be used.
+pub struct LoadedPolicy {
+    pub commit: String,
+    pub policy: Result<Arc<Policy>, Vec<CheckError>>,
+}
+
+pub struct PolicySource {
+    current: RwLock<Arc<LoadedPolicy>>,
+}
+
+impl Default for PolicySource {
+    fn default() -> Self {
+        let not_loaded = CheckError::at_line("policies/CODEOWNERS", 1, 1, "policy not loaded yet");
+        Self {
+            current: RwLock::new(Arc::new(LoadedPolicy {
+                commit: String::new(),
+                policy: Err(vec![not_loaded]),
+            })),
+        }
+    }
+}
+
+impl PolicySource {
+    pub fn current(&self) -> Arc<LoadedPolicy> {
+        self.current.read().expect("policy lock").clone()
+    }
+
+    /// Recompiles the policy if the base branch moved since the last load.
+    pub async fn refresh(&self, forge: &dyn Forge) -> anyhow::Result<()> {
+        let commit = forge.base_commit().await?;
+        if self.current().commit == commit {
+            return Ok(());
+        }
+        let files = forge.read_files(&commit, POLICY_DIR).await?;
+        let started = std::time::Instant::now();
+        let policy = Policy::compile(&commit, &files).map(Arc::new);
+        let duration_ms = started.elapsed().as_millis() as u64;
+        match &policy {
+            Ok(_) => tracing::info!(policy.commit = %commit, duration_ms, "policy loaded"),
+            Err(problems) => {
+                for p in problems {
+                    tracing::error!(policy.commit = %commit, problem = %p, "policy problem");
+                }
+                tracing::error!(policy.commit = %commit, problems = problems.len(), "the policy on the base branch is invalid: refusing every request until it is fixed");
+            }
+        }
+        *self.current.write().expect("policy lock") = Arc::new(LoadedPolicy { commit, policy });
+        Ok(())
+    }
+}

@@ -1,0 +1,101 @@
+//! Read-side documents: the agent's status and the reviewer's view of a request, including the
+//! policy progress (which rule needs whom, how many approvals are in, who cannot approve).
+
+use super::Engine;
+use crate::policy::approval;
+use crate::request::{AgentId, Digest, RequestId};
+use crate::store::{RequestRow, ReviewRow};
+use crate::time;
+use serde_json::{Value, json};
+
+impl Engine {
+    /// The status document for the submitting agent, or `None` if the request does not exist
+    /// or belongs to another agent (callers answer 404 in both cases).
+    pub async fn status(&self, id: &RequestId, agent: &AgentId) -> anyhow::Result<Option<Value>> {
+        let Some(row) = self.store.get_request(id).await? else {
+            return Ok(None);
+        };
+        if row.agent_id != agent.as_str() {
+            return Ok(None);
+        }
+        let reviews = self.store.reviews(id).await?;
+        Ok(Some(self.status_document(&row, &reviews)?))
+    }
+
+    /// The request as a reviewer sees it: masked, with decisions and policy progress.
+    pub async fn review_view(&self, id: &RequestId) -> anyhow::Result<Option<Value>> {
+        let Some(row) = self.store.get_request(id).await? else {
+            return Ok(None);
+        };
+        let reviews = self.store.reviews(id).await?;
+        let mut doc = self.status_document(&row, &reviews)?;
+        let submission = row.submission()?;
+        doc["justification"] = json!(submission.justification);
+        doc["payload"] = crate::mask::type_skeleton(&submission.payload);
+        doc["changes"] = json!(
+            submission
+                .changes
+                .iter()
+                .map(|c| json!({"path": c.path, "bytes": c.content.len()}))
+                .collect::<Vec<_>>()
+        );
+        Ok(Some(doc))
+    }
+
+    fn status_document(&self, row: &RequestRow, reviews: &[ReviewRow]) -> anyhow::Result<Value> {
+        let review = row
+            .review_ref
+            .as_ref()
+            .map(|r| json!({ "reference": r, "url": row.review_url }));
+        let decisions: Vec<Value> = reviews
+            .iter()
+            .map(|r| {
+                json!({
+                    "reviewer": r.reviewer,
+                    "decision": r.decision,
+                    "reason": r.reason,
+                    "digest": r.digest,
+                    "at": time::rfc3339(r.at),
+                })
+            })
+            .collect();
+        let mut doc = json!({
+            "id": row.id,
+            "agent": row.agent_id,
+            "kind": row.kind,
+            "action": row.action,
+            "resource": row.resource,
+            "environment": row.environment,
+            "state": row.state,
+            "digest": row.digest,
+            "review": review,
+            "decisions": decisions,
+            "created_at": time::rfc3339(row.created_at),
+            "updated_at": time::rfc3339(row.updated_at),
+            "expires_at": time::rfc3339(row.expires_at),
+        });
+        if let Some(eval) = row.evaluation()? {
+            let exclusions = self.exclusions(&row.agent_id, &eval);
+            let approvals = self.approvals(row, reviews);
+            doc["policy"] = json!({
+                "commit": eval.policy_commit,
+                "outcome": eval.outcome,
+                "risk": eval.risk,
+                "requirements": approval::progress(&eval, &approvals, &exclusions),
+            });
+        }
+        if row.state() == super::State::Received && row.forge_attempts > 0 {
+            doc["forge"] = json!({
+                "attempts": row.forge_attempts,
+                "last_error": row.last_error,
+                "next_attempt_at": time::rfc3339(row.next_attempt_at),
+            });
+        }
+        Ok(doc)
+    }
+}
+
+/// Digest newtype for a stored row.
+pub fn stored_digest(row: &RequestRow) -> Digest {
+    Digest::from_stored(row.digest.clone())
+}

@@ -1,0 +1,202 @@
+//! Whose approval counts. Never eligible, whatever the owners say: the submitting agent, its
+//! owners (from the configuration and `agents.toml`), the bot itself and every registered
+//! agent. Each approval counts once per requirement, from distinct humans.
+
+use super::{Evaluation, Requirement};
+use serde::Serialize;
+
+/// The identity countersign itself acts under; it can never approve.
+pub const BOT_IDENTITY: &str = "countersign";
+
+/// A human reviewer.
+#[derive(Debug, Clone, Copy)]
+pub struct Reviewer<'a> {
+    pub name: &'a str,
+    pub email: Option<&'a str>,
+}
+
+/// Who can never approve a given request.
+#[derive(Debug, Clone)]
+pub struct Exclusions {
+    pub agent: String,
+    /// Owners of the agent (configuration and `agents.toml`), without `@`.
+    pub agent_owners: Vec<String>,
+    pub registered_agents: Vec<String>,
+}
+
+/// Why someone's approval cannot count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ineligible {
+    /// The reviewer is the submitting agent.
+    IsTheAgent,
+    /// The reviewer owns the submitting agent.
+    OwnsTheAgent,
+    /// The reviewer is another registered agent.
+    IsAnAgent,
+    /// The reviewer is countersign itself.
+    IsTheBot,
+    /// The reviewer is not an owner of any rule the request matched.
+    NotAnOwner,
+}
+
+impl Ineligible {
+    pub fn explain(self) -> &'static str {
+        match self {
+            Ineligible::IsTheAgent => "is the submitting agent",
+            Ineligible::OwnsTheAgent => "owns the submitting agent",
+            Ineligible::IsAnAgent => "is an agent, not a human",
+            Ineligible::IsTheBot => "is countersign itself",
+            Ineligible::NotAnOwner => "is not an owner of any rule this request matched",
+        }
+    }
+}
+
+impl Exclusions {
+    /// Why `name` may never approve this request, if so.
+    pub fn excluded(&self, name: &str) -> Option<Ineligible> {
+        let name = name.trim_start_matches('@');
+        if name == self.agent {
+            Some(Ineligible::IsTheAgent)
+        } else if self
+            .agent_owners
+            .iter()
+            .any(|o| o.trim_start_matches('@') == name)
+        {
+            Some(Ineligible::OwnsTheAgent)
+        } else if self.registered_agents.iter().any(|a| a == name) {
+            Some(Ineligible::IsAnAgent)
+        } else if name == BOT_IDENTITY {
+            Some(Ineligible::IsTheBot)
+        } else {
+            None
+        }
+    }
+}
+
+fn owns(r: &Requirement, who: Reviewer<'_>) -> bool {
+    r.users.iter().any(|u| u == who.name)
+        || who
+            .email
+            .is_some_and(|e| r.emails.iter().any(|x| x.eq_ignore_ascii_case(e)))
+}
+
+/// Whether `who` may approve: the indices of the requirements their approval counts for.
+pub fn check_approver(
+    eval: &Evaluation,
+    who: Reviewer<'_>,
+    exclusions: &Exclusions,
+) -> Result<Vec<usize>, Ineligible> {
+    if let Some(why) = exclusions.excluded(who.name) {
+        return Err(why);
+    }
+    let counts: Vec<usize> = (0..eval.requirements.len())
+        .filter(|&i| owns(&eval.requirements[i], who))
+        .collect();
+    if counts.is_empty() {
+        Err(Ineligible::NotAnOwner)
+    } else {
+        Ok(counts)
+    }
+}
+
+/// Whether `who` may deny: an owner of any matched rule (even one excluded from approving,
+/// such as the agent's owner: stopping a request is always safe) or an owner of the agent.
+pub fn may_deny(eval: &Evaluation, who: Reviewer<'_>, exclusions: &Exclusions) -> bool {
+    if matches!(
+        exclusions.excluded(who.name),
+        Some(Ineligible::IsTheAgent | Ineligible::IsAnAgent | Ineligible::IsTheBot)
+    ) {
+        return false;
+    }
+    exclusions.excluded(who.name) == Some(Ineligible::OwnsTheAgent)
+        || eval.requirements.iter().any(|r| owns(r, who))
+}
+
+/// Progress of one requirement.
+#[derive(Debug, Clone, Serialize)]
+pub struct Progress {
+    pub section: String,
+    pub file: String,
+    pub line: usize,
+    pub pattern: String,
+    pub subjects: Vec<String>,
+    pub owners: Vec<String>,
+    pub optional: bool,
+    pub required: u32,
+    /// Distinct humans whose approval counts here.
+    pub approved_by: Vec<String>,
+    pub satisfied: bool,
+    /// Owners who can approve (after exclusions).
+    pub eligible: Vec<String>,
+    /// Owners who cannot, and why.
+    pub excluded: Vec<Excluded>,
+    /// Fewer eligible owners than required approvals: this can never be satisfied.
+    pub unsatisfiable: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Excluded {
+    pub name: String,
+    pub why: &'static str,
+}
+
+/// Progress of every requirement, given the approvals recorded so far.
+pub fn progress(
+    eval: &Evaluation,
+    approvals: &[Reviewer<'_>],
+    exclusions: &Exclusions,
+) -> Vec<Progress> {
+    eval.requirements
+        .iter()
+        .map(|r| {
+            let mut approved_by: Vec<String> = approvals
+                .iter()
+                .filter(|a| exclusions.excluded(a.name).is_none() && owns(r, **a))
+                .map(|a| a.name.to_owned())
+                .collect();
+            approved_by.sort();
+            approved_by.dedup();
+            let (eligible, excluded): (Vec<&String>, Vec<&String>) = r
+                .users
+                .iter()
+                .partition(|u| exclusions.excluded(u).is_none());
+            let eligible_count = eligible.len() + r.emails.len();
+            Progress {
+                section: r.section.clone(),
+                file: r.file.clone(),
+                line: r.line,
+                pattern: r.pattern.clone(),
+                subjects: r.subjects.clone(),
+                owners: r.owners.clone(),
+                optional: r.optional,
+                required: r.required,
+                satisfied: r.optional || approved_by.len() as u64 >= u64::from(r.required),
+                approved_by,
+                eligible: eligible
+                    .into_iter()
+                    .cloned()
+                    .chain(r.emails.iter().cloned())
+                    .collect(),
+                excluded: excluded
+                    .into_iter()
+                    .map(|u| Excluded {
+                        name: u.clone(),
+                        why: exclusions
+                            .excluded(u)
+                            .map(Ineligible::explain)
+                            .unwrap_or(""),
+                    })
+                    .collect(),
+                unsatisfiable: !r.optional && (eligible_count as u64) < u64::from(r.required),
+            }
+        })
+        .collect()
+}
+
+/// Every required requirement has enough distinct eligible approvals.
+pub fn satisfied(eval: &Evaluation, approvals: &[Reviewer<'_>], exclusions: &Exclusions) -> bool {
+    progress(eval, approvals, exclusions)
+        .iter()
+        .all(|p| p.satisfied)
+}

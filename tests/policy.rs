@@ -1,0 +1,371 @@
+//! The policy engine through the real server: scope and deny-by-default at intake, counts from
+//! distinct eligible humans, exclusions (agent owners, the bot, non-owners), e-mail and team
+//! owners, auto-approval, pinned policy commits, fail-closed on a broken policy, and requests
+//! that change the policy itself. The harness policy is `TEST_CODEOWNERS` in tests/common.
+
+mod common;
+
+use common::*;
+use countersign::config::Reviewer;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
+/// Distinct bodies, so two submissions in the same second never share a signature.
+static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn action(action: &str, resource: &str, environment: &str) -> Vec<u8> {
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    serde_json::to_vec(&json!({
+        "kind": "action",
+        "action": action,
+        "resource": resource,
+        "environment": environment,
+        "justification": "policy test",
+        "payload": {"n": n},
+    }))
+    .unwrap()
+}
+
+async fn submit(agent: &countersign::cli::client::AgentClient, body: &[u8]) -> (u16, Value) {
+    let a = agent.submit(body, None).await.unwrap();
+    (a.status.as_u16(), a.body)
+}
+
+async fn pending_action(h: &Harness, name: &str, resource: &str) -> String {
+    let (status, body) = submit(&h.agent_a(), &action(name, resource, "prod")).await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    h.wait_state(&h.agent_a(), &id, "pending_review").await;
+    id
+}
+
+fn requirement<'a>(status: &'a Value, section: &str) -> &'a Value {
+    status["policy"]["requirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["section"] == section)
+        .unwrap_or_else(|| panic!("no requirement for section {section}: {status}"))
+}
+
+#[tokio::test]
+async fn two_person_rule_counts_distinct_eligible_humans() {
+    let h = Harness::start().await;
+    let id = pending_action(&h, "iam.grant", "prod/admin").await;
+    // alice owns agent-a (configuration): listed in the rule but never eligible.
+    let refused = h
+        .reviewer(ALICE)
+        .review(&id, "approve", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            refused.status.as_u16(),
+            refused.body["error"]["code"].as_str()
+        ),
+        (403, Some("self_approval_forbidden"))
+    );
+    let first = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(
+        first.body["state"], "pending_review",
+        "one of two approvals is not enough"
+    );
+    let again = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    assert_eq!(
+        (again.status.as_u16(), again.body["error"]["code"].as_str()),
+        (409, Some("already_approved"))
+    );
+    let status = h.agent_a().status(&id).await.unwrap().body;
+    let access = requirement(&status, "Access");
+    assert_eq!(access["required"], 2);
+    assert_eq!(access["approved_by"], json!(["bob"]));
+    assert_eq!(access["satisfied"], false);
+    assert_eq!(access["excluded"][0]["name"], "alice");
+    assert_eq!(access["excluded"][0]["why"], "owns the submitting agent");
+    assert_eq!(access["line"], 6);
+    assert_eq!(access["file"], "policies/CODEOWNERS");
+    // The optional Audit section matches too but never blocks.
+    assert_eq!(requirement(&status, "Audit")["optional"], true);
+    let second = h
+        .reviewer(CAROL)
+        .review(&id, "approve", None)
+        .await
+        .unwrap();
+    assert_eq!(second.body["state"], "approved", "{}", second.body);
+    let status = h.agent_a().status(&id).await.unwrap().body;
+    assert_eq!(
+        requirement(&status, "Access")["approved_by"],
+        json!(["bob", "carol"])
+    );
+}
+
+#[tokio::test]
+async fn only_owners_of_a_matched_rule_may_approve_or_deny() {
+    let h = Harness::start().await;
+    let id = pending_action(&h, "db.export", "prod/customers").await;
+    // dave owns only the optional Audit rule: his approval counts for nothing required.
+    let status = h.agent_a().status(&id).await.unwrap().body;
+    assert!(
+        requirement(&status, "Exports")["eligible"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n != "dave")
+    );
+    let dave = h.reviewer(DAVE).review(&id, "approve", None).await.unwrap();
+    assert_eq!(
+        dave.status, 200,
+        "an optional-section owner may approve: {}",
+        dave.body
+    );
+    assert_eq!(dave.body["state"], "pending_review");
+    // erin is not an owner of anything and cannot even deny.
+    let h2 = Harness::start_with(|c| {
+        c.reviewers.push(Reviewer {
+            name: "erin".into(),
+            token_sha256: Sha256::digest(b"csr_erin_token").into(),
+            email: None,
+        });
+    })
+    .await;
+    let id2 = pending_action(&h2, "db.export", "prod/customers").await;
+    let erin = h2.reviewer("csr_erin_token");
+    let a = erin.review(&id2, "approve", None).await.unwrap();
+    assert_eq!(
+        (a.status.as_u16(), a.body["error"]["code"].as_str()),
+        (403, Some("not_an_eligible_approver"))
+    );
+    let d = erin.review(&id2, "deny", Some("no")).await.unwrap();
+    assert_eq!(
+        (d.status.as_u16(), d.body["error"]["code"].as_str()),
+        (403, Some("not_an_eligible_reviewer"))
+    );
+    // The refused approval is on record (for the audit trail), the state is unchanged.
+    let events = h2
+        .server
+        .engine
+        .store()
+        .events(&countersign::request::RequestId::parse(&id2).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "approval_refused" && e.actor == "erin")
+    );
+    assert_eq!(
+        h2.agent_a().status(&id2).await.unwrap().body["state"],
+        "pending_review"
+    );
+}
+
+#[tokio::test]
+async fn the_bot_identity_and_agents_can_never_approve() {
+    let h = Harness::start_with(|c| {
+        c.reviewers.push(Reviewer {
+            name: "countersign".into(),
+            token_sha256: Sha256::digest(b"csr_bot").into(),
+            email: None,
+        });
+    })
+    .await;
+    // Whatever the owners say, countersign's own identity never counts.
+    let id = pending_action(&h, "db.export", "prod/customers").await;
+    let bot = h
+        .reviewer("csr_bot")
+        .review(&id, "approve", None)
+        .await
+        .unwrap();
+    assert_eq!(bot.status, 403, "{}", bot.body);
+    assert_eq!(bot.body["error"]["code"], "self_approval_forbidden");
+}
+
+#[tokio::test]
+async fn requests_outside_the_agents_scope_or_uncovered_are_refused_and_store_nothing() {
+    let h = Harness::start().await;
+    let cases = [
+        (
+            h.agent_b(),
+            action("iam.grant", "prod/admin", "prod"),
+            "out_of_scope",
+            "outside the subjects agent `agent-b` may request",
+        ),
+        (
+            h.agent_a(),
+            action("unknown.thing", "prod/x", "prod"),
+            "policy_denied",
+            "no required rule",
+        ),
+        (
+            h.agent_a(),
+            action("nobody", "prod/x", "prod"),
+            "policy_denied",
+            "covered only by a line without owners (policies/CODEOWNERS:15)",
+        ),
+    ];
+    for (agent, body, code, needle) in cases {
+        let (status, answer) = submit(&agent, &body).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (403, Some(code)),
+            "{answer}"
+        );
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(needle),
+            "{answer}"
+        );
+    }
+    let (rows, refs) = h.stored().await;
+    assert!(rows.iter().all(|(_, n)| *n == 0), "{rows:?}");
+    assert_eq!(refs, 1);
+}
+
+#[tokio::test]
+async fn low_risk_auto_approval_is_recorded_as_approved_by_policy() {
+    let h = Harness::start().await;
+    let (status, body) = submit(&h.agent_a(), &action("deploy", "staging/web", "staging")).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["policy"]["outcome"], "auto_approve");
+    assert_eq!(body["policy"]["risk"], "low");
+    let id = body["id"].as_str().unwrap();
+    let status = h.wait_state(&h.agent_a(), id, "approved").await;
+    assert_eq!(
+        status["decisions"].as_array().unwrap().len(),
+        0,
+        "no human approved it"
+    );
+    let events = h
+        .server
+        .engine
+        .store()
+        .events(&countersign::request::RequestId::parse(id).unwrap())
+        .await
+        .unwrap();
+    let approved = events.iter().find(|e| e.kind == "approved").unwrap();
+    assert_eq!(approved.actor, "policy");
+    assert!(
+        approved
+            .detail
+            .contains(status["policy"]["commit"].as_str().unwrap())
+    );
+}
+
+#[tokio::test]
+async fn e_mail_owners_match_reviewers_by_their_configured_address() {
+    let h = Harness::start().await;
+    let id = pending_action(&h, "mail", "prod/newsletter").await;
+    let dave = h.reviewer(DAVE).review(&id, "approve", None).await.unwrap();
+    assert_eq!(dave.body["state"], "approved", "{}", dave.body);
+}
+
+#[tokio::test]
+async fn each_request_keeps_the_policy_commit_it_was_judged_under() {
+    let h = Harness::start().await;
+    let old = pending_action(&h, "db.export", "prod/customers").await;
+    let old_commit = h.agent_a().status(&old).await.unwrap().body["policy"]["commit"].clone();
+    // The data team shrinks to carol on the base branch.
+    h.server
+        .forge
+        .commit_files(
+            "main",
+            &[(
+                "policies/teams.toml",
+                "[teams]\n\"acme/data\" = [\"@carol\"]\n",
+            )],
+            "shrink data team",
+        )
+        .unwrap();
+    h.server.engine.refresh_policy().await.unwrap();
+    let new = pending_action(&h, "db.export", "prod/customers").await;
+    let new_commit = h.agent_a().status(&new).await.unwrap().body["policy"]["commit"].clone();
+    assert_ne!(old_commit, new_commit);
+    let refused = h.reviewer(BOB).review(&new, "approve", None).await.unwrap();
+    assert_eq!(
+        refused.body["error"]["code"], "not_an_eligible_approver",
+        "{}",
+        refused.body
+    );
+    let pinned = h.reviewer(BOB).review(&old, "approve", None).await.unwrap();
+    assert_eq!(
+        pinned.body["state"], "approved",
+        "the old request keeps its policy: {}",
+        pinned.body
+    );
+}
+
+#[tokio::test]
+async fn a_broken_policy_refuses_everything_until_it_is_fixed() {
+    let h = Harness::start().await;
+    h.server
+        .forge
+        .commit_files(
+            "main",
+            &[(
+                "policies/CODEOWNERS",
+                "[Exports] @acme/data\n/actions/[oops\n",
+            )],
+            "broken",
+        )
+        .unwrap();
+    h.server.engine.refresh_policy().await.unwrap();
+    let (status, answer) =
+        submit(&h.agent_a(), &action("db.export", "prod/customers", "prod")).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (503, Some("policy_unavailable")),
+        "{answer}"
+    );
+    h.server
+        .forge
+        .commit_files("main", &[("policies/CODEOWNERS", TEST_CODEOWNERS)], "fix")
+        .unwrap();
+    h.server.engine.refresh_policy().await.unwrap();
+    let (status, _) = submit(&h.agent_a(), &action("db.export", "prod/customers", "prod")).await;
+    assert_eq!(status, 202);
+}
+
+#[tokio::test]
+async fn a_request_changing_the_policy_is_governed_by_the_current_policy_rules() {
+    let h = Harness::start().await;
+    // The change would make agent-a's exports need nobody; the base policy's [Policy] section
+    // (two of bob and carol) decides whether it may land.
+    let body = serde_json::to_vec(&json!({
+        "kind": "change",
+        "action": "apply",
+        "resource": "gitops",
+        "environment": "prod",
+        "justification": "loosen exports",
+        "changes": [{"path": "policies/CODEOWNERS", "content": "* @agent-a\n"}],
+    }))
+    .unwrap();
+    let (status, answer) = submit(&h.agent_a(), &body).await;
+    assert_eq!(status, 202, "{answer}");
+    let id = answer["id"].as_str().unwrap();
+    let pending = h.wait_state(&h.agent_a(), id, "pending_review").await;
+    let policy = requirement(&pending, "Policy");
+    assert_eq!(policy["required"], 2);
+    assert_eq!(policy["subjects"], json!(["policies/CODEOWNERS"]));
+    assert_eq!(
+        h.reviewer(BOB)
+            .review(id, "approve", None)
+            .await
+            .unwrap()
+            .body["state"],
+        "pending_review"
+    );
+    assert_eq!(
+        h.reviewer(CAROL)
+            .review(id, "approve", None)
+            .await
+            .unwrap()
+            .body["state"],
+        "approved"
+    );
+    // The proposed policy lives on the request's branch only; the base policy is unchanged.
+    let base = h.server.engine.policy();
+    assert_eq!(base.commit, pending["policy"]["commit"].as_str().unwrap());
+}

@@ -1,0 +1,109 @@
+//! `countersign policy check|explain` on directories, as an operator or CI runs them.
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_countersign"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_shipped_example_policy_is_valid_and_explains_itself() {
+    let (code, out, err) = run(&["policy", "check", "--dir", "policies"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = run(&[
+        "policy",
+        "explain",
+        "--dir",
+        "policies",
+        "--agent",
+        "local-agent",
+        "--subject",
+        "actions/db.export/prod/customers",
+    ]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["decision"], "needs_review");
+    assert_eq!(v["risk"], "high");
+    assert_eq!(v["requirements"][0]["section"], "Data exports");
+    assert_eq!(v["requirements"][0]["file"], "policies/CODEOWNERS");
+    let (_, out, _) = run(&[
+        "policy",
+        "explain",
+        "--dir",
+        "policies",
+        "--environment",
+        "staging",
+        "--subject",
+        "actions/deploy/staging/web",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["decision"], "auto_approve", "{v}");
+    let (_, out, _) = run(&[
+        "policy",
+        "explain",
+        "--dir",
+        "policies",
+        "--subject",
+        "secrets/prod.env",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["decision"], "deny");
+    assert!(v["reason"].as_str().unwrap().contains("secrets/prod.env"));
+    let (_, out, _) = run(&[
+        "policy",
+        "explain",
+        "--dir",
+        "policies",
+        "--agent",
+        "demo-agent",
+        "--subject",
+        "actions/deploy/prod/web",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["decision"], "deny",
+        "outside demo-agent's allowed subjects: {v}"
+    );
+}
+
+#[test]
+fn check_reports_every_problem_with_its_position_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("CODEOWNERS"),
+        "[Ops][3]\n/deploy/** @ann @ben\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("policy.toml"),
+        "[sections.Ops]\nrisk = \"high\"\nauto_approve = true\n[sections.Nope]\n",
+    )
+    .unwrap();
+    let (code, out, _) = run(&["policy", "check", "--dir", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines.iter().any(|l| l
+            .starts_with("policies/policy.toml:1:11: auto_approve is only allowed for low risk")),
+        "{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("policies/policy.toml:4:11: unknown section `Nope`")),
+        "{out}"
+    );
+    assert!(
+        lines.iter().any(|l| l
+            .starts_with("policies/CODEOWNERS:2:1: section `Ops` needs 3 approvals but only 2")),
+        "{out}"
+    );
+}
