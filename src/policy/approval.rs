@@ -116,12 +116,12 @@ pub fn may_deny(eval: &Evaluation, who: Reviewer<'_>, exclusions: &Exclusions) -
 /// Progress of one requirement.
 #[derive(Debug, Clone, Serialize)]
 pub struct Progress {
-    pub section: String,
-    pub file: String,
+    pub section: std::sync::Arc<str>,
+    pub file: std::sync::Arc<str>,
     pub line: usize,
-    pub pattern: String,
-    pub subjects: Vec<String>,
-    pub owners: Vec<String>,
+    pub pattern: std::sync::Arc<str>,
+    pub subjects: Vec<std::sync::Arc<str>>,
+    pub owners: std::sync::Arc<[String]>,
     pub optional: bool,
     pub required: u32,
     /// Distinct humans whose approval counts here.

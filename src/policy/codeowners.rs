@@ -17,13 +17,16 @@
 //! matches everything below it, so `docs/*` also covers `docs/a/b.md` (GitHub's documentation
 //! says it should not; matching more is the fail-safe choice for approvals). Glob syntax is
 //! globset's: `*`, `?`, `[a-z]`, `**` as a whole path component, `{a,b}` alternation. Each rule
-//! compiles to exactly one glob in a single [`GlobSet`], and [`Codeowners::matches`] queries it
-//! once per ancestor of the subject (`a`, `a/b`, `a/b/c`).
+//! becomes one glob, validated by globset when the file is parsed and matched with fast-glob
+//! through an index (see `Index`) against the subject and each of its ancestors (`a`, `a/b`,
+//! `a/b/c`).
 
-use std::collections::HashMap;
 use std::fmt;
 
-use globset::{Candidate, Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+/// Component lookups happen for every path of every subject: a fast (seeded) hasher matters.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+use globset::{Glob, GlobBuilder};
 
 /// An owner as written in the file.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -88,8 +91,8 @@ pub struct ParseError {
 pub struct Codeowners {
     pub sections: Vec<Section>,
     pub rules: Vec<Rule>,
-    /// Exactly one glob per rule, at the rule's index.
-    set: GlobSet,
+    /// Every rule's glob, bucketed by the literal path components it starts with.
+    index: Index,
     /// Per rule: the pattern had a trailing `/`, so it may only match proper ancestors.
     dir_only: Vec<bool>,
 }
@@ -112,22 +115,11 @@ impl Codeowners {
         if !p.errors.is_empty() {
             return Err(p.errors);
         }
-        let mut builder = GlobSetBuilder::new();
-        for glob in p.globs {
-            builder.add(glob);
-        }
-        let set = builder.build().map_err(|e| {
-            let message = format!("compiling patterns: {e}");
-            vec![ParseError {
-                line: 0,
-                column: 0,
-                message,
-            }]
-        })?;
+        let index = Index::build(&p.globs);
         Ok(Codeowners {
             sections: p.sections,
             rules: p.rules,
-            set,
+            index,
             dir_only: p.dir_only,
         })
     }
@@ -137,30 +129,29 @@ impl Codeowners {
     /// owners is still reported (it clears ownership; see [`Codeowners::effective_owners`]).
     /// A leading `/` on the subject is ignored.
     pub fn matches(&self, subject: &str) -> Vec<(usize, usize)> {
-        let subject = subject.trim_start_matches('/');
-        let mut found: Vec<(usize, usize)> = Vec::new();
-        let mut hits = Vec::new();
-        let ends = subject
-            .match_indices('/')
-            .map(|(i, _)| i)
-            .chain([subject.len()]);
-        for end in ends.filter(|&end| end > 0) {
-            let is_subject = end == subject.len();
-            self.set
-                .matches_candidate_into(&Candidate::new(&subject[..end]), &mut hits);
-            for &rule in hits
-                .iter()
-                .filter(|&&rule| !(is_subject && self.dir_only[rule]))
-            {
-                let section = self.rules[rule].section;
-                match found.iter_mut().find(|(s, _)| *s == section) {
-                    Some((_, best)) => *best = rule.max(*best),
-                    None => found.push((section, rule)),
-                }
-            }
-        }
-        found.sort_unstable();
+        let mut found = Vec::new();
+        self.matches_into(subject, &mut found);
         found
+    }
+
+    /// [`Codeowners::matches`] into a reusable buffer (cleared first).
+    pub fn matches_into(&self, subject: &str, found: &mut Vec<(usize, usize)>) {
+        found.clear();
+        let subject = subject.trim_start_matches('/');
+        if subject.is_empty() {
+            return;
+        }
+        self.index.for_each_match(subject, |rule, whole| {
+            if whole && self.dir_only[rule] {
+                return;
+            }
+            let section = self.rules[rule].section;
+            match found.iter_mut().find(|(s, _)| *s == section) {
+                Some((_, best)) => *best = rule.max(*best),
+                None => found.push((section, rule)),
+            }
+        });
+        found.sort_unstable();
     }
 
     /// The owners that apply for a rule: its explicit owners, or, if it has none, its section's
@@ -673,5 +664,249 @@ ops/tmp/
         let errors = Codeowners::parse(text).unwrap_err();
         let at: Vec<(usize, usize)> = errors.iter().map(|e| (e.line, e.column)).collect();
         assert_eq!(at, [(2, 1), (3, 7), (4, 10), (5, 1), (7, 1)]);
+    }
+}
+
+/// How rules are found for a subject without trying every pattern: anchored globs sit in a trie
+/// over their leading literal path components (fully literal ones match by position alone, the
+/// rest of a partly literal one is tried only below its node); unanchored `**/name` and
+/// `**/*.ext` globs are looked up by file name and extension; only the remaining unanchored
+/// globs are tried on every path. Globs are validated by globset at parse time and matched with
+/// fast-glob, which needs no compilation (compiling thousands of regexes is what made a large
+/// file slow).
+#[derive(Debug, Clone, Default)]
+struct Index {
+    root: Node,
+    /// `**/<literal>`: rules by the literal name.
+    names: HashMap<String, Vec<usize>>,
+    /// `**/*<literal suffix>`: rules by the suffix's last extension (`.gz` for `*.tar.gz`).
+    suffixes: HashMap<String, Vec<(usize, String)>>,
+    /// Every other unanchored glob.
+    wild: Tails,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Node {
+    children: HashMap<String, Node>,
+    /// Rules whose glob is exactly the path to this node.
+    exact: Vec<usize>,
+    /// Rules whose glob continues below this node with wildcards.
+    tails: Tails,
+}
+
+/// Globs (or remainders of globs) tried with fast-glob, indexed by what their last path
+/// component requires so that most are never tried: a literal name, a literal suffix after `*`
+/// (keyed by its last extension), or anything.
+#[derive(Debug, Clone, Default)]
+struct Tails {
+    by_name: HashMap<String, Vec<Tail>>,
+    by_extension: HashMap<String, Vec<Tail>>,
+    any: Vec<Tail>,
+}
+
+#[derive(Debug, Clone)]
+struct Tail {
+    rule: usize,
+    glob: String,
+    /// `**` or `**/*`: matches every non-empty path.
+    always: bool,
+    /// Required suffix of the last component (already known to share its last extension).
+    suffix: Option<String>,
+    /// Literal components the glob has before its last one: a path lacking any cannot match.
+    required: Vec<String>,
+}
+
+impl Tails {
+    fn add(&mut self, rule: usize, glob: &str) {
+        let mut components: Vec<&str> = glob.split('/').collect();
+        let last = components.pop().unwrap_or_default();
+        let mut tail = Tail {
+            rule,
+            glob: glob.to_owned(),
+            always: glob == "**" || glob == "**/*",
+            suffix: None,
+            required: components
+                .into_iter()
+                .filter(|c| is_literal(c))
+                .map(str::to_owned)
+                .collect(),
+        };
+        if is_literal(last) {
+            self.by_name.entry(last.to_owned()).or_default().push(tail);
+        } else if let Some(suffix) = last.strip_prefix('*').filter(|r| is_literal(r))
+            && let Some(extension) = last_extension(suffix)
+        {
+            let extension = extension.to_owned();
+            tail.suffix = Some(suffix.to_owned());
+            self.by_extension.entry(extension).or_default().push(tail);
+        } else {
+            self.any.push(tail);
+        }
+    }
+
+    /// Tries every tail that can match `path`, whose components are `components`.
+    fn is_empty(&self) -> bool {
+        self.by_name.is_empty() && self.by_extension.is_empty() && self.any.is_empty()
+    }
+
+    fn for_each_match(&self, path: &str, components: &[&str], mut hit: impl FnMut(usize)) {
+        if self.is_empty() {
+            return;
+        }
+        let last = components.last().copied().unwrap_or_default();
+        let named = (!self.by_name.is_empty())
+            .then(|| self.by_name.get(last))
+            .flatten()
+            .into_iter()
+            .flatten();
+        let extended = (!self.by_extension.is_empty())
+            .then(|| last_extension(last).and_then(|e| self.by_extension.get(e)))
+            .flatten()
+            .into_iter()
+            .flatten();
+        for tail in named.chain(extended).chain(&self.any) {
+            if tail.matches(path, last, components) {
+                hit(tail.rule);
+            }
+        }
+    }
+}
+
+impl Tail {
+    fn matches(&self, path: &str, last: &str, components: &[&str]) -> bool {
+        if self.always {
+            return !path.is_empty();
+        }
+        self.suffix
+            .as_ref()
+            .is_none_or(|s| last.ends_with(s.as_str()))
+            && self
+                .required
+                .iter()
+                .all(|r| components.contains(&r.as_str()))
+            && fast_glob::glob_match(&self.glob, path)
+    }
+}
+
+fn is_literal(s: &str) -> bool {
+    !s.is_empty() && !s.contains(['*', '?', '[', ']', '{', '}', '\\'])
+}
+
+fn last_extension(s: &str) -> Option<&str> {
+    s.rfind('.').map(|i| &s[i..])
+}
+
+impl Index {
+    fn build(globs: &[Glob]) -> Index {
+        let mut index = Index::default();
+        for (rule, glob) in globs.iter().enumerate() {
+            index.add(rule, glob.glob());
+        }
+        index
+    }
+
+    fn add(&mut self, rule: usize, glob: &str) {
+        if let Some(rest) = glob.strip_prefix("**/") {
+            if is_literal(rest) && !rest.contains('/') {
+                self.names.entry(rest.to_owned()).or_default().push(rule);
+            } else if let Some(suffix) = rest
+                .strip_prefix('*')
+                .filter(|r| is_literal(r) && !r.contains('/'))
+            {
+                let key = last_extension(suffix).unwrap_or(suffix).to_owned();
+                self.suffixes
+                    .entry(key)
+                    .or_default()
+                    .push((rule, suffix.to_owned()));
+            } else {
+                self.wild.add(rule, glob);
+            }
+            return;
+        }
+        let mut node = &mut self.root;
+        let mut parts = glob.split('/').peekable();
+        while let Some(part) = parts.peek() {
+            if !is_literal(part) {
+                break;
+            }
+            node = node.children.entry((*part).to_owned()).or_default();
+            parts.next();
+        }
+        let rest: Vec<&str> = parts.collect();
+        if rest.is_empty() {
+            node.exact.push(rule);
+        } else {
+            node.tails.add(rule, &rest.join("/"));
+        }
+    }
+
+    /// Calls `hit(rule, whole)` for every rule whose glob matches `subject` itself (`whole`) or
+    /// one of its ancestors.
+    fn for_each_match(&self, subject: &str, mut hit: impl FnMut(usize, bool)) {
+        // Components on the stack for ordinary depths, on the heap beyond.
+        let mut stack = [""; 32];
+        let heap: Vec<&str>;
+        let parts: &[&str] = if subject.bytes().filter(|&b| b == b'/').count() < stack.len() {
+            let mut n = 0;
+            for part in subject.split('/') {
+                stack[n] = part;
+                n += 1;
+            }
+            &stack[..n]
+        } else {
+            heap = subject.split('/').collect();
+            &heap
+        };
+        let n = parts.len();
+        // Components are slices of `subject`: their offsets give every prefix path.
+        let start = |k: usize| parts[k].as_ptr() as usize - subject.as_ptr() as usize;
+        let end = |k: usize| start(k) + parts[k].len();
+        // Anchored: walk the trie; at each node try its tails on every deeper path.
+        let mut node = &self.root;
+        let mut depth = 0;
+        loop {
+            for k in depth..n {
+                let path = &subject[start(depth)..end(k)];
+                node.tails
+                    .for_each_match(path, &parts[depth..=k], |rule| hit(rule, k + 1 == n));
+            }
+            if depth == n {
+                break;
+            }
+            match node.children.get(parts[depth]) {
+                Some(child) => {
+                    node = child;
+                    depth += 1;
+                    for &rule in &node.exact {
+                        hit(rule, depth == n);
+                    }
+                }
+                None => break,
+            }
+        }
+        // Unanchored: by name, by suffix, then the rest, on every path from the root.
+        for (k, part) in parts.iter().enumerate() {
+            let whole = k + 1 == n;
+            if let Some(rules) = (!self.names.is_empty())
+                .then(|| self.names.get(*part))
+                .flatten()
+            {
+                for &rule in rules {
+                    hit(rule, whole);
+                }
+            }
+            let by_suffix = (!self.suffixes.is_empty())
+                .then(|| last_extension(part).and_then(|e| self.suffixes.get(e)))
+                .flatten();
+            if let Some(candidates) = by_suffix {
+                for (rule, suffix) in candidates {
+                    if part.ends_with(suffix.as_str()) {
+                        hit(*rule, whole);
+                    }
+                }
+            }
+            self.wild
+                .for_each_match(&subject[..end(k)], &parts[..=k], |rule| hit(rule, whole));
+        }
     }
 }

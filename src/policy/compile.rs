@@ -4,7 +4,7 @@
 
 use super::codeowners::{Codeowners, Owner};
 use super::files::{AgentsToml, CheckError, PolicyToml, Risk, Settings, TeamsToml, parse_toml};
-use super::{AgentPolicy, CODEOWNERS_FILE, DEFAULT_RISK, MAX_CREDENTIAL_TTL, Policy};
+use super::{AgentPolicy, CODEOWNERS_FILE, DEFAULT_RISK, MAX_CREDENTIAL_TTL, Policy, RuleInfo};
 use crate::request::AgentId;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -137,14 +137,42 @@ pub(super) fn compile(
     if !errors.is_empty() {
         return Err(errors);
     }
+    let file: std::sync::Arc<str> = CODEOWNERS_FILE.into();
+    let rules = codeowners
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(index, rule)| {
+            let section = &codeowners.sections[rule.section];
+            let settings = match pattern_settings.get(&rule.pattern) {
+                Some(p) => p.over(&section_settings[rule.section]),
+                None => section_settings[rule.section].clone(),
+            };
+            let owners = codeowners.effective_owners(index);
+            let (users, emails) = super::expand(owners, &teams);
+            RuleInfo {
+                settings,
+                section: if section.name.is_empty() {
+                    "Default".into()
+                } else {
+                    section.name.as_str().into()
+                },
+                file: file.clone(),
+                pattern: rule.pattern.as_str().into(),
+                optional: section.optional,
+                required: section.approvals,
+                owners: owners.iter().map(|o| o.to_string()).collect(),
+                users: users.into(),
+                emails: emails.into(),
+            }
+        })
+        .collect();
     Ok(Policy {
         commit: commit.to_owned(),
         codeowners,
         defaults: policy.defaults,
-        section_settings,
-        pattern_settings,
+        rules,
         agents,
-        teams,
     })
 }
 

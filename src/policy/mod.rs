@@ -17,6 +17,7 @@ use crate::request::{Kind, Submission};
 use codeowners::{Codeowners, Owner};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Directory of the policy files in the GitOps repository.
@@ -31,12 +32,24 @@ pub struct Policy {
     pub commit: String,
     codeowners: Codeowners,
     defaults: Settings,
-    /// Per section index: its settings over `[defaults]`.
-    section_settings: Vec<Settings>,
-    /// Per pattern as written: its settings (applied over the section's).
-    pattern_settings: HashMap<String, Settings>,
+    /// Per rule (same index as the CODEOWNERS rules): everything evaluation needs, resolved once
+    /// per policy commit.
+    rules: Vec<RuleInfo>,
     agents: HashMap<String, AgentPolicy>,
-    teams: HashMap<String, Vec<String>>,
+}
+
+/// A CODEOWNERS rule with its settings and owners resolved.
+struct RuleInfo {
+    /// Pattern settings over section settings over `[defaults]`.
+    settings: Settings,
+    section: Arc<str>,
+    file: Arc<str>,
+    pattern: Arc<str>,
+    optional: bool,
+    required: u32,
+    owners: Arc<[String]>,
+    users: Arc<[String]>,
+    emails: Arc<[String]>,
 }
 
 /// An agent's entry in `agents.toml`.
@@ -71,18 +84,18 @@ pub enum Outcome {
 /// One approval requirement: a matched CODEOWNERS line in one section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Requirement {
-    pub section: String,
+    pub section: Arc<str>,
     pub optional: bool,
-    pub file: String,
+    pub file: Arc<str>,
     pub line: usize,
-    pub pattern: String,
-    pub subjects: Vec<String>,
+    pub pattern: Arc<str>,
+    pub subjects: Vec<Arc<str>>,
     /// Owners as written (`@alice`, `@org/team`, `a@example.com`).
-    pub owners: Vec<String>,
+    pub owners: Arc<[String]>,
     /// User names that may approve (teams expanded), before exclusions.
-    pub users: Vec<String>,
+    pub users: Arc<[String]>,
     /// E-mail owners, matched against reviewers' configured e-mail.
-    pub emails: Vec<String>,
+    pub emails: Arc<[String]>,
     pub required: u32,
     pub risk: Risk,
     pub auto_approve: bool,
@@ -155,26 +168,25 @@ impl Policy {
             requirements: vec![],
             agent_owners: agent_owners.clone(),
         };
-        // (section, rule) → subjects, in first-seen order.
-        let mut matched: BTreeMap<(usize, usize), Vec<String>> = BTreeMap::new();
+        // rule → subjects, in first-seen order; rules are numbered in file order.
+        let mut matched: BTreeMap<usize, Vec<Arc<str>>> = BTreeMap::new();
+        let mut found = Vec::new();
         for subject in subjects {
+            let shared: Arc<str> = subject.as_str().into();
             let mut covered = false;
             let mut cleared_by = None;
-            for (section, rule) in self.codeowners.matches(subject) {
-                let settings = self.settings_for(section, rule);
-                if !applies(&settings, environment) {
+            self.codeowners.matches_into(subject, &mut found);
+            for &(_, rule) in &found {
+                let info = &self.rules[rule];
+                if !applies(&info.settings, environment) {
                     continue;
                 }
-                if self.codeowners.effective_owners(rule).is_empty() {
+                if info.owners.is_empty() {
                     cleared_by = Some(self.codeowners.rules[rule].line);
                     continue;
                 }
-                let required_section = !self.codeowners.sections[section].optional;
-                covered |= required_section;
-                matched
-                    .entry((section, rule))
-                    .or_default()
-                    .push(subject.clone());
+                covered |= !info.optional;
+                matched.entry(rule).or_default().push(shared.clone());
             }
             if !covered {
                 return deny(match cleared_by {
@@ -187,16 +199,11 @@ impl Policy {
                 });
             }
         }
-        let entries: Vec<(usize, usize, Vec<String>, Settings)> = matched
-            .into_iter()
-            .map(|((section, rule), subjects)| {
-                (section, rule, subjects, self.settings_for(section, rule))
-            })
-            .collect();
-        let required: Vec<&Settings> = entries
-            .iter()
-            .filter(|(section, ..)| !self.codeowners.sections[*section].optional)
-            .map(|(.., settings)| settings)
+        let required: Vec<&Settings> = matched
+            .keys()
+            .map(|&rule| &self.rules[rule])
+            .filter(|info| !info.optional)
+            .map(|info| &info.settings)
             .collect();
         let risk_of = |s: &Settings| s.risk.unwrap_or(DEFAULT_RISK);
         let risk = required
@@ -220,66 +227,30 @@ impl Policy {
             risk,
             expires_after_secs: expires_after_secs.map(|d| d.as_secs()),
             credential_ttl_secs: credential_ttl_secs.map(|d| d.as_secs()),
-            requirements: entries
+            requirements: matched
                 .into_iter()
-                .map(|(section, rule, subjects, _)| self.requirement(section, rule, subjects))
+                .map(|(rule, subjects)| self.requirement(rule, subjects))
                 .collect(),
             agent_owners,
         }
     }
 
-    /// Pattern settings over section settings over defaults.
-    fn settings_for(&self, section: usize, rule: usize) -> Settings {
-        let section_settings = &self.section_settings[section];
-        match self
-            .pattern_settings
-            .get(&self.codeowners.rules[rule].pattern)
-        {
-            Some(p) => p.over(section_settings),
-            None => section_settings.clone(),
-        }
-    }
-
-    fn requirement(&self, section: usize, rule: usize, subjects: Vec<String>) -> Requirement {
-        let s = &self.codeowners.sections[section];
-        let owners = self.codeowners.effective_owners(rule);
-        let settings = self.settings_for(section, rule);
-        let (users, emails) = self.expand(owners);
+    fn requirement(&self, rule: usize, subjects: Vec<Arc<str>>) -> Requirement {
+        let info = &self.rules[rule];
         Requirement {
-            section: display_section(&s.name),
-            optional: s.optional,
-            file: CODEOWNERS_FILE.to_owned(),
+            section: info.section.clone(),
+            optional: info.optional,
+            file: info.file.clone(),
             line: self.codeowners.rules[rule].line,
-            pattern: self.codeowners.rules[rule].pattern.clone(),
+            pattern: info.pattern.clone(),
             subjects,
-            owners: owners.iter().map(|o| o.to_string()).collect(),
-            users,
-            emails,
-            required: s.approvals,
-            risk: settings.risk.unwrap_or(DEFAULT_RISK),
-            auto_approve: settings.auto_approve.unwrap_or(false),
+            owners: info.owners.clone(),
+            users: info.users.clone(),
+            emails: info.emails.clone(),
+            required: info.required,
+            risk: info.settings.risk.unwrap_or(DEFAULT_RISK),
+            auto_approve: info.settings.auto_approve.unwrap_or(false),
         }
-    }
-
-    /// Owners → (user names, e-mails), teams expanded through `teams.toml`.
-    fn expand(&self, owners: &[Owner]) -> (Vec<String>, Vec<String>) {
-        let mut users = BTreeSet::new();
-        let mut emails = BTreeSet::new();
-        for owner in owners {
-            match owner {
-                Owner::User(u) => {
-                    users.insert(u.clone());
-                }
-                Owner::Team { org, team } => {
-                    let members = self.teams.get(&format!("{org}/{team}"));
-                    users.extend(members.into_iter().flatten().cloned());
-                }
-                Owner::Email(e) => {
-                    emails.insert(e.to_ascii_lowercase());
-                }
-            }
-        }
-        (users.into_iter().collect(), emails.into_iter().collect())
     }
 
     /// The settings that apply when nothing more specific is set.
@@ -288,18 +259,30 @@ impl Policy {
     }
 }
 
+/// Owners → (user names, e-mails), teams expanded through `teams`.
+fn expand(owners: &[Owner], teams: &HashMap<String, Vec<String>>) -> (Vec<String>, Vec<String>) {
+    let mut users = BTreeSet::new();
+    let mut emails = BTreeSet::new();
+    for owner in owners {
+        match owner {
+            Owner::User(u) => {
+                users.insert(u.clone());
+            }
+            Owner::Team { org, team } => {
+                let members = teams.get(&format!("{org}/{team}"));
+                users.extend(members.into_iter().flatten().cloned());
+            }
+            Owner::Email(e) => {
+                emails.insert(e.to_ascii_lowercase());
+            }
+        }
+    }
+    (users.into_iter().collect(), emails.into_iter().collect())
+}
+
 fn applies(settings: &Settings, environment: &str) -> bool {
     settings
         .environments
         .as_ref()
         .is_none_or(|envs| envs.iter().any(|e| e == environment))
-}
-
-/// The implicit section (rules before any header) is shown as "Default".
-fn display_section(name: &str) -> String {
-    if name.is_empty() {
-        "Default".to_owned()
-    } else {
-        name.to_owned()
-    }
 }

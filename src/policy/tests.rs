@@ -102,10 +102,10 @@ fn action_subjects_map_to_sections_with_last_match_winning() {
     let exports = e
         .requirements
         .iter()
-        .find(|r| r.section == "Exports")
+        .find(|r| &*r.section == "Exports")
         .unwrap();
     assert_eq!(
-        (exports.line, exports.users.clone()),
+        (exports.line, exports.users.to_vec()),
         (3, vec!["cfo".to_owned()])
     );
     assert_eq!(e.risk, Risk::High);
@@ -117,7 +117,7 @@ fn action_subjects_map_to_sections_with_last_match_winning() {
     assert!(
         e.requirements
             .iter()
-            .any(|r| r.section == "Audit" && r.optional)
+            .any(|r| &*r.section == "Audit" && r.optional)
     );
 }
 
@@ -140,7 +140,7 @@ fn every_matched_section_must_be_satisfied_and_counts_need_distinct_humans() {
     assert!(!approval::satisfied(&e, &[who("bob"), who("alice")], &x));
     assert!(approval::satisfied(&e, &[who("bob"), who("carol")], &x));
     let progress = approval::progress(&e, &[who("bob")], &x);
-    let access = progress.iter().find(|p| p.section == "Access").unwrap();
+    let access = progress.iter().find(|p| &*p.section == "Access").unwrap();
     assert_eq!(
         (access.required, access.approved_by.clone()),
         (2, vec!["bob".to_owned()])
@@ -239,12 +239,12 @@ fn environments_restrict_sections_and_auto_approval_needs_low_risk_everywhere() 
         staging
             .requirements
             .iter()
-            .all(|r| r.section != "Prod only")
+            .all(|r| &*r.section != "Prod only")
     );
     // In prod the [Prod only] section applies too, and it is not auto-approved.
     let prod = p.evaluate("exporter", "prod", &["actions/deploy/staging/web".into()]);
     assert_eq!(prod.outcome, Outcome::NeedsReview);
-    assert!(prod.requirements.iter().any(|r| r.section == "Prod only"));
+    assert!(prod.requirements.iter().any(|r| &*r.section == "Prod only"));
 }
 
 #[test]
