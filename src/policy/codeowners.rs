@@ -910,3 +910,18 @@ impl Index {
         }
     }
 }
+
+#[cfg(test)]
+mod separator_tests {
+    use super::Codeowners;
+
+    #[test]
+    fn wildcards_never_cross_a_slash() {
+        let co = Codeowners::parse("/a?b @q\n/x*y @s\n/c[/]d @t\n").unwrap();
+        assert!(co.matches("a/b").is_empty(), "? must not match /");
+        assert_eq!(co.matches("axb").len(), 1);
+        assert!(co.matches("x/y").is_empty(), "* must not match /");
+        assert_eq!(co.matches("x-y").len(), 1);
+        assert!(co.matches("c/d").is_empty());
+    }
+}
