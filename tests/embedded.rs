@@ -20,10 +20,18 @@ async fn serve_without_configuration_sets_up_a_private_data_dir_and_local_identi
     let cwd = tempfile::tempdir().unwrap();
     let server = Binary::spawn(&["serve", "--listen", "127.0.0.1:0"], cwd.path());
     let url = server.url.clone();
-    let banner: Vec<String> = server.stdout.iter().take(12).collect();
+    let mut banner = Vec::new();
+    for line in server.stdout.iter() {
+        let last = line.contains("stands in for");
+        banner.push(line);
+        if last {
+            break;
+        }
+    }
     let banner = banner.join("\n");
     assert!(banner.contains("countersign submit"), "{banner}");
     assert!(banner.contains("countersign review"), "{banner}");
+    assert!(banner.contains("policy:     policies/ at"), "the banner names the policy commit: {banner}");
 
     let data = cwd.path().join(".countersign");
     assert!(data.join("countersign.db").exists());

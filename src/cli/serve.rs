@@ -78,6 +78,23 @@ fn print_banner(server: &Server, config: &ServerConfig, boot: Option<&Bootstrapp
         config.repo_path().display(),
         config.base_branch
     );
+    let policy = server.engine.policy();
+    match &policy.policy {
+        Ok(_) => println!(
+            "  policy:     policies/ at {} (base branch)",
+            short(&policy.commit)
+        ),
+        Err(problems) => {
+            println!(
+                "  policy:     INVALID at {}: {} problem(s); every request is refused until it is fixed",
+                short(&policy.commit),
+                problems.len()
+            );
+            for p in problems.iter().take(5) {
+                println!("              {p}");
+            }
+        }
+    }
     let default_url = url == "http://127.0.0.1:8080";
     let server_flag = if default_url {
         String::new()
@@ -113,4 +130,8 @@ fn print_banner(server: &Server, config: &ServerConfig, boot: Option<&Bootstrapp
             "(`cargo run --release --` stands in for `countersign` when running from a checkout.)"
         );
     }
+}
+
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
 }
