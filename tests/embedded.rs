@@ -31,7 +31,10 @@ async fn serve_without_configuration_sets_up_a_private_data_dir_and_local_identi
     let banner = banner.join("\n");
     assert!(banner.contains("countersign submit"), "{banner}");
     assert!(banner.contains("countersign review"), "{banner}");
-    assert!(banner.contains("policy:     policies/ at"), "the banner names the policy commit: {banner}");
+    assert!(
+        banner.contains("policy:     policies/ at"),
+        "the banner names the policy commit: {banner}"
+    );
 
     let data = cwd.path().join(".countersign");
     assert!(data.join("countersign.db").exists());

@@ -14,9 +14,10 @@
 //!
 //! Patterns follow gitignore: a leading or middle `/` anchors to the root, a trailing `/` only
 //! matches directories (i.e. proper ancestors of the subject), and a pattern matching a directory
-//! matches everything below it, so `docs/*` also covers `docs/a/b.md` (GitHub's documentation
-//! says it should not; matching more is the fail-safe choice for approvals). Glob syntax is
-//! globset's: `*`, `?`, `[a-z]`, `**` as a whole path component, `{a,b}` alternation. Each rule
+//! matches everything below it (`apps/web` covers `apps/web/src/main.rs`). As on GitHub, a
+//! pattern whose last component has a wildcard matches only files themselves: `docs/*` owns
+//! `docs/a.md` but not `docs/sub/b.md`, which falls to an earlier rule (last match wins). Glob
+//! syntax is globset's: `*`, `?`, `[a-z]`, `**` as a whole path component, `{a,b}`. Each rule
 //! becomes one glob, validated by globset when the file is parsed and matched with fast-glob
 //! through an index (see `Index`) against the subject and each of its ancestors (`a`, `a/b`,
 //! `a/b/c`).
@@ -95,6 +96,9 @@ pub struct Codeowners {
     index: Index,
     /// Per rule: the pattern had a trailing `/`, so it may only match proper ancestors.
     dir_only: Vec<bool>,
+    /// Per rule: the last component has a wildcard (`docs/*`, `*.md`), so, as on GitHub, it
+    /// matches files themselves and never extends to what lies below a matching directory.
+    files_only: Vec<bool>,
 }
 
 impl Codeowners {
@@ -121,6 +125,7 @@ impl Codeowners {
             rules: p.rules,
             index,
             dir_only: p.dir_only,
+            files_only: p.files_only,
         })
     }
 
@@ -142,7 +147,7 @@ impl Codeowners {
             return;
         }
         self.index.for_each_match(subject, |rule, whole| {
-            if whole && self.dir_only[rule] {
+            if (whole && self.dir_only[rule]) || (!whole && self.files_only[rule]) {
                 return;
             }
             let section = self.rules[rule].section;
@@ -179,6 +184,7 @@ struct Parser {
     /// One glob per rule, and whether it may only match proper ancestors (trailing `/`).
     globs: Vec<Glob>,
     dir_only: Vec<bool>,
+    files_only: Vec<bool>,
     errors: Vec<ParseError>,
 }
 
@@ -318,6 +324,8 @@ impl Parser {
                 Ok((glob, dir_only)) => {
                     self.globs.push(glob);
                     self.dir_only.push(dir_only);
+                    self.files_only
+                        .push(!dir_only && wildcard_last_component(&pattern));
                 }
                 Err(msg) => self.error(n, text, byte, msg),
             }
@@ -338,6 +346,17 @@ fn tokens(text: &str, from: usize) -> impl Iterator<Item = (usize, &str)> {
         .split_ascii_whitespace()
         .map(move |token| (token.as_ptr() as usize - text.as_ptr() as usize, token))
         .take_while(|(_, token)| !token.starts_with('#'))
+}
+
+/// Whether the pattern's last component has a wildcard other than `**` (GitHub: `docs/*` owns
+/// `docs/a.md` but not `docs/sub/b.md`).
+fn wildcard_last_component(pattern: &str) -> bool {
+    let last = pattern
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    last != "**" && last.contains(['*', '?', '['])
 }
 
 /// Translates a gitignore-style pattern into one glob, to be tested against the subject and each
@@ -508,7 +527,9 @@ ops/tmp/
                     ("generated/x/y.rs", "default: @gen"),
                     ("generated", "default: @global"),
                     ("x/a.yml", "default: @yaml"),
-                    ("deploy/web/values.yaml", "default: @deployers"),
+                    ("deploy/web/values.yaml", "default: @yaml"),
+                    ("deploy/web/run.sh", "default: @global"),
+                    ("deploy/run.sh", "default: @deployers"),
                     ("deploy", "default: @global"),
                     ("src/gen", "default: @srcgen"),
                     ("src/x/y/gen/c", "default: @srcgen"),
