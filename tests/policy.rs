@@ -154,9 +154,12 @@ async fn only_owners_of_a_matched_rule_may_approve_or_deny() {
             .iter()
             .any(|e| e.kind == "approval_refused" && e.actor == "erin")
     );
+    let status = h2.agent_a().status(&id2).await.unwrap().body;
+    assert_eq!(status["state"], "pending_review");
+    assert_eq!(status["policy"]["not_counted"][0]["reviewer"], "erin");
     assert_eq!(
-        h2.agent_a().status(&id2).await.unwrap().body["state"],
-        "pending_review"
+        status["policy"]["not_counted"][0]["why"],
+        "is not an owner of any rule this request matched"
     );
 }
 

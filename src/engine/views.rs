@@ -19,7 +19,9 @@ impl Engine {
             return Ok(None);
         }
         let reviews = self.store.reviews(id).await?;
-        Ok(Some(self.status_document(&row, &reviews)?))
+        let mut doc = self.status_document(&row, &reviews)?;
+        self.add_refusals(&mut doc, id).await?;
+        Ok(Some(doc))
     }
 
     /// The request as a reviewer sees it: masked, with decisions and policy progress.
@@ -29,6 +31,7 @@ impl Engine {
         };
         let reviews = self.store.reviews(id).await?;
         let mut doc = self.status_document(&row, &reviews)?;
+        self.add_refusals(&mut doc, id).await?;
         let submission = row.submission()?;
         doc["justification"] = json!(submission.justification);
         doc["payload"] = crate::mask::type_skeleton(&submission.payload);
@@ -40,6 +43,26 @@ impl Engine {
                 .collect::<Vec<_>>()
         );
         Ok(Some(doc))
+    }
+
+    /// Approvals that were refused, and why (self, agent owner, not an owner, ...).
+    async fn add_refusals(&self, doc: &mut Value, id: &RequestId) -> anyhow::Result<()> {
+        if doc.get("policy").is_none() {
+            return Ok(());
+        }
+        let refused: Vec<Value> = self
+            .store
+            .events(id)
+            .await?
+            .into_iter()
+            .filter(|e| e.kind == "approval_refused")
+            .map(|e| {
+                let detail: Value = serde_json::from_str(&e.detail).unwrap_or(Value::Null);
+                json!({ "reviewer": e.actor, "why": detail["refused"], "at": time::rfc3339(e.at) })
+            })
+            .collect();
+        doc["policy"]["not_counted"] = Value::Array(refused);
+        Ok(())
     }
 
     fn status_document(&self, row: &RequestRow, reviews: &[ReviewRow]) -> anyhow::Result<Value> {
