@@ -39,6 +39,24 @@ pub struct FileConfig {
     pub reviewers: Vec<ReviewerEntry>,
     #[serde(default)]
     pub client: ClientFile,
+    /// Key sealing raw payloads at rest (64 hex digits). Default: `<data_dir>/keys/payload.key`,
+    /// created on first run.
+    pub payload_key: Option<KeySource>,
+    #[serde(default)]
+    pub masking: MaskingFile,
+}
+
+/// `[masking]`: what counts as a secret key name, and optional pseudonyms.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskingFile {
+    /// Replaces the built-in list of secret key names.
+    pub hints: Option<Vec<String>>,
+    /// Added to the list (built-in or `hints`).
+    #[serde(default)]
+    pub extra_hints: Vec<String>,
+    /// When set, masked values become stable pseudonyms (`<email:7f3a9c>`) keyed by this secret.
+    pub pseudonym_key: Option<KeySource>,
 }
 
 /// `[[agents]]`: an agent, its human owners and its signing keys (from env or files only).
@@ -182,6 +200,11 @@ pub struct ServerConfig {
     pub synchronous: Synchronous,
     pub agents: Vec<Agent>,
     pub reviewers: Vec<Reviewer>,
+    /// Payload sealing key (hex); `None` = the key file in the data directory.
+    pub payload_key: Option<String>,
+    /// Secret key names for masking; `None` = built-in list.
+    pub mask_hints: Option<Vec<String>>,
+    pub pseudonym_key: Option<Vec<u8>>,
 }
 
 impl ServerConfig {
@@ -200,6 +223,9 @@ impl ServerConfig {
             synchronous: Synchronous::Normal,
             agents: vec![],
             reviewers: vec![],
+            payload_key: None,
+            mask_hints: None,
+            pseudonym_key: None,
         }
     }
 
@@ -262,6 +288,15 @@ impl ServerConfig {
                 _ => return Err(bad("sqlite_synchronous", "must be \"normal\" or \"full\"")),
             };
         }
+        if let Some(src) = &file.payload_key {
+            let key = read_secret(src, "payload_key")?;
+            let hex_key =
+                String::from_utf8(key).map_err(|_| bad("payload_key", "must be 64 hex digits"))?;
+            crate::vault::Vault::from_hex(&hex_key)
+                .map_err(|e| bad("payload_key", e.to_string()))?;
+            c.payload_key = Some(hex_key);
+        }
+        (c.mask_hints, c.pseudonym_key) = load_masking(&file.masking)?;
         c.agents = load_agents(&file.agents)?;
         c.reviewers = load_reviewers(&file.reviewers)?;
         for (i, r) in c.reviewers.iter().enumerate() {
@@ -285,6 +320,39 @@ impl ServerConfig {
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("countersign.db")
     }
+}
+
+/// Resolved `[masking]`: secret key names (`None` = built-in list) and the pseudonym key.
+pub type Masking = (Option<Vec<String>>, Option<Vec<u8>>);
+
+/// `[masking]`: the secret key names (`None` = built-in list) and the pseudonym key.
+pub fn load_masking(m: &MaskingFile) -> Result<Masking, ConfigError> {
+    let mut hints_out = None;
+    let mut key_out = None;
+    if m.hints.is_some() || !m.extra_hints.is_empty() {
+        let mut hints = m.hints.clone().unwrap_or_else(|| {
+            crate::mask::DEFAULT_HINTS
+                .iter()
+                .map(|h| (*h).to_owned())
+                .collect()
+        });
+        hints.extend(m.extra_hints.iter().cloned());
+        if hints.iter().any(|h| h.trim().is_empty()) {
+            return Err(bad("masking.hints", "hints must not be empty"));
+        }
+        hints_out = Some(hints);
+    }
+    if let Some(src) = &m.pseudonym_key {
+        let key = read_secret(src, "masking.pseudonym_key")?;
+        if key.len() < MIN_KEY_BYTES {
+            return Err(bad(
+                "masking.pseudonym_key",
+                format!("must be at least {MIN_KEY_BYTES} bytes"),
+            ));
+        }
+        key_out = Some(key);
+    }
+    Ok((hints_out, key_out))
 }
 
 fn load_agents(entries: &[AgentEntry]) -> Result<Vec<Agent>, ConfigError> {
@@ -439,6 +507,13 @@ mod tests {
             e.contains("reviewers[0].name") && e.contains("agent"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_example_configuration_file_is_valid() {
+        let file: FileConfig = toml::from_str(include_str!("../countersign.example.toml"))
+            .unwrap_or_else(|e| panic!("countersign.example.toml: {e}"));
+        assert!(!file.agents.is_empty() && !file.reviewers.is_empty());
     }
 
     #[test]

@@ -16,3 +16,4 @@ pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod time;
+pub mod vault;

@@ -1,5 +1,6 @@
 //! Attack as a test: canary values in a payload must never reach the git repository (any ref or
-//! object), the logs (at debug level, JSON), or any HTTP answer — for accepted and refused calls.
+//! object), the logs (at debug level, JSON), the database files (raw payloads are sealed), or any
+//! HTTP answer — for accepted and refused calls.
 
 mod common;
 
@@ -135,6 +136,19 @@ async fn payload_canaries_never_reach_git_logs_or_answers() {
             "the log should mention the request (sanity check)"
         );
         assert!(!logs.contains(canary), "the log leaked {canary}");
+    }
+    // The database (and its WAL) holds raw payloads only sealed.
+    for file in ["countersign.db", "countersign.db-wal"] {
+        let path = dir.path().join("data").join(file);
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        for canary in CANARIES {
+            assert!(
+                !bytes.windows(canary.len()).any(|w| w == canary.as_bytes()),
+                "{file} holds {canary} in plain text"
+            );
+        }
     }
     let repo = git2::Repository::open(&repo_path).unwrap();
     let odb = repo.odb().unwrap();

@@ -4,6 +4,7 @@
 pub mod client;
 mod demo;
 pub mod keys;
+mod mask;
 mod policy;
 mod serve;
 
@@ -62,6 +63,20 @@ pub enum Command {
     Keys(KeysArgs),
     /// Check a policies/ directory or explain what it decides.
     Policy(PolicyArgs),
+    /// Mask PII and secrets in a JSON document or a text stream (as the server does).
+    Mask(MaskArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MaskArgs {
+    /// Input file, or - (default) for standard input.
+    pub input: Option<PathBuf>,
+    /// json: one or more JSON documents (each printed masked on one line); text: any text.
+    #[arg(long, default_value = "text", value_parser = ["json", "text"])]
+    pub format: String,
+    /// Print the findings as JSON lines (type and location only) instead of the masked input.
+    #[arg(long)]
+    pub report: bool,
 }
 
 #[derive(Debug, Args)]
@@ -361,6 +376,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print_answer(client.status(&args.id).await?)
             }
             Command::Review(args) => review(&file.client, args).await,
+            Command::Mask(args) => {
+                let (hints, key) = config::load_masking(&file.masking)?;
+                let masker = crate::mask::Masker::new(hints.as_deref(), key);
+                mask::run(
+                    &masker,
+                    args.input.as_deref(),
+                    args.format == "json",
+                    args.report,
+                )
+            }
             Command::Policy(args) => match args.action {
                 PolicyAction::Check { dir } => policy::check(&dir),
                 PolicyAction::Explain {

@@ -14,10 +14,13 @@ pub use state::State;
 
 use crate::config::{Agent, Reviewer, ServerConfig};
 use crate::forge::Forge;
+use crate::mask::Masker;
 use crate::policy::Outcome;
 use crate::request::{AgentId, RequestId, Submission};
 use crate::store::{InsertOutcome, NewRequest, Store};
 use crate::time;
+use crate::vault::Vault;
+use anyhow::Context as _;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
@@ -37,6 +40,8 @@ pub struct Engine {
     sweep_interval: Duration,
     wake: Notify,
     policy: PolicySource,
+    vault: Vault,
+    masker: Arc<Masker>,
 }
 
 /// The agent's view of a signed, verified submission.
@@ -76,7 +81,13 @@ pub enum SubmitError {
 }
 
 impl Engine {
-    pub fn new(store: Store, forge: Arc<dyn Forge>, config: &ServerConfig) -> Arc<Self> {
+    pub fn new(
+        store: Store,
+        forge: Arc<dyn Forge>,
+        config: &ServerConfig,
+        vault: Vault,
+        masker: Arc<Masker>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             store,
             forge,
@@ -91,6 +102,8 @@ impl Engine {
             sweep_interval: config.sweep_interval,
             wake: Notify::new(),
             policy: PolicySource::default(),
+            vault,
+            masker,
         })
     }
 
@@ -104,6 +117,23 @@ impl Engine {
 
     pub fn agent(&self, id: &AgentId) -> Option<&Agent> {
         self.agents.get(id)
+    }
+
+    pub fn masker(&self) -> &Arc<Masker> {
+        &self.masker
+    }
+
+    /// The raw submission of a stored request (sealed at rest; only the engine opens it).
+    pub(crate) fn submission_of(
+        &self,
+        row: &crate::store::RequestRow,
+    ) -> anyhow::Result<Submission> {
+        if Vault::is_sealed(&row.submission) {
+            let plain = self.vault.open(&row.id, &row.submission)?;
+            serde_json::from_slice(&plain).context("stored submission is unreadable")
+        } else {
+            serde_json::from_str(&row.submission).context("stored submission is unreadable")
+        }
     }
 
     /// The policy in force (the base branch's, as of the last refresh).
@@ -192,8 +222,10 @@ impl Engine {
                 resource: intake.submission.resource.clone(),
                 environment: intake.submission.environment.clone(),
                 digest: digest.clone(),
-                submission_json: serde_json::to_string(&intake.submission)
-                    .map_err(anyhow::Error::from)?,
+                submission_json: self.vault.seal(
+                    id.as_str(),
+                    &serde_json::to_vec(&intake.submission).map_err(anyhow::Error::from)?,
+                ),
                 now_ms: now,
                 expires_at,
                 signature: intake.signature.to_owned(),

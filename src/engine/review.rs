@@ -149,10 +149,12 @@ impl Engine {
             .map(|&i| json!({ "section": eval.requirements[i].section, "line": eval.requirements[i].line }))
             .collect();
         let detail = json!({ "counted_for": counted_for, "policy_commit": eval.policy_commit });
+        // Reasons are free text: they are stored and shown masked.
+        let masked_reason = reason.map(|r| self.masker.text(r));
         let review = NewReview {
             reviewer: &reviewer.name,
             decision: decision.as_str(),
-            reason,
+            reason: masked_reason.as_deref(),
             digest: &row.digest,
             detail: Some(&detail),
         };

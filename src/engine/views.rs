@@ -32,9 +32,22 @@ impl Engine {
         let reviews = self.store.reviews(id).await?;
         let mut doc = self.status_document(&row, &reviews)?;
         self.add_refusals(&mut doc, id).await?;
-        let submission = row.submission()?;
-        doc["justification"] = json!(submission.justification);
-        doc["payload"] = crate::mask::type_skeleton(&submission.payload);
+        let submission = self.submission_of(&row)?;
+        let payload = self.masker.mask_json(&submission.payload);
+        let (justification, justification_findings) =
+            self.masker.mask_text(&submission.justification);
+        doc["justification"] = json!(justification);
+        doc["masking"] = json!({
+            "summary": crate::mask::summary(
+                payload
+                    .findings
+                    .iter()
+                    .map(|f| f.kind)
+                    .chain(justification_findings.iter().map(|f| f.kind.as_str())),
+            ),
+            "findings": payload.findings,
+        });
+        doc["payload"] = payload.value;
         doc["changes"] = json!(
             submission
                 .changes

@@ -112,7 +112,17 @@ impl Engine {
     async fn open_review(&self, row: &RequestRow) -> anyhow::Result<()> {
         let id = row.request_id();
         let agent = AgentId::parse(&row.agent_id).expect("stored agent ids are valid");
-        let submission = row.submission()?;
+        let submission = self.submission_of(row)?;
+        let payload = self.masker.mask_json(&submission.payload);
+        let (justification, justification_findings) =
+            self.masker.mask_text(&submission.justification);
+        let masking = crate::mask::summary(
+            payload
+                .findings
+                .iter()
+                .map(|f| f.kind)
+                .chain(justification_findings.iter().map(|f| f.kind.as_str())),
+        );
         let digest = stored_digest(row);
         let evaluation = row.evaluation()?;
         let auto_approved_by = evaluation
@@ -125,7 +135,14 @@ impl Engine {
             .open_review(&ReviewRequest {
                 id: &id,
                 agent: &agent,
-                submission: &submission,
+                kind: submission.kind,
+                action: &submission.action,
+                resource: &submission.resource,
+                environment: &submission.environment,
+                justification: &justification,
+                payload: &payload.value,
+                masking: &masking,
+                changes: &submission.changes,
                 digest: &digest,
                 created_at_ms: row.created_at,
                 expires_at_ms: row.expires_at,

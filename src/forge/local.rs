@@ -6,7 +6,6 @@
 //! git2 stays inside this module.
 
 use super::{Decision, Forge, ForgeError, ReviewRef, ReviewRequest};
-use crate::mask;
 use crate::request::{Kind, RequestId};
 use anyhow::Context as _;
 use git2::{Oid, Repository, Signature};
@@ -277,11 +276,9 @@ struct ReviewContent {
 }
 
 fn prepare(request: &ReviewRequest<'_>) -> ReviewContent {
-    let s = request.submission;
     let created = crate::time::rfc3339(request.created_at_ms);
     let expires = crate::time::rfc3339(request.expires_at_ms);
-    let masked_payload = mask::type_skeleton(&s.payload);
-    let changes_summary: Vec<_> = s
+    let changes_summary: Vec<_> = request
         .changes
         .iter()
         .map(|c| serde_json::json!({ "path": c.path, "bytes": c.content.len() }))
@@ -289,30 +286,32 @@ fn prepare(request: &ReviewRequest<'_>) -> ReviewContent {
     let record = serde_json::json!({
         "id": request.id.as_str(),
         "agent": request.agent.as_str(),
-        "kind": s.kind.as_str(),
-        "action": s.action,
-        "resource": s.resource,
-        "environment": s.environment,
-        "justification": s.justification,
+        "kind": request.kind.as_str(),
+        "action": request.action,
+        "resource": request.resource,
+        "environment": request.environment,
+        "justification": request.justification,
         "digest": request.digest.as_str(),
         "created_at": created,
         "expires_at": expires,
-        "payload": masked_payload,
+        "payload": request.payload,
+        "masking": request.masking,
         "changes": changes_summary,
         "policy": request.evaluation,
     });
     let context = minijinja::context! {
         id => request.id.as_str(),
         agent => request.agent.as_str(),
-        kind => s.kind.as_str(),
-        action => &s.action,
-        resource => &s.resource,
-        environment => &s.environment,
-        justification => &s.justification,
+        kind => request.kind.as_str(),
+        action => request.action,
+        resource => request.resource,
+        environment => request.environment,
+        justification => request.justification,
         digest => request.digest.as_str(),
         created_at => created,
         expires_at => expires,
-        payload => serde_json::to_string_pretty(&masked_payload).unwrap_or_default(),
+        payload => serde_json::to_string_pretty(request.payload).unwrap_or_default(),
+        masking => request.masking,
         changes => changes_summary,
         risk => request.evaluation.map(|e| e.risk.as_str()).unwrap_or("unknown"),
         policy => request.evaluation,
@@ -323,8 +322,8 @@ fn prepare(request: &ReviewRequest<'_>) -> ReviewContent {
         record_path: format!("{}/{}.json", request_dir(request.id), request.id),
         record: serde_json::to_string_pretty(&record).unwrap_or_default() + "\n",
         context,
-        changes: match s.kind {
-            Kind::Change => s
+        changes: match request.kind {
+            Kind::Change => request
                 .changes
                 .iter()
                 .map(|c| (c.path.clone(), c.content.clone()))

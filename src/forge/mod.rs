@@ -7,15 +7,27 @@ pub use local::LocalForge;
 
 use crate::engine::State;
 use crate::policy::Evaluation;
-use crate::request::{AgentId, Digest, RequestId, Submission};
+use crate::request::{AgentId, Digest, FileChange, Kind, RequestId};
+use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// Everything a forge needs to open a review. The submission is raw: each forge must mask what
-/// it publishes.
+/// Everything a forge needs to open a review, already masked by the engine: forges publish
+/// what they are given and never see a raw payload. Only `changes` (the proposed files of a
+/// `change` request) are as submitted: they are the diff under review.
 pub struct ReviewRequest<'a> {
     pub id: &'a RequestId,
     pub agent: &'a AgentId,
-    pub submission: &'a Submission,
+    pub kind: Kind,
+    pub action: &'a str,
+    pub resource: &'a str,
+    pub environment: &'a str,
+    /// Masked.
+    pub justification: &'a str,
+    /// Masked.
+    pub payload: &'a Value,
+    /// "2 emails, 1 secret field masked".
+    pub masking: &'a str,
+    pub changes: &'a [FileChange],
     pub digest: &'a Digest,
     pub created_at_ms: i64,
     pub expires_at_ms: i64,

@@ -125,15 +125,23 @@ impl Kind {
     }
 }
 
-/// One proposed file edit of a `change` request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One proposed file edit of a `change` request. `Debug` shows the path and size only.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileChange {
     pub path: String,
     pub content: String,
 }
 
-/// A validated submission, exactly as the agent sent it (raw payload included).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+impl std::fmt::Debug for FileChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FileChange({}, {} bytes)", self.path, self.content.len())
+    }
+}
+
+/// A validated submission, exactly as the agent sent it (raw payload included). Its `Debug`
+/// output leaves out the justification, payload and file contents, so a stray `?submission` in
+/// a log line can never print them.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Submission {
     pub kind: Kind,
     pub action: String,
@@ -146,6 +154,23 @@ pub struct Submission {
     pub changes: Vec<FileChange>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
+}
+
+impl std::fmt::Debug for Submission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Submission")
+            .field("kind", &self.kind)
+            .field("action", &self.action)
+            .field("resource", &self.resource)
+            .field("environment", &self.environment)
+            .field("justification", &"<redacted>")
+            .field("payload", &"<redacted>")
+            .field(
+                "changes",
+                &self.changes.iter().map(|c| &c.path).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl Submission {
@@ -228,6 +253,18 @@ mod tests {
         let s = sample(json!({"z": 1e3, "y": "\u{20ac}"}));
         let expected = r#"{"action":"db.export","agent":"a","changes":[],"environment":"prod","kind":"action","payload":{"y":"€","z":1000},"resource":"prod/customers"}"#;
         assert_eq!(s.digest(&agent), Digest::of_bytes(expected.as_bytes()));
+    }
+
+    #[test]
+    fn debug_output_never_shows_payload_or_justification() {
+        let mut s = sample(json!({"password": "hunter2"}));
+        s.justification = "for ann@example.com".into();
+        let text = format!("{s:?}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("ann@"),
+            "{text}"
+        );
+        assert!(text.contains("db.export"));
     }
 
     #[test]

@@ -12,8 +12,10 @@ pub use error::ApiError;
 use crate::config::{ServerConfig, Synchronous};
 use crate::engine::Engine;
 use crate::forge::{Forge, LocalForge};
+use crate::mask::Masker;
 use crate::store::Store;
 use crate::telemetry::{HttpLabels, Metrics, RouteLabels};
+use crate::vault::Vault;
 use anyhow::Context as _;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
@@ -151,7 +153,21 @@ impl Server {
             &public_url,
             config.synchronous == Synchronous::Full,
         )?);
-        let engine = Engine::new(store, forge.clone() as Arc<dyn Forge>, config);
+        let vault = match &config.payload_key {
+            Some(hex_key) => Vault::from_hex(hex_key)?,
+            None => Vault::load_or_create(&config.data_dir.join("keys").join("payload.key"))?,
+        };
+        let masker = Arc::new(Masker::new(
+            config.mask_hints.as_deref(),
+            config.pseudonym_key.clone(),
+        ));
+        let engine = Engine::new(
+            store,
+            forge.clone() as Arc<dyn Forge>,
+            config,
+            vault,
+            masker,
+        );
         engine
             .refresh_policy()
             .await

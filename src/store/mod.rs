@@ -4,7 +4,7 @@
 
 use crate::config::Synchronous;
 use crate::engine::State;
-use crate::request::{AgentId, Digest, RequestId, Submission};
+use crate::request::{AgentId, Digest, RequestId};
 use anyhow::Context as _;
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -65,10 +65,6 @@ impl RequestRow {
             .transpose()
             .context("stored policy evaluation is unreadable")
     }
-
-    pub fn submission(&self) -> anyhow::Result<Submission> {
-        serde_json::from_str(&self.submission).context("stored submission is unreadable")
-    }
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -101,7 +97,7 @@ pub struct NewRequest {
     pub resource: String,
     pub environment: String,
     pub digest: Digest,
-    /// The validated submission as JSON (raw payload included).
+    /// The validated submission as JSON, sealed by the vault (never stored in plain text).
     pub submission_json: String,
     pub now_ms: i64,
     pub expires_at: i64,

@@ -1,0 +1,2540 @@
+//! Detection and format-preserving masking of PII and secrets in arbitrary text.
+//!
+//! This is the text-scanning core of the masking engine. [`Detector::find`] makes ONE pass of a
+//! single combined [`Regex`] over the text (every detector is a named alternative of it), then
+//! validates each candidate cheaply in code (Luhn, IBAN mod-97, octet ranges, SSN areas,
+//! `Ipv6Addr` parsing, key-name rules, context bytes around the match) and finally resolves
+//! overlapping findings. [`mask`] turns one raw value into a format-preserving mask.
+//!
+//! How the pass works:
+//! - Token-like detectors (JWT, GitHub, Stripe, ... , PEM header) match the whole token.
+//! - Key-value detectors (secret fields, dates of birth, AWS secret keys, `Bearer`) match only
+//!   the key and separator (`password=`, `"apiKey": "`, `Bearer `); the value is parsed in code
+//!   and the scan resumes at the start of the value, so a more specific detector (a card number
+//!   under `card:`, a JWT after `Bearer `) still sees it and wins the overlap.
+//! - A candidate that fails validation is dropped and the scan resumes one character after its
+//!   start; the word boundaries in the patterns keep this from re-matching inside the same word.
+//! - Alternatives whose first part is an unbounded run of common characters (the key name around
+//!   a hint, the local part of an e-mail, a URL scheme) include the delimiter before that run
+//!   instead of starting anywhere in it. Without that, every search resumed inside a long run
+//!   (`1.2.3.4.` repeated) would scan to its end, and the pass would be quadratic.
+//!
+//! Overlaps: findings never overlap. When two candidates overlap, the one that contains the
+//! other wins; on an identical span the more specific kind wins (token formats and PEM blocks >
+//! URL credentials and AWS secret keys > PII kinds > `bearer_token` > `secret_field`, so a JWT
+//! after `Bearer` is reported as `jwt`, and `card: 4111 1111 1111 1111` as `card`). Pattern
+//! matches never overlap each other; a partial overlap between a hand-parsed value and a pattern
+//! match becomes one finding over the union, of the kind whose mask hides everything.
+//!
+//! Rules chosen where the specification left room:
+//! - URL credentials: the finding covers the password only (the user name stays visible for the
+//!   reviewer); if the user name is itself an e-mail address it is reported as a separate `email`.
+//! - Secret fields: a quoted value runs to its closing quote (spaces included); an unquoted one
+//!   stops at whitespace or one of `& , ; " ' < > { } [ ] \`. Unquoted `null`/`true`/`false`,
+//!   containers (`[`, `{`), values that are already all `*`, references (`${{ secrets.X }}`,
+//!   `$(cat file)`, `$DB_PASSWORD`), and keys right after `/` or `@`
+//!   (host names and URL paths such as `https://auth.example.com:443`) are skipped. An HTTP auth
+//!   scheme at the start of the value (`Bearer `, `Basic `, `Token `, `Digest `) is not part of
+//!   the secret.
+//! - Key hints: besides the contains-rule of [`Detector::is_secret_key`], hints of four characters
+//!   or fewer (`pwd`, `ssn`, `dob`, `auth`, `card`, `iban`) must start a word of the key (`user_ssn`,
+//!   `userSSN`, but not `className`, `discard`, `adobe`); keys ending in `type`, `count`, `length`,
+//!   `name`, `url`, `uri`, `id` (`token_type`, `session_id`), keys whose last word is a size,
+//!   limit, ttl, timeout, expiry, mode, format, version, path, file, endpoint, flag word or `at`,
+//!   keys starting with `max`/`min`/`num` (`max_tokens`), and words such as `author`, `tokenizer`,
+//!   `secretary`, `cardinality` are not secret keys.
+//! - Phones: national numbers must look like NANP (`555-123-4567`, `(555) 123-4567`,
+//!   `1-555-123-4567`) or a trunk-prefixed number with at least three groups and 9-12 digits
+//!   (`020 7946 0958`); 7-digit local numbers are not reported. The mask keeps the country code
+//!   of an international number and the last two digits.
+//! - IPv6: compressed forms need at least two groups and five hex digits (`fe80::1` yes, `::1`
+//!   and `a::b` no); IPv4 octets with leading zeros are not IPs.
+//! - Dates of birth: ISO (`1990-01-31`, also `/` and `.`), day-first or month-first numeric
+//!   (`31/01/1990`, `01/31/1990`, `31.01.1990`, `31-01-1990`) and month-name forms
+//!   (`Jan 31, 1990`, `31 January 1990`); only the date itself is masked, not a time after it.
+//! - E-mail: `user@host:path` (scp-style git remotes) and image names such as `logo@2x.png` are
+//!   not e-mail addresses.
+//! - Bearer tokens need 8+ characters and a digit or symbol (or 20+ characters), so prose such
+//!   as "Bearer authentication" is not a token.
+
+use std::net::Ipv6Addr;
+
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+
+/// What a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Email,
+    Phone,
+    Card,
+    Ssn,
+    Iban,
+    Ipv4,
+    Ipv6,
+    DateOfBirth,
+    AwsAccessKey,
+    AwsSecretKey,
+    GithubToken,
+    SlackToken,
+    SlackWebhook,
+    StripeKey,
+    GoogleApiKey,
+    Jwt,
+    PrivateKey,
+    UrlCredentials,
+    BearerToken,
+    /// A value under a secret-looking key name (`password=...`, `api_key: ...`).
+    SecretField,
+}
+
+impl Kind {
+    /// The stable snake_case name of the kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Email => "email",
+            Kind::Phone => "phone",
+            Kind::Card => "card",
+            Kind::Ssn => "ssn",
+            Kind::Iban => "iban",
+            Kind::Ipv4 => "ipv4",
+            Kind::Ipv6 => "ipv6",
+            Kind::DateOfBirth => "date_of_birth",
+            Kind::AwsAccessKey => "aws_access_key",
+            Kind::AwsSecretKey => "aws_secret_key",
+            Kind::GithubToken => "github_token",
+            Kind::SlackToken => "slack_token",
+            Kind::SlackWebhook => "slack_webhook",
+            Kind::StripeKey => "stripe_key",
+            Kind::GoogleApiKey => "google_api_key",
+            Kind::Jwt => "jwt",
+            Kind::PrivateKey => "private_key",
+            Kind::UrlCredentials => "url_credentials",
+            Kind::BearerToken => "bearer_token",
+            Kind::SecretField => "secret_field",
+        }
+    }
+
+    /// True for credentials, keys and tokens (and secret fields); false for personal data.
+    pub fn is_secret(self) -> bool {
+        !matches!(
+            self,
+            Kind::Email
+                | Kind::Phone
+                | Kind::Card
+                | Kind::Ssn
+                | Kind::Iban
+                | Kind::Ipv4
+                | Kind::Ipv6
+                | Kind::DateOfBirth
+        )
+    }
+
+    /// Whether the mask shows nothing of the raw value (or only a fixed type prefix).
+    fn has_opaque_mask(self) -> bool {
+        matches!(
+            self,
+            Kind::SecretField
+                | Kind::AwsSecretKey
+                | Kind::BearerToken
+                | Kind::UrlCredentials
+                | Kind::Jwt
+                | Kind::PrivateKey
+        )
+    }
+
+    /// How specific the kind is, for findings with identical spans (higher wins).
+    fn specificity(self) -> u8 {
+        match self {
+            Kind::SecretField => 0,
+            Kind::BearerToken => 1,
+            Kind::Email
+            | Kind::Phone
+            | Kind::Card
+            | Kind::Ssn
+            | Kind::Iban
+            | Kind::Ipv4
+            | Kind::Ipv6
+            | Kind::DateOfBirth => 2,
+            Kind::UrlCredentials | Kind::AwsSecretKey => 3,
+            Kind::AwsAccessKey
+            | Kind::GithubToken
+            | Kind::SlackToken
+            | Kind::SlackWebhook
+            | Kind::StripeKey
+            | Kind::GoogleApiKey
+            | Kind::Jwt
+            | Kind::PrivateKey => 4,
+        }
+    }
+}
+
+/// One sensitive value found in a text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub kind: Kind,
+    /// Byte offset of the first byte of the raw value in the input.
+    pub start: usize,
+    /// Byte offset one past the raw value.
+    pub end: usize,
+    /// Short stable name of the rule that found it, e.g. `regex:card+luhn` or `key-hint`.
+    pub detector: &'static str,
+}
+
+/// The built-in secret key hints.
+const DEFAULT_HINTS: &[&str] = &[
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "private_key",
+    "credential",
+    "ssn",
+    "card",
+    "iban",
+    "dob",
+    "access_key",
+    "auth",
+    "session",
+];
+
+/// Normalised names that mark a date of birth.
+const BIRTH_HINTS: &[&str] = &["dob", "dateofbirth", "birthdate", "birthday"];
+
+/// Normalised key fragments that mark an AWS secret access key.
+const AWS_SECRET_HINTS: &[&str] = &["awssecret", "secretaccesskey"];
+
+/// The alternatives of the combined pattern, in preference order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Alt {
+    Pem,
+    Jwt,
+    SlackWebhook,
+    UrlCredentials,
+    Github,
+    Slack,
+    Stripe,
+    Google,
+    AwsKey,
+    Bearer,
+    KeyValue,
+    Email,
+    Iban,
+    Ipv6,
+    Card,
+    Ssn,
+    PhoneIntl,
+    PhoneNanp,
+    PhoneTrunk,
+    Ipv4,
+}
+
+const PEM: &str = r"-----BEGIN (?:RSA |EC |OPENSSH |DSA |ENCRYPTED )?PRIVATE KEY-----";
+const JWT: &str = r"(?-u:\b)eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*";
+const SLACK_WEBHOOK: &str =
+    r"https://hooks\.slack\.com/services/T[A-Za-z0-9_]+/B[A-Za-z0-9_]+/[A-Za-z0-9_]+";
+const URL_CREDENTIALS: &str = concat!(
+    r"(?:^|[^A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*://",
+    r#"[^ \t\r\n:/?#@"'<>]*(?:@[^ \t\r\n:/?#@"'<>]+)?"#,
+    r#":[^ \t\r\n/?#@"'<>]+@"#
+);
+const GITHUB: &str = r"(?-u:\b)(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})";
+const SLACK: &str = r"(?-u:\b)xox[baprs]-[A-Za-z0-9-]{10,}";
+const STRIPE: &str = r"(?-u:\b)(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{16,}";
+const GOOGLE: &str = r"(?-u:\b)AIza[0-9A-Za-z_-]{35}";
+const AWS_KEY: &str = r"(?-u:\b)(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}(?-u:\b)";
+const BEARER: &str = r"(?-u:\b)[Bb](?:earer|EARER)[ \t]+";
+const EMAIL: &str = concat!(
+    r"(?:^|[^A-Za-z0-9._%+-])[A-Za-z0-9_][A-Za-z0-9._%+-]*@",
+    r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}(?-u:\b)"
+);
+const IBAN: &str = concat!(
+    r"(?-u:\b)[A-Z]{2}[0-9]{2}",
+    r"(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,3})?)(?-u:\b)"
+);
+const CARD: &str = concat!(
+    r"(?-u:\b)(?:[0-9]{4}[ -][0-9]{4}[ -][0-9]{4}[ -][0-9]{4}(?:[ -][0-9]{3})?",
+    r"|[0-9]{4}[ -][0-9]{6}[ -][0-9]{5}|[0-9]{13,19})(?-u:\b)"
+);
+const SSN: &str = r"(?-u:\b)[0-9]{3}[ -][0-9]{2}[ -][0-9]{4}(?-u:\b)";
+const PHONE_INTL: &str = r"\+[0-9]{1,3}(?:[ .-]?\(?[0-9]{1,5}\)?){1,6}";
+const PHONE_NANP: &str = concat!(
+    r"(?:(?-u:\b)(?:1[ .-])?[0-9]{3}[ .-]|\([0-9]{3}\)[ .-]?)",
+    r"[0-9]{3}[ .-][0-9]{4}(?-u:\b)"
+);
+const PHONE_TRUNK: &str = r"(?-u:\b)0[0-9]{1,4}(?:[ -][0-9]{2,4}){2,3}(?-u:\b)";
+const IPV4: &str = r"(?-u:\b)[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?-u:\b)";
+
+/// The IPv6 alternative: full form, full form with an embedded IPv4 tail, `::`-compressed forms.
+fn ipv6_pattern() -> String {
+    let g = "[0-9A-Fa-f]{1,4}";
+    let v4 = r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}";
+    format!(
+        "(?-u:\\b)(?:(?:{g}:){{7}}{g}|(?:{g}:){{6}}{v4}|{g}(?::{g}){{0,6}}::(?:(?:{g}:){{0,5}}(?:{v4}|{g}))?)\
+         |(?-u:\\B)::(?:{g}:){{0,5}}(?:{v4}|{g})"
+    )
+}
+
+/// The key-value alternative: the character before the key, an optional quote, a key containing
+/// one of `hints` (case- and separator-insensitive), an optional closing quote, `:`/`=`/`:=`/`=>`,
+/// and an optional opening quote of the value. The match ends where the value starts;
+/// [`split_key_value`] takes it apart.
+fn key_value_pattern(hints: &[String]) -> String {
+    let flexible: Vec<String> = hints
+        .iter()
+        .map(|hint| {
+            hint.chars()
+                .map(|c| {
+                    if c.is_ascii_alphabetic() {
+                        format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase())
+                    } else {
+                        regex::escape(c.encode_utf8(&mut [0; 4]))
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("[-_. ]*")
+        })
+        .collect();
+    format!(
+        r#"(?:^|[^A-Za-z0-9_.-])(?:\\?["'])?[A-Za-z0-9_.-]*(?:{})[A-Za-z0-9_.-]*(?:\\?["'])?[ \t]*(?::=|=>|=|:)[ \t]*(?:\\?["'])?"#,
+        flexible.join("|")
+    )
+}
+
+/// Lower-cases and drops `_ - . space`.
+fn normalise(key: &str) -> String {
+    key.chars()
+        .filter(|c| !matches!(c, '_' | '-' | '.' | ' '))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Finds sensitive values in text. Compiled once; cheap to share between threads.
+#[derive(Debug, Clone)]
+pub struct Detector {
+    /// All alternatives in one pattern: the single pass over the text (lazy DFA only).
+    re: Regex,
+    /// The same alternatives, each anchored at both ends: tells which one a match came from
+    /// (resolving capture groups of the combined pattern costs far more than this).
+    which: RegexSet,
+    /// The alternative of each pattern of `which`, in preference order.
+    alts: Vec<Alt>,
+    /// Normalised secret key hints.
+    hints: Vec<String>,
+}
+
+impl Default for Detector {
+    fn default() -> Self {
+        Detector::new(DEFAULT_HINTS)
+    }
+}
+
+impl Detector {
+    /// A detector whose secret key hints are `hints` (normalised here: lower-cased, `_ - . space`
+    /// dropped). Use [`Detector::default`] for the built-in list.
+    pub fn new(hints: &[&str]) -> Detector {
+        let mut hints: Vec<String> = hints
+            .iter()
+            .map(|h| normalise(h))
+            .filter(|h| !h.is_empty())
+            .collect();
+        hints.sort();
+        hints.dedup();
+
+        // The pattern also looks for birth-date and AWS key names, whatever the hints are.
+        let mut key_words: Vec<String> = hints.clone();
+        key_words.extend(["birth", "dob"].iter().map(|s| s.to_string()));
+        key_words.extend(AWS_SECRET_HINTS.iter().map(|s| s.to_string()));
+        key_words.sort();
+        key_words.dedup();
+
+        let alternatives: Vec<(Alt, String)> = vec![
+            (Alt::Pem, PEM.into()),
+            (Alt::Jwt, JWT.into()),
+            (Alt::SlackWebhook, SLACK_WEBHOOK.into()),
+            (Alt::UrlCredentials, URL_CREDENTIALS.into()),
+            (Alt::Github, GITHUB.into()),
+            (Alt::Slack, SLACK.into()),
+            (Alt::Stripe, STRIPE.into()),
+            (Alt::Google, GOOGLE.into()),
+            (Alt::AwsKey, AWS_KEY.into()),
+            (Alt::Bearer, BEARER.into()),
+            (Alt::KeyValue, key_value_pattern(&key_words)),
+            (Alt::Email, EMAIL.into()),
+            (Alt::Iban, IBAN.into()),
+            (Alt::Ipv6, ipv6_pattern()),
+            (Alt::Card, CARD.into()),
+            (Alt::Ssn, SSN.into()),
+            (Alt::PhoneIntl, PHONE_INTL.into()),
+            (Alt::PhoneNanp, PHONE_NANP.into()),
+            (Alt::PhoneTrunk, PHONE_TRUNK.into()),
+            (Alt::Ipv4, IPV4.into()),
+        ];
+        let combined = alternatives
+            .iter()
+            .map(|(_, p)| format!("(?:{p})"))
+            .collect::<Vec<_>>()
+            .join("|");
+        let re = RegexBuilder::new(&combined)
+            .size_limit(64 << 20)
+            .dfa_size_limit(32 << 20)
+            .build()
+            .expect("the built-in detection pattern compiles");
+        let which = RegexSetBuilder::new(alternatives.iter().map(|(_, p)| format!("^(?:{p})$")))
+            .size_limit(64 << 20)
+            .dfa_size_limit(32 << 20)
+            .build()
+            .expect("the built-in detection patterns compile");
+        Detector {
+            re,
+            which,
+            alts: alternatives.iter().map(|(alt, _)| *alt).collect(),
+            hints,
+        }
+    }
+
+    /// Non-overlapping findings sorted by start.
+    pub fn find(&self, text: &str) -> Vec<Finding> {
+        let mut scan = Scan {
+            text,
+            bytes: text.as_bytes(),
+            found: Vec::new(),
+            no_phone_before: 0,
+            values_until: 0,
+        };
+        let mut pos = 0;
+        while pos < text.len() {
+            let Some(m) = self.re.find_at(text, pos) else {
+                break;
+            };
+            // The first alternative (in preference order) that matches exactly this span is the
+            // one the leftmost-first search picked.
+            let resume = match self.which.matches(m.as_str()).iter().next() {
+                Some(i) => self.candidate(&mut scan, self.alts[i], m.start(), m.end()),
+                None => m.end(),
+            };
+            pos = resume.max(next_char(text, m.start()));
+            // Key-value, e-mail and URL matches include the delimiter before them: resuming just
+            // after a delimiter (the value after `key: `), search from it, if that still moves on.
+            if pos > m.start() + 1 && is_delimiter(scan.bytes[pos - 1]) {
+                pos -= 1;
+            }
+        }
+        resolve(scan.found)
+    }
+
+    /// The text with every finding replaced by [`mask`]`(kind, raw)`; the findings refer to the
+    /// input.
+    pub fn mask(&self, text: &str) -> (String, Vec<Finding>) {
+        let findings = self.find(text);
+        let mut out = String::with_capacity(text.len());
+        let mut last = 0;
+        for f in &findings {
+            out.push_str(&text[last..f.start]);
+            mask_into(f.kind, &text[f.start..f.end], &mut out);
+            last = f.end;
+        }
+        out.push_str(&text[last..]);
+        (out, findings)
+    }
+
+    /// Whether a key name (JSON key, or the key of `key=value`) is a secret hint: its normalised
+    /// form (lower-cased, `_ - . space` dropped) contains a normalised hint, subject to the
+    /// exclusions listed in the module documentation.
+    pub fn is_secret_key(&self, key: &str) -> bool {
+        let words = Words::of(key);
+        !words.is_benign() && self.hints.iter().any(|h| words.contains_hint(h))
+    }
+
+    /// Keys that mark a date of birth (`dob`, `date_of_birth`, `birthdate`, `birthday`,
+    /// `birth_date`, also inside longer keys such as `customer.birthDate`).
+    pub fn is_birth_date_key(&self, key: &str) -> bool {
+        let words = Words::of(key);
+        !words.is_benign() && BIRTH_HINTS.iter().any(|h| words.contains_hint(h))
+    }
+
+    /// Validates one candidate, records findings, and returns where the scan resumes.
+    fn candidate(&self, scan: &mut Scan<'_>, alt: Alt, start: usize, end: usize) -> usize {
+        let b = scan.bytes;
+        // Where to resume when the candidate is rejected and something else may start inside it.
+        let retry = next_char(scan.text, start);
+        match alt {
+            Alt::Pem => {
+                let block_end = pem_block_end(scan.text, end);
+                scan.push(Kind::PrivateKey, start, block_end, "regex:pem-block");
+                block_end
+            }
+            Alt::Jwt => scan.push_at(Kind::Jwt, start, end, "regex:jwt"),
+            Alt::SlackWebhook => {
+                scan.push_at(Kind::SlackWebhook, start, end, "regex:slack-webhook")
+            }
+            Alt::Github => scan.push_at(Kind::GithubToken, start, end, "regex:github-token"),
+            Alt::Slack => scan.push_at(Kind::SlackToken, start, end, "regex:slack-token"),
+            Alt::Stripe => scan.push_at(Kind::StripeKey, start, end, "regex:stripe-key"),
+            Alt::Google => {
+                // Exactly 35 characters after the prefix: a longer run is something else.
+                if !b.get(end).is_some_and(|&c| is_base64url(c)) {
+                    scan.push(Kind::GoogleApiKey, start, end, "regex:google-api-key");
+                }
+                end
+            }
+            Alt::AwsKey => {
+                if !scan.text[start..end].contains("EXAMPLE") {
+                    scan.push(Kind::AwsAccessKey, start, end, "regex:aws-access-key");
+                }
+                end
+            }
+            Alt::UrlCredentials => {
+                // `scheme://user:password@`: the user has no `:`, the password no `@`.
+                let userinfo = start + scan.text[start..end].find("://").map_or(0, |i| i + 3);
+                let colon = userinfo + scan.text[userinfo..end].find(':').unwrap_or(0);
+                scan.push(
+                    Kind::UrlCredentials,
+                    colon + 1,
+                    end - 1,
+                    "regex:url-credentials",
+                );
+                if is_email_shape(&scan.text[userinfo..colon]) {
+                    scan.push(Kind::Email, userinfo, colon, "regex:url-credentials+email");
+                }
+                end
+            }
+            Alt::Bearer => {
+                if let Some(token_end) = bearer_token_end(b, end) {
+                    scan.push(Kind::BearerToken, end, token_end, "regex:bearer");
+                }
+                end
+            }
+            Alt::KeyValue => {
+                self.key_value(scan, start, end);
+                end
+            }
+            // A rejected e-mail-shaped token is skipped whole (retrying at every dot of a long
+            // local part would be quadratic).
+            Alt::Email => {
+                let start =
+                    skip_delimiter(scan.text, start, |c| c.is_ascii_alphanumeric() || c == b'_');
+                if email_ok(scan.text, end) {
+                    scan.push(Kind::Email, start, end, "regex:email+domain");
+                }
+                end
+            }
+            Alt::Iban => match iban_end(scan.text, start, end) {
+                Some(e) => scan.push_at(Kind::Iban, start, e, "regex:iban+mod97"),
+                None => {
+                    // The digit groups of an IBAN-shaped token are not phone numbers (a card
+                    // number inside it is still a card number).
+                    scan.no_phone_before = end;
+                    retry
+                }
+            },
+            Alt::Ipv6 => {
+                if ipv6_ok(scan.text, start, end) {
+                    scan.push_at(Kind::Ipv6, start, end, "regex:ipv6+parse")
+                } else {
+                    retry
+                }
+            }
+            Alt::Card => match card_end(b, start, end) {
+                Some(e) => scan.push_at(Kind::Card, start, e, "regex:card+luhn"),
+                None => retry,
+            },
+            Alt::Ssn => {
+                // With spaces, a neighbouring number group makes it part of a longer number.
+                let spaced = b[start + 3] == b' ';
+                let in_number = spaced
+                    && ((start >= 2 && b[start - 1] == b' ' && b[start - 2].is_ascii_digit())
+                        || (b.get(end) == Some(&b' ')
+                            && b.get(end + 1).is_some_and(u8::is_ascii_digit)));
+                if !in_number && !glued(b, start, end) && ssn_ok(&b[start..end]) {
+                    scan.push_at(Kind::Ssn, start, end, "regex:ssn+area")
+                } else {
+                    retry
+                }
+            }
+            Alt::PhoneIntl | Alt::PhoneNanp | Alt::PhoneTrunk if start < scan.no_phone_before => {
+                retry
+            }
+            Alt::PhoneIntl | Alt::PhoneNanp | Alt::PhoneTrunk => {
+                match phone_end(b, start, end, alt) {
+                    Some(e) => scan.push_at(Kind::Phone, start, e, "regex:phone"),
+                    None => retry,
+                }
+            }
+            Alt::Ipv4 => {
+                if ipv4_ok(b, start, end) {
+                    scan.push_at(Kind::Ipv4, start, end, "regex:ipv4+octets")
+                } else {
+                    retry
+                }
+            }
+        }
+    }
+
+    /// A `key: value` candidate whose key contains a hint word: decides what the value is.
+    fn key_value(&self, scan: &mut Scan<'_>, start: usize, end: usize) {
+        let text = scan.text;
+        // Inside a value already recorded.
+        if start < scan.values_until {
+            return;
+        }
+        let (key_start, key, quote) = split_key_value(text, start, end);
+        // A host name (`//auth.example.com:443`) or URL path (`/token:refresh`), not a key.
+        if key_start > 0 && matches!(scan.bytes[key_start - 1], b'/' | b'@') {
+            return;
+        }
+        let words = Words::of(key);
+        let benign = words.is_benign();
+        let secret = !benign && self.hints.iter().any(|h| words.contains_hint(h));
+        let birth = !benign && BIRTH_HINTS.iter().any(|h| words.contains_hint(h));
+        let aws_named = AWS_SECRET_HINTS
+            .iter()
+            .any(|h| words.normalised.contains(h));
+        if !(secret || birth || aws_named) {
+            return;
+        }
+
+        let mut value_start = end;
+        if birth && let Some(date_end) = date_end(scan.bytes, value_start) {
+            scan.push(
+                Kind::DateOfBirth,
+                value_start,
+                date_end,
+                "key-hint:date-of-birth",
+            );
+            scan.values_until = date_end;
+            return;
+        }
+        if secret {
+            value_start = skip_auth_scheme(scan.bytes, value_start);
+        }
+        if is_reference(&text[value_start..]) {
+            return;
+        }
+        let value_end = value_end(scan.bytes, value_start, quote);
+        if value_end <= value_start {
+            return;
+        }
+        let value = &text[value_start..value_end];
+        if is_inert_value(value, quote.is_none()) {
+            return;
+        }
+        scan.values_until = value_end;
+        if is_aws_secret_shape(value, aws_named) {
+            // AWS's documented example keys stay visible.
+            if !value.contains("EXAMPLE") {
+                scan.push(
+                    Kind::AwsSecretKey,
+                    value_start,
+                    value_end,
+                    "key-hint:aws-secret-key",
+                );
+            }
+        } else if secret {
+            scan.push(Kind::SecretField, value_start, value_end, "key-hint");
+        }
+    }
+}
+
+/// Findings collected during one pass.
+struct Scan<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    found: Vec<Finding>,
+    /// Phone candidates starting before this offset are ignored.
+    no_phone_before: usize,
+    /// End of the last value recorded under a key: keys inside it are part of that value (and
+    /// parsing them again would make `token=token=token=...` quadratic).
+    values_until: usize,
+}
+
+impl Scan<'_> {
+    fn push(&mut self, kind: Kind, start: usize, end: usize, detector: &'static str) {
+        debug_assert!(self.text.is_char_boundary(start) && self.text.is_char_boundary(end));
+        if start < end {
+            self.found.push(Finding {
+                kind,
+                start,
+                end,
+                detector,
+            });
+        }
+    }
+
+    /// Pushes and returns `end`, the resume position after an accepted candidate.
+    fn push_at(&mut self, kind: Kind, start: usize, end: usize, detector: &'static str) -> usize {
+        self.push(kind, start, end, detector);
+        end
+    }
+}
+
+/// Splits a key-value match (` "api_key": "`, `&password=`, `{\\"token\\":\\"`) into the key
+/// (its offset and text) and the opening quote of the value, if any (`"`, `'`, `\\"` or `\\'`).
+fn split_key_value(text: &str, start: usize, end: usize) -> (usize, &str, Option<&str>) {
+    let b = text.as_bytes();
+    let is_quote = |c: u8| c == b'"' || c == b'\'';
+    let skip_blanks_back = |mut e: usize| {
+        while e > start && matches!(b[e - 1], b' ' | b'\t') {
+            e -= 1;
+        }
+        e
+    };
+    let mut e = end;
+    let mut quote = None;
+    if e > start && is_quote(b[e - 1]) {
+        let q = if e - 1 > start && b[e - 2] == b'\\' {
+            e - 2
+        } else {
+            e - 1
+        };
+        quote = Some(&text[q..e]);
+        e = q;
+    }
+    e = skip_blanks_back(e);
+    e -= if e >= start + 2 && matches!(&b[e - 2..e], b":=" | b"=>") {
+        2
+    } else {
+        1
+    };
+    e = skip_blanks_back(e);
+    if e > start && is_quote(b[e - 1]) {
+        e -= 1;
+        if e > start && b[e - 1] == b'\\' {
+            e -= 1;
+        }
+    }
+    let mut s = skip_delimiter(text, start, is_key_byte);
+    if s < e && b[s] == b'\\' {
+        s += 1;
+    }
+    if s < e && is_quote(b[s]) {
+        s += 1;
+    }
+    (s, &text[s..e], quote)
+}
+
+/// An ASCII byte that can come before a key, an e-mail address or a URL scheme.
+fn is_delimiter(c: u8) -> bool {
+    c.is_ascii() && !c.is_ascii_alphanumeric() && !b"_.-+%".contains(&c)
+}
+
+fn is_key_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-')
+}
+
+/// Skips the delimiter that a match includes before its first character (absent at the start of
+/// the text).
+fn skip_delimiter(text: &str, start: usize, is_first: impl Fn(u8) -> bool) -> usize {
+    match text.as_bytes().get(start) {
+        Some(&c) if !is_first(c) => next_char(text, start),
+        _ => start,
+    }
+}
+
+/// Keeps the findings non-overlapping: a container beats what it contains and an identical span
+/// goes to the more specific kind. Partial overlaps (a hand-parsed value running into a pattern
+/// match) merge into one finding over the union, so that no byte of either is left visible; the
+/// merged finding takes the kind whose mask shows nothing of the value if either has one.
+fn resolve(mut found: Vec<Finding>) -> Vec<Finding> {
+    found.sort_by(|a, b| {
+        a.start
+            .cmp(&b.start)
+            .then(b.end.cmp(&a.end))
+            .then(b.kind.specificity().cmp(&a.kind.specificity()))
+    });
+    let mut kept: Vec<Finding> = Vec::with_capacity(found.len());
+    for f in found {
+        match kept.last_mut() {
+            // Sorted: `last` starts no later, and is longer or more specific when starting
+            // together, so `f` is contained in it or runs past its end.
+            Some(last) if f.start < last.end => {
+                if f.end > last.end {
+                    let rank = |k: Kind| (k.has_opaque_mask(), k.specificity());
+                    if rank(f.kind) > rank(last.kind) {
+                        last.kind = f.kind;
+                        last.detector = f.detector;
+                    }
+                    last.end = f.end;
+                }
+            }
+            _ => kept.push(f),
+        }
+    }
+    kept
+}
+
+fn next_char(text: &str, at: usize) -> usize {
+    at + text[at..].chars().next().map_or(1, char::len_utf8)
+}
+
+fn is_base64url(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'-'
+}
+
+/// Whether a number is glued into a longer `-`/`.` chain (`ORD-123-45-6789`, a UUID group).
+fn glued(b: &[u8], start: usize, end: usize) -> bool {
+    let before =
+        start >= 2 && matches!(b[start - 1], b'-' | b'.') && b[start - 2].is_ascii_alphanumeric();
+    let after = matches!(b.get(end), Some(b'-' | b'.'))
+        && b.get(end + 1).is_some_and(u8::is_ascii_alphanumeric);
+    before || after
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key names
+
+/// A key split into lower-cased words (at `_ - . space` and camelCase humps), concatenated.
+struct Words {
+    normalised: String,
+    /// Byte ranges of the words in `normalised`.
+    spans: Vec<(usize, usize)>,
+}
+
+impl Words {
+    fn of(key: &str) -> Words {
+        let chars: Vec<char> = key.chars().collect();
+        let mut normalised = String::with_capacity(key.len());
+        let mut spans = Vec::new();
+        let mut word_start: Option<usize> = None;
+        for (i, &c) in chars.iter().enumerate() {
+            let separator = matches!(c, '_' | '-' | '.' | ' ');
+            let prev = i.checked_sub(1).map(|j| chars[j]);
+            let next = chars.get(i + 1).copied();
+            let hump = match prev {
+                Some(p) if p.is_lowercase() || p.is_ascii_digit() => c.is_uppercase(),
+                Some(p) if p.is_uppercase() => {
+                    c.is_uppercase() && next.is_some_and(char::is_lowercase)
+                }
+                _ => false,
+            };
+            if (separator || hump)
+                && let Some(s) = word_start.take()
+            {
+                spans.push((s, normalised.len()));
+            }
+            if !separator {
+                word_start.get_or_insert(normalised.len());
+                normalised.extend(c.to_lowercase());
+            }
+        }
+        if let Some(s) = word_start {
+            spans.push((s, normalised.len()));
+        }
+        Words { normalised, spans }
+    }
+
+    fn word(&self, i: usize) -> &str {
+        let (s, e) = self.spans[i];
+        &self.normalised[s..e]
+    }
+
+    /// Keys that name something about a secret rather than the secret (`token_type`,
+    /// `max_tokens`, `password_length`).
+    fn is_benign(&self) -> bool {
+        const SUFFIXES: &[&str] = &[
+            "type", "types", "count", "length", "name", "names", "url", "uri", "id", "ids",
+        ];
+        const LAST_WORDS: &[&str] = &[
+            "size",
+            "limit",
+            "ttl",
+            "timeout",
+            "expiry",
+            "expires",
+            "expiration",
+            "enabled",
+            "required",
+            "mode",
+            "format",
+            "version",
+            "path",
+            "file",
+            "endpoint",
+            "at",
+        ];
+        const FIRST_WORDS: &[&str] = &["max", "min", "num"];
+        let n = self.spans.len();
+        if n == 0 {
+            return true;
+        }
+        SUFFIXES.iter().any(|s| self.normalised.ends_with(s))
+            || (n > 1
+                && (LAST_WORDS.contains(&self.word(n - 1)) || FIRST_WORDS.contains(&self.word(0))))
+    }
+
+    /// Whether `hint` (normalised) occurs in the key: anywhere, but short hints only at the start
+    /// of a word, and never inside words like `author` or `tokenizer`.
+    fn contains_hint(&self, hint: &str) -> bool {
+        // Occurrences and words are both in order: walk them together.
+        let mut words = self.spans.iter().peekable();
+        self.normalised.match_indices(hint).any(|(at, _)| {
+            while words.next_if(|(_, end)| *end <= at).is_some() {}
+            let Some(&&(ws, we)) = words.peek() else {
+                return false;
+            };
+            (hint.len() > 4 || ws == at) && !is_benign_word(&self.normalised[ws..we])
+        })
+    }
+}
+
+/// Words that contain a hint but name no secret.
+fn is_benign_word(word: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "tokeniz", "tokenis", "secretar", "cardinal", "cardio", "cardiac",
+    ];
+    (word.starts_with("author") && !word.starts_with("authoriz") && !word.starts_with("authoris"))
+        || PREFIXES.iter().any(|p| word.starts_with(p))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values after a key
+
+/// Skips an HTTP auth scheme word (`Bearer `, `Basic `, `Token `, `Digest `) at `at`.
+fn skip_auth_scheme(b: &[u8], at: usize) -> usize {
+    const SCHEMES: &[&[u8]] = &[b"bearer", b"basic", b"token", b"digest"];
+    for scheme in SCHEMES {
+        let Some(word) = b.get(at..at + scheme.len()) else {
+            continue;
+        };
+        if word.eq_ignore_ascii_case(scheme) {
+            let mut i = at + scheme.len();
+            while matches!(b.get(i), Some(b' ' | b'\t')) {
+                i += 1;
+            }
+            if i > at + scheme.len() && b.get(i).is_some_and(|c| !c.is_ascii_whitespace()) {
+                return i;
+            }
+        }
+    }
+    at
+}
+
+/// End of the value starting at `at`: the closing quote of a quoted value (`quote` is `"`, `'`,
+/// `\"` or `\'`), otherwise the first whitespace or delimiter. Always a char boundary: values end
+/// only before an ASCII byte or at the end of the text.
+fn value_end(b: &[u8], at: usize, quote: Option<&str>) -> usize {
+    let mut i = at;
+    match quote.map(str::as_bytes) {
+        Some([q]) => {
+            while i < b.len() {
+                match b[i] {
+                    b'\\' => i += 2,
+                    b'\n' | b'\r' => break,
+                    c if c == *q => break,
+                    _ => i += 1,
+                }
+            }
+        }
+        Some([b'\\', q]) => {
+            while i < b.len() {
+                match b[i] {
+                    b'\\' if b.get(i + 1) == Some(q) => break,
+                    b'\\' => i += 2,
+                    b'\n' | b'\r' => break,
+                    _ => i += 1,
+                }
+            }
+        }
+        _ => {
+            while i < b.len()
+                && !b[i].is_ascii_whitespace()
+                && !matches!(
+                    b[i],
+                    b'&' | b','
+                        | b';'
+                        | b'"'
+                        | b'\''
+                        | b'<'
+                        | b'>'
+                        | b'{'
+                        | b'}'
+                        | b'['
+                        | b']'
+                        | b'\\'
+                )
+            {
+                i += 1;
+            }
+        }
+    }
+    i.min(b.len())
+}
+
+/// Values that are not secrets whatever the key says: JSON literals, comparisons, values that are
+/// already masked.
+fn is_inert_value(value: &str, unquoted: bool) -> bool {
+    (unquoted
+        && (matches!(
+            value,
+            "null" | "true" | "false" | "None" | "nil" | "undefined"
+        ) || value.starts_with([':', '=', '>'])))
+        || value.bytes().all(|c| c == b'*')
+}
+
+/// A reference to where a secret lives rather than the secret: `${{ secrets.X }}`, `${VAR}`,
+/// `$(cat file)`, `$DB_PASSWORD` (`rest` is the text from the start of the value on).
+fn is_reference(rest: &str) -> bool {
+    if rest.starts_with("${") || rest.starts_with("$(") {
+        return true;
+    }
+    let Some(name) = rest.strip_prefix('$') else {
+        return false;
+    };
+    let name_len = name
+        .bytes()
+        .take_while(|&c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_')
+        .count();
+    name_len > 0
+        && !name.as_bytes()[0].is_ascii_digit()
+        && !name
+            .as_bytes()
+            .get(name_len)
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+}
+
+fn is_aws_secret_shape(value: &str, aws_named: bool) -> bool {
+    let b = value.as_bytes();
+    if b.len() != 40 {
+        return false;
+    }
+    if aws_named {
+        return b
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'/' | b'+' | b'='));
+    }
+    b.iter()
+        .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'/' | b'+'))
+        && b.iter().any(|&c| matches!(c, b'/' | b'+'))
+        && b.iter().any(u8::is_ascii_uppercase)
+        && b.iter().any(u8::is_ascii_lowercase)
+}
+
+/// End of a bearer token starting at `at`, if it looks like one.
+fn bearer_token_end(b: &[u8], at: usize) -> Option<usize> {
+    let len = b[at..]
+        .iter()
+        .take_while(|&&c| c.is_ascii_alphanumeric() || b"._~+/=-".contains(&c))
+        .count();
+    let token = &b[at..at + len];
+    let plausible = token
+        .iter()
+        .any(|&c| c.is_ascii_digit() || !c.is_ascii_alphanumeric())
+        || len >= 20;
+    (len >= 8 && plausible).then_some(at + len)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dates of birth
+
+/// End of a date starting at `at`, in one of the accepted formats.
+fn date_end(b: &[u8], at: usize) -> Option<usize> {
+    iso_date(b, at)
+        .or_else(|| numeric_date(b, at))
+        .or_else(|| month_first_date(b, at))
+        .or_else(|| day_first_date(b, at))
+}
+
+/// A run of `min..=max` ASCII digits at `at`: (value, end).
+fn number(b: &[u8], at: usize, min: usize, max: usize) -> Option<(u32, usize)> {
+    let len = b
+        .get(at..)?
+        .iter()
+        .take(max + 1)
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    if len < min || len > max {
+        return None;
+    }
+    let value = b[at..at + len]
+        .iter()
+        .fold(0u32, |v, &c| v * 10 + u32::from(c - b'0'));
+    Some((value, at + len))
+}
+
+fn valid_month_day(month: u32, day: u32) -> bool {
+    (1..=12).contains(&month) && (1..=31).contains(&day)
+}
+
+/// `1990-01-31`, `1990/01/31`, `1990.01.31`.
+fn iso_date(b: &[u8], at: usize) -> Option<usize> {
+    let (_, i) = number(b, at, 4, 4)?;
+    let sep = *b.get(i).filter(|c| matches!(c, b'-' | b'/' | b'.'))?;
+    let (month, i) = number(b, i + 1, 1, 2)?;
+    (b.get(i) == Some(&sep)).then_some(())?;
+    let (day, i) = number(b, i + 1, 1, 2)?;
+    valid_month_day(month, day).then_some(i)
+}
+
+/// `31/01/1990`, `01/31/1990`, `31.01.1990`, `31-01-1990`.
+fn numeric_date(b: &[u8], at: usize) -> Option<usize> {
+    let (first, i) = number(b, at, 1, 2)?;
+    let sep = *b.get(i).filter(|c| matches!(c, b'-' | b'/' | b'.'))?;
+    let (second, i) = number(b, i + 1, 1, 2)?;
+    (b.get(i) == Some(&sep)).then_some(())?;
+    let (_, i) = number(b, i + 1, 4, 4)?;
+    (valid_month_day(second, first) || valid_month_day(first, second)).then_some(i)
+}
+
+/// A month name (`Jan`, `Jan.`, `January`, `Sept`) at `at`: its end.
+fn month_name(b: &[u8], at: usize) -> Option<usize> {
+    const MONTHS: &[&str] = &[
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+    ];
+    let len = b
+        .get(at..)?
+        .iter()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .count();
+    let word = std::str::from_utf8(&b[at..at + len])
+        .ok()?
+        .to_ascii_lowercase();
+    let known = len >= 3 && MONTHS.iter().any(|m| m.starts_with(&word));
+    let end = at + len;
+    known.then_some(if b.get(end) == Some(&b'.') {
+        end + 1
+    } else {
+        end
+    })
+}
+
+fn spaces(b: &[u8], at: usize) -> usize {
+    at + b[at.min(b.len())..]
+        .iter()
+        .take_while(|&&c| c == b' ')
+        .count()
+}
+
+/// `Jan 31, 1990`, `January 31st 1990`.
+fn month_first_date(b: &[u8], at: usize) -> Option<usize> {
+    let i = month_name(b, at)?;
+    let j = spaces(b, i);
+    (j > i).then_some(())?;
+    let (day, mut i) = number(b, j, 1, 2)?;
+    if let Some(suffix) = b.get(i..i + 2)
+        && matches!(suffix, b"st" | b"nd" | b"rd" | b"th")
+    {
+        i += 2;
+    }
+    if b.get(i) == Some(&b',') {
+        i += 1;
+    }
+    let j = spaces(b, i);
+    (j > i && (1..=31).contains(&day)).then_some(())?;
+    number(b, j, 4, 4).map(|(_, end)| end)
+}
+
+/// `31 Jan 1990`, `31 January, 1990`.
+fn day_first_date(b: &[u8], at: usize) -> Option<usize> {
+    let (day, i) = number(b, at, 1, 2)?;
+    let j = spaces(b, i);
+    (j > i && (1..=31).contains(&day)).then_some(())?;
+    let mut i = month_name(b, j)?;
+    if b.get(i) == Some(&b',') {
+        i += 1;
+    }
+    let j = spaces(b, i);
+    (j > i).then_some(())?;
+    number(b, j, 4, 4).map(|(_, end)| end)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validators
+
+fn pem_block_end(text: &str, header_end: usize) -> usize {
+    let b = text.as_bytes();
+    // The body: base64, whitespace, `\n` escapes, encryption headers, the footer itself.
+    let body_len = b[header_end..]
+        .iter()
+        .take_while(|&&c| {
+            c.is_ascii_alphanumeric() || c.is_ascii_whitespace() || b"+/=\\:-,".contains(&c)
+        })
+        .count();
+    let body = &text[header_end..header_end + body_len];
+    if let Some(i) = body.find("-----END ") {
+        let label = i + "-----END ".len();
+        if let Some(j) = body[label..].find("-----") {
+            return header_end + label + j + "-----".len();
+        }
+    }
+    // No footer (a truncated key): mask the body.
+    header_end + body.trim_end().len()
+}
+
+fn email_ok(text: &str, end: usize) -> bool {
+    const FILE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "bmp"];
+    let b = text.as_bytes();
+    // `git@github.com:org/repo.git` is a git remote.
+    if b.get(end) == Some(&b':') && b.get(end + 1).is_some_and(|c| !c.is_ascii_whitespace()) {
+        return false;
+    }
+    let tld = &text[text[..end].rfind('.').map_or(end, |i| i + 1)..end];
+    !FILE_EXTENSIONS.iter().any(|e| tld.eq_ignore_ascii_case(e))
+}
+
+/// `local@domain.tld`, for the user part of URL credentials.
+fn is_email_shape(s: &str) -> bool {
+    let Some((local, domain)) = s.rsplit_once('@') else {
+        return false;
+    };
+    let Some((host, tld)) = domain.rsplit_once('.') else {
+        return false;
+    };
+    !local.is_empty()
+        && local
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"._%+-".contains(&c))
+        && !host.is_empty()
+        && host
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.')
+        && tld.len() >= 2
+        && tld.bytes().all(|c| c.is_ascii_alphabetic())
+}
+
+fn luhn(digits: &[u8]) -> bool {
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            let d = u32::from(d);
+            if i % 2 == 1 {
+                if d * 2 > 9 { d * 2 - 9 } else { d * 2 }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+/// Digits of a candidate whose non-digit bytes are all the same separator.
+fn digits_with_one_separator(s: &[u8], out: &mut [u8]) -> Option<usize> {
+    let mut n = 0;
+    let mut sep = None;
+    for &c in s {
+        if c.is_ascii_digit() {
+            *out.get_mut(n)? = c - b'0';
+            n += 1;
+        } else if *sep.get_or_insert(c) != c {
+            return None;
+        }
+    }
+    Some(n)
+}
+
+/// The card number in a candidate: all of it, or the first four groups of a 4-4-4-4-3 candidate
+/// (a 16-digit card followed by a short number).
+fn card_end(b: &[u8], start: usize, end: usize) -> Option<usize> {
+    let sixteen = (end - start == "4111 1111 1111 1111 111".len()).then_some(start + 19);
+    [Some(end), sixteen]
+        .into_iter()
+        .flatten()
+        .find(|&e| !glued(b, start, e) && card_ok(&b[start..e]))
+}
+
+fn card_ok(s: &[u8]) -> bool {
+    let mut digits = [0u8; 19];
+    let Some(n) = digits_with_one_separator(s, &mut digits) else {
+        return false;
+    };
+    let d = &digits[..n];
+    let prefix = |len: usize| d[..len].iter().fold(0u32, |v, &x| v * 10 + u32::from(x));
+    let brand_ok = match d[0] {
+        4 => matches!(n, 13 | 16 | 19),
+        5 => n == 16 && (51..=55).contains(&prefix(2)),
+        2 => n == 16 && (2221..=2720).contains(&prefix(4)),
+        3 => n == 15 && matches!(prefix(2), 34 | 37),
+        6 => n == 16 && (prefix(4) == 6011 || prefix(2) == 65 || (644..=649).contains(&prefix(3))),
+        _ => false,
+    };
+    brand_ok && luhn(d)
+}
+
+fn ssn_ok(s: &[u8]) -> bool {
+    let mut digits = [0u8; 9];
+    if digits_with_one_separator(s, &mut digits) != Some(9) {
+        return false;
+    }
+    let part =
+        |r: std::ops::Range<usize>| digits[r].iter().fold(0u32, |v, &x| v * 10 + u32::from(x));
+    let (area, group, serial) = (part(0..3), part(3..5), part(5..9));
+    area != 0 && area != 666 && area < 900 && group != 0 && serial != 0
+}
+
+/// The end of the longest valid phone number in a candidate, if any.
+fn phone_end(b: &[u8], start: usize, end: usize, alt: Alt) -> Option<usize> {
+    // Nothing alphanumeric right before (`a+1 555...`, `x555-...`) and no `-`/`.` chain.
+    if start > 0 && (b[start - 1].is_ascii_alphanumeric() || b[start - 1] == b'+') {
+        return None;
+    }
+    if glued(b, start, start) {
+        return None;
+    }
+    // `0000 0000 0000` and the like are placeholders.
+    let mut digit_bytes = b[start..end].iter().filter(|c| c.is_ascii_digit());
+    let first = digit_bytes.next()?;
+    if digit_bytes.all(|c| c == first) {
+        return None;
+    }
+    // Digit runs: (end, digits so far), and the separators between runs.
+    let mut runs: Vec<(usize, usize)> = Vec::with_capacity(8);
+    let mut digits = 0;
+    let mut separators_agree = true;
+    let mut separator = None;
+    for (i, &c) in b.iter().enumerate().take(end).skip(start) {
+        if c.is_ascii_digit() {
+            digits += 1;
+            if !b[i + 1..end].first().is_some_and(u8::is_ascii_digit) {
+                runs.push((i + 1, digits));
+            }
+        } else if matches!(c, b' ' | b'-' | b'.') {
+            separators_agree &= *separator.get_or_insert(c) == c;
+        }
+    }
+    let has_parens = b[start..end].contains(&b'(');
+    let ok = |&(run_end, digits): &(usize, usize), runs_kept: usize| -> bool {
+        let counts = match alt {
+            Alt::PhoneIntl => (7..=15).contains(&digits),
+            Alt::PhoneNanp => (has_parens || separators_agree) && (10..=11).contains(&digits),
+            _ => separators_agree && runs_kept >= 3 && (9..=12).contains(&digits),
+        };
+        let opens = b[start..run_end].iter().filter(|&&c| c == b'(').count();
+        let closes = b[start..run_end].iter().filter(|&&c| c == b')').count();
+        counts && opens == closes && opens <= 1
+    };
+    runs.iter().enumerate().rev().find_map(|(i, run)| {
+        // Include a closing parenthesis that directly follows the last run.
+        let mut run_end = run.0;
+        if b.get(run_end) == Some(&b')') && run_end < end {
+            run_end += 1;
+        }
+        let candidate = (run_end, run.1);
+        let clean_after = !b
+            .get(run_end)
+            .is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'_')
+            && !glued(b, run_end, run_end);
+        (ok(&candidate, i + 1) && clean_after).then_some(run_end)
+    })
+}
+
+fn ipv4_ok(b: &[u8], start: usize, end: usize) -> bool {
+    // Part of a longer dotted number (`1.2.3.4.5`) or a version.
+    if start > 0 && b[start - 1] == b'.' {
+        return false;
+    }
+    if b.get(end) == Some(&b'.') && b.get(end + 1).is_some_and(u8::is_ascii_alphanumeric) {
+        return false;
+    }
+    b[start..end].split(|&c| c == b'.').all(|octet| {
+        let value = octet
+            .iter()
+            .fold(0u32, |v, &c| v * 10 + u32::from(c - b'0'));
+        value <= 255 && (octet.len() == 1 || octet[0] != b'0')
+    })
+}
+
+fn ipv6_ok(text: &str, start: usize, end: usize) -> bool {
+    let b = text.as_bytes();
+    let candidate = &text[start..end];
+    if start > 0 && matches!(b[start - 1], b':' | b'.') || b[start..].starts_with(b":::") {
+        return false;
+    }
+    let after = b.get(end).copied();
+    if after.is_some_and(|c| c.is_ascii_alphanumeric() || c == b':' || c == b'_')
+        || (after == Some(b'.') && b.get(end + 1).is_some_and(u8::is_ascii_digit))
+    {
+        return false;
+    }
+    if candidate.parse::<Ipv6Addr>().is_err() {
+        return false;
+    }
+    if candidate.contains("::") {
+        let groups = candidate.split(':').filter(|g| !g.is_empty()).count();
+        let hex_digits = candidate.bytes().filter(u8::is_ascii_hexdigit).count();
+        groups >= 2 && hex_digits >= 5
+    } else {
+        true
+    }
+}
+
+/// The IBAN in a candidate: the whole of it, or, for a grouped IBAN followed by more
+/// upper-case groups, the longest prefix of whole groups that passes the check.
+fn iban_end(text: &str, start: usize, end: usize) -> Option<usize> {
+    let mut end = end;
+    loop {
+        if iban_ok(&text[start..end]) {
+            return Some(end);
+        }
+        end = start + text[start..end].rfind(' ')?;
+    }
+}
+
+fn iban_ok(s: &str) -> bool {
+    let compact: Vec<u8> = s.bytes().filter(|&c| c != b' ').collect();
+    if !(15..=34).contains(&compact.len()) {
+        return false;
+    }
+    let (head, tail) = compact.split_at(4);
+    let country_ok = head[..2].iter().all(u8::is_ascii_uppercase);
+    let check_ok = head[2..].iter().all(u8::is_ascii_digit);
+    let remainder = tail.iter().chain(head).try_fold(0u32, |r, &c| match c {
+        b'0'..=b'9' => Some((r * 10 + u32::from(c - b'0')) % 97),
+        b'A'..=b'Z' => Some((r * 100 + u32::from(c - b'A') + 10) % 97),
+        _ => None,
+    });
+    country_ok && check_ok && remainder == Some(1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Masks
+
+/// Format-preserving mask of one raw value of `kind`. Shows at most the hints of its kind (the
+/// last four digits of a card, IBAN or SSN, the last two of a phone, a type prefix, the first
+/// octet of an IP, the first characters and TLD of an e-mail) and never the rest of the value.
+pub fn mask(kind: Kind, raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    mask_into(kind, raw, &mut out);
+    out
+}
+
+fn mask_into(kind: Kind, raw: &str, out: &mut String) {
+    match kind {
+        Kind::Email => mask_email(raw, out),
+        Kind::Phone => mask_phone(raw, out),
+        Kind::Card => keep_last_digits(raw, 4, 12, out),
+        Kind::Ssn => keep_last_digits(raw, 4, 9, out),
+        Kind::Iban => mask_iban(raw, out),
+        Kind::Ipv4 => match raw.split_once('.') {
+            Some((first, _))
+                if (1..=3).contains(&first.len()) && first.bytes().all(|c| c.is_ascii_digit()) =>
+            {
+                out.push_str(first);
+                out.push_str(".*.*.*");
+            }
+            _ => out.push_str("*.*.*.*"),
+        },
+        Kind::Ipv6 => match raw.split_once(':') {
+            _ if raw.starts_with("::") => out.push_str("::****"),
+            Some((first, _))
+                if first.len() <= 4 && first.bytes().all(|c| c.is_ascii_hexdigit()) =>
+            {
+                out.push_str(first);
+                out.push_str(":****");
+            }
+            _ => out.push_str("****"),
+        },
+        Kind::DateOfBirth => {
+            out.extend(raw.chars().map(|c| {
+                if matches!(c, '-' | '/' | '.' | ' ' | ',') {
+                    c
+                } else {
+                    '*'
+                }
+            }));
+        }
+        Kind::AwsAccessKey
+        | Kind::GithubToken
+        | Kind::SlackToken
+        | Kind::StripeKey
+        | Kind::GoogleApiKey => {
+            let keep = type_prefix_len(kind, raw);
+            out.push_str(&raw[..keep]);
+            out.extend(raw[keep..].chars().map(|_| '*'));
+        }
+        Kind::SlackWebhook => {
+            const PREFIX: &str = "https://hooks.slack.com/services/";
+            let rest = match raw.strip_prefix(PREFIX) {
+                Some(rest) => {
+                    out.push_str(PREFIX);
+                    rest
+                }
+                None => raw,
+            };
+            out.extend(rest.chars().map(|c| if c == '/' { c } else { '*' }));
+        }
+        Kind::Jwt => out.push_str("[JWT]"),
+        Kind::PrivateKey => out.push_str("[PRIVATE KEY]"),
+        Kind::UrlCredentials | Kind::BearerToken => out.push_str("****"),
+        Kind::SecretField | Kind::AwsSecretKey => out.push_str("********"),
+    }
+}
+
+/// Length of the recognised type prefix of a token (`AKIA`, `ghp_`, `xoxb-`, `sk_live_`, `AIza`),
+/// 0 if the raw value does not start with one.
+fn type_prefix_len(kind: Kind, raw: &str) -> usize {
+    let b = raw.as_bytes();
+    let starts = |p: &str| raw.starts_with(p);
+    let len = match kind {
+        Kind::AwsAccessKey => [
+            "AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA",
+        ]
+        .iter()
+        .any(|p| starts(p))
+        .then_some(4),
+        Kind::GithubToken if starts("github_pat_") => Some(11),
+        Kind::GithubToken => (starts("gh")
+            && b.get(2).is_some_and(|c| b"pousr".contains(c))
+            && b.get(3) == Some(&b'_'))
+        .then_some(4),
+        Kind::SlackToken => (starts("xox") && b.get(4) == Some(&b'-')).then_some(5),
+        Kind::StripeKey => (["sk_", "pk_", "rk_"].iter().any(|p| starts(p))
+            && ["live_", "test_"].iter().any(|p| raw[3..].starts_with(p)))
+        .then_some(8),
+        Kind::GoogleApiKey => starts("AIza").then_some(4),
+        _ => None,
+    };
+    // Keep a prefix only when something is left to hide.
+    len.filter(|&n| raw.len() > 2 * n).unwrap_or(0)
+}
+
+fn is_kept_separator(c: char) -> bool {
+    matches!(c, ' ' | '-' | '.' | '(' | ')' | '+' | '/')
+}
+
+/// Stars every digit but the last `keep` (none if there are fewer than `min_digits`), keeps
+/// separators, stars anything else.
+fn keep_last_digits(raw: &str, keep: usize, min_digits: usize, out: &mut String) {
+    let total = raw.chars().filter(char::is_ascii_digit).count();
+    let keep = if total >= min_digits { keep } else { 0 };
+    let mut seen = 0;
+    for c in raw.chars() {
+        if c.is_ascii_digit() {
+            seen += 1;
+            out.push(if seen > total - keep { c } else { '*' });
+        } else if is_kept_separator(c) {
+            out.push(c);
+        } else {
+            out.push('*');
+        }
+    }
+}
+
+/// `+1 (555) 123-4567` → `+1 (***) ***-**67`: the country code and the last two digits stay.
+fn mask_phone(raw: &str, out: &mut String) {
+    let total = raw.chars().filter(char::is_ascii_digit).count();
+    if total < 7 {
+        return keep_last_digits(raw, 0, 0, out);
+    }
+    // The country code: 1-3 digits after the `+`, followed by a separator.
+    let country = match raw.strip_prefix('+') {
+        Some(rest) => {
+            let n = rest.bytes().take_while(u8::is_ascii_digit).count();
+            if (1..=3).contains(&n) && rest[n..].starts_with([' ', '-', '.', '(']) {
+                n
+            } else {
+                0
+            }
+        }
+        None => 0,
+    };
+    let mut seen = 0;
+    for c in raw.chars() {
+        if c.is_ascii_digit() {
+            seen += 1;
+            out.push(if seen <= country || seen > total - 2 {
+                c
+            } else {
+                '*'
+            });
+        } else if is_kept_separator(c) {
+            out.push(c);
+        } else {
+            out.push('*');
+        }
+    }
+}
+
+/// `john@example.com` → `j***@e******.com`.
+fn mask_email(raw: &str, out: &mut String) {
+    let Some((local, domain)) = raw.rsplit_once('@') else {
+        out.extend(raw.chars().map(|_| '*'));
+        return;
+    };
+    star_after_first(local, out);
+    out.push('@');
+    let labels: Vec<&str> = domain.split('.').collect();
+    let last = labels.len() - 1;
+    for (i, label) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        match i {
+            _ if i == last && last > 0 => out.push_str(label),
+            0 => star_after_first(label, out),
+            _ => out.extend(label.chars().map(|_| '*')),
+        }
+    }
+}
+
+/// Keeps the first character of `s` if there is more than one, stars the rest.
+fn star_after_first(s: &str, out: &mut String) {
+    let mut chars = s.chars();
+    if s.chars().nth(1).is_some()
+        && let Some(first) = chars.next()
+    {
+        out.push(first);
+    }
+    out.extend(chars.map(|_| '*'));
+}
+
+/// `DE89 3704 0044 0532 0130 00` → `DE** **** **** **** **30 00`.
+fn mask_iban(raw: &str, out: &mut String) {
+    let total = raw.chars().filter(char::is_ascii_alphanumeric).count();
+    let (head, tail) = if total >= 12 { (2, 4) } else { (0, 0) };
+    let mut seen = 0;
+    for c in raw.chars() {
+        if c.is_ascii_alphanumeric() {
+            seen += 1;
+            out.push(if seen <= head || seen > total - tail {
+                c
+            } else {
+                '*'
+            });
+        } else if c == ' ' {
+            out.push(c);
+        } else {
+            out.push('*');
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Test tokens are assembled at run time so that no real-looking secret sits in the source.
+    fn aws_key() -> String {
+        format!("{}{}", "AKIA", "Z3XQ7PLM2KD8RT4W")
+    }
+    fn aws_secret() -> String {
+        format!("{}{}", "AbCdEfGhIjKlMnOpQrSt/+", "u".repeat(18))
+    }
+    fn github_token() -> String {
+        format!("ghp_{}", "a1B2".repeat(9))
+    }
+    fn github_pat() -> String {
+        format!("github_pat_{}", "11AbCdEfGh_".repeat(3))
+    }
+    fn slack_token() -> String {
+        format!("xoxb-{}-{}", "123456789012", "abcdefABCDEF")
+    }
+    fn slack_webhook() -> String {
+        format!(
+            "https://hooks.slack.com/services/{}/{}/{}",
+            "T0000AAAA", "B1111BBBB", "abcdefghijklmnopqrstuvwx"
+        )
+    }
+    fn stripe_key() -> String {
+        format!("sk_{}_{}", "live", "a9".repeat(12))
+    }
+    fn google_key() -> String {
+        format!("AIza{}", "b-C_d".repeat(7))
+    }
+    fn jwt() -> String {
+        format!(
+            "eyJ{}.eyJ{}.{}",
+            "hbGciOiJIUzI1NiJ9", "zdWIiOiIxMjM0In0", "c2lnbmF0dXJl_-123"
+        )
+    }
+    fn pem() -> String {
+        format!(
+            "-----BEGIN RSA {}-----\nMIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnzj4p4WGeKLs1Pt8Qu\nKUpRKfFLfRYC9AIKjbJTWit+CqvjWYzvQwECAwEAAQ==\n-----END RSA {}-----",
+            "PRIVATE KEY", "PRIVATE KEY"
+        )
+    }
+    fn stars(n: usize) -> String {
+        "*".repeat(n)
+    }
+
+    /// Finds `raw` in `text` and checks that `find` reports exactly `expected`, each as
+    /// `(kind, raw value, mask)`, with the exact span of the raw value.
+    #[track_caller]
+    fn check(text: &str, expected: &[(Kind, &str, &str)]) {
+        let detector = Detector::default();
+        let findings = detector.find(text);
+        let got: Vec<(Kind, &str)> = findings
+            .iter()
+            .map(|f| (f.kind, &text[f.start..f.end]))
+            .collect();
+        let want: Vec<(Kind, &str)> = expected.iter().map(|(k, raw, _)| (*k, *raw)).collect();
+        assert_eq!(got, want, "findings in {text:?}");
+        let mut from = 0;
+        for (f, (_, raw, masked)) in findings.iter().zip(expected) {
+            let at = from + text[from..].find(raw).expect("raw value is in the text");
+            assert_eq!((f.start, f.end), (at, at + raw.len()), "span of {raw:?}");
+            assert_eq!(mask(f.kind, raw), *masked, "mask of {raw:?}");
+            from = f.end;
+        }
+    }
+
+    #[track_caller]
+    fn check_one(text: &str, kind: Kind, raw: &str, masked: &str) {
+        check(text, &[(kind, raw, masked)]);
+    }
+
+    #[test]
+    fn kind_names() {
+        assert_eq!(Kind::DateOfBirth.as_str(), "date_of_birth");
+        assert_eq!(Kind::UrlCredentials.as_str(), "url_credentials");
+        assert_eq!(Kind::SecretField.as_str(), "secret_field");
+        assert!(Kind::Jwt.is_secret() && Kind::SecretField.is_secret());
+        assert!(!Kind::Email.is_secret() && !Kind::DateOfBirth.is_secret());
+    }
+
+    #[test]
+    fn emails() {
+        use Kind::Email;
+        check_one(
+            "contact john@example.com today",
+            Email,
+            "john@example.com",
+            "j***@e******.com",
+        );
+        check_one(
+            "<first.last+tag@mail.example.co.uk>",
+            Email,
+            "first.last+tag@mail.example.co.uk",
+            "f*************@m***.*******.**.uk",
+        );
+        check_one(
+            r#"{"email":"a.b@corp.io"}"#,
+            Email,
+            "a.b@corp.io",
+            "a**@c***.io",
+        );
+        check_one("x a@b.co y", Email, "a@b.co", "*@*.co");
+    }
+
+    #[test]
+    fn phones() {
+        use Kind::Phone;
+        check_one(
+            "call +1 (555) 123-4567 now",
+            Phone,
+            "+1 (555) 123-4567",
+            "+1 (***) ***-**67",
+        );
+        check_one(
+            "tel: +44 20 7946 0958",
+            Phone,
+            "+44 20 7946 0958",
+            "+44 ** **** **58",
+        );
+        check_one(
+            "office (555) 123-4567.",
+            Phone,
+            "(555) 123-4567",
+            "(***) ***-**67",
+        );
+        check_one("555-123-4567", Phone, "555-123-4567", "***-***-**67");
+        check_one("555.123.4567", Phone, "555.123.4567", "***.***.**67");
+        check_one("1-555-123-4567", Phone, "1-555-123-4567", "*-***-***-**67");
+        check_one(
+            "London 020 7946 0958",
+            Phone,
+            "020 7946 0958",
+            "*** **** **58",
+        );
+        check_one("+4915112345678", Phone, "+4915112345678", "+***********78");
+        // A trailing number group that makes it too long is left out.
+        check_one(
+            "dial 020 7946 0958 12 times",
+            Phone,
+            "020 7946 0958",
+            "*** **** **58",
+        );
+    }
+
+    #[test]
+    fn cards() {
+        use Kind::Card;
+        check_one(
+            "card 4242 4242 4242 4242 ok",
+            Card,
+            "4242 4242 4242 4242",
+            "**** **** **** 4242",
+        );
+        check_one(
+            "4111111111111111",
+            Card,
+            "4111111111111111",
+            "************1111",
+        );
+        check_one(
+            "mc 5555-5555-5555-4444",
+            Card,
+            "5555-5555-5555-4444",
+            "****-****-****-4444",
+        );
+        check_one(
+            "mc2 2223003122003222",
+            Card,
+            "2223003122003222",
+            "************3222",
+        );
+        check_one(
+            "amex 3782 822463 10005",
+            Card,
+            "3782 822463 10005",
+            "**** ****** *0005",
+        );
+        check_one(
+            "disc 6011111111111117",
+            Card,
+            "6011111111111117",
+            "************1117",
+        );
+        check_one(
+            "visa13 4222222222222",
+            Card,
+            "4222222222222",
+            "*********2222",
+        );
+    }
+
+    #[test]
+    fn ssns() {
+        use Kind::Ssn;
+        check_one("ssn 123-45-6789", Ssn, "123-45-6789", "***-**-6789");
+        check_one("SSN: 078 05 1120.", Ssn, "078 05 1120", "*** ** 1120");
+        check_one("(899-99-9999)", Ssn, "899-99-9999", "***-**-9999");
+    }
+
+    #[test]
+    fn ibans() {
+        use Kind::Iban;
+        check_one(
+            "iban DE89 3704 0044 0532 0130 00 please",
+            Iban,
+            "DE89 3704 0044 0532 0130 00",
+            "DE** **** **** **** **30 00",
+        );
+        check_one(
+            "GB82WEST12345698765432",
+            Iban,
+            "GB82WEST12345698765432",
+            "GB****************5432",
+        );
+        check_one(
+            "to FR1420041010050500013M02606.",
+            Iban,
+            "FR1420041010050500013M02606",
+            "FR*********************2606",
+        );
+        // An upper-case word after a grouped IBAN is not part of it.
+        check_one(
+            "DE89 3704 0044 0532 0130 00 THEN",
+            Iban,
+            "DE89 3704 0044 0532 0130 00",
+            "DE** **** **** **** **30 00",
+        );
+    }
+
+    #[test]
+    fn ip_addresses() {
+        check_one("from 10.0.0.1", Kind::Ipv4, "10.0.0.1", "10.*.*.*");
+        check_one(
+            "host 192.168.1.20:8080",
+            Kind::Ipv4,
+            "192.168.1.20",
+            "192.*.*.*",
+        );
+        check_one("net 172.16.0.0/12.", Kind::Ipv4, "172.16.0.0", "172.*.*.*");
+        check_one(
+            "addr 2001:db8::8a2e:370:7334",
+            Kind::Ipv6,
+            "2001:db8::8a2e:370:7334",
+            "2001:****",
+        );
+        check_one(
+            "[fe80::1ff:fe23:4567:890a]",
+            Kind::Ipv6,
+            "fe80::1ff:fe23:4567:890a",
+            "fe80:****",
+        );
+        check_one(
+            "2001:0db8:85a3:0000:0000:8a2e:0370:7334",
+            Kind::Ipv6,
+            "2001:0db8:85a3:0000:0000:8a2e:0370:7334",
+            "2001:****",
+        );
+        check_one(
+            "mapped ::ffff:192.0.2.1 end",
+            Kind::Ipv6,
+            "::ffff:192.0.2.1",
+            "::****",
+        );
+    }
+
+    #[test]
+    fn dates_of_birth() {
+        use Kind::DateOfBirth;
+        check_one("dob: 1990-01-31", DateOfBirth, "1990-01-31", "****-**-**");
+        check_one(
+            r#"{"birthdate":"31/01/1990"}"#,
+            DateOfBirth,
+            "31/01/1990",
+            "**/**/****",
+        );
+        check_one(
+            "date_of_birth=01/31/1990&x=1",
+            DateOfBirth,
+            "01/31/1990",
+            "**/**/****",
+        );
+        check_one(
+            "Birthday: Jan 31, 1990",
+            DateOfBirth,
+            "Jan 31, 1990",
+            "*** **, ****",
+        );
+        check_one(
+            "birth_date: 31.01.1990",
+            DateOfBirth,
+            "31.01.1990",
+            "**.**.****",
+        );
+        check_one(
+            "born: x, birthDate: 31 January 1990",
+            DateOfBirth,
+            "31 January 1990",
+            "** ******* ****",
+        );
+        check_one(
+            r#""customer.dateOfBirth": "1990-01-31T00:00:00Z""#,
+            DateOfBirth,
+            "1990-01-31",
+            "****-**-**",
+        );
+    }
+
+    #[test]
+    fn token_formats() {
+        let aws = aws_key();
+        check_one(
+            &format!("key {aws}."),
+            Kind::AwsAccessKey,
+            &aws,
+            &format!("AKIA{}", stars(16)),
+        );
+        let gh = github_token();
+        check_one(
+            &format!("GH={gh}"),
+            Kind::GithubToken,
+            &gh,
+            &format!("ghp_{}", stars(36)),
+        );
+        let pat = github_pat();
+        check_one(
+            &format!("use {pat} now"),
+            Kind::GithubToken,
+            &pat,
+            &format!("github_pat_{}", stars(33)),
+        );
+        let slack = slack_token();
+        check_one(
+            &format!("'{slack}'"),
+            Kind::SlackToken,
+            &slack,
+            &format!("xoxb-{}", stars(25)),
+        );
+        let hook = slack_webhook();
+        check_one(
+            &format!("post to {hook} please"),
+            Kind::SlackWebhook,
+            &hook,
+            &format!(
+                "https://hooks.slack.com/services/{}/{}/{}",
+                stars(9),
+                stars(9),
+                stars(24)
+            ),
+        );
+        let stripe = stripe_key();
+        check_one(
+            &format!("STRIPE {stripe}"),
+            Kind::StripeKey,
+            &stripe,
+            &format!("sk_live_{}", stars(24)),
+        );
+        let google = google_key();
+        check_one(
+            &format!("key={google}&q=1"),
+            Kind::GoogleApiKey,
+            &google,
+            &format!("AIza{}", stars(35)),
+        );
+        let token = jwt();
+        check_one(&format!("jwt {token} end"), Kind::Jwt, &token, "[JWT]");
+    }
+
+    #[test]
+    fn private_keys() {
+        let block = pem();
+        check_one(
+            &format!("key:\n{block}\nnext line"),
+            Kind::PrivateKey,
+            &block,
+            "[PRIVATE KEY]",
+        );
+        // Inside a JSON string with escaped newlines, under a secret key: one finding.
+        let escaped = block.replace('\n', "\\n");
+        check_one(
+            &format!(r#"{{"private_key": "{escaped}", "x": 1}}"#),
+            Kind::PrivateKey,
+            &escaped,
+            "[PRIVATE KEY]",
+        );
+        // A truncated key (no footer) is masked up to where the key material ends.
+        let header = format!("-----BEGIN {}-----", "OPENSSH PRIVATE KEY");
+        let truncated = format!("{header}\nb3BlbnNzaC1rZXktdjEAAAAA");
+        check_one(
+            &format!(r#""{truncated}""#),
+            Kind::PrivateKey,
+            &truncated,
+            "[PRIVATE KEY]",
+        );
+    }
+
+    #[test]
+    fn url_credentials() {
+        use Kind::UrlCredentials;
+        check_one(
+            "postgres://admin:s3cret@db.example.com/app",
+            UrlCredentials,
+            "s3cret",
+            "****",
+        );
+        check_one(
+            "mongodb+srv://u:p4ss@cluster0.example.net",
+            UrlCredentials,
+            "p4ss",
+            "****",
+        );
+        check_one(
+            "redis://:hunter22@cache:6379/0",
+            UrlCredentials,
+            "hunter22",
+            "****",
+        );
+        check(
+            "smtp://bob@example.com:pw1@mail.example.com",
+            &[
+                (Kind::Email, "bob@example.com", "b**@e******.com"),
+                (UrlCredentials, "pw1", "****"),
+            ],
+        );
+    }
+
+    #[test]
+    fn bearer_tokens() {
+        use Kind::BearerToken;
+        check_one(
+            "Authorization: Bearer abc123def456",
+            BearerToken,
+            "abc123def456",
+            "****",
+        );
+        check_one(
+            "curl -H 'bearer abcd.efgh-ijkl'",
+            BearerToken,
+            "abcd.efgh-ijkl",
+            "****",
+        );
+    }
+
+    #[test]
+    fn secret_fields() {
+        use Kind::SecretField;
+        let m = "********";
+        check_one("password=hunter2 next", SecretField, "hunter2", m);
+        check_one("api-key: xyz789\n", SecretField, "xyz789", m);
+        check_one(
+            r#"{"apiKey":"s3cr3t value","n":1}"#,
+            SecretField,
+            "s3cr3t value",
+            m,
+        );
+        check_one("DB_PASSWORD='p@ss;word' rest", SecretField, "p@ss;word", m);
+        check_one(
+            "https://x.test/cb?token=abc123&x=1",
+            SecretField,
+            "abc123",
+            m,
+        );
+        check_one(r#"{\"password\":\"hunter2\"}"#, SecretField, "hunter2", m);
+        check_one("passwd := s3cr3t;", SecretField, "s3cr3t", m);
+        check_one(":client_secret => \"pw 123\"", SecretField, "pw 123", m);
+        check_one("X-Api-Key: k-123", SecretField, "k-123", m);
+        check_one("My API Key: k-123", SecretField, "k-123", m);
+        check_one("--password=x1 --user=bob", SecretField, "x1", m);
+        check_one(
+            "Authorization: Basic dXNlcjpwYXNz",
+            SecretField,
+            "dXNlcjpwYXNz",
+            m,
+        );
+        check_one(r#""pin_or_pwd": 123456,"#, SecretField, "123456", m);
+        check_one("session=a%3Db;", SecretField, "a%3Db", m);
+        // Passwords starting with `$` are not references.
+        check_one("password: $ecret9", SecretField, "$ecret9", m);
+        check_one("password=$Secret1", SecretField, "$Secret1", m);
+    }
+
+    #[test]
+    fn aws_secret_keys() {
+        use Kind::AwsSecretKey;
+        let secret = aws_secret();
+        let m = "********";
+        check_one(
+            &format!("aws_secret_access_key = {secret}\n"),
+            AwsSecretKey,
+            &secret,
+            m,
+        );
+        check_one(
+            &format!(r#"{{"SecretAccessKey": "{secret}"}}"#),
+            AwsSecretKey,
+            &secret,
+            m,
+        );
+        check_one(
+            &format!("client_secret: {secret}"),
+            AwsSecretKey,
+            &secret,
+            m,
+        );
+        // AWS's documented example stays visible.
+        let example = format!("{}{}", "wJalrXUtnFEMI/K7MDENG/bPxRfiCY", "EXAMPLEKEY");
+        check(&format!("aws_secret_access_key={example}"), &[]);
+    }
+
+    #[test]
+    fn decoys_are_not_flagged() {
+        let decoys = [
+            "550e8400-e29b-41d4-a716-446655440000",
+            "commit da39a3ee5e6b4b0d3255bfef95601890afd80709",
+            "sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "version 1.2.3 and v2.10.0-rc.1",
+            "1.2.3.4.5",
+            "v1.2.3.4",
+            "ORD-2024-000123 JIRA-4521 #12345",
+            "4111111111111112",
+            "1234 5678 9012 3456",
+            "ts 1700000000 and 1700000000123",
+            "2024-01-31T12:00:00Z",
+            "2024-01-31 12:30:45",
+            "at 12:30:45",
+            "a :: b",
+            "31/01/1990",
+            "The quick brown fox jumps over the lazy dog.",
+            "token_type: bearer",
+            "author: Jane Doe",
+            "max_tokens: 1024",
+            "tokenizer: bpe",
+            "secretary: Bob",
+            "Bearer authentication is used here",
+            "git@github.com:org/repo.git",
+            "logo@2x.png",
+            "local 555-1234",
+            "order 123456789",
+            "zip 02134-1234",
+            "10.0.0.256",
+            "01.02.03.04",
+            "Vec::new and std::collections::HashMap",
+            "https://auth.example.com:443/login",
+            r#"{"password": null, "token": true}"#,
+            "mac 00:1A:2B:3C:4D:5E",
+            "0000 0000 0000",
+            "+1 more, 3+4=7",
+            "price 1 234 567",
+            "session_timeout: 30",
+            "password_length: 12",
+            r#"{"className": "x", "discard": "y"}"#,
+            "UUID 123e4567-e89b-12d3-a456-426614174000",
+            "ip-10-0-0-1.ec2.internal",
+            "token: ${{ secrets.GITHUB_TOKEN }}",
+            "password: $DB_PASSWORD",
+            "secret=$(cat /run/secrets/db)",
+        ];
+        let detector = Detector::default();
+        for text in decoys {
+            assert_eq!(detector.find(text), vec![], "decoy {text:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_values_stay_visible() {
+        let detector = Detector::default();
+        let texts = [
+            // AWS documented example key.
+            format!("{}{}", "AKIA", "IOSFODNN7EXAMPLE"),
+            // Luhn-invalid card numbers.
+            "4242 4242 4242 4241".to_string(),
+            "5555555555554445".to_string(),
+            // Impossible SSNs: area 000, 666, 900-999; group 00; serial 0000.
+            "000-12-3456".to_string(),
+            "666-12-3456".to_string(),
+            "900-12-3456".to_string(),
+            "123-00-4567".to_string(),
+            "123-45-0000".to_string(),
+            // IBAN with a bad checksum.
+            "DE88 3704 0044 0532 0130 00".to_string(),
+            "GB83WEST12345698765432".to_string(),
+            "NL91 ABNA 0417 1643 01".to_string(),
+        ];
+        for text in &texts {
+            let (masked, findings) = detector.mask(text);
+            assert!(findings.is_empty(), "{text:?}: {findings:?}");
+            assert_eq!(&masked, text);
+        }
+    }
+
+    #[test]
+    fn card_inside_an_iban_shaped_token() {
+        check_one(
+            "ref AB12 4111 1111 1111 1111",
+            Kind::Card,
+            "4111 1111 1111 1111",
+            "**** **** **** 1111",
+        );
+        check_one(
+            "123 42 4111 1111 1111 1111",
+            Kind::Card,
+            "4111 1111 1111 1111",
+            "**** **** **** 1111",
+        );
+        check_one(
+            "4111 1111 1111 1111 420",
+            Kind::Card,
+            "4111 1111 1111 1111",
+            "**** **** **** 1111",
+        );
+    }
+
+    #[test]
+    fn overlaps_keep_the_specific_finding() {
+        let token = jwt();
+        check_one(
+            &format!("Authorization: Bearer {token}"),
+            Kind::Jwt,
+            &token,
+            "[JWT]",
+        );
+        check_one(&format!("Bearer {token}"), Kind::Jwt, &token, "[JWT]");
+        // The host after the password is not an e-mail.
+        check_one(
+            "postgres://user:pass@example.com/db",
+            Kind::UrlCredentials,
+            "pass",
+            "****",
+        );
+        check_one(
+            "card: 4111 1111 1111 1111",
+            Kind::Card,
+            "4111 1111 1111 1111",
+            "**** **** **** 1111",
+        );
+        let gh = github_token();
+        check_one(
+            &format!("password={gh}"),
+            Kind::GithubToken,
+            &gh,
+            &format!("ghp_{}", stars(36)),
+        );
+        check_one("ssn: 123-45-6789", Kind::Ssn, "123-45-6789", "***-**-6789");
+        check_one(
+            "dob: 1990-01-31",
+            Kind::DateOfBirth,
+            "1990-01-31",
+            "****-**-**",
+        );
+        check_one(
+            "token=bob@example.com/x",
+            Kind::SecretField,
+            "bob@example.com/x",
+            "********",
+        );
+        check_one(
+            "iban: DE89 3704 0044 0532 0130 00",
+            Kind::Iban,
+            "DE89 3704 0044 0532 0130 00",
+            "DE** **** **** **** **30 00",
+        );
+    }
+
+    #[test]
+    fn key_hint_normalisation() {
+        let d = Detector::default();
+        for key in [
+            "password",
+            "apiKey",
+            "API-KEY",
+            "api_key",
+            "x_api_key",
+            "x-api-key",
+            "db_password",
+            "passwordHash",
+            "Authorization",
+            "AUTH_TOKEN",
+            "userSSN",
+            "user_ssn",
+            "client.secret",
+            "Private Key",
+            "credentials",
+            "sessionToken",
+            "card",
+            "IBAN",
+            "pwd",
+        ] {
+            assert!(d.is_secret_key(key), "{key} is a secret key");
+        }
+        for key in [
+            "",
+            "token_type",
+            "tokenizer",
+            "secretary",
+            "author",
+            "className",
+            "discard",
+            "max_tokens",
+            "password_length",
+            "username",
+            "email",
+            "cardinality",
+            "session_id",
+            "oauth_url",
+            "tokenCount",
+        ] {
+            assert!(!d.is_secret_key(key), "{key} is not a secret key");
+        }
+        for key in [
+            "dob",
+            "date_of_birth",
+            "birthdate",
+            "birthday",
+            "birth_date",
+            "customerDOB",
+            "dateOfBirth",
+        ] {
+            assert!(d.is_birth_date_key(key), "{key} is a birth date key");
+        }
+        for key in ["adobe", "birthplace", "date", "updated_at"] {
+            assert!(!d.is_birth_date_key(key), "{key} is not a birth date key");
+        }
+    }
+
+    #[test]
+    fn custom_hints() {
+        let d = Detector::new(&["X-Custom-Key"]);
+        assert!(d.is_secret_key("X_CUSTOM_KEY") && d.is_secret_key("app.xCustomKey"));
+        assert!(!d.is_secret_key("password"));
+        let text = "x-custom-key: abc password=hunter2";
+        let found: Vec<&str> = d.find(text).iter().map(|f| &text[f.start..f.end]).collect();
+        assert_eq!(found, ["abc"]);
+        // Birth dates and AWS secret keys are found whatever the hints.
+        assert_eq!(d.find("dob: 1990-01-31")[0].kind, Kind::DateOfBirth);
+    }
+
+    #[test]
+    fn mask_replaces_findings_in_place() {
+        let d = Detector::default();
+        let text = "mail john@example.com, pwd: hunter2, from 10.1.2.3 — café 4111111111111111";
+        let (masked, findings) = d.mask(text);
+        assert_eq!(
+            masked,
+            "mail j***@e******.com, pwd: ********, from 10.*.*.* — café ************1111"
+        );
+        assert_eq!(findings.len(), 4);
+        assert!(findings.windows(2).all(|w| w[0].end <= w[1].start));
+        assert_eq!(&text[findings[1].start..findings[1].end], "hunter2");
+        assert_eq!(findings[1].detector, "key-hint");
+    }
+
+    #[test]
+    fn non_ascii_text() {
+        let d = Detector::default();
+        let text = "日本語 password=пароль🙂 naïve john@example.com «+44 20 7946 0958»";
+        let found: Vec<(Kind, &str)> = d
+            .find(text)
+            .iter()
+            .map(|f| (f.kind, &text[f.start..f.end]))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (Kind::SecretField, "пароль🙂"),
+                (Kind::Email, "john@example.com"),
+                (Kind::Phone, "+44 20 7946 0958"),
+            ]
+        );
+    }
+
+    /// xorshift64: deterministic generated inputs without a dependency.
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    #[test]
+    fn generated_inputs_never_panic_and_never_leak_planted_values() {
+        let planted = [
+            "john.doe@example.com".to_string(),
+            "4111 1111 1111 1111".to_string(),
+            "123-45-6789".to_string(),
+            "DE89370400440532013000".to_string(),
+            "+1 (555) 123-4567".to_string(),
+            aws_key(),
+            github_token(),
+            stripe_key(),
+            google_key(),
+            slack_token(),
+            jwt(),
+        ];
+        let fragments = [
+            "password=",
+            "\"",
+            "'",
+            "\\",
+            ":",
+            "=",
+            "@",
+            "://",
+            "-",
+            ".",
+            "+",
+            "(",
+            ")",
+            " ",
+            "\n",
+            "\t",
+            ",",
+            "&",
+            "é",
+            "日本語",
+            "🙂",
+            "\u{a0}",
+            "\u{0}",
+            "ß",
+            "Ω",
+            "a",
+            "Z",
+            "0",
+            "7",
+            "42",
+            "deadbeef",
+            "::",
+            "Bearer ",
+            "token: ",
+            "\"apiKey\":\"",
+            "dob: ",
+            "1990-01-31",
+            concat!("-----BEGIN RSA PRIVATE", " KEY-----"),
+            concat!("-----END RSA PRIVATE", " KEY-----"),
+            "https://u:p@",
+            "eyJ",
+            "AKIA",
+            "ghp_",
+            "10.0.0.",
+            "fe80::",
+            "DE89 ",
+            "{",
+            "}",
+        ];
+        let d = Detector::default();
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        for round in 0..3000 {
+            let mut text = String::new();
+            let mut planted_here = Vec::new();
+            for _ in 0..rng.below(40) {
+                if rng.below(8) == 0 {
+                    let value = &planted[rng.below(planted.len())];
+                    text.push(' ');
+                    text.push_str(value);
+                    text.push(' ');
+                    planted_here.push(value);
+                } else {
+                    text.push_str(fragments[rng.below(fragments.len())]);
+                }
+            }
+            let (masked, findings) = d.mask(&text);
+            let mut last_end = 0;
+            for f in &findings {
+                assert!(f.start >= last_end && f.start < f.end && f.end <= text.len());
+                assert!(text.is_char_boundary(f.start) && text.is_char_boundary(f.end));
+                last_end = f.end;
+            }
+            for value in planted_here {
+                assert!(
+                    !masked.contains(value.as_str()),
+                    "round {round}: {value:?} leaked from {text:?} as {masked:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn masks_never_echo_the_raw_value() {
+        let kinds = [
+            Kind::Email,
+            Kind::Phone,
+            Kind::Card,
+            Kind::Ssn,
+            Kind::Iban,
+            Kind::Ipv4,
+            Kind::Ipv6,
+            Kind::DateOfBirth,
+            Kind::AwsAccessKey,
+            Kind::AwsSecretKey,
+            Kind::GithubToken,
+            Kind::SlackToken,
+            Kind::SlackWebhook,
+            Kind::StripeKey,
+            Kind::GoogleApiKey,
+            Kind::Jwt,
+            Kind::PrivateKey,
+            Kind::UrlCredentials,
+            Kind::BearerToken,
+            Kind::SecretField,
+        ];
+        let alphabet: Vec<char> = "ab1Z9 -.@:/+_()é日🙂".chars().collect();
+        let mut rng = Rng(7);
+        for _ in 0..2000 {
+            let raw: String = (0..rng.below(30))
+                .map(|_| alphabet[rng.below(alphabet.len())])
+                .collect();
+            for kind in kinds {
+                let masked = mask(kind, &raw);
+                if raw.chars().filter(|c| c.is_alphanumeric()).count() >= 8 {
+                    assert_ne!(masked, raw, "{kind:?} {raw:?}");
+                }
+            }
+        }
+        for kind in kinds {
+            for raw in [
+                "", "a", "@", "+", "::", "ghp_", "AKIA", "sk_live_", "x@y", "1.2",
+            ] {
+                let _ = mask(kind, raw);
+            }
+        }
+    }
+}
