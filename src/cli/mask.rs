@@ -91,10 +91,19 @@ fn mask_text_stream(
     loop {
         chunk.clear();
         let mut eof = false;
-        while chunk.len() < CHUNK || (open_block(&chunk) && chunk.len() < CHUNK + MAX_BLOCK) {
+        // PEM markers start lines: count them as lines arrive, so a block is never split.
+        let mut open_blocks = 0i64;
+        while chunk.len() < CHUNK || (open_blocks > 0 && chunk.len() < CHUNK + MAX_BLOCK) {
+            let start = chunk.len();
             if reader.read_until(b'\n', &mut chunk)? == 0 {
                 eof = true;
                 break;
+            }
+            let line = chunk[start..].trim_ascii_start();
+            if line.starts_with(b"-----BEGIN ") {
+                open_blocks += 1;
+            } else if line.starts_with(b"-----END ") {
+                open_blocks -= 1;
             }
         }
         if chunk.is_empty() {
@@ -131,10 +140,4 @@ fn mask_text_stream(
             return Ok(());
         }
     }
-}
-
-/// Whether the chunk ends inside a PEM block (more BEGIN than END markers).
-fn open_block(chunk: &[u8]) -> bool {
-    let count = |needle: &[u8]| chunk.windows(needle.len()).filter(|w| *w == needle).count();
-    chunk.len() >= CHUNK && count(b"-----BEGIN ") > count(b"-----END ")
 }
