@@ -33,21 +33,12 @@ impl Engine {
         let mut doc = self.status_document(&row, &reviews)?;
         self.add_refusals(&mut doc, id).await?;
         let submission = self.submission_of(&row)?;
-        let payload = self.masker.mask_json(&submission.payload);
-        let (justification, justification_findings) =
-            self.masker.mask_text(&submission.justification);
-        doc["justification"] = json!(justification);
-        doc["masking"] = json!({
-            "summary": crate::mask::summary(
-                payload
-                    .findings
-                    .iter()
-                    .map(|f| f.kind)
-                    .chain(justification_findings.iter().map(|f| f.kind.as_str())),
-            ),
-            "findings": payload.findings,
-        });
-        doc["payload"] = payload.value;
+        let masked = self
+            .masker
+            .mask_request(&submission.payload, &submission.justification);
+        doc["justification"] = json!(masked.justification);
+        doc["masking"] = json!({ "summary": masked.summary, "findings": masked.findings });
+        doc["payload"] = masked.payload;
         doc["changes"] = json!(
             submission
                 .changes

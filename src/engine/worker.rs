@@ -113,16 +113,9 @@ impl Engine {
         let id = row.request_id();
         let agent = AgentId::parse(&row.agent_id).expect("stored agent ids are valid");
         let submission = self.submission_of(row)?;
-        let payload = self.masker.mask_json(&submission.payload);
-        let (justification, justification_findings) =
-            self.masker.mask_text(&submission.justification);
-        let masking = crate::mask::summary(
-            payload
-                .findings
-                .iter()
-                .map(|f| f.kind)
-                .chain(justification_findings.iter().map(|f| f.kind.as_str())),
-        );
+        let masked = self
+            .masker
+            .mask_request(&submission.payload, &submission.justification);
         let digest = stored_digest(row);
         let evaluation = row.evaluation()?;
         let auto_approved_by = evaluation
@@ -139,9 +132,9 @@ impl Engine {
                 action: &submission.action,
                 resource: &submission.resource,
                 environment: &submission.environment,
-                justification: &justification,
-                payload: &payload.value,
-                masking: &masking,
+                justification: &masked.justification,
+                payload: &masked.payload,
+                masking: &masked.summary,
                 changes: &submission.changes,
                 digest: &digest,
                 created_at_ms: row.created_at,

@@ -61,6 +61,17 @@ pub struct MaskedJson {
     pub findings: Vec<JsonFinding>,
 }
 
+/// A request's payload and justification, masked, with findings relative to the request
+/// (`/payload/...`, `/justification`).
+#[derive(Debug, Clone)]
+pub struct MaskedRequest {
+    pub payload: Value,
+    pub justification: String,
+    pub findings: Vec<JsonFinding>,
+    /// "2 emails, 1 secret field masked".
+    pub summary: String,
+}
+
 /// Applies the detectors to text and JSON. Cheap to share (`Arc`).
 pub struct Masker {
     detector: Detector,
@@ -130,6 +141,26 @@ impl Masker {
     /// Masked text only.
     pub fn text(&self, text: &str) -> String {
         self.mask_text(text).0
+    }
+
+    /// Masks what a request carries for humans: its payload and justification.
+    pub fn mask_request(&self, payload: &Value, justification: &str) -> MaskedRequest {
+        let mut pointer = String::from("/payload");
+        let mut findings = Vec::new();
+        let payload = self.walk(payload, &mut pointer, &mut findings);
+        let (justification, found) = self.mask_text(justification);
+        findings.extend(
+            found
+                .into_iter()
+                .map(|f| finding(f.kind, "/justification", Some([f.start, f.end]), f.detector)),
+        );
+        let summary = summary(findings.iter().map(|f| f.kind));
+        MaskedRequest {
+            payload,
+            justification,
+            findings,
+            summary,
+        }
     }
 
     /// Masks a JSON document at any depth.
@@ -323,6 +354,19 @@ mod tests {
         assert!(tag.starts_with("<email:") && b.ends_with(tag), "{a} / {b}");
         let other = Masker::new(None, Some(b"other-key".to_vec()));
         assert_ne!(other.text("ann@example.com"), tag);
+    }
+
+    #[test]
+    fn a_request_is_masked_with_pointers_relative_to_it() {
+        let m = Masker::default();
+        let r = m.mask_request(
+            &json!({"to": "ann@example.com"}),
+            "ask bob@example.org first",
+        );
+        assert!(!r.justification.contains("bob@example.org"));
+        let pointers: Vec<&str> = r.findings.iter().map(|f| f.pointer.as_str()).collect();
+        assert_eq!(pointers, ["/payload/to", "/justification"]);
+        assert_eq!(r.summary, "2 emails masked");
     }
 
     #[test]
