@@ -441,9 +441,6 @@ fn load_reviewers(entries: &[ReviewerEntry]) -> Result<Vec<Reviewer>, ConfigErro
     Ok(out)
 }
 
-/// Minimum key length, re-exported for messages.
-pub const MIN_AGENT_KEY_BYTES: usize = MIN_KEY_BYTES;
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,8 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore as _;
 use std::fmt;
+use std::io::Write as _;
+use std::path::Path;
 use zeroize::Zeroizing;
 
 const PREFIX: &str = "xc1:";
@@ -94,24 +96,7 @@ impl Vault {
 
     /// Loads the key from `path`, creating it (mode 0600, directory 0700) on first use.
     pub fn load_or_create(path: &std::path::Path) -> anyhow::Result<Vault> {
-        if !path.exists() {
-            if let Some(dir) = path.parent() {
-                crate::store::create_private_dir(dir)?;
-            }
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options
-                .open(path)
-                .with_context(|| format!("cannot create payload key {}", path.display()))?;
-            std::io::Write::write_all(&mut file, Vault::new_key_hex().as_bytes())?;
-            file.sync_all()?;
-        }
-        let text = Zeroizing::new(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read payload key {}", path.display()))?,
-        );
+        let text = Zeroizing::new(read_or_create(path, Vault::new_key_hex)?);
         Vault::from_hex(&text).with_context(|| format!("payload key {}", path.display()))
     }
 
@@ -119,6 +104,36 @@ impl Vault {
     pub fn is_sealed(stored: &str) -> bool {
         stored.starts_with(PREFIX)
     }
+}
+
+/// Writes a secret to a new file readable only by its owner (directory created 0700).
+pub fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::store::create_private_dir(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))?;
+    file.write_all(secret.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Reads a secret file if it exists, or creates it with `make()`.
+pub fn read_or_create(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<String> {
+    if path.exists() {
+        let bytes = crate::config::read_secret_file(path).map_err(anyhow::Error::msg)?;
+        return String::from_utf8(bytes)
+            .with_context(|| format!("{} is not UTF-8", path.display()));
+    }
+    let secret = make();
+    write_secret(path, &secret)?;
+    Ok(secret)
 }
 
 #[cfg(test)]

@@ -18,19 +18,9 @@ async fn pending_requests_survive_a_restart_and_can_be_decided_after() {
     let after = h.agent_a().status(&id).await.unwrap().body;
     assert_eq!(after["state"], "pending_review");
     assert_eq!(after["digest"], before["digest"]);
-    assert_eq!(
-        after["review"],
-        before["review"]
-            .clone()
-            .as_object()
-            .map(|_| {
-                // The review URL names the server's address, which changes with the port.
-                let mut r = before["review"].clone();
-                r["url"] = after["review"]["url"].clone();
-                r
-            })
-            .unwrap()
-    );
+    // The review URL names the server's address, which changes with the port.
+    assert!(after["review"]["reference"].is_string());
+    assert_eq!(after["review"]["reference"], before["review"]["reference"]);
     assert_eq!(
         h.reviewer(BOB)
             .review(&id, "approve", None)

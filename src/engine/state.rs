@@ -64,11 +64,6 @@ impl State {
                 | (Executing, Succeeded | Failed)
         )
     }
-
-    /// A decision has been reached; the forge should show it.
-    pub fn is_decided(self) -> bool {
-        !matches!(self, State::Received | State::PendingReview)
-    }
 }
 
 impl std::fmt::Display for State {

@@ -88,6 +88,30 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in declaration order.
+    pub const ALL: [Kind; 20] = [
+        Kind::Email,
+        Kind::Phone,
+        Kind::Card,
+        Kind::Ssn,
+        Kind::Iban,
+        Kind::Ipv4,
+        Kind::Ipv6,
+        Kind::DateOfBirth,
+        Kind::AwsAccessKey,
+        Kind::AwsSecretKey,
+        Kind::GithubToken,
+        Kind::SlackToken,
+        Kind::SlackWebhook,
+        Kind::StripeKey,
+        Kind::GoogleApiKey,
+        Kind::Jwt,
+        Kind::PrivateKey,
+        Kind::UrlCredentials,
+        Kind::BearerToken,
+        Kind::SecretField,
+    ];
+
     /// The stable snake_case name of the kind.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -180,8 +204,9 @@ pub struct Finding {
     pub detector: &'static str,
 }
 
-/// The built-in secret key hints.
-const DEFAULT_HINTS: &[&str] = &[
+/// Key names whose values are masked whatever they look like (matched case- and
+/// separator-insensitively, as substrings: `db_password`, `X-API-KEY`). Configurable.
+pub const DEFAULT_HINTS: &[&str] = &[
     "password",
     "passwd",
     "pwd",
@@ -1204,7 +1229,7 @@ fn is_email_shape(s: &str) -> bool {
         && tld.bytes().all(|c| c.is_ascii_alphabetic())
 }
 
-fn luhn(digits: &[u8]) -> bool {
+pub(super) fn luhn(digits: &[u8]) -> bool {
     let sum: u32 = digits
         .iter()
         .rev()
@@ -1383,7 +1408,7 @@ fn iban_end(text: &str, start: usize, end: usize) -> Option<usize> {
     }
 }
 
-fn iban_ok(s: &str) -> bool {
+pub(super) fn iban_ok(s: &str) -> bool {
     let compact: Vec<u8> = s.bytes().filter(|&c| c != b' ').collect();
     if !(15..=34).contains(&compact.len()) {
         return false;

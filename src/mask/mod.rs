@@ -8,7 +8,7 @@
 pub mod corpus;
 pub mod detect;
 
-pub use detect::{Detector, Finding, Kind};
+pub use detect::{DEFAULT_HINTS, Detector, Finding, Kind};
 
 use hmac::{Hmac, Mac};
 use serde::Serialize;
@@ -16,27 +16,6 @@ use serde_json::{Map, Value};
 use sha2::Sha256;
 use std::collections::BTreeMap;
 use zeroize::Zeroizing;
-
-/// Key names whose values are masked whatever they look like (matched case- and
-/// separator-insensitively, as substrings: `db_password`, `X-API-KEY`). Configurable.
-pub const DEFAULT_HINTS: &[&str] = &[
-    "password",
-    "passwd",
-    "pwd",
-    "secret",
-    "token",
-    "api_key",
-    "apikey",
-    "private_key",
-    "credential",
-    "ssn",
-    "card",
-    "iban",
-    "dob",
-    "access_key",
-    "auth",
-    "session",
-];
 
 /// What a secret-hinted value becomes: fixed length, so nothing about it leaks.
 pub const SECRET_MASK: &str = "********";

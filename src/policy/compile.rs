@@ -170,7 +170,6 @@ pub(super) fn compile(
     Ok(Policy {
         commit: commit.to_owned(),
         codeowners,
-        defaults: policy.defaults,
         rules,
         agents,
     })
@@ -337,7 +336,6 @@ fn compile_agents(
             AgentPolicy {
                 owners: owners.into_iter().collect(),
                 allowed,
-                allowed_patterns: entry.allowed.iter().map(|p| p.get_ref().clone()).collect(),
             },
         );
     }

@@ -31,7 +31,6 @@ const DEFAULT_RISK: Risk = Risk::Medium;
 pub struct Policy {
     pub commit: String,
     codeowners: Codeowners,
-    defaults: Settings,
     /// Per rule (same index as the CODEOWNERS rules): everything evaluation needs, resolved once
     /// per policy commit.
     rules: Vec<RuleInfo>,
@@ -57,7 +56,6 @@ pub struct AgentPolicy {
     /// Human owners, teams expanded: never eligible to approve the agent's requests.
     pub owners: Vec<String>,
     allowed: globset::GlobSet,
-    pub allowed_patterns: Vec<String>,
 }
 
 /// The subjects a request is judged by: each changed path for `change`,
@@ -251,11 +249,6 @@ impl Policy {
             risk: info.settings.risk.unwrap_or(DEFAULT_RISK),
             auto_approve: info.settings.auto_approve.unwrap_or(false),
         }
-    }
-
-    /// The settings that apply when nothing more specific is set.
-    pub fn defaults(&self) -> &Settings {
-        &self.defaults
     }
 }
 
