@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod forge;
+pub mod ledger;
 pub mod mask;
 pub mod policy;
 pub mod request;

@@ -1,0 +1,15 @@
+//! The audit ledger: every lifecycle event as an append-only, hash-chained, signed entry on a
+//! dedicated branch of the GitOps repository, readable by auditors with plain git.
+//!
+//! Entries are written to the database in the transaction of the state change that causes
+//! them (the store's `ledger` table, an outbox); [`writer`] commits them to git in order,
+//! grouping those that arrive together. `docs/LEDGER.md` (also the branch's README) describes
+//! the format for auditors.
+
+pub mod entry;
+pub mod git;
+pub mod sign;
+
+pub use entry::{Draft, GENESIS, Sealed};
+pub use git::{DEFAULT_BRANCH, LedgerRepo};
+pub use sign::{AllowedSigners, Signer};
