@@ -44,6 +44,21 @@ pub struct FileConfig {
     pub payload_key: Option<KeySource>,
     #[serde(default)]
     pub masking: MaskingFile,
+    #[serde(default)]
+    pub ledger: LedgerFile,
+}
+
+/// `[ledger]`: where the audit ledger goes and which key signs it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerFile {
+    /// The ledger branch of the GitOps repository [default: countersign/ledger].
+    pub branch: Option<String>,
+    /// The OpenSSH Ed25519 key signing ledger commits [default: <data_dir>/keys/ledger_ed25519,
+    /// created on first run].
+    pub key_file: Option<PathBuf>,
+    /// The committer e-mail and allowed-signers principal [default: countersign@localhost].
+    pub signer: Option<String>,
 }
 
 /// `[masking]`: what counts as a secret key name, and optional pseudonyms.
@@ -180,6 +195,7 @@ pub struct ServeOverrides {
     pub request_ttl: Option<Duration>,
     pub sweep_interval: Option<Duration>,
     pub sqlite_synchronous: Option<String>,
+    pub ledger_branch: Option<String>,
 }
 
 /// The validated server configuration.
@@ -205,6 +221,10 @@ pub struct ServerConfig {
     /// Secret key names for masking; `None` = built-in list.
     pub mask_hints: Option<Vec<String>>,
     pub pseudonym_key: Option<Vec<u8>>,
+    pub ledger_branch: String,
+    /// `None` = `<data_dir>/keys/ledger_ed25519`.
+    pub ledger_key_file: Option<PathBuf>,
+    pub ledger_signer: String,
 }
 
 impl ServerConfig {
@@ -226,6 +246,9 @@ impl ServerConfig {
             payload_key: None,
             mask_hints: None,
             pseudonym_key: None,
+            ledger_branch: crate::ledger::DEFAULT_BRANCH.into(),
+            ledger_key_file: None,
+            ledger_signer: "countersign@localhost".into(),
         }
     }
 
@@ -245,9 +268,27 @@ impl ServerConfig {
         if let Some(b) = over.base_branch.or(file.base_branch) {
             c.base_branch = b;
         }
-        if c.base_branch.is_empty() || c.base_branch.contains(['~', '^', ':', ' ', '\\', '*', '?'])
-        {
+        if !valid_branch(&c.base_branch) {
             return Err(bad("base_branch", "must be a valid branch name"));
+        }
+        if let Some(b) = over.ledger_branch.or(file.ledger.branch) {
+            c.ledger_branch = b;
+        }
+        if !valid_branch(&c.ledger_branch) {
+            return Err(bad("ledger.branch", "must be a valid branch name"));
+        }
+        if c.ledger_branch == c.base_branch {
+            return Err(bad("ledger.branch", "must differ from the base branch"));
+        }
+        c.ledger_key_file = file.ledger.key_file;
+        if let Some(signer) = file.ledger.signer {
+            if signer.is_empty() || signer.contains(char::is_whitespace) {
+                return Err(bad(
+                    "ledger.signer",
+                    "must be one word, such as an e-mail address",
+                ));
+            }
+            c.ledger_signer = signer;
         }
         if let Some(url) = over.public_url.or(file.public_url) {
             let parsed =
@@ -320,6 +361,17 @@ impl ServerConfig {
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("countersign.db")
     }
+
+    /// The key signing ledger commits.
+    pub fn ledger_key_path(&self) -> PathBuf {
+        self.ledger_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("keys").join("ledger_ed25519"))
+    }
+}
+
+fn valid_branch(name: &str) -> bool {
+    crate::ledger::git::is_valid_branch(name)
 }
 
 /// Resolved `[masking]`: secret key names (`None` = built-in list) and the pseudonym key.

@@ -6,6 +6,7 @@ use crate::config::LogFormat;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tracing_subscriber::EnvFilter;
@@ -51,6 +52,11 @@ pub struct Metrics {
     pub http_duration: Family<RouteLabels, Histogram>,
     pub intake: Family<OutcomeLabels, Counter>,
     pub reviews: Family<OutcomeLabels, Counter>,
+    ledger_committed_seq: Gauge,
+    ledger_pending: Gauge,
+    ledger_commits: Counter,
+    ledger_entries: Counter,
+    ledger_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -86,12 +92,62 @@ impl Metrics {
             intake.clone(),
         );
         registry.register("reviews", "Review submissions by outcome", reviews.clone());
-        Self {
+        let metrics = Self {
             registry,
             http_requests,
             http_duration,
             intake,
             reviews,
+            ledger_committed_seq: Gauge::default(),
+            ledger_pending: Gauge::default(),
+            ledger_commits: Counter::default(),
+            ledger_entries: Counter::default(),
+            ledger_failures: Counter::default(),
+        };
+        let mut registry = metrics.registry;
+        registry.register(
+            "ledger_committed_seq",
+            "The last ledger entry on the ledger branch",
+            metrics.ledger_committed_seq.clone(),
+        );
+        registry.register(
+            "ledger_pending_entries",
+            "Ledger entries in the database not yet on the ledger branch",
+            metrics.ledger_pending.clone(),
+        );
+        registry.register(
+            "ledger_commits",
+            "Commits made to the ledger branch",
+            metrics.ledger_commits.clone(),
+        );
+        registry.register(
+            "ledger_entries",
+            "Entries committed to the ledger branch",
+            metrics.ledger_entries.clone(),
+        );
+        registry.register(
+            "ledger_failures",
+            "Failed attempts to write the ledger branch",
+            metrics.ledger_failures.clone(),
+        );
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// Brings the ledger metrics up to date with the writer's status.
+    pub fn observe_ledger(&self, status: &crate::ledger::LedgerStatus, db_last_seq: i64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let committed = status.committed_seq.load(Relaxed);
+        self.ledger_committed_seq.set(committed);
+        self.ledger_pending.set((db_last_seq - committed).max(0));
+        for (counter, total) in [
+            (&self.ledger_commits, status.commits.load(Relaxed)),
+            (&self.ledger_entries, status.entries.load(Relaxed)),
+            (&self.ledger_failures, status.failures.load(Relaxed)),
+        ] {
+            counter.inc_by(total.saturating_sub(counter.get()));
         }
     }
 

@@ -185,7 +185,7 @@ async fn the_bot_identity_and_agents_can_never_approve() {
 }
 
 #[tokio::test]
-async fn requests_outside_the_agents_scope_or_uncovered_are_refused_and_store_nothing() {
+async fn requests_outside_the_agents_scope_or_uncovered_are_refused_and_only_audited() {
     let h = Harness::start().await;
     let cases = [
         (
@@ -222,9 +222,24 @@ async fn requests_outside_the_agents_scope_or_uncovered_are_refused_and_store_no
             "{answer}"
         );
     }
+    // No request, event or review; each refusal is remembered only as a used signature and
+    // an `intake_refused` ledger entry (the audit trail of what agents tried).
     let (rows, refs) = h.stored().await;
-    assert!(rows.iter().all(|(_, n)| *n == 0), "{rows:?}");
+    for (table, n) in &rows {
+        let expected = if matches!(*table, "seen_signatures" | "ledger") {
+            3
+        } else {
+            0
+        };
+        assert_eq!(*n, expected, "{table}: {rows:?}");
+    }
     assert_eq!(refs, 1);
+    let refused = h.ledger_synced().await;
+    let reasons: Vec<_> = refused
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["out_of_scope", "policy_denied", "policy_denied"]);
 }
 
 #[tokio::test]

@@ -145,6 +145,9 @@ pub struct ServeArgs {
     /// SQLite durability: normal (survives process crashes) or full (also power loss) [default: normal].
     #[arg(long, env = "COUNTERSIGN_SQLITE_SYNCHRONOUS", value_name = "MODE")]
     pub sqlite_synchronous: Option<String>,
+    /// Branch of the GitOps repository holding the audit ledger [default: countersign/ledger].
+    #[arg(long, env = "COUNTERSIGN_LEDGER_BRANCH", value_name = "BRANCH")]
+    pub ledger_branch: Option<String>,
 }
 
 impl ServeArgs {
@@ -160,6 +163,7 @@ impl ServeArgs {
             request_ttl: self.request_ttl,
             sweep_interval: self.sweep_interval,
             sqlite_synchronous: self.sqlite_synchronous.clone(),
+            ledger_branch: self.ledger_branch.clone(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! reviews on the forge and shows decisions there. All state lives in the [`Store`]; this module
 //! decides which transitions happen and in what order.
 
+mod audit;
 mod policy_source;
 mod review;
 mod state;
@@ -21,6 +22,7 @@ use crate::store::{InsertOutcome, NewRequest, Store};
 use crate::time;
 use crate::vault::Vault;
 use anyhow::Context as _;
+use audit::policy_decision_fields;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
@@ -174,20 +176,23 @@ impl Engine {
             ))
         })?;
         let subjects = crate::policy::subjects(&intake.submission);
-        policy
-            .check_scope(intake.agent.as_str(), &subjects)
-            .map_err(SubmitError::OutOfScope)?;
+        let id = RequestId::generate();
+        if let Err(why) = policy.check_scope(intake.agent.as_str(), &subjects) {
+            self.record_refusal(&intake, &id, "out_of_scope", &why, &loaded.commit)
+                .await;
+            return Err(SubmitError::OutOfScope(why));
+        }
         let evaluation = policy.evaluate(
             intake.agent.as_str(),
             &intake.submission.environment,
             &subjects,
         );
         if evaluation.outcome == Outcome::Deny {
-            return Err(SubmitError::PolicyDenied(
-                evaluation.reason.clone().unwrap_or_default(),
-            ));
+            let why = evaluation.reason.clone().unwrap_or_default();
+            self.record_refusal(&intake, &id, "policy_denied", &why, &loaded.commit)
+                .await;
+            return Err(SubmitError::PolicyDenied(why));
         }
-        let id = RequestId::generate();
         let now = time::now_ms();
         let ttl = evaluation
             .expires_after_secs
@@ -235,6 +240,8 @@ impl Engine {
                     .saturating_add(skew_ms),
                 idempotency: intake.idempotency_key.map(|k| (k.to_owned(), fingerprint)),
                 response: response.to_string(),
+                received: self.received_fields(&intake, &digest),
+                policy_decision: policy_decision_fields(&evaluation),
                 policy_commit: evaluation.policy_commit.clone(),
                 evaluation_json: serde_json::to_string(&evaluation).map_err(anyhow::Error::from)?,
             })

@@ -54,11 +54,11 @@ impl LedgerRepo {
     pub fn open(repo_path: &Path, branch: &str, signer: Signer) -> anyhow::Result<LedgerRepo> {
         let repo = Repository::open(repo_path)
             .with_context(|| format!("cannot open git repository {}", repo_path.display()))?;
-        let refname = format!("refs/heads/{branch}");
         anyhow::ensure!(
-            git2::Reference::is_valid_name(&refname),
+            is_valid_branch(branch),
             "`{branch}` is not a valid branch name"
         );
+        let refname = format!("refs/heads/{branch}");
         let mut ledger = LedgerRepo {
             repo,
             refname,
@@ -255,6 +255,11 @@ impl LedgerRepo {
 fn flush(written: &mut Vec<(String, Vec<u8>)>, segment: &Segment) {
     written.retain(|(p, _)| p != &segment.path);
     written.push((segment.path.clone(), segment.content.clone()));
+}
+
+/// Whether `name` can be a branch (`refs/heads/<name>` is a valid reference name).
+pub fn is_valid_branch(name: &str) -> bool {
+    git2::Reference::is_valid_name(&format!("refs/heads/{name}"))
 }
 
 /// `yyyy/mm/dd` of an instant, in UTC.

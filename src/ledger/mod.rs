@@ -9,7 +9,9 @@
 pub mod entry;
 pub mod git;
 pub mod sign;
+pub mod writer;
 
 pub use entry::{Draft, GENESIS, Sealed};
 pub use git::{DEFAULT_BRANCH, LedgerRepo};
 pub use sign::{AllowedSigners, Signer};
+pub use writer::{LedgerStatus, LedgerWriter};

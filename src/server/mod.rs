@@ -12,6 +12,7 @@ pub use error::ApiError;
 use crate::config::{ServerConfig, Synchronous};
 use crate::engine::Engine;
 use crate::forge::{Forge, LocalForge};
+use crate::ledger::{LedgerStatus, LedgerWriter, Signer};
 use crate::mask::Masker;
 use crate::store::Store;
 use crate::telemetry::{HttpLabels, Metrics, RouteLabels};
@@ -34,6 +35,7 @@ use tokio::task::JoinHandle;
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
+    pub ledger: Arc<LedgerStatus>,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
 }
@@ -93,7 +95,8 @@ async fn readyz(State(app): State<AppState>) -> Response {
         Ok(()) => json!({ "ok": true }),
         Err(e) => json!({ "ok": false, "error": e }),
     };
-    let ready = database.is_ok() && forge.is_ok();
+    let ledger = ledger_state(&app).await;
+    let ready = database.is_ok() && forge.is_ok() && ledger["ok"] == true;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -103,11 +106,35 @@ async fn readyz(State(app): State<AppState>) -> Response {
         "status": if ready { "ready" } else { "not_ready" },
         "database": check(&database),
         "repository": check(&forge),
+        "ledger": ledger,
     });
     (status, Json(body)).into_response()
 }
 
+/// How far the ledger writer got, and whether it is failing.
+async fn ledger_state(app: &AppState) -> serde_json::Value {
+    let committed = app
+        .ledger
+        .committed_seq
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let last = app
+        .engine
+        .store()
+        .ledger_last_seq()
+        .await
+        .unwrap_or(committed);
+    match app.ledger.error() {
+        None => json!({ "ok": true, "committed_seq": committed, "pending": last - committed }),
+        Some(e) => {
+            json!({ "ok": false, "committed_seq": committed, "pending": last - committed, "error": e })
+        }
+    }
+}
+
 async fn metrics(State(app): State<AppState>) -> Response {
+    if let Ok(last) = app.engine.store().ledger_last_seq().await {
+        app.metrics.observe_ledger(&app.ledger, last);
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -130,6 +157,8 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
     background: JoinHandle<()>,
+    ledger_shutdown: watch::Sender<bool>,
+    ledger: JoinHandle<()>,
 }
 
 impl Server {
@@ -137,7 +166,12 @@ impl Server {
     /// and starts serving and the background workers.
     pub async fn start(config: &ServerConfig) -> anyhow::Result<Self> {
         crate::store::create_private_dir(&config.data_dir)?;
-        let store = Store::open(&config.database_path(), config.synchronous).await?;
+        let masker = Arc::new(Masker::new(
+            config.mask_hints.as_deref(),
+            config.pseudonym_key.clone(),
+        ));
+        let store =
+            Store::open(&config.database_path(), config.synchronous, masker.clone()).await?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -153,14 +187,20 @@ impl Server {
             &public_url,
             config.synchronous == Synchronous::Full,
         )?);
+        let signer = Signer::load_or_create(&config.ledger_key_path(), &config.ledger_signer)?;
+        let ledger = LedgerWriter::open(
+            store.clone(),
+            &config.repo_path(),
+            &config.ledger_branch,
+            signer,
+        )
+        .await
+        .context("cannot start the audit ledger")?;
+        let ledger_status = ledger.status();
         let vault = match &config.payload_key {
             Some(hex_key) => Vault::from_hex(hex_key)?,
             None => Vault::load_or_create(&config.data_dir.join("keys").join("payload.key"))?,
         };
-        let masker = Arc::new(Masker::new(
-            config.mask_hints.as_deref(),
-            config.pseudonym_key.clone(),
-        ));
         let engine = Engine::new(
             store,
             forge.clone() as Arc<dyn Forge>,
@@ -174,6 +214,7 @@ impl Server {
             .context("cannot read the policy from the base branch")?;
         let state = AppState {
             engine: engine.clone(),
+            ledger: ledger_status,
             metrics: Arc::new(Metrics::new()),
             max_body_bytes: config.max_body_bytes,
         };
@@ -188,6 +229,9 @@ impl Server {
                 .await
         });
         let background = tokio::spawn(engine.clone().run_background(rx));
+        // The ledger writer stops last, after the engine's final writes.
+        let (ledger_shutdown, ledger_rx) = watch::channel(false);
+        let ledger = tokio::spawn(ledger.run(ledger_rx));
         tracing::info!(listen = %addr, data_dir = %config.data_dir.display(), repo = %config.repo_path().display(), "countersign serving");
         Ok(Self {
             addr,
@@ -196,6 +240,8 @@ impl Server {
             shutdown,
             http,
             background,
+            ledger_shutdown,
+            ledger,
         })
     }
 
@@ -212,6 +258,8 @@ impl Server {
             .context("http task panicked")?
             .context("http server failed")?;
         self.background.await.context("background task panicked")?;
+        let _ = self.ledger_shutdown.send(true);
+        self.ledger.await.context("ledger task panicked")?;
         self.engine.store().close().await;
         Ok(())
     }

@@ -5,7 +5,10 @@
 
 use super::{InsertOutcome, NewRequest, insert_event, is_unique_violation};
 use crate::engine::State;
+use crate::mask::Masker;
+use serde_json::Value;
 use sqlx::{Acquire as _, Sqlite, SqlitePool, Transaction};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 const MAX_BATCH: usize = 128;
@@ -16,16 +19,16 @@ pub(super) struct Job {
     pub reply: oneshot::Sender<anyhow::Result<InsertOutcome>>,
 }
 
-pub(super) fn spawn_writer(pool: SqlitePool) -> mpsc::Sender<Job> {
+pub(super) fn spawn_writer(pool: SqlitePool, masker: Arc<Masker>) -> mpsc::Sender<Job> {
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(pool, rx));
+    tokio::spawn(run(pool, masker, rx));
     tx
 }
 
-async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Job>) {
+async fn run(pool: SqlitePool, masker: Arc<Masker>, mut rx: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match store_batch(&pool, &batch).await {
+        match store_batch(&pool, &masker, &batch).await {
             Ok(outcomes) => {
                 for (job, outcome) in batch.drain(..).zip(outcomes) {
                     let _ = job.reply.send(Ok(outcome));
@@ -44,12 +47,16 @@ async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-async fn store_batch(pool: &SqlitePool, jobs: &[Job]) -> anyhow::Result<Vec<InsertOutcome>> {
+async fn store_batch(
+    pool: &SqlitePool,
+    masker: &Masker,
+    jobs: &[Job],
+) -> anyhow::Result<Vec<InsertOutcome>> {
     let mut tx = pool.begin().await?;
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
         let mut savepoint = tx.begin().await?;
-        let outcome = store_one(&mut savepoint, &job.new).await?;
+        let outcome = store_one(&mut savepoint, masker, &job.new).await?;
         if matches!(outcome, InsertOutcome::Inserted) {
             savepoint.commit().await?;
         } else {
@@ -63,6 +70,7 @@ async fn store_batch(pool: &SqlitePool, jobs: &[Job]) -> anyhow::Result<Vec<Inse
 
 async fn store_one(
     tx: &mut Transaction<'_, Sqlite>,
+    masker: &Masker,
     new: &NewRequest,
 ) -> anyhow::Result<InsertOutcome> {
     if let Some((key, fingerprint)) = &new.idempotency {
@@ -115,18 +123,27 @@ async fn store_one(
     .bind(&new.evaluation_json)
     .execute(&mut **tx)
     .await?;
-    let detail = serde_json::json!({
-        "digest": new.digest.as_str(),
-        "policy_commit": new.policy_commit,
-    });
     insert_event(
         tx,
+        masker,
         new.id.as_str(),
         "received",
         None,
         Some(State::Received),
         new.agent.as_str(),
-        &detail,
+        &Value::Object(new.received.clone()),
+        new.now_ms,
+    )
+    .await?;
+    insert_event(
+        tx,
+        masker,
+        new.id.as_str(),
+        "policy_decision",
+        None,
+        None,
+        "policy",
+        &Value::Object(new.policy_decision.clone()),
         new.now_ms,
     )
     .await?;

@@ -4,15 +4,18 @@
 
 use crate::config::Synchronous;
 use crate::engine::State;
+use crate::mask::Masker;
 use crate::request::{AgentId, Digest, RequestId};
 use anyhow::Context as _;
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{FromRow, SqlitePool};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 mod intake;
+mod ledger;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -21,6 +24,8 @@ pub struct Store {
     writer: SqlitePool,
     reader: SqlitePool,
     intake: tokio::sync::mpsc::Sender<intake::Job>,
+    /// Runs over every ledger entry before it is hashed.
+    masker: Arc<Masker>,
 }
 
 /// A stored request.
@@ -107,6 +112,10 @@ pub struct NewRequest {
     pub idempotency: Option<(String, Digest)>,
     /// The response body to replay for an idempotent retry (JSON text).
     pub response: String,
+    /// The `received` event's fields (masked justification, payload summary, …).
+    pub received: serde_json::Map<String, Value>,
+    /// The `policy_decision` event's fields (policy commit, outcome, requirements).
+    pub policy_decision: serde_json::Map<String, Value>,
     pub policy_commit: String,
     /// The policy evaluation as JSON.
     pub evaluation_json: String,
@@ -147,8 +156,13 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database and applies migrations.
-    pub async fn open(path: &Path, synchronous: Synchronous) -> anyhow::Result<Self> {
+    /// Opens (creating if needed) the database and applies migrations. `masker` runs over every
+    /// ledger entry.
+    pub async fn open(
+        path: &Path,
+        synchronous: Synchronous,
+        masker: Arc<Masker>,
+    ) -> anyhow::Result<Self> {
         let sync = match synchronous {
             Synchronous::Normal => SqliteSynchronous::Normal,
             Synchronous::Full => SqliteSynchronous::Full,
@@ -174,11 +188,12 @@ impl Store {
             .connect_with(options.read_only(true))
             .await
             .with_context(|| format!("cannot open database {} for reading", path.display()))?;
-        let intake = intake::spawn_writer(writer.clone());
+        let intake = intake::spawn_writer(writer.clone(), masker.clone());
         Ok(Self {
             writer,
             reader,
             intake,
+            masker,
         })
     }
 
@@ -291,6 +306,7 @@ impl Store {
         let detail = serde_json::json!({ "review_ref": review_ref, "review_url": review_url });
         insert_event(
             &mut tx,
+            &self.masker,
             id.as_str(),
             "review_opened",
             Some(State::Received),
@@ -304,6 +320,7 @@ impl Store {
             let detail = serde_json::json!({ "decision": "auto_approve", "policy_commit": commit });
             insert_event(
                 &mut tx,
+                &self.masker,
                 id.as_str(),
                 "approved",
                 Some(State::PendingReview),
@@ -410,9 +427,24 @@ impl Store {
             "decision": review.decision,
             "reason": review.reason,
             "digest": review.digest,
+            "counted": true,
         });
-        if let Some(extra) = review.detail {
-            detail["policy"] = extra.clone();
+        if let Some(Value::Object(extra)) = review.detail {
+            for (k, v) in extra {
+                detail[k] = v.clone();
+            }
+        }
+        if to == Some(State::Approved) {
+            let mut approvers: Vec<&str> = Vec::new();
+            for r in &all {
+                if r.decision == "approve"
+                    && r.digest == review.digest
+                    && !approvers.contains(&r.reviewer.as_str())
+                {
+                    approvers.push(&r.reviewer);
+                }
+            }
+            detail["approvers"] = serde_json::json!(approvers);
         }
         let kind = match to {
             Some(to) => {
@@ -428,6 +460,7 @@ impl Store {
         };
         insert_event(
             &mut tx,
+            &self.masker,
             id.as_str(),
             kind,
             Some(State::PendingReview),
@@ -450,9 +483,10 @@ impl Store {
         now_ms: i64,
     ) -> anyhow::Result<()> {
         let mut tx = self.writer.begin().await?;
-        let detail = serde_json::json!({ "decision": "approve", "refused": why });
+        let detail = serde_json::json!({ "decision": "approve", "counted": false, "refused": why });
         insert_event(
             &mut tx,
+            &self.masker,
             id.as_str(),
             "approval_refused",
             None,
@@ -484,6 +518,7 @@ impl Store {
             let detail = serde_json::json!({ "reason": "no decision before the request expired" });
             insert_event(
                 &mut tx,
+                &self.masker,
                 id,
                 "expired",
                 State::parse(from),
@@ -528,6 +563,7 @@ impl Store {
             "reviews",
             "seen_signatures",
             "idempotency_keys",
+            "ledger",
         ] {
             let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(&self.reader)
@@ -581,9 +617,12 @@ async fn conflict(
     }
 }
 
+/// Records an event and its ledger entry (the event's detail, plus the states it moved
+/// between, is the entry's fields).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn insert_event(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    masker: &Masker,
     request_id: &str,
     kind: &str,
     from: Option<State>,
@@ -602,7 +641,17 @@ pub(crate) async fn insert_event(
         .bind(at)
         .execute(&mut **tx)
         .await?;
-    Ok(())
+    let mut fields = match detail {
+        Value::Object(map) => map.clone(),
+        _ => serde_json::Map::new(),
+    };
+    if let Some(from) = from {
+        fields.insert("from_state".into(), from.as_str().into());
+    }
+    if let Some(to) = to {
+        fields.insert("to_state".into(), to.as_str().into());
+    }
+    ledger::append(tx, masker, request_id, kind, actor, at, fields).await
 }
 
 /// Creates a directory (and missing parents) readable only by its owner: the data directory

@@ -206,10 +206,15 @@ impl Harness {
         )
     }
 
-    /// Row counts of every table plus the number of git refs.
+    /// Row counts of every table (the ledger outbox included) plus the number of git refs
+    /// other than the ledger branch (which exists from the start; its entries are the
+    /// `ledger` rows).
     pub async fn stored(&self) -> (Vec<(&'static str, i64)>, usize) {
         let rows = self.server.engine.store().table_counts().await.unwrap();
-        (rows, count_refs(&self.repo_path()))
+        let refs = count_refs(&self.repo_path());
+        let repo = git2::Repository::open(self.repo_path()).unwrap();
+        let ledger = repo.find_reference("refs/heads/countersign/ledger").is_ok();
+        (rows, refs - usize::from(ledger))
     }
 
     /// Waits until the request reaches `state` (as its agent sees it).
@@ -330,5 +335,46 @@ impl Binary {
 impl Drop for Binary {
     fn drop(&mut self) {
         self.kill_9();
+    }
+}
+
+/// Every entry on the ledger branch, in file order (parsed JSON lines).
+pub fn ledger_entries(repo: &Path) -> Vec<Value> {
+    let repo = git2::Repository::open(repo).unwrap();
+    let Ok(branch) = repo.find_reference("refs/heads/countersign/ledger") else {
+        return vec![];
+    };
+    let tree = branch.peel_to_tree().unwrap();
+    let mut files = Vec::new();
+    tree.walk(git2::TreeWalkMode::PreOrder, |dir, e| {
+        if dir.starts_with("ledger/") && e.kind() == Some(git2::ObjectType::Blob) {
+            files.push((format!("{dir}{}", e.name().unwrap()), e.id()));
+        }
+        git2::TreeWalkResult::Ok
+    })
+    .unwrap();
+    files.sort();
+    let mut out = Vec::new();
+    for (_, id) in files {
+        let blob = repo.find_blob(id).unwrap();
+        for line in std::str::from_utf8(blob.content()).unwrap().lines() {
+            out.push(serde_json::from_str(line).unwrap());
+        }
+    }
+    out
+}
+
+impl Harness {
+    /// Waits until the ledger branch holds every entry the database has; returns them.
+    pub async fn ledger_synced(&self) -> Vec<Value> {
+        for _ in 0..200 {
+            let last = self.server.engine.store().ledger_last_seq().await.unwrap();
+            let entries = ledger_entries(&self.repo_path());
+            if entries.len() as i64 == last && last > 0 {
+                return entries;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the ledger branch did not catch up with the database");
     }
 }

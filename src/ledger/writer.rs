@@ -1,0 +1,194 @@
+//! The single ledger writer: copies entries from the database outbox to the ledger branch in
+//! `seq` order, everything waiting at that moment in one signed commit. The branch itself says
+//! how far it got, so a crash between the database and git loses and duplicates nothing: the
+//! writer resumes after the branch's last entry. Before writing it checks that the branch's
+//! last entry is the database's entry of that `seq` (same hash); a branch rewritten or shared
+//! with another database stops the writer (fail closed) and marks it unhealthy.
+
+use super::git::{Head, LedgerRepo};
+use super::sign::Signer;
+use crate::store::Store;
+use anyhow::Context as _;
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// The most entries one commit takes.
+pub const MAX_BATCH: i64 = 5000;
+/// How long the writer waits when the outbox is empty (the longest an entry waits for git).
+pub const POLL: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// What the writer has done, for readiness and metrics.
+#[derive(Debug, Default)]
+pub struct LedgerStatus {
+    /// The last `seq` on the ledger branch.
+    pub committed_seq: AtomicI64,
+    pub commits: AtomicU64,
+    pub entries: AtomicU64,
+    pub failures: AtomicU64,
+    /// Why the last pass failed (cleared by a successful one).
+    pub error: Mutex<Option<String>>,
+}
+
+impl LedgerStatus {
+    pub fn error(&self) -> Option<String> {
+        self.error.lock().expect("status lock").clone()
+    }
+
+    fn set_error(&self, e: Option<String>) {
+        *self.error.lock().expect("status lock") = e;
+    }
+}
+
+pub struct LedgerWriter {
+    repo: Arc<Mutex<LedgerRepo>>,
+    store: Store,
+    status: Arc<LedgerStatus>,
+    /// The branch commit whose last entry was found equal to the database's.
+    checked: Mutex<Option<String>>,
+}
+
+impl LedgerWriter {
+    /// Opens the ledger branch (creating it, with the signing key published, if needed) and
+    /// checks that it agrees with the database.
+    pub async fn open(
+        store: Store,
+        repo_path: &Path,
+        branch: &str,
+        signer: Signer,
+    ) -> anyhow::Result<LedgerWriter> {
+        let (path, branch) = (repo_path.to_owned(), branch.to_owned());
+        let repo = tokio::task::spawn_blocking(move || -> anyhow::Result<LedgerRepo> {
+            let mut repo = LedgerRepo::open(&path, &branch, signer)?;
+            repo.ensure_started()?;
+            Ok(repo)
+        })
+        .await
+        .context("ledger task panicked")??;
+        let writer = LedgerWriter {
+            repo: Arc::new(Mutex::new(repo)),
+            store,
+            status: Arc::default(),
+            checked: Mutex::new(None),
+        };
+        writer.check_head().await?;
+        Ok(writer)
+    }
+
+    pub fn status(&self) -> Arc<LedgerStatus> {
+        self.status.clone()
+    }
+
+    /// The branch's last entry, after checking the database has the same entry at that `seq`.
+    async fn check_head(&self) -> anyhow::Result<Option<Head>> {
+        let head = self.repo.lock().expect("ledger lock").head().cloned();
+        let Some(head) = head else {
+            self.status.committed_seq.store(0, Ordering::Relaxed);
+            return Ok(None);
+        };
+        let known = self.checked.lock().expect("ledger lock").clone();
+        if known.as_deref() != Some(head.commit.as_str()) {
+            match self.store.ledger_hash(head.seq).await? {
+                Some(hash) if hash == head.hash => {}
+                Some(_) => anyhow::bail!(
+                    "the ledger branch's entry {} differs from the database's: the branch was \
+                     rewritten, or belongs to another countersign database; refusing to write \
+                     (check it with `countersign ledger verify`)",
+                    head.seq
+                ),
+                None => anyhow::bail!(
+                    "the ledger branch ends at entry {}, which this database does not have: it \
+                     belongs to another countersign database; refusing to write (use another \
+                     ledger branch)",
+                    head.seq
+                ),
+            }
+            *self.checked.lock().expect("ledger lock") = Some(head.commit.clone());
+        }
+        self.status.committed_seq.store(head.seq, Ordering::Relaxed);
+        Ok(Some(head))
+    }
+
+    /// Commits what is waiting (at most [`MAX_BATCH`] entries); returns how many.
+    pub async fn pass(&self) -> anyhow::Result<usize> {
+        let after = self.check_head().await?.map_or(0, |h| h.seq);
+        let entries = self.store.ledger_after(after, MAX_BATCH).await?;
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let started = Instant::now();
+        let repo = self.repo.clone();
+        let n = entries.len();
+        let (first, last) = (entries[0].seq, entries[n - 1].seq);
+        let commit =
+            tokio::task::spawn_blocking(move || repo.lock().expect("ledger lock").append(&entries))
+                .await
+                .context("ledger task panicked")??;
+        *self.checked.lock().expect("ledger lock") = Some(commit.clone());
+        self.status.committed_seq.store(last, Ordering::Relaxed);
+        self.status.commits.fetch_add(1, Ordering::Relaxed);
+        self.status.entries.fetch_add(n as u64, Ordering::Relaxed);
+        tracing::debug!(
+            ledger.first = first,
+            ledger.last = last,
+            ledger.commit = %commit,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "ledger entries committed"
+        );
+        Ok(n)
+    }
+
+    /// Commits entries until everything in the database is on the branch.
+    pub async fn catch_up(&self) -> anyhow::Result<usize> {
+        let mut total = 0;
+        loop {
+            let n = self.pass().await?;
+            total += n;
+            if n == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Runs until shutdown, then commits what is left. Failures are logged once per distinct
+    /// error and retried with exponential backoff; entries wait in the database meanwhile.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Duration::ZERO;
+        while !*shutdown.borrow() {
+            let wait = match self.pass().await {
+                Ok(n) => {
+                    if backoff > Duration::ZERO {
+                        tracing::info!("ledger writer recovered");
+                        self.status.set_error(None);
+                    }
+                    backoff = Duration::ZERO;
+                    if n > 0 { Duration::ZERO } else { POLL }
+                }
+                Err(e) => {
+                    let message = format!("{e:#}");
+                    self.status.failures.fetch_add(1, Ordering::Relaxed);
+                    if self.status.error().as_deref() != Some(message.as_str()) {
+                        tracing::error!(error = %message, "ledger writer failed; entries wait in the database");
+                        self.status.set_error(Some(message));
+                    }
+                    backoff = (backoff * 2).clamp(POLL, MAX_BACKOFF);
+                    backoff
+                }
+            };
+            if wait > Duration::ZERO {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+        if self.status.error().is_none()
+            && let Err(e) = self.catch_up().await
+        {
+            tracing::error!(error = %format!("{e:#}"), "ledger writer could not finish at shutdown; entries wait in the database");
+        }
+    }
+}
