@@ -60,38 +60,11 @@ async fn a_failing_forge_is_retried_and_the_review_appears_once_it_works() {
     assert!(open.get("forge").is_none());
 }
 
-fn write_config(dir: &std::path::Path) -> std::path::PathBuf {
-    std::fs::write(dir.join("agent-a.key"), KEY_A_NEW).unwrap();
-    seed_repo(&dir.join("data"));
-    let bob_hash = countersign::cli::keys::token_sha256(BOB);
-    let text = format!(
-        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nsweep_interval = \"100ms\"\n\n\
-         [[agents]]\nid = \"agent-a\"\nowners = [\"alice\"]\nkeys = [{{ file = {:?} }}]\n\n\
-         [[reviewers]]\nname = \"bob\"\ntoken_sha256 = \"{bob_hash}\"\n",
-        dir.join("data").display().to_string(),
-        dir.join("agent-a.key").display().to_string(),
-    );
-    let path = dir.join("countersign.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn spawn(config: &std::path::Path) -> Binary {
-    let args = [
-        "--config",
-        config.to_str().unwrap(),
-        "--log-level",
-        "warn",
-        "serve",
-    ];
-    Binary::spawn(&args, config.parent().unwrap())
-}
-
 #[tokio::test]
 async fn kill_9_during_a_burst_loses_no_accepted_request_and_work_resumes() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path());
-    let mut server = spawn(&config);
+    let config = write_server_config(dir.path());
+    let mut server = spawn_server(&config);
     let agent = AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut tasks = tokio::task::JoinSet::new();
@@ -117,7 +90,7 @@ async fn kill_9_during_a_burst_loses_no_accepted_request_and_work_resumes() {
         accepted.push(id);
     }
 
-    let server = spawn(&config);
+    let server = spawn_server(&config);
     let agent = AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
     for id in &accepted {
         let status = agent

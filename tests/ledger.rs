@@ -407,3 +407,85 @@ async fn the_ledger_shows_in_readiness_and_metrics() {
     );
     tokio::time::sleep(Duration::from_millis(1)).await;
 }
+
+/// The database's outbox, read directly (the server keeps running).
+async fn outbox(db: &Path) -> Vec<(i64, String)> {
+    let url = format!("sqlite://{}?mode=ro", db.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let rows = sqlx::query_as("SELECT seq, line FROM ledger ORDER BY seq")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    rows
+}
+
+#[tokio::test]
+async fn kill_9_mid_burst_loses_and_duplicates_no_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_server_config(dir.path());
+    let mut server = spawn_server(&config);
+    let agent = countersign::cli::client::AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let (agent, tx) = (agent.clone(), tx.clone());
+        tasks.spawn(async move {
+            if let Ok(a) = agent.submit(&action_body(json!({ "n": i })), None).await
+                && a.status == 202
+            {
+                let _ = tx.send(a.body["id"].as_str().unwrap().to_owned());
+            }
+        });
+    }
+    drop(tx);
+    let mut accepted = Vec::new();
+    while accepted.len() < 30 {
+        accepted.push(rx.recv().await.expect("some requests are accepted"));
+    }
+    server.kill_9();
+    while tasks.join_next().await.is_some() {}
+    while let Ok(id) = rx.try_recv() {
+        accepted.push(id);
+    }
+
+    let server = spawn_server(&config);
+    let agent = countersign::cli::client::AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
+    for id in &accepted {
+        agent
+            .wait_for(id, Duration::from_secs(30), |s| {
+                s["state"] == "pending_review"
+            })
+            .await
+            .unwrap();
+    }
+    let data = dir.path().join("data");
+    let repo = data.join("repo.git");
+    let mut synced = false;
+    for _ in 0..200 {
+        let db = outbox(&data.join("countersign.db")).await;
+        let branch = ledger_entries(&repo);
+        if branch.len() == db.len() {
+            for ((seq, line), entry) in db.iter().zip(&branch) {
+                assert_eq!(entry["seq"], *seq);
+                assert_eq!(&countersign::ledger::entry::canonical(entry), line);
+            }
+            synced = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        synced,
+        "the ledger branch never caught up with the database"
+    );
+    assert_chain(&repo);
+    let entries = ledger_entries(&repo);
+    for id in &accepted {
+        assert_eq!(
+            events(&of_request(&entries, id)),
+            ["received", "policy_decision", "review_opened"],
+            "{id}"
+        );
+    }
+}

@@ -378,3 +378,33 @@ impl Harness {
         panic!("the ledger branch did not catch up with the database");
     }
 }
+
+/// A `countersign.toml` for the real binary: data in `<dir>/data` (seeded with the test
+/// policy), agent-a with a key file, reviewer bob.
+pub fn write_server_config(dir: &Path) -> PathBuf {
+    std::fs::write(dir.join("agent-a.key"), KEY_A_NEW).unwrap();
+    seed_repo(&dir.join("data"));
+    let bob_hash = countersign::cli::keys::token_sha256(BOB);
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nsweep_interval = \"100ms\"\n\n\
+         [[agents]]\nid = \"agent-a\"\nowners = [\"alice\"]\nkeys = [{{ file = {:?} }}]\n\n\
+         [[reviewers]]\nname = \"bob\"\ntoken_sha256 = \"{bob_hash}\"\n",
+        dir.join("data").display().to_string(),
+        dir.join("agent-a.key").display().to_string(),
+    );
+    let path = dir.join("countersign.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `countersign serve` with that configuration.
+pub fn spawn_server(config: &Path) -> Binary {
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--log-level",
+        "warn",
+        "serve",
+    ];
+    Binary::spawn(&args, config.parent().unwrap())
+}
