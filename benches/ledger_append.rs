@@ -58,7 +58,14 @@ async fn produce(store: &Store, n: u64) {
     let id = RequestId::generate();
     let signature = format!("sig-{n}");
     store
-        .record_intake_refusal(&id, "deploy-bot", &signature, i64::MAX, countersign::time::now_ms(), fields(n))
+        .record_intake_refusal(
+            &id,
+            "deploy-bot",
+            &signature,
+            i64::MAX,
+            countersign::time::now_ms(),
+            fields(n),
+        )
         .await
         .unwrap();
 }

@@ -74,13 +74,37 @@ pub fn seal(seq: i64, at_ms: i64, draft: Draft<'_>, prev: &str) -> Sealed {
 
 /// `sha256:<hex>` of the canonical JSON of `entry` (which must not hold `hash`).
 pub fn hash_of(entry: &Value) -> String {
-    let bytes = serde_json_canonicalizer::to_vec(entry).expect("JSON values always serialise");
-    format!("sha256:{}", hex::encode(Sha256::digest(&bytes)))
+    format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(canonical(entry).as_bytes()))
+    )
 }
 
 /// RFC 8785 canonical JSON text.
+///
+/// For the values ledger entries hold (ASCII keys, integers only), serde_json's own output is
+/// already canonical: its maps are sorted by key (no `preserve_order`), it escapes exactly what
+/// RFC 8785 escapes (`"`, `\`, control characters, with the same short forms and lowercase
+/// `\u00xx`), and prints integers up to 2^53 the same way. Keys outside ASCII (sorted by UTF-16 code
+/// units in RFC 8785) or any floating-point number take the full canonicalizer.
 pub fn canonical(value: &Value) -> String {
-    serde_json_canonicalizer::to_string(value).expect("JSON values always serialise")
+    if serde_json_is_canonical(value) {
+        serde_json::to_string(value).expect("JSON values always serialise")
+    } else {
+        serde_json_canonicalizer::to_string(value).expect("JSON values always serialise")
+    }
+}
+
+fn serde_json_is_canonical(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map
+            .iter()
+            .all(|(k, v)| k.is_ascii() && serde_json_is_canonical(v)),
+        Value::Array(items) => items.iter().all(serde_json_is_canonical),
+        // RFC 8785 prints numbers as IEEE doubles: integers are exact up to 2^53.
+        Value::Number(n) => n.as_i64().is_some_and(|i| i.unsigned_abs() <= 1 << 53),
+        Value::Null | Value::Bool(_) | Value::String(_) => true,
+    }
 }
 
 /// What is wrong with a ledger line on its own (the chain is checked by the caller).
@@ -257,6 +281,23 @@ mod tests {
         assert_eq!(check_line("[1]").unwrap_err(), LineError::NotJson);
         let no_hash = a.line.replace("\"hash\":", "\"hash_\":");
         assert_eq!(check_line(&no_hash).unwrap_err(), LineError::Field("hash"));
+    }
+
+    #[test]
+    fn the_fast_path_is_exactly_rfc_8785() {
+        let samples = [
+            json!({"b": 1, "a": [true, null, -7, 18446744073709551615u64], "c": {"z": "", "y": "x"}}),
+            json!({"s": "quote \" backslash \\ slash / tab \t nl \n cr \r bs \u{8} ff \u{c} nul \u{0} us \u{1f} del \u{7f}"}),
+            json!({"unicode": "é ü 日本 😀 \u{2028} \u{e000} \u{fffd}", "A": 0, "_": 1, "a": 2}),
+            json!({"é": 1, "z": 2, "😀": 3, "\u{e000}": 4}),
+            json!({"float": 1.5, "exp": 1e21, "neg": -0.0, "small": 5e-7}),
+            json!([]),
+            json!("plain"),
+        ];
+        for value in samples {
+            let expected = serde_json_canonicalizer::to_string(&value).unwrap();
+            assert_eq!(canonical(&value), expected, "{value}");
+        }
     }
 
     #[test]

@@ -272,9 +272,9 @@ pub fn day_of(at_ms: i64) -> String {
 fn commit_message(entries: &[Sealed]) -> String {
     let sentences: Vec<String> = entries
         .iter()
-        .map(|e| match entry::check_line(&e.line) {
-            Ok(c) => entry::sentence(&c.entry),
-            Err(_) => format!("entry {}", e.seq),
+        .map(|e| match serde_json::from_str(&e.line) {
+            Ok(serde_json::Value::Object(map)) => entry::sentence(&map),
+            _ => format!("entry {}", e.seq),
         })
         .collect();
     let (a, b) = (entries[0].seq, entries[entries.len() - 1].seq);

@@ -17,7 +17,10 @@ use tokio::sync::watch;
 
 /// The most entries one commit takes.
 pub const MAX_BATCH: i64 = 5000;
-/// How long the writer waits when the outbox is empty (the longest an entry waits for git).
+/// How long the writer waits after a pass that did not fill a commit: entries arriving
+/// meanwhile go into the next commit together. Bounds how long an entry waits for git, and
+/// how many commits (each several new files in the repository) a busy server makes: at most
+/// ten a second unless a backlog fills whole commits.
 pub const POLL: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -165,7 +168,11 @@ impl LedgerWriter {
                         self.status.set_error(None);
                     }
                     backoff = Duration::ZERO;
-                    if n > 0 { Duration::ZERO } else { POLL }
+                    if n as i64 >= MAX_BATCH {
+                        Duration::ZERO
+                    } else {
+                        POLL
+                    }
                 }
                 Err(e) => {
                     let message = format!("{e:#}");

@@ -3,12 +3,11 @@
 //! savepoint so a replay or idempotent repeat affects only that submission. Callers are
 //! answered only after the transaction has committed.
 
-use super::{InsertOutcome, NewRequest, insert_event, is_unique_violation};
+use super::{InsertOutcome, NewRequest, is_unique_violation, ledger};
 use crate::engine::State;
 use crate::mask::Masker;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sqlx::{Acquire as _, Sqlite, SqlitePool, Transaction};
-use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 const MAX_BATCH: usize = 128;
@@ -16,19 +15,34 @@ const QUEUE: usize = 1024;
 
 pub(super) struct Job {
     pub new: NewRequest,
+    /// The masked fields of the `received` and `policy_decision` ledger entries.
+    pub ledger: [Map<String, Value>; 2],
     pub reply: oneshot::Sender<anyhow::Result<InsertOutcome>>,
 }
 
-pub(super) fn spawn_writer(pool: SqlitePool, masker: Arc<Masker>) -> mpsc::Sender<Job> {
+pub(super) fn spawn_writer(pool: SqlitePool) -> mpsc::Sender<Job> {
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(pool, masker, rx));
+    tokio::spawn(run(pool, rx));
     tx
 }
 
-async fn run(pool: SqlitePool, masker: Arc<Masker>, mut rx: mpsc::Receiver<Job>) {
+/// The masked fields of a new request's `received` and `policy_decision` entries.
+pub(super) fn ledger_fields(masker: &Masker, new: &NewRequest) -> [Map<String, Value>; 2] {
+    let received = Value::Object(new.received.clone());
+    let policy = Value::Object(new.policy_decision.clone());
+    [
+        ledger::mask_fields(
+            masker,
+            ledger::event_fields(&received, None, Some(State::Received)),
+        ),
+        ledger::mask_fields(masker, ledger::event_fields(&policy, None, None)),
+    ]
+}
+
+async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match store_batch(&pool, &masker, &batch).await {
+        match store_batch(&pool, &batch).await {
             Ok(outcomes) => {
                 for (job, outcome) in batch.drain(..).zip(outcomes) {
                     let _ = job.reply.send(Ok(outcome));
@@ -47,20 +61,20 @@ async fn run(pool: SqlitePool, masker: Arc<Masker>, mut rx: mpsc::Receiver<Job>)
     }
 }
 
-async fn store_batch(
-    pool: &SqlitePool,
-    masker: &Masker,
-    jobs: &[Job],
-) -> anyhow::Result<Vec<InsertOutcome>> {
+async fn store_batch(pool: &SqlitePool, jobs: &[Job]) -> anyhow::Result<Vec<InsertOutcome>> {
     let mut tx = pool.begin().await?;
+    // The ledger head is read once and carried from one submission to the next.
+    let mut head = ledger::head(&mut tx).await?;
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
         let mut savepoint = tx.begin().await?;
-        let outcome = store_one(&mut savepoint, masker, &job.new).await?;
+        let before = head.clone();
+        let outcome = store_one(&mut savepoint, &mut head, job).await?;
         if matches!(outcome, InsertOutcome::Inserted) {
             savepoint.commit().await?;
         } else {
             savepoint.rollback().await?;
+            head = before;
         }
         outcomes.push(outcome);
     }
@@ -70,9 +84,10 @@ async fn store_batch(
 
 async fn store_one(
     tx: &mut Transaction<'_, Sqlite>,
-    masker: &Masker,
-    new: &NewRequest,
+    head: &mut ledger::Head,
+    job: &Job,
 ) -> anyhow::Result<InsertOutcome> {
+    let new = &job.new;
     if let Some((key, fingerprint)) = &new.idempotency {
         let prior: Option<(String, String)> = sqlx::query_as(
             "SELECT fingerprint, response FROM idempotency_keys WHERE agent_id = ? AND key = ?",
@@ -123,30 +138,28 @@ async fn store_one(
     .bind(&new.evaluation_json)
     .execute(&mut **tx)
     .await?;
-    insert_event(
-        tx,
-        masker,
-        new.id.as_str(),
-        "received",
-        None,
-        Some(State::Received),
-        new.agent.as_str(),
-        &Value::Object(new.received.clone()),
-        new.now_ms,
+    // The `received` and `policy_decision` events, and their ledger entries: two statements.
+    let (id, agent) = (new.id.as_str(), new.agent.as_str());
+    sqlx::query(
+        "INSERT INTO events (request_id, kind, from_state, to_state, actor, detail, at) \
+         VALUES (?, 'received', NULL, 'received', ?, ?, ?), \
+                (?, 'policy_decision', NULL, NULL, 'policy', ?, ?)",
     )
+    .bind(id)
+    .bind(agent)
+    .bind(Value::Object(new.received.clone()).to_string())
+    .bind(new.now_ms)
+    .bind(id)
+    .bind(Value::Object(new.policy_decision.clone()).to_string())
+    .bind(new.now_ms)
+    .execute(&mut **tx)
     .await?;
-    insert_event(
-        tx,
-        masker,
-        new.id.as_str(),
-        "policy_decision",
-        None,
-        None,
-        "policy",
-        &Value::Object(new.policy_decision.clone()),
-        new.now_ms,
-    )
-    .await?;
+    let [received, policy] = job.ledger.clone();
+    let entries = [
+        ledger::seal_next(head, id, "received", agent, new.now_ms, received),
+        ledger::seal_next(head, id, "policy_decision", "policy", new.now_ms, policy),
+    ];
+    ledger::insert(tx, &entries).await?;
     if let Some((key, fingerprint)) = &new.idempotency {
         sqlx::query(
             "INSERT INTO idempotency_keys (agent_id, key, fingerprint, request_id, response, created_at) \

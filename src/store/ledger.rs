@@ -3,13 +3,110 @@
 //! change does. The ledger writer (`ledger::writer`) reads them back in order.
 
 use super::Store;
+use crate::engine::State;
 use crate::ledger::entry::{Draft, GENESIS, Sealed, seal};
 use crate::mask::Masker;
 use serde_json::{Map, Value};
 use sqlx::{Sqlite, Transaction};
 
-/// Appends one entry. Its timestamp is `at`, or the previous entry's if that is later (so
-/// timestamps, and the daily files they go to, never run backwards).
+/// The newest entry, from which the next one is numbered and chained.
+#[derive(Debug, Clone)]
+pub(crate) struct Head {
+    seq: i64,
+    hash: String,
+    at: i64,
+}
+
+/// Reads the newest entry inside the transaction.
+pub(crate) async fn head(tx: &mut Transaction<'_, Sqlite>) -> Result<Head, sqlx::Error> {
+    let last: Option<(i64, String, i64)> =
+        sqlx::query_as("SELECT seq, hash, at FROM ledger ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(match last {
+        Some((seq, hash, at)) => Head { seq, hash, at },
+        None => Head {
+            seq: 0,
+            hash: GENESIS.to_owned(),
+            at: 0,
+        },
+    })
+}
+
+/// Runs the masking engine over an entry's fields.
+pub(crate) fn mask_fields(masker: &Masker, fields: Map<String, Value>) -> Map<String, Value> {
+    match masker.mask_json(&Value::Object(fields)).value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+/// The fields of an event's entry: its detail plus the states it moved between.
+pub(crate) fn event_fields(
+    detail: &Value,
+    from: Option<State>,
+    to: Option<State>,
+) -> Map<String, Value> {
+    let mut fields = match detail {
+        Value::Object(map) => map.clone(),
+        _ => Map::new(),
+    };
+    if let Some(from) = from {
+        fields.insert("from_state".into(), from.as_str().into());
+    }
+    if let Some(to) = to {
+        fields.insert("to_state".into(), to.as_str().into());
+    }
+    fields
+}
+
+/// Numbers and chains the next entry after `head` (fields already masked) and advances
+/// `head`. Its timestamp is `at`, or the previous entry's if that is later, so timestamps
+/// (and the daily files entries go to) never run backwards.
+pub(crate) fn seal_next(
+    head: &mut Head,
+    request_id: &str,
+    event: &str,
+    actor: &str,
+    at: i64,
+    masked: Map<String, Value>,
+) -> Sealed {
+    let at = at.max(head.at);
+    let draft = Draft {
+        request_id,
+        event,
+        actor,
+        fields: masked,
+    };
+    let sealed = seal(head.seq + 1, at, draft, &head.hash);
+    *head = Head {
+        seq: sealed.seq,
+        hash: sealed.hash.clone(),
+        at,
+    };
+    sealed
+}
+
+/// Stores sealed entries (one statement).
+pub(crate) async fn insert(
+    tx: &mut Transaction<'_, Sqlite>,
+    entries: &[Sealed],
+) -> Result<(), sqlx::Error> {
+    let mut query =
+        sqlx::QueryBuilder::new("INSERT INTO ledger (seq, request_id, at, prev, hash, line) ");
+    query.push_values(entries, |mut row, e| {
+        row.push_bind(e.seq)
+            .push_bind(&e.request_id)
+            .push_bind(e.at_ms)
+            .push_bind(&e.prev)
+            .push_bind(&e.hash)
+            .push_bind(&e.line);
+    });
+    query.build().execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Appends one entry: masks its fields, numbers and chains it after the newest entry.
 pub(crate) async fn append(
     tx: &mut Transaction<'_, Sqlite>,
     masker: &Masker,
@@ -19,37 +116,10 @@ pub(crate) async fn append(
     at: i64,
     fields: Map<String, Value>,
 ) -> Result<(), sqlx::Error> {
-    let last: Option<(i64, String, i64)> =
-        sqlx::query_as("SELECT seq, hash, at FROM ledger ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut **tx)
-            .await?;
-    let (seq, prev, at) = match last {
-        Some((seq, hash, last_at)) => (seq + 1, hash, at.max(last_at)),
-        None => (1, GENESIS.to_owned(), at),
-    };
-    let fields = match masker.mask_json(&Value::Object(fields)).value {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    };
-    let draft = Draft {
-        request_id,
-        event,
-        actor,
-        fields,
-    };
-    let sealed = seal(seq, at, draft, &prev);
-    sqlx::query(
-        "INSERT INTO ledger (seq, request_id, at, prev, hash, line) VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(sealed.seq)
-    .bind(&sealed.request_id)
-    .bind(sealed.at_ms)
-    .bind(&sealed.prev)
-    .bind(&sealed.hash)
-    .bind(&sealed.line)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    let mut head = head(tx).await?;
+    let masked = mask_fields(masker, fields);
+    let sealed = seal_next(&mut head, request_id, event, actor, at, masked);
+    insert(tx, std::slice::from_ref(&sealed)).await
 }
 
 #[derive(sqlx::FromRow)]

@@ -112,9 +112,9 @@ pub struct NewRequest {
     pub idempotency: Option<(String, Digest)>,
     /// The response body to replay for an idempotent retry (JSON text).
     pub response: String,
-    /// The `received` event's fields (masked justification, payload summary, …).
+    /// The `received` event's detail (masked justification, payload summary, …).
     pub received: serde_json::Map<String, Value>,
-    /// The `policy_decision` event's fields (policy commit, outcome, requirements).
+    /// The `policy_decision` event's detail (policy commit, outcome, requirements).
     pub policy_decision: serde_json::Map<String, Value>,
     pub policy_commit: String,
     /// The policy evaluation as JSON.
@@ -173,7 +173,10 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(sync)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // Savepoint (statement) journals in memory: the group commit uses one savepoint per
+            // submission, and a temporary file per transaction costs an open() and unlink().
+            .pragma("temp_store", "memory");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
@@ -188,7 +191,7 @@ impl Store {
             .connect_with(options.read_only(true))
             .await
             .with_context(|| format!("cannot open database {} for reading", path.display()))?;
-        let intake = intake::spawn_writer(writer.clone(), masker.clone());
+        let intake = intake::spawn_writer(writer.clone());
         Ok(Self {
             writer,
             reader,
@@ -207,9 +210,12 @@ impl Store {
     /// one transaction (one WAL commit, one fsync with `full`) for every call waiting at that
     /// moment, each call isolated in its own savepoint. Returns once the commit is durable.
     pub async fn insert_request(&self, new: NewRequest) -> anyhow::Result<InsertOutcome> {
+        // Masked here, on the caller's task, so the single intake writer only numbers and
+        // chains the entries.
+        let ledger = intake::ledger_fields(&self.masker, &new);
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.intake
-            .send(intake::Job { new, reply })
+            .send(intake::Job { new, ledger, reply })
             .await
             .map_err(|_| anyhow::anyhow!("the intake writer has stopped"))?;
         answer
@@ -641,16 +647,7 @@ pub(crate) async fn insert_event(
         .bind(at)
         .execute(&mut **tx)
         .await?;
-    let mut fields = match detail {
-        Value::Object(map) => map.clone(),
-        _ => serde_json::Map::new(),
-    };
-    if let Some(from) = from {
-        fields.insert("from_state".into(), from.as_str().into());
-    }
-    if let Some(to) = to {
-        fields.insert("to_state".into(), to.as_str().into());
-    }
+    let fields = ledger::event_fields(detail, from, to);
     ledger::append(tx, masker, request_id, kind, actor, at, fields).await
 }
 
