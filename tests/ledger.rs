@@ -489,3 +489,45 @@ async fn kill_9_mid_burst_loses_and_duplicates_no_entry() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_database_from_before_the_ledger_gets_its_entries_once() {
+    let h = Harness::start().await;
+    let id = pending(&h, 1).await;
+    let before = h.ledger_synced().await;
+    let Harness {
+        dir, server, http, ..
+    } = h;
+    server.stop().await.unwrap();
+    // An older database: events, no ledger rows, no ledger branch yet.
+    let db = dir.path().join("countersign.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM ledger")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let repo = dir.path().join("repo.git");
+    let (ok, text) = git(
+        &repo,
+        &["update-ref", "-d", "refs/heads/countersign/ledger"],
+    );
+    assert!(ok, "{text}");
+    let server = countersign::server::Server::start(&config(dir.path()))
+        .await
+        .unwrap();
+    let h = Harness {
+        url: server.url(),
+        dir,
+        server,
+        http,
+    };
+    let after = h.ledger_synced().await;
+    assert_eq!(after, before, "the same entries, rebuilt from the events");
+    assert_eq!(events(&of_request(&after, &id)).len(), 3);
+    // A later start does not write them again.
+    let h = h.restart_with(|_| {}).await;
+    assert_eq!(h.ledger_synced().await, before);
+}

@@ -228,3 +228,35 @@ impl Store {
         Ok(true)
     }
 }
+
+/// Gives the events of a database from before the ledger existed their entries, in order,
+/// once: only when the ledger is empty and events exist. Returns how many were written.
+pub(super) async fn backfill(pool: &sqlx::SqlitePool, masker: &Masker) -> anyhow::Result<usize> {
+    let mut tx = pool.begin().await?;
+    let (existing,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM ledger")
+        .fetch_one(&mut *tx)
+        .await?;
+    if existing > 0 {
+        return Ok(0);
+    }
+    let events: Vec<super::EventRow> = sqlx::query_as("SELECT * FROM events ORDER BY seq")
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut head = head(&mut tx).await?;
+    let entries: Vec<Sealed> = events
+        .iter()
+        .map(|e| {
+            let detail: Value = serde_json::from_str(&e.detail).unwrap_or(Value::Null);
+            let from = e.from_state.as_deref().and_then(State::parse);
+            let to = e.to_state.as_deref().and_then(State::parse);
+            let masked = mask_fields(masker, event_fields(&detail, from, to));
+            seal_next(&mut head, &e.request_id, &e.kind, &e.actor, e.at, masked)
+        })
+        .collect();
+    // Six parameters a row, well under SQLite's limit of bound parameters per statement.
+    for chunk in entries.chunks(1000) {
+        insert(&mut tx, chunk).await?;
+    }
+    tx.commit().await?;
+    Ok(entries.len())
+}

@@ -186,6 +186,15 @@ impl Store {
             .run(&writer)
             .await
             .context("database migration failed")?;
+        let backfilled = ledger::backfill(&writer, &masker)
+            .await
+            .context("cannot write the ledger entries of earlier events")?;
+        if backfilled > 0 {
+            tracing::info!(
+                entries = backfilled,
+                "ledger entries written for events recorded before the ledger existed"
+            );
+        }
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
