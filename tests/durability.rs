@@ -5,7 +5,6 @@ mod common;
 
 use common::*;
 use countersign::cli::client::AgentClient;
-use serde_json::json;
 use std::process::Command;
 use std::time::Duration;
 
@@ -65,30 +64,8 @@ async fn kill_9_during_a_burst_loses_no_accepted_request_and_work_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_server_config(dir.path());
     let mut server = spawn_server(&config);
-    let agent = AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..200 {
-        let (agent, tx) = (agent.clone(), tx.clone());
-        tasks.spawn(async move {
-            if let Ok(a) = agent.submit(&action_body(json!({ "n": i })), None).await
-                && a.status == 202
-            {
-                let _ = tx.send(a.body["id"].as_str().unwrap().to_owned());
-            }
-        });
-    }
-    drop(tx);
     // Kill the server hard as soon as some requests have been acknowledged, mid-burst.
-    let mut accepted = Vec::new();
-    while accepted.len() < 20 {
-        accepted.push(rx.recv().await.expect("some requests are accepted"));
-    }
-    server.kill_9();
-    while let Some(()) = tasks.join_next().await.map(|r| r.unwrap()) {}
-    while let Ok(id) = rx.try_recv() {
-        accepted.push(id);
-    }
+    let accepted = burst_then_kill_9(&mut server, 200, 20).await;
 
     let server = spawn_server(&config);
     let agent = AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));

@@ -220,25 +220,14 @@ async fn entries_missing_from_git_after_a_crash_appear_once_on_restart() {
         &["rev-list", "--max-parents=0", "countersign/ledger"],
     );
     assert!(ok);
-    let Harness {
-        dir, server, http, ..
-    } = h;
-    server.stop().await.unwrap();
+    let (dir, http) = h.stop().await;
     let (ok, text) = git(
         &repo,
         &["update-ref", "refs/heads/countersign/ledger", root.trim()],
     );
     assert!(ok, "{text}");
     assert!(ledger_entries(&repo).is_empty());
-    let server = countersign::server::Server::start(&config(dir.path()))
-        .await
-        .unwrap();
-    let h = Harness {
-        url: server.url(),
-        dir,
-        server,
-        http,
-    };
+    let h = Harness::resume(dir, http).await;
     let after = h.ledger_synced().await;
     assert_eq!(after, before, "every entry back, once, unchanged");
     assert_chain(&repo);
@@ -256,8 +245,7 @@ async fn a_rewritten_ledger_branch_stops_countersign_at_start() {
     h.pending().await;
     h.ledger_synced().await;
     let repo = h.repo_path();
-    let dir = h.dir.path().to_owned();
-    h.server.stop().await.unwrap();
+    let (dir, _) = h.stop().await;
     // Rewrite the tip: same entries, the last one edited (its hash recomputed too).
     let git2repo = git2::Repository::open(&repo).unwrap();
     let tip = git2repo
@@ -319,7 +307,7 @@ async fn a_rewritten_ledger_branch_stops_countersign_at_start() {
         .reference("refs/heads/countersign/ledger", forged, true, "force")
         .unwrap();
 
-    let err = countersign::server::Server::start(&config(&dir))
+    let err = countersign::server::Server::start(&config(dir.path()))
         .await
         .err()
         .expect("countersign refuses to write on a rewritten ledger");
@@ -425,29 +413,7 @@ async fn kill_9_mid_burst_loses_and_duplicates_no_entry() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_server_config(dir.path());
     let mut server = spawn_server(&config);
-    let agent = countersign::cli::client::AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..200 {
-        let (agent, tx) = (agent.clone(), tx.clone());
-        tasks.spawn(async move {
-            if let Ok(a) = agent.submit(&action_body(json!({ "n": i })), None).await
-                && a.status == 202
-            {
-                let _ = tx.send(a.body["id"].as_str().unwrap().to_owned());
-            }
-        });
-    }
-    drop(tx);
-    let mut accepted = Vec::new();
-    while accepted.len() < 30 {
-        accepted.push(rx.recv().await.expect("some requests are accepted"));
-    }
-    server.kill_9();
-    while tasks.join_next().await.is_some() {}
-    while let Ok(id) = rx.try_recv() {
-        accepted.push(id);
-    }
+    let accepted = burst_then_kill_9(&mut server, 200, 30).await;
 
     let server = spawn_server(&config);
     let agent = countersign::cli::client::AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
@@ -495,10 +461,7 @@ async fn a_database_from_before_the_ledger_gets_its_entries_once() {
     let h = Harness::start().await;
     let id = pending(&h, 1).await;
     let before = h.ledger_synced().await;
-    let Harness {
-        dir, server, http, ..
-    } = h;
-    server.stop().await.unwrap();
+    let (dir, http) = h.stop().await;
     // An older database: events, no ledger rows, no ledger branch yet.
     let db = dir.path().join("countersign.db");
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
@@ -515,15 +478,7 @@ async fn a_database_from_before_the_ledger_gets_its_entries_once() {
         &["update-ref", "-d", "refs/heads/countersign/ledger"],
     );
     assert!(ok, "{text}");
-    let server = countersign::server::Server::start(&config(dir.path()))
-        .await
-        .unwrap();
-    let h = Harness {
-        url: server.url(),
-        dir,
-        server,
-        http,
-    };
+    let h = Harness::resume(dir, http).await;
     let after = h.ledger_synced().await;
     assert_eq!(after, before, "the same entries, rebuilt from the events");
     assert_eq!(events(&of_request(&after, &id)).len(), 3);

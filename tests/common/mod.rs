@@ -166,6 +166,25 @@ impl Harness {
         }
     }
 
+    /// Stops the server gracefully, keeping its data directory (to change what is on disk).
+    pub async fn stop(self) -> (tempfile::TempDir, reqwest::Client) {
+        self.server.stop().await.unwrap();
+        (self.dir, self.http)
+    }
+
+    /// Starts a server again on a data directory left by [`Harness::stop`].
+    pub async fn resume(dir: tempfile::TempDir, http: reqwest::Client) -> Self {
+        let server = Server::start(&config(dir.path()))
+            .await
+            .expect("server restarts");
+        Self {
+            url: server.url(),
+            dir,
+            server,
+            http,
+        }
+    }
+
     pub fn agent_a(&self) -> AgentClient {
         AgentClient::new(&self.url, "agent-a", key(KEY_A_NEW))
     }
@@ -407,4 +426,33 @@ pub fn spawn_server(config: &Path) -> Binary {
         "serve",
     ];
     Binary::spawn(&args, config.parent().unwrap())
+}
+
+/// Sends `n` distinct submissions at once as agent-a and kills the server (`kill -9`) as soon
+/// as `min_accepted` of them have been acknowledged; returns the ids of every acknowledged one.
+pub async fn burst_then_kill_9(server: &mut Binary, n: u32, min_accepted: usize) -> Vec<String> {
+    let agent = AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (agent, tx) = (agent.clone(), tx.clone());
+        tasks.spawn(async move {
+            if let Ok(a) = agent.submit(&action_body(json!({ "n": i })), None).await
+                && a.status == 202
+            {
+                let _ = tx.send(a.body["id"].as_str().unwrap().to_owned());
+            }
+        });
+    }
+    drop(tx);
+    let mut accepted = Vec::new();
+    while accepted.len() < min_accepted {
+        accepted.push(rx.recv().await.expect("some requests are accepted"));
+    }
+    server.kill_9();
+    while tasks.join_next().await.is_some() {}
+    while let Ok(id) = rx.try_recv() {
+        accepted.push(id);
+    }
+    accepted
 }
