@@ -9,6 +9,7 @@
 pub mod entry;
 pub mod git;
 pub mod sign;
+pub mod verify;
 
 pub use entry::{Draft, GENESIS, Sealed};
 pub use git::{DEFAULT_BRANCH, LedgerRepo};

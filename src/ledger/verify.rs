@@ -1,0 +1,463 @@
+//! `countersign ledger verify`: checks a ledger branch from its first commit to its tip and
+//! reports the first broken point precisely.
+//!
+//! The first-parent history is walked from the root (a merge is an error: the ledger is
+//! linear). Every commit must carry an SSH signature by an allowed key (given, or published in
+//! the branch's first commit: trust on first commit). Against its parent, a commit may only
+//! append whole lines to the newest ledger file or add newer files; files outside `ledger/`
+//! may change (the report notes it). The lines each commit appends are checked as it appends
+//! them, in commit order, which is also path order: so every line of the tip is checked once,
+//! in `seq` order, and a bad line is blamed on the commit that wrote it. Each blob version is
+//! read once, and only the newest file's content is kept between commits.
+
+mod broken;
+mod content;
+mod tree;
+
+pub use broken::{Broken, Change, CommitRef, Place, Problem};
+
+use crate::ledger::git::{ALLOWED_SIGNERS, Head, LEDGER_DIR};
+use crate::ledger::sign::{AllowedSigners, SignatureError};
+use anyhow::Context as _;
+use content::{Chain, Segment};
+use git2::{Commit, ErrorCode, ObjectType, Oid, Repository, Tree};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tree::Delta;
+
+/// What an intact ledger holds, and what it was checked against.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub entries: u64,
+    pub files: usize,
+    pub commits: usize,
+    /// The last entry, and the tip commit it was verified at (`None`: no entries yet).
+    pub head: Option<Head>,
+    /// The branch's tip commit.
+    pub tip: String,
+    pub trust: Trust,
+    /// Who signed the commits, and how many each.
+    pub signers: Vec<SignerUse>,
+    /// Changes outside `ledger/` (e.g. a key added to `allowed_signers`).
+    pub notes: Vec<String>,
+    pub elapsed: Duration,
+}
+
+/// Where the keys that signatures were checked against came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trust {
+    /// Given by the caller (an allowed-signers file obtained out of band).
+    Given,
+    /// The `allowed_signers` of the branch's first commit (trust on first commit).
+    FirstCommit(CommitRef),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignerUse {
+    pub principal: String,
+    pub commits: usize,
+}
+
+/// Checks the ledger on `branch` of the repository at `repo_path`: `Ok(Err(_))` names the
+/// first broken point; `Err(_)` means it could not be read at all (no repository, no branch,
+/// a damaged git object).
+pub fn verify(
+    repo_path: &Path,
+    branch: &str,
+    allowed: Option<&AllowedSigners>,
+) -> anyhow::Result<Result<Report, Broken>> {
+    let started = Instant::now();
+    let repo = open(repo_path)?;
+    let tip = branch_tip(&repo, branch)?;
+    match walk(&repo, tip, allowed) {
+        Ok(mut report) => {
+            report.elapsed = started.elapsed();
+            Ok(Ok(report))
+        }
+        Err(Stop::Broken(b)) => Ok(Err(*b)),
+        Err(Stop::Unreadable(e)) => Err(e),
+    }
+}
+
+/// Calls `visit(path, line number, line)` for every line of every ledger file at `rev` (a
+/// branch name or a commit id), in path order. Nothing is verified.
+pub fn for_each_line(
+    repo_path: &Path,
+    rev: &str,
+    visit: &mut dyn FnMut(&str, usize, &[u8]) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let repo = open(repo_path)?;
+    let tip = match branch_tip(&repo, rev) {
+        Ok(tip) => tip,
+        Err(e) => match Oid::from_str(rev) {
+            Ok(oid) if rev.len() == 40 => oid,
+            _ => return Err(e),
+        },
+    };
+    let root = repo.find_commit(tip)?.tree()?;
+    let Some(entry) = root.get_name(LEDGER_DIR) else {
+        return Ok(());
+    };
+    let ledger = repo.find_tree(entry.id())?;
+    visit_tree(&repo, &ledger, LEDGER_DIR, visit)
+}
+
+fn visit_tree(
+    repo: &Repository,
+    tree: &Tree<'_>,
+    prefix: &str,
+    visit: &mut dyn FnMut(&str, usize, &[u8]) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut entries: Vec<_> = tree.iter().collect();
+    entries.sort_by(|a, b| a.name_bytes().cmp(b.name_bytes()));
+    for e in entries {
+        let path = format!("{prefix}/{}", String::from_utf8_lossy(e.name_bytes()));
+        match e.kind() {
+            Some(ObjectType::Tree) => visit_tree(repo, &repo.find_tree(e.id())?, &path, visit)?,
+            Some(ObjectType::Blob) if content::segment_name(&path).is_ok() => {
+                let blob = repo.find_blob(e.id())?;
+                for (n, line) in blob.content().split(|b| *b == b'\n').enumerate() {
+                    if !line.is_empty() {
+                        visit(&path, n + 1, line)?;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn open(repo_path: &Path) -> anyhow::Result<Repository> {
+    Repository::open(repo_path)
+        .with_context(|| format!("cannot open git repository {}", repo_path.display()))
+}
+
+fn branch_tip(repo: &Repository, branch: &str) -> anyhow::Result<Oid> {
+    let refname = format!("refs/heads/{branch}");
+    let reference = repo.find_reference(&refname).map_err(|e| match e.code() {
+        ErrorCode::NotFound | ErrorCode::InvalidSpec => {
+            anyhow::anyhow!("no branch `{branch}` in {}", repo.path().display())
+        }
+        _ => anyhow::Error::new(e).context(format!("cannot read branch `{branch}`")),
+    })?;
+    Ok(reference
+        .peel_to_commit()
+        .with_context(|| format!("branch `{branch}` does not point at a commit"))?
+        .id())
+}
+
+/// Why the walk stopped early.
+enum Stop {
+    Broken(Box<Broken>),
+    Unreadable(anyhow::Error),
+}
+
+impl From<Broken> for Stop {
+    fn from(b: Broken) -> Stop {
+        Stop::Broken(Box::new(b))
+    }
+}
+
+impl From<git2::Error> for Stop {
+    fn from(e: git2::Error) -> Stop {
+        Stop::Unreadable(anyhow::Error::new(e).context("cannot read the ledger branch"))
+    }
+}
+
+fn commit_ref(commit: &Commit<'_>) -> CommitRef {
+    CommitRef {
+        id: commit.id().to_string(),
+        subject: String::from_utf8_lossy(commit.summary_bytes().unwrap_or_default()).into_owned(),
+    }
+}
+
+/// The branch's first-parent history, root first.
+fn history(repo: &Repository, tip: Oid) -> Result<Vec<Oid>, Stop> {
+    let mut commits = Vec::new();
+    let mut merge = None;
+    let mut at = tip;
+    loop {
+        let commit = repo.find_commit(at)?;
+        commits.push(at);
+        if commit.parent_count() > 1 {
+            merge = Some(commit_ref(&commit)); // the oldest one wins
+        }
+        match commit.parent_id(0) {
+            Ok(parent) => at = parent,
+            Err(_) => break,
+        }
+    }
+    if let Some(commit) = merge {
+        return Err(Broken::Merge { commit }.into());
+    }
+    commits.reverse();
+    Ok(commits)
+}
+
+/// The keys published in the first commit.
+fn first_commit_keys(repo: &Repository, root: Oid) -> Result<(AllowedSigners, CommitRef), Stop> {
+    let commit = repo.find_commit(root)?;
+    let cref = commit_ref(&commit);
+    let no_trust = |problem: String| Broken::NoTrust {
+        commit: cref.clone(),
+        problem,
+    };
+    let Some(entry) = commit.tree()?.get_name(ALLOWED_SIGNERS).map(|e| e.id()) else {
+        return Err(no_trust(format!("it has no {ALLOWED_SIGNERS} file")).into());
+    };
+    let blob = repo.find_blob(entry)?;
+    let text = std::str::from_utf8(blob.content())
+        .map_err(|_| no_trust(format!("{ALLOWED_SIGNERS} is not UTF-8")))?;
+    let keys = AllowedSigners::parse(text).map_err(|e| no_trust(format!("{e:#}")))?;
+    if keys.is_empty() {
+        return Err(no_trust(format!("{ALLOWED_SIGNERS} lists no key")).into());
+    }
+    Ok((keys, cref))
+}
+
+fn walk(repo: &Repository, tip: Oid, allowed: Option<&AllowedSigners>) -> Result<Report, Stop> {
+    let commits = history(repo, tip)?;
+    let (keys, trust) = match allowed {
+        Some(keys) => (keys.clone(), Trust::Given),
+        None => {
+            let (keys, root) = first_commit_keys(repo, commits[0])?;
+            (keys, Trust::FirstCommit(root))
+        }
+    };
+    let mut walk = Walk {
+        repo,
+        keys: &keys,
+        chain: Chain::default(),
+        newest: None,
+        files: 0,
+        signers: BTreeMap::new(),
+        notes: Vec::new(),
+    };
+    for (i, oid) in commits.iter().enumerate() {
+        walk.commit(*oid, i == 0)?;
+    }
+    let head = walk.chain.last.as_ref().map(|l| Head {
+        seq: l.seq,
+        hash: l.hash.clone(),
+        commit: tip.to_string(),
+    });
+    Ok(Report {
+        entries: walk.chain.entries,
+        files: walk.files,
+        commits: commits.len(),
+        head,
+        tip: tip.to_string(),
+        trust,
+        signers: (walk.signers.into_iter())
+            .map(|(principal, commits)| SignerUse { principal, commits })
+            .collect(),
+        notes: walk.notes,
+        elapsed: Duration::ZERO,
+    })
+}
+
+/// The file lines are appended to, as of the commit being checked.
+struct Newest {
+    path: String,
+    blob: Oid,
+    content: Vec<u8>,
+    lines: usize,
+}
+
+struct Walk<'a> {
+    repo: &'a Repository,
+    keys: &'a AllowedSigners,
+    chain: Chain,
+    newest: Option<Newest>,
+    files: usize,
+    signers: BTreeMap<String, usize>,
+    notes: Vec<String>,
+}
+
+/// Only plain, non-executable files belong under `ledger/`.
+const REGULAR_FILE: i32 = 0o100644;
+
+impl Walk<'_> {
+    fn commit(&mut self, oid: Oid, root: bool) -> Result<(), Stop> {
+        let commit = self.repo.find_commit(oid)?;
+        let principal = self.signature(&commit)?;
+        *self.signers.entry(principal).or_default() += 1;
+        let parent = if root {
+            None
+        } else {
+            Some(commit.parent(0)?.tree()?)
+        };
+        let mut deltas = Vec::new();
+        tree::diff(
+            self.repo,
+            parent.as_ref(),
+            Some(&commit.tree()?),
+            "",
+            &mut deltas,
+        )?;
+        let (mut ledger, others): (Vec<Delta>, Vec<Delta>) = deltas
+            .into_iter()
+            .partition(|d| d.path().split('/').next() == Some(LEDGER_DIR));
+        if !root && !others.is_empty() {
+            let paths: Vec<&str> = others.iter().map(Delta::path).collect();
+            let note = format!("{} changed {}", commit_ref(&commit), paths.join(", "));
+            self.notes.push(note);
+        }
+        ledger.sort_by(|a, b| a.path().cmp(b.path()));
+        for delta in ledger {
+            self.apply(&commit, delta)?;
+        }
+        Ok(())
+    }
+
+    /// The principal whose allowed key signed the commit.
+    fn signature(&self, commit: &Commit<'_>) -> Result<String, Stop> {
+        let (signature, signed) = match self.repo.extract_signature(&commit.id(), Some("gpgsig")) {
+            Ok(found) => found,
+            Err(e) if e.code() == ErrorCode::NotFound => {
+                let commit = commit_ref(commit);
+                return Err(Broken::Unsigned { commit }.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let armored = signature.as_str().unwrap_or_default();
+        match self.keys.verify(armored, &signed) {
+            Ok(principal) => Ok(principal.to_owned()),
+            Err(SignatureError::UnknownKey(fingerprint)) => Err(Broken::UnknownKey {
+                commit: commit_ref(commit),
+                fingerprint,
+            }
+            .into()),
+            Err(problem) => Err(Broken::BadSignature {
+                commit: commit_ref(commit),
+                problem,
+            }
+            .into()),
+        }
+    }
+
+    /// Checks one changed ledger file: only whole lines appended to the newest file, or a new
+    /// file after it, and every appended line in the chain.
+    fn apply(&mut self, commit: &Commit<'_>, delta: Delta) -> Result<(), Stop> {
+        let broken = |change: Change| -> Stop {
+            Broken::History {
+                commit: commit_ref(commit),
+                change,
+            }
+            .into()
+        };
+        let (path, id, old, mode) = match delta {
+            Delta::Deleted { path } => return Err(broken(Change::Deleted { path })),
+            Delta::Added { path, id, mode } => (path, id, None, mode),
+            Delta::Modified {
+                path,
+                old,
+                new,
+                mode,
+            } => (path, new, Some(old), mode),
+        };
+        if mode != REGULAR_FILE {
+            let why = "not a plain file";
+            return Err(broken(Change::NotSegment { path, why }));
+        }
+        let (day, named) = match content::segment_name(&path) {
+            Ok(name) => name,
+            Err(why) => return Err(broken(Change::NotSegment { path, why })),
+        };
+        let newest_path = self.newest.as_ref().map(|n| n.path.clone());
+        let bytes = self.repo.find_blob(id)?.content().to_vec();
+        let (lines_before, from) = match old {
+            Some(old) => {
+                let Some(newest) = self.newest.as_mut().filter(|n| n.path == path) else {
+                    let newest = newest_path.unwrap_or_default();
+                    return Err(broken(Change::OldFile { path, newest }));
+                };
+                if newest.blob != old {
+                    newest.content = self.repo.find_blob(old)?.content().to_vec();
+                    newest.lines = newest.content.iter().filter(|b| **b == b'\n').count();
+                }
+                if let Err(change) = appended_only(&path, &newest.content, &bytes) {
+                    return Err(broken(change));
+                }
+                (newest.lines, newest.content.len())
+            }
+            None => {
+                if let Some(newest) = newest_path.filter(|n| *n >= path) {
+                    return Err(broken(Change::Before { path, newest }));
+                }
+                if !bytes.ends_with(b"\n") {
+                    return Err(broken(Change::Unterminated { path }));
+                }
+                self.files += 1;
+                (0, 0)
+            }
+        };
+        let segment = Segment {
+            path: &path,
+            day,
+            named,
+            lines_before,
+        };
+        let appended = &bytes[from..];
+        self.chain
+            .check_appended(&segment, appended, &|| commit_ref(commit))?;
+        let lines = lines_before + appended.iter().filter(|b| **b == b'\n').count();
+        self.newest = Some(Newest {
+            path,
+            blob: id,
+            content: bytes,
+            lines,
+        });
+        Ok(())
+    }
+}
+
+/// Whether `new` is `old` with whole lines appended (`old` ends with a newline).
+fn appended_only(path: &str, old: &[u8], new: &[u8]) -> Result<(), Change> {
+    let path = path.to_owned();
+    if new.starts_with(old) {
+        return match new.ends_with(b"\n") {
+            true => Ok(()),
+            false => Err(Change::Unterminated { path }),
+        };
+    }
+    let at = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+    let line = 1 + old[..at].iter().filter(|b| **b == b'\n').count();
+    Err(match at == new.len() {
+        true => Change::Truncated { path, line },
+        false => Change::Rewrote { path, line },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appending_whole_lines_is_the_only_change_allowed() {
+        let old = b"a\nb\nc\n";
+        assert_eq!(appended_only("f", old, b"a\nb\nc\nd\n"), Ok(()));
+        let rewrote = |line| {
+            Err(Change::Rewrote {
+                path: "f".into(),
+                line,
+            })
+        };
+        assert_eq!(appended_only("f", old, b"a\nB\nc\n"), rewrote(2));
+        assert_eq!(appended_only("f", old, b"a\nc\n"), rewrote(2));
+        assert_eq!(appended_only("f", old, b"b\na\nc\n"), rewrote(1));
+        assert_eq!(
+            appended_only("f", old, b"a\nb\n"),
+            Err(Change::Truncated {
+                path: "f".into(),
+                line: 3
+            })
+        );
+        assert_eq!(
+            appended_only("f", old, b"a\nb\nc\nd"),
+            Err(Change::Unterminated { path: "f".into() })
+        );
+    }
+}

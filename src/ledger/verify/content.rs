@@ -1,0 +1,245 @@
+//! The content checks of `ledger verify`, on the lines each commit appends, in commit order:
+//! every line on its own (`entry::check_line`: canonical JSON whose `hash` matches), spread over
+//! the cores, then the chain in order (`seq` without gaps, `prev` links, file names, UTC days,
+//! at most 500 lines a file, timestamps that never go back).
+
+use super::broken::{Broken, CommitRef, Place, Problem};
+use crate::ledger::entry::{self, GENESIS};
+use crate::ledger::git::{LEDGER_DIR, SEGMENT_ENTRIES};
+
+/// Below this many lines a file is checked on the calling thread alone.
+const PARALLEL_FROM: usize = 64;
+
+/// `(day as yyyy/mm/dd, seq in the file name)` of `ledger/yyyy/mm/dd/<12 digits>.jsonl`.
+pub(super) fn segment_name(path: &str) -> Result<(&str, i64), &'static str> {
+    const SHAPE: &str = "not ledger/yyyy/mm/dd/<12-digit seq>.jsonl";
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let rest = path
+        .strip_prefix(LEDGER_DIR)
+        .and_then(|r| r.strip_prefix('/'))
+        .ok_or(SHAPE)?;
+    let (day, file) = rest.rsplit_once('/').ok_or(SHAPE)?;
+    let parts: Vec<&str> = day.split('/').collect();
+    let day_ok = matches!(parts.as_slice(), [y, m, d] if y.len() == 4 && m.len() == 2 && d.len() == 2)
+        && parts.iter().all(|p| digits(p));
+    let named = file.strip_suffix(".jsonl").ok_or(SHAPE)?;
+    if !day_ok || named.len() != 12 || !digits(named) {
+        return Err(SHAPE);
+    }
+    Ok((day, named.parse().map_err(|_| SHAPE)?))
+}
+
+/// What the chain needs from a line that checked on its own.
+#[derive(Debug)]
+struct Fields {
+    seq: i64,
+    prev: String,
+    hash: String,
+    timestamp: String,
+}
+
+/// The last entry checked.
+#[derive(Debug, Clone)]
+pub(super) struct Link {
+    pub seq: i64,
+    pub hash: String,
+    timestamp: String,
+}
+
+/// The chain across files: feed it the appended lines in commit order.
+#[derive(Debug, Default)]
+pub(super) struct Chain {
+    pub last: Option<Link>,
+    pub entries: u64,
+}
+
+/// Where appended lines go: a segment and how many lines it held before.
+#[derive(Debug)]
+pub(super) struct Segment<'a> {
+    pub path: &'a str,
+    /// `yyyy/mm/dd`, from the path.
+    pub day: &'a str,
+    /// The seq in the file name.
+    pub named: i64,
+    pub lines_before: usize,
+}
+
+impl Chain {
+    /// Checks lines appended to a segment (whole lines, ending with a newline), in order.
+    /// `commit` names the commit that appended them, for the report.
+    pub fn check_appended(
+        &mut self,
+        seg: &Segment<'_>,
+        appended: &[u8],
+        commit: &dyn Fn() -> CommitRef,
+    ) -> Result<(), Broken> {
+        let mut lines: Vec<&[u8]> = appended.split(|b| *b == b'\n').collect();
+        lines.pop(); // after the final newline
+        let broken = |i: usize, seq: Option<i64>, problem: Problem| Broken::Entry {
+            at: Place {
+                path: seg.path.to_owned(),
+                line: seg.lines_before + i + 1,
+                seq,
+                commit: Some(commit()),
+            },
+            problem,
+        };
+        for (i, result) in check_all(&lines).into_iter().enumerate() {
+            let n = seg.lines_before + i;
+            let f = match result {
+                Ok(f) => f,
+                Err(problem) => return Err(broken(i, seq_of(lines[i]), problem)),
+            };
+            if n == SEGMENT_ENTRIES {
+                let max = SEGMENT_ENTRIES;
+                return Err(broken(i, Some(f.seq), Problem::TooMany { max }));
+            }
+            if let Some(problem) = self.link_problem(&f, n, seg) {
+                return Err(broken(i, Some(f.seq), problem));
+            }
+            self.last = Some(Link {
+                seq: f.seq,
+                hash: f.hash,
+                timestamp: f.timestamp,
+            });
+            self.entries += 1;
+        }
+        Ok(())
+    }
+
+    /// What is wrong with an entry that checked on its own, as line `n` (0-based) of `seg`.
+    fn link_problem(&self, f: &Fields, n: usize, seg: &Segment<'_>) -> Option<Problem> {
+        let linked = match &self.last {
+            None if f.seq != 1 => Some(Problem::FirstSeq { seq: f.seq }),
+            None if f.prev != GENESIS => Some(Problem::Chain {
+                stated: f.prev.clone(),
+                expected: GENESIS.to_owned(),
+            }),
+            None => None,
+            Some(l) if f.seq != l.seq + 1 => Some(Problem::SeqJump {
+                from: l.seq,
+                to: f.seq,
+            }),
+            Some(l) if f.prev != l.hash => Some(Problem::Chain {
+                stated: f.prev.clone(),
+                expected: l.hash.clone(),
+            }),
+            Some(l) if f.timestamp < l.timestamp => Some(Problem::Backwards {
+                timestamp: f.timestamp.clone(),
+                previous: l.timestamp.clone(),
+            }),
+            Some(_) => None,
+        };
+        linked
+            .or_else(|| {
+                (n == 0 && f.seq != seg.named).then_some(Problem::FileName {
+                    named: seg.named,
+                    seq: f.seq,
+                })
+            })
+            .or_else(|| {
+                (!same_day(&f.timestamp, seg.day)).then(|| Problem::Day {
+                    timestamp: f.timestamp.clone(),
+                    day: seg.day.to_owned(),
+                })
+            })
+    }
+}
+
+/// Checks every line on its own, spread over the available cores (in order).
+fn check_all(lines: &[&[u8]]) -> Vec<Result<Fields, Problem>> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    if threads < 2 || lines.len() < PARALLEL_FROM {
+        return lines.iter().map(|l| check_one(l)).collect();
+    }
+    let chunk = lines.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let others: Vec<_> = lines
+            .chunks(chunk)
+            .skip(1)
+            .map(|part| s.spawn(move || part.iter().map(|l| check_one(l)).collect::<Vec<_>>()))
+            .collect();
+        let mut all: Vec<_> = lines[..chunk].iter().map(|l| check_one(l)).collect();
+        for handle in others {
+            match handle.join() {
+                Ok(part) => all.extend(part),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        all
+    })
+}
+
+fn check_one(line: &[u8]) -> Result<Fields, Problem> {
+    let text = std::str::from_utf8(line).map_err(|_| Problem::NotUtf8)?;
+    let c = entry::check_line(text)?;
+    if !valid_timestamp(&c.timestamp) {
+        return Err(Problem::Timestamp {
+            timestamp: c.timestamp,
+        });
+    }
+    Ok(Fields {
+        seq: c.seq,
+        prev: c.prev,
+        hash: c.hash,
+        timestamp: c.timestamp,
+    })
+}
+
+/// Exactly the writer's form, `2026-11-21T10:15:02.311Z`, and a real instant (so that
+/// comparing the text compares the instants).
+fn valid_timestamp(t: &str) -> bool {
+    let b = t.as_bytes();
+    b.len() == 24
+        && b[19] == b'.'
+        && b[23] == b'Z'
+        && b[20..23].iter().all(u8::is_ascii_digit)
+        && humantime::parse_rfc3339(t).is_ok()
+}
+
+/// Whether `2026-11-21T…` lies in `2026/11/21`.
+fn same_day(timestamp: &str, day: &str) -> bool {
+    let (t, d) = (timestamp.as_bytes(), day.as_bytes());
+    t[..4] == d[..4] && t[5..7] == d[5..7] && t[8..10] == d[8..10]
+}
+
+/// The `seq` of a line that did not check, if it can be read at all.
+fn seq_of(line: &[u8]) -> Option<i64> {
+    serde_json::from_slice::<serde_json::Value>(line)
+        .ok()?
+        .get("seq")?
+        .as_i64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_follow_the_layout() {
+        assert_eq!(
+            segment_name("ledger/2026/11/21/000000000101.jsonl"),
+            Ok(("2026/11/21", 101))
+        );
+        for bad in [
+            "ledger/2026/11/21/101.jsonl",
+            "ledger/2026/11/000000000101.jsonl",
+            "ledger/2026/11/21/000000000101.json",
+            "ledger/2026/11/2a/000000000101.jsonl",
+            "ledger/x/2026/11/21/000000000101.jsonl",
+            "other/2026/11/21/000000000101.jsonl",
+        ] {
+            assert!(segment_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn timestamps_are_the_writers_form() {
+        assert!(valid_timestamp("2026-11-21T10:15:02.311Z"));
+        assert!(!valid_timestamp("2026-11-21T10:15:02Z"));
+        assert!(!valid_timestamp("2026-11-21T10:15:02.311+00"));
+        assert!(!valid_timestamp("2026-13-21T10:15:02.311Z"));
+        assert!(same_day("2026-11-21T10:15:02.311Z", "2026/11/21"));
+        assert!(!same_day("2026-11-22T00:00:00.000Z", "2026/11/21"));
+    }
+}
