@@ -80,12 +80,15 @@ pub fn verify(
     }
 }
 
+/// What [`for_each_line`] calls with each line: `(path, line number, line)`.
+pub type LineVisitor<'a> = dyn FnMut(&str, usize, &[u8]) -> anyhow::Result<()> + 'a;
+
 /// Calls `visit(path, line number, line)` for every line of every ledger file at `rev` (a
 /// branch name or a commit id), in path order. Nothing is verified.
 pub fn for_each_line(
     repo_path: &Path,
     rev: &str,
-    visit: &mut dyn FnMut(&str, usize, &[u8]) -> anyhow::Result<()>,
+    visit: &mut LineVisitor<'_>,
 ) -> anyhow::Result<()> {
     let repo = open(repo_path)?;
     let tip = match branch_tip(&repo, rev) {
@@ -107,7 +110,7 @@ fn visit_tree(
     repo: &Repository,
     tree: &Tree<'_>,
     prefix: &str,
-    visit: &mut dyn FnMut(&str, usize, &[u8]) -> anyhow::Result<()>,
+    visit: &mut LineVisitor<'_>,
 ) -> anyhow::Result<()> {
     let mut entries: Vec<_> = tree.iter().collect();
     entries.sort_by(|a, b| a.name_bytes().cmp(b.name_bytes()));
@@ -157,6 +160,12 @@ enum Stop {
 impl From<Broken> for Stop {
     fn from(b: Broken) -> Stop {
         Stop::Broken(Box::new(b))
+    }
+}
+
+impl From<Box<Broken>> for Stop {
+    fn from(b: Box<Broken>) -> Stop {
+        Stop::Broken(b)
     }
 }
 
@@ -371,6 +380,9 @@ impl Walk<'_> {
         let (lines_before, from) = match old {
             Some(old) => {
                 let Some(newest) = self.newest.as_mut().filter(|n| n.path == path) else {
+                    // Say what happened to the older file: rewritten, or appended to.
+                    let before = self.repo.find_blob(old)?.content().to_vec();
+                    appended_only(&path, &before, &bytes).map_err(broken)?;
                     let newest = newest_path.unwrap_or_default();
                     return Err(broken(Change::OldFile { path, newest }));
                 };
@@ -378,9 +390,7 @@ impl Walk<'_> {
                     newest.content = self.repo.find_blob(old)?.content().to_vec();
                     newest.lines = newest.content.iter().filter(|b| **b == b'\n').count();
                 }
-                if let Err(change) = appended_only(&path, &newest.content, &bytes) {
-                    return Err(broken(change));
-                }
+                appended_only(&path, &newest.content, &bytes).map_err(broken)?;
                 (newest.lines, newest.content.len())
             }
             None => {

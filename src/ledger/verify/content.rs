@@ -72,17 +72,19 @@ impl Chain {
         seg: &Segment<'_>,
         appended: &[u8],
         commit: &dyn Fn() -> CommitRef,
-    ) -> Result<(), Broken> {
+    ) -> Result<(), Box<Broken>> {
         let mut lines: Vec<&[u8]> = appended.split(|b| *b == b'\n').collect();
         lines.pop(); // after the final newline
-        let broken = |i: usize, seq: Option<i64>, problem: Problem| Broken::Entry {
-            at: Place {
-                path: seg.path.to_owned(),
-                line: seg.lines_before + i + 1,
-                seq,
-                commit: Some(commit()),
-            },
-            problem,
+        let broken = |i: usize, seq: Option<i64>, problem: Problem| {
+            Box::new(Broken::Entry {
+                at: Place {
+                    path: seg.path.to_owned(),
+                    line: seg.lines_before + i + 1,
+                    seq,
+                    commit: Some(commit()),
+                },
+                problem,
+            })
         };
         for (i, result) in check_all(&lines).into_iter().enumerate() {
             let n = seg.lines_before + i;
