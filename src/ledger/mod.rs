@@ -7,6 +7,7 @@
 //! the format for auditors.
 
 pub mod entry;
+pub mod export;
 pub mod git;
 pub mod sign;
 pub mod verify;
