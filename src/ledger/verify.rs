@@ -12,6 +12,7 @@
 
 mod broken;
 mod content;
+mod fast;
 mod tree;
 
 pub use broken::{Broken, Change, CommitRef, Place, Problem};

@@ -4,7 +4,8 @@
 //! at most 500 lines a file, timestamps that never go back).
 
 use super::broken::{Broken, CommitRef, Place, Problem};
-use crate::ledger::entry::{self, GENESIS};
+use super::fast::{self, Fields};
+use crate::ledger::entry::GENESIS;
 use crate::ledger::git::{LEDGER_DIR, SEGMENT_ENTRIES};
 
 /// Below this many lines a file is checked on the calling thread alone.
@@ -27,15 +28,6 @@ pub(super) fn segment_name(path: &str) -> Result<(&str, i64), &'static str> {
         return Err(SHAPE);
     }
     Ok((day, named.parse().map_err(|_| SHAPE)?))
-}
-
-/// What the chain needs from a line that checked on its own.
-#[derive(Debug)]
-struct Fields {
-    seq: i64,
-    prev: String,
-    hash: String,
-    timestamp: String,
 }
 
 /// The last entry checked.
@@ -150,7 +142,9 @@ impl Chain {
 
 /// Checks every line on its own, spread over the available cores (in order).
 fn check_all(lines: &[&[u8]]) -> Vec<Result<Fields, Problem>> {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let threads =
+        *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from));
     if threads < 2 || lines.len() < PARALLEL_FROM {
         return lines.iter().map(|l| check_one(l)).collect();
     }
@@ -174,18 +168,13 @@ fn check_all(lines: &[&[u8]]) -> Vec<Result<Fields, Problem>> {
 
 fn check_one(line: &[u8]) -> Result<Fields, Problem> {
     let text = std::str::from_utf8(line).map_err(|_| Problem::NotUtf8)?;
-    let c = entry::check_line(text)?;
-    if !valid_timestamp(&c.timestamp) {
+    let fields = fast::check(text)?;
+    if !valid_timestamp(&fields.timestamp) {
         return Err(Problem::Timestamp {
-            timestamp: c.timestamp,
+            timestamp: fields.timestamp,
         });
     }
-    Ok(Fields {
-        seq: c.seq,
-        prev: c.prev,
-        hash: c.hash,
-        timestamp: c.timestamp,
-    })
+    Ok(fields)
 }
 
 /// Exactly the writer's form, `2026-11-21T10:15:02.311Z`, and a real instant (so that
