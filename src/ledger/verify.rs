@@ -13,6 +13,7 @@
 mod broken;
 mod content;
 mod fast;
+mod pool;
 mod tree;
 
 pub use broken::{Broken, Change, CommitRef, Place, Problem};
@@ -22,8 +23,10 @@ use crate::ledger::sign::{AllowedSigners, SignatureError};
 use anyhow::Context as _;
 use content::{Chain, Segment};
 use git2::{Commit, ErrorCode, ObjectType, Oid, Repository, Tree};
+use pool::Pool;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tree::Delta;
 
@@ -236,50 +239,67 @@ fn walk(repo: &Repository, tip: Oid, allowed: Option<&AllowedSigners>) -> Result
             (keys, Trust::FirstCommit(root))
         }
     };
-    let mut walk = Walk {
-        repo,
-        keys: &keys,
-        chain: Chain::default(),
-        newest: None,
-        files: 0,
-        signers: BTreeMap::new(),
-        notes: Vec::new(),
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut chain = Chain::default();
+    let name = |oid: Oid| match repo.find_commit(oid) {
+        Ok(c) => commit_ref(&c),
+        Err(_) => CommitRef {
+            id: oid.to_string(),
+            subject: String::new(),
+        },
     };
-    for (i, oid) in commits.iter().enumerate() {
-        walk.commit(*oid, i == 0)?;
-    }
-    let head = walk.chain.last.as_ref().map(|l| Head {
+    let walk = std::thread::scope(|scope| {
+        let mut walk = Walk {
+            repo,
+            keys: &keys,
+            pool: Pool::start(scope, workers),
+            newest: None,
+            files: 0,
+            signers: BTreeMap::new(),
+            notes: Vec::new(),
+        };
+        for (i, oid) in commits.iter().enumerate() {
+            let walked = walk.commit(*oid, i == 0);
+            // Lines appended before a broken commit come first in the report.
+            walk.pool.link(&mut chain, walked.is_err(), &name)?;
+            walked?;
+        }
+        walk.pool.link(&mut chain, true, &name)?;
+        Ok::<_, Stop>((walk.files, walk.signers, walk.notes))
+    })?;
+    let (files, signers, notes) = walk;
+    let head = chain.last.as_ref().map(|l| Head {
         seq: l.seq,
         hash: l.hash.clone(),
         commit: tip.to_string(),
     });
     Ok(Report {
-        entries: walk.chain.entries,
-        files: walk.files,
+        entries: chain.entries,
+        files,
         commits: commits.len(),
         head,
         tip: tip.to_string(),
         trust,
-        signers: (walk.signers.into_iter())
+        signers: (signers.into_iter())
             .map(|(principal, commits)| SignerUse { principal, commits })
             .collect(),
-        notes: walk.notes,
+        notes,
         elapsed: Duration::ZERO,
     })
 }
 
 /// The file lines are appended to, as of the commit being checked.
 struct Newest {
-    path: String,
+    segment: Arc<Segment>,
     blob: Oid,
-    content: Vec<u8>,
+    content: Arc<Vec<u8>>,
     lines: usize,
 }
 
 struct Walk<'a> {
     repo: &'a Repository,
     keys: &'a AllowedSigners,
-    chain: Chain,
+    pool: Pool,
     newest: Option<Newest>,
     files: usize,
     signers: BTreeMap<String, usize>,
@@ -373,14 +393,14 @@ impl Walk<'_> {
             return Err(broken(Change::NotSegment { path, why }));
         }
         let (day, named) = match content::segment_name(&path) {
-            Ok(name) => name,
+            Ok((day, named)) => (day.to_owned(), named),
             Err(why) => return Err(broken(Change::NotSegment { path, why })),
         };
-        let newest_path = self.newest.as_ref().map(|n| n.path.clone());
-        let bytes = self.repo.find_blob(id)?.content().to_vec();
-        let (lines_before, from) = match old {
+        let newest_path = self.newest.as_ref().map(|n| n.segment.path.clone());
+        let bytes = Arc::new(self.repo.find_blob(id)?.content().to_vec());
+        let (segment, lines_before, from) = match old {
             Some(old) => {
-                let Some(newest) = self.newest.as_mut().filter(|n| n.path == path) else {
+                let Some(newest) = self.newest.as_mut().filter(|n| n.segment.path == path) else {
                     // Say what happened to the older file: rewritten, or appended to.
                     let before = self.repo.find_blob(old)?.content().to_vec();
                     appended_only(&path, &before, &bytes).map_err(broken)?;
@@ -388,11 +408,16 @@ impl Walk<'_> {
                     return Err(broken(Change::OldFile { path, newest }));
                 };
                 if newest.blob != old {
-                    newest.content = self.repo.find_blob(old)?.content().to_vec();
-                    newest.lines = newest.content.iter().filter(|b| **b == b'\n').count();
+                    let content = self.repo.find_blob(old)?.content().to_vec();
+                    newest.lines = content.iter().filter(|b| **b == b'\n').count();
+                    newest.content = Arc::new(content);
                 }
                 appended_only(&path, &newest.content, &bytes).map_err(broken)?;
-                (newest.lines, newest.content.len())
+                (
+                    Arc::clone(&newest.segment),
+                    newest.lines,
+                    newest.content.len(),
+                )
             }
             None => {
                 if let Some(newest) = newest_path.filter(|n| *n >= path) {
@@ -402,21 +427,19 @@ impl Walk<'_> {
                     return Err(broken(Change::Unterminated { path }));
                 }
                 self.files += 1;
-                (0, 0)
+                (Arc::new(Segment { path, day, named }), 0, 0)
             }
         };
-        let segment = Segment {
-            path: &path,
-            day,
-            named,
-            lines_before,
-        };
-        let appended = &bytes[from..];
-        self.chain
-            .check_appended(&segment, appended, &|| commit_ref(commit))?;
-        let lines = lines_before + appended.iter().filter(|b| **b == b'\n').count();
+        let appended = from..bytes.len();
+        let lines = lines_before
+            + bytes[appended.clone()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count();
+        self.pool
+            .submit(&segment, &bytes, appended, lines_before, commit.id())?;
         self.newest = Some(Newest {
-            path,
+            segment,
             blob: id,
             content: bytes,
             lines,

@@ -1,15 +1,12 @@
-//! The content checks of `ledger verify`, on the lines each commit appends, in commit order:
-//! every line on its own (`entry::check_line`: canonical JSON whose `hash` matches), spread over
-//! the cores, then the chain in order (`seq` without gaps, `prev` links, file names, UTC days,
-//! at most 500 lines a file, timestamps that never go back).
+//! The content checks of `ledger verify`: every line on its own (`entry::check_line`'s verdict:
+//! canonical JSON whose `hash` matches, plus the writer's timestamp form), and the chain, in
+//! order (`seq` without gaps, `prev` links, file names, UTC days, at most 500 lines a file,
+//! timestamps that never go back).
 
-use super::broken::{Broken, CommitRef, Place, Problem};
+use super::broken::Problem;
 use super::fast::{self, Fields};
 use crate::ledger::entry::GENESIS;
 use crate::ledger::git::{LEDGER_DIR, SEGMENT_ENTRIES};
-
-/// Below this many lines a file is checked on the calling thread alone.
-const PARALLEL_FROM: usize = 64;
 
 /// `(day as yyyy/mm/dd, seq in the file name)` of `ledger/yyyy/mm/dd/<12 digits>.jsonl`.
 pub(super) fn segment_name(path: &str) -> Result<(&str, i64), &'static str> {
@@ -45,64 +42,37 @@ pub(super) struct Chain {
     pub entries: u64,
 }
 
-/// Where appended lines go: a segment and how many lines it held before.
+/// A segment lines are appended to.
 #[derive(Debug)]
-pub(super) struct Segment<'a> {
-    pub path: &'a str,
+pub(super) struct Segment {
+    pub path: String,
     /// `yyyy/mm/dd`, from the path.
-    pub day: &'a str,
+    pub day: String,
     /// The seq in the file name.
     pub named: i64,
-    pub lines_before: usize,
 }
 
 impl Chain {
-    /// Checks lines appended to a segment (whole lines, ending with a newline), in order.
-    /// `commit` names the commit that appended them, for the report.
-    pub fn check_appended(
-        &mut self,
-        seg: &Segment<'_>,
-        appended: &[u8],
-        commit: &dyn Fn() -> CommitRef,
-    ) -> Result<(), Box<Broken>> {
-        let mut lines: Vec<&[u8]> = appended.split(|b| *b == b'\n').collect();
-        lines.pop(); // after the final newline
-        let broken = |i: usize, seq: Option<i64>, problem: Problem| {
-            Box::new(Broken::Entry {
-                at: Place {
-                    path: seg.path.to_owned(),
-                    line: seg.lines_before + i + 1,
-                    seq,
-                    commit: Some(commit()),
-                },
-                problem,
-            })
-        };
-        for (i, result) in check_all(&lines).into_iter().enumerate() {
-            let n = seg.lines_before + i;
-            let f = match result {
-                Ok(f) => f,
-                Err(problem) => return Err(broken(i, seq_of(lines[i]), problem)),
-            };
-            if n == SEGMENT_ENTRIES {
-                let max = SEGMENT_ENTRIES;
-                return Err(broken(i, Some(f.seq), Problem::TooMany { max }));
-            }
-            if let Some(problem) = self.link_problem(&f, n, seg) {
-                return Err(broken(i, Some(f.seq), problem));
-            }
-            self.last = Some(Link {
-                seq: f.seq,
-                hash: f.hash,
-                timestamp: f.timestamp,
-            });
-            self.entries += 1;
+    /// Links an entry that checked on its own, as line `n` (0-based) of `seg`.
+    pub fn link(&mut self, f: Fields, n: usize, seg: &Segment) -> Result<(), Problem> {
+        if n >= SEGMENT_ENTRIES {
+            let max = SEGMENT_ENTRIES;
+            return Err(Problem::TooMany { max });
         }
+        if let Some(problem) = self.link_problem(&f, n, seg) {
+            return Err(problem);
+        }
+        self.last = Some(Link {
+            seq: f.seq,
+            hash: f.hash,
+            timestamp: f.timestamp,
+        });
+        self.entries += 1;
         Ok(())
     }
 
     /// What is wrong with an entry that checked on its own, as line `n` (0-based) of `seg`.
-    fn link_problem(&self, f: &Fields, n: usize, seg: &Segment<'_>) -> Option<Problem> {
+    fn link_problem(&self, f: &Fields, n: usize, seg: &Segment) -> Option<Problem> {
         let linked = match &self.last {
             None if f.seq != 1 => Some(Problem::FirstSeq { seq: f.seq }),
             None if f.prev != GENESIS => Some(Problem::Chain {
@@ -132,7 +102,7 @@ impl Chain {
                 })
             })
             .or_else(|| {
-                (!same_day(&f.timestamp, seg.day)).then(|| Problem::Day {
+                (!same_day(&f.timestamp, &seg.day)).then(|| Problem::Day {
                     timestamp: f.timestamp.clone(),
                     day: seg.day.to_owned(),
                 })
@@ -140,30 +110,9 @@ impl Chain {
     }
 }
 
-/// Checks every line on its own, spread over the available cores (in order).
-fn check_all(lines: &[&[u8]]) -> Vec<Result<Fields, Problem>> {
-    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let threads =
-        *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from));
-    if threads < 2 || lines.len() < PARALLEL_FROM {
-        return lines.iter().map(|l| check_one(l)).collect();
-    }
-    let chunk = lines.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let others: Vec<_> = lines
-            .chunks(chunk)
-            .skip(1)
-            .map(|part| s.spawn(move || part.iter().map(|l| check_one(l)).collect::<Vec<_>>()))
-            .collect();
-        let mut all: Vec<_> = lines[..chunk].iter().map(|l| check_one(l)).collect();
-        for handle in others {
-            match handle.join() {
-                Ok(part) => all.extend(part),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        all
-    })
+/// Checks a line on its own; a line that fails comes with its `seq` if it can be read.
+pub(super) fn check(line: &[u8]) -> Result<Fields, (Problem, Option<i64>)> {
+    check_one(line).map_err(|problem| (problem, seq_of(line)))
 }
 
 fn check_one(line: &[u8]) -> Result<Fields, Problem> {
