@@ -162,6 +162,9 @@ fn an_edited_line_without_its_hash_recomputed_is_a_hash_mismatch() {
         "{message}"
     );
     assert!(message.contains("hash mismatch"), "{message}");
+    // An unsigned commit later on does not hide the first broken point.
+    f.commit_on_tip(f.files(f.tip()), "later", None);
+    assert_eq!(broken(&f).1, message);
 }
 
 #[test]
@@ -627,5 +630,126 @@ fn the_binary_exits_0_when_intact_1_when_broken_2_when_unusable() {
             short(oid),
             mallory.fingerprint()
         )
+    );
+}
+
+#[test]
+fn an_object_altered_on_disk_is_caught() {
+    let f = Fixture::new();
+    let repo = f.repo();
+    let tree = repo.find_commit(f.tip()).unwrap().tree().unwrap();
+    let blob = tree.get_path(std::path::Path::new(DAY1)).unwrap().id();
+    // Same object name, other content (as an attacker editing .git/objects would leave it).
+    let mut day1 = lines(&f.files(f.tip())[DAY1]);
+    day1[3] = rehashed(&day1[3], "actor", json!("mallory"));
+    let forged = repo.blob(&join(&day1)).unwrap();
+    let loose = |oid: git2::Oid| {
+        let hex = oid.to_string();
+        f.repo_path()
+            .join("objects")
+            .join(&hex[..2])
+            .join(&hex[2..])
+    };
+    std::fs::remove_file(loose(blob)).unwrap();
+    std::fs::copy(loose(forged), loose(blob)).unwrap();
+    let (b, message) = broken(&f);
+    let Broken::Corrupt { commit, .. } = b else {
+        panic!("{message}")
+    };
+    assert_eq!(
+        commit.id,
+        f.commits()[3].to_string(),
+        "the commit that wrote it"
+    );
+    assert!(
+        message.contains("holds an object altered on disk"),
+        "{message}"
+    );
+}
+
+#[test]
+fn lines_deep_in_long_files_are_named_exactly() {
+    // 600 entries in one commit: ledger/…/000000000001.jsonl (500) and …/000000000501.jsonl.
+    let mut sealer = Sealer::default();
+    let batch: Vec<_> = (0..600)
+        .map(|i| sealer.next(MORNING_MS + i, REQ_A, "expired", "countersign", json!({})))
+        .collect();
+    let second = "ledger/2026/11/20/000000000501.jsonl";
+    let f = Fixture::with(vec![batch]);
+    let report = check(&f).unwrap();
+    assert_eq!((report.entries, report.files), (600, 2));
+
+    let mut snapshots = f.snapshots();
+    let mut first = lines(&snapshots[1].files[DAY1]);
+    first[299] = first[299].replace("\"expired\"", "\"approved\"");
+    snapshots[1].files.insert(DAY1.into(), join(&first));
+    let oids = f.rewrite(&snapshots, Some(&f.signer()));
+    let (_, message) = broken(&f);
+    assert!(
+        message.starts_with(&format!(
+            "line 300 of {DAY1} (seq 300, added by commit {}",
+            short(oids[1])
+        )),
+        "{message}"
+    );
+    assert!(message.contains("hash mismatch"), "{message}");
+
+    // The first line of the second file moved to the end of the first: 501 entries.
+    let f = Fixture::with(vec![{
+        let mut sealer = Sealer::default();
+        (0..600)
+            .map(|i| sealer.next(MORNING_MS + i, REQ_A, "expired", "countersign", json!({})))
+            .collect()
+    }]);
+    let mut snapshots = f.snapshots();
+    let mut first = lines(&snapshots[1].files[DAY1]);
+    let mut rest = lines(&snapshots[1].files[second]);
+    first.push(rest.remove(0));
+    snapshots[1].files.insert(DAY1.into(), join(&first));
+    snapshots[1].files.insert(second.into(), join(&rest));
+    f.rewrite(&snapshots, Some(&f.signer()));
+    let (_, message) = broken(&f);
+    assert!(
+        message.starts_with(&format!("line 501 of {DAY1} (seq 501,")),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("the file holds more than 500 entries"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_new_signing_key_needs_the_auditors_signers_file() {
+    // countersign publishes a new key in a commit signed by that key: the branch's first commit
+    // does not know it, so trust on first commit stops there; the auditor's file with both
+    // keys verifies the whole branch.
+    let f = Fixture::new();
+    let rotated = Signer::generate("countersign@new-host");
+    let rotated_line = rotated.allowed_signers_line();
+    let mut ledger =
+        countersign::ledger::LedgerRepo::open(&f.repo_path(), DEFAULT_BRANCH, rotated).unwrap();
+    ledger.ensure_started().unwrap();
+    let publish = f.tip();
+    let (b, message) = broken(&f);
+    assert!(
+        matches!(&b, Broken::UnknownKey { commit, .. } if commit.id == publish.to_string()),
+        "{message}"
+    );
+    assert!(
+        message.contains("(\"Publish ledger signing key SHA256:"),
+        "{message}"
+    );
+    let both = format!("{}\n{rotated_line}\n", f.signer().allowed_signers_line());
+    let keys = AllowedSigners::parse(&both).unwrap();
+    let report = verify::verify(&f.repo_path(), DEFAULT_BRANCH, Some(&keys))
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.signers.len(), 2);
+    assert_eq!(report.notes.len(), 1);
+    assert!(
+        report.notes[0].ends_with("changed allowed_signers"),
+        "{:?}",
+        report.notes
     );
 }

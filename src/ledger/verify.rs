@@ -81,6 +81,7 @@ pub fn verify(
         }
         Err(Stop::Broken(b)) => Ok(Err(*b)),
         Err(Stop::Unreadable(e)) => Err(e),
+        Err(Stop::Altered(detail)) => Err(anyhow::anyhow!("damaged git object: {detail}")),
     }
 }
 
@@ -158,7 +159,23 @@ fn branch_tip(repo: &Repository, branch: &str) -> anyhow::Result<Oid> {
 /// Why the walk stopped early.
 enum Stop {
     Broken(Box<Broken>),
+    /// An object's content does not match its id (named by the caller, who knows the commit).
+    Altered(String),
     Unreadable(anyhow::Error),
+}
+
+impl Stop {
+    /// An altered object, blamed on the commit being read.
+    fn blame(self, commit: impl FnOnce() -> CommitRef) -> Stop {
+        match self {
+            Stop::Altered(detail) => Broken::Corrupt {
+                commit: commit(),
+                detail,
+            }
+            .into(),
+            other => other,
+        }
+    }
 }
 
 impl From<Broken> for Stop {
@@ -175,7 +192,10 @@ impl From<Box<Broken>> for Stop {
 
 impl From<git2::Error> for Stop {
     fn from(e: git2::Error) -> Stop {
-        Stop::Unreadable(anyhow::Error::new(e).context("cannot read the ledger branch"))
+        match e.code() {
+            ErrorCode::HashsumMismatch => Stop::Altered(e.message().to_owned()),
+            _ => Stop::Unreadable(anyhow::Error::new(e).context("cannot read the ledger branch")),
+        }
     }
 }
 
@@ -192,7 +212,13 @@ fn history(repo: &Repository, tip: Oid) -> Result<Vec<Oid>, Stop> {
     let mut merge = None;
     let mut at = tip;
     loop {
-        let commit = repo.find_commit(at)?;
+        let unnamed = || CommitRef {
+            id: at.to_string(),
+            subject: String::new(),
+        };
+        let commit = repo
+            .find_commit(at)
+            .map_err(|e| Stop::from(e).blame(unnamed))?;
         commits.push(at);
         if commit.parent_count() > 1 {
             merge = Some(commit_ref(&commit)); // the oldest one wins
@@ -231,16 +257,6 @@ fn first_commit_keys(repo: &Repository, root: Oid) -> Result<(AllowedSigners, Co
 }
 
 fn walk(repo: &Repository, tip: Oid, allowed: Option<&AllowedSigners>) -> Result<Report, Stop> {
-    let commits = history(repo, tip)?;
-    let (keys, trust) = match allowed {
-        Some(keys) => (keys.clone(), Trust::Given),
-        None => {
-            let (keys, root) = first_commit_keys(repo, commits[0])?;
-            (keys, Trust::FirstCommit(root))
-        }
-    };
-    let workers = std::thread::available_parallelism().map_or(1, usize::from);
-    let mut chain = Chain::default();
     let name = |oid: Oid| match repo.find_commit(oid) {
         Ok(c) => commit_ref(&c),
         Err(_) => CommitRef {
@@ -248,6 +264,17 @@ fn walk(repo: &Repository, tip: Oid, allowed: Option<&AllowedSigners>) -> Result
             subject: String::new(),
         },
     };
+    let commits = history(repo, tip)?;
+    let (keys, trust) = match allowed {
+        Some(keys) => (keys.clone(), Trust::Given),
+        None => {
+            let (keys, root) =
+                first_commit_keys(repo, commits[0]).map_err(|e| e.blame(|| name(commits[0])))?;
+            (keys, Trust::FirstCommit(root))
+        }
+    };
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut chain = Chain::default();
     let walk = std::thread::scope(|scope| {
         let mut walk = Walk {
             repo,
@@ -259,7 +286,9 @@ fn walk(repo: &Repository, tip: Oid, allowed: Option<&AllowedSigners>) -> Result
             notes: Vec::new(),
         };
         for (i, oid) in commits.iter().enumerate() {
-            let walked = walk.commit(*oid, i == 0);
+            let walked = walk
+                .commit(*oid, i == 0)
+                .map_err(|e| e.blame(|| name(*oid)));
             // Lines appended before a broken commit come first in the report.
             walk.pool.link(&mut chain, walked.is_err(), &name)?;
             walked?;

@@ -115,13 +115,18 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new() -> Fixture {
+        Fixture::with(batches())
+    }
+
+    /// A ledger of these batches, one commit each.
+    pub fn with(batches: Vec<Vec<Sealed>>) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         Repository::init_bare(dir.path().join("repo.git")).unwrap();
         let key = dir.path().join("ledger_ed25519");
         let fixture = Fixture { dir, key };
         let mut ledger =
             LedgerRepo::open(&fixture.repo_path(), DEFAULT_BRANCH, fixture.signer()).unwrap();
-        for batch in batches() {
+        for batch in batches {
             ledger.append(&batch).unwrap();
         }
         fixture

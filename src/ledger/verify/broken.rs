@@ -54,6 +54,9 @@ pub enum Broken {
     NoTrust { commit: CommitRef, problem: String },
     #[error("{commit} {change}")]
     History { commit: CommitRef, change: Change },
+    /// A git object whose content does not hash to its id: the repository was edited on disk.
+    #[error("{commit} holds an object altered on disk ({detail})")]
+    Corrupt { commit: CommitRef, detail: String },
     #[error("{at}: {problem}")]
     Entry { at: Place, problem: Problem },
 }
