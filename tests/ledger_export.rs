@@ -173,6 +173,14 @@ fn the_binary_exports_json_and_csv() {
     );
     assert_eq!(code, Some(0), "{stderr}");
     let json: Value = serde_json::from_str(&stdout).unwrap();
+    // The summary comes before the (long) list of requests.
+    let at = |key: &str| stdout.find(&format!("\n  \"{key}\": ")).unwrap();
+    assert!(stdout.starts_with("{\n  \"period\": {"), "{stdout}");
+    assert!(at("chain_head") < at("summary") && at("summary") < at("requests"));
+    assert!(
+        stdout.contains("\"summary\": {\n    \"requests\": 4,"),
+        "{stdout}"
+    );
     assert_eq!(json["requests"].as_array().unwrap().len(), 4);
 
     let (code, csv, _) = run(

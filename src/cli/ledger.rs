@@ -107,17 +107,15 @@ fn verify_command(repo: &Path, branch: &str, signers: Option<&Path>) -> anyhow::
     let keys = load_signers(signers)?;
     match verify::verify(repo, branch, keys.as_ref())? {
         Ok(report) => {
-            println!("{}", summary(&report, signers));
+            let mut text = format!("{}\n", summary(&report, signers));
             for s in &report.signers {
-                println!(
-                    "signed by {} ({} commits)",
-                    s.principal,
-                    thousands(s.commits as u64)
-                );
+                let commits = thousands(s.commits as u64);
+                text.push_str(&format!("signed by {} ({commits} commits)\n", s.principal));
             }
             for note in &report.notes {
-                println!("note: {note}");
+                text.push_str(&format!("note: {note}\n"));
             }
+            emit(&text)?;
             Ok(ExitCode::SUCCESS)
         }
         Err(broken) => {
@@ -156,6 +154,16 @@ fn summary(r: &Report, signers: Option<&Path>) -> String {
     )
 }
 
+/// Writes to stdout; a reader that went away (`| head`) is not an error.
+fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
@@ -177,12 +185,15 @@ fn show_command(repo: &Path, branch: &str, id: &str, json: bool) -> anyhow::Resu
         eprintln!("no ledger entries for {id} on {branch}");
         return Ok(ExitCode::FAILURE);
     }
+    let mut text = String::new();
     for shown in &timeline.entries {
-        match json {
-            true => println!("{}", shown.raw),
-            false => println!("{}", shown.readable()),
-        }
+        text.push_str(&match json {
+            true => shown.raw.clone(),
+            false => shown.readable(),
+        });
+        text.push('\n');
     }
+    emit(&text)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -201,10 +212,11 @@ fn export_command(
             return Ok(ExitCode::FAILURE);
         }
     };
-    match format {
-        "csv" => print!("{}", evidence.to_csv()),
-        _ => println!("{}", serde_json::to_string_pretty(&evidence.to_json())?),
-    }
+    let text = match format {
+        "csv" => evidence.to_csv(),
+        _ => serde_json::to_string_pretty(&evidence.bundle())? + "\n",
+    };
+    emit(&text)?;
     Ok(ExitCode::SUCCESS)
 }
 

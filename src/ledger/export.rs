@@ -297,27 +297,46 @@ impl Evidence {
         }
     }
 
-    /// `{"period", "chain_head", "summary", "requests"}`.
-    pub fn to_json(&self) -> Value {
-        let mut summary = Map::new();
-        summary.insert("requests".into(), self.requests.len().into());
-        for (state, n) in &self.summary {
-            summary.insert(state.clone(), (*n).into());
+    /// The bundle in this order: `period`, `chain_head`, `verified`, `summary` (`requests`
+    /// first, then a count per state), `requests`.
+    pub fn bundle(&self) -> impl Serialize + '_ {
+        #[derive(Serialize)]
+        struct Summary<'a> {
+            requests: usize,
+            #[serde(flatten)]
+            states: &'a BTreeMap<String, u64>,
         }
-        json!({
-            "period": {"from": self.period.from, "to": self.period.to, "timezone": "UTC"},
-            "chain_head": self.head_json(),
-            "verified": {
+        #[derive(Serialize)]
+        struct Bundle<'a> {
+            period: Value,
+            chain_head: Value,
+            verified: Value,
+            summary: Summary<'a>,
+            requests: &'a [Record],
+        }
+        let trust = match &self.verified.trust {
+            verify::Trust::Given => "allowed signers given".to_owned(),
+            verify::Trust::FirstCommit(c) => format!("trust on first commit {}", c.id),
+        };
+        Bundle {
+            period: json!({"from": self.period.from, "to": self.period.to, "timezone": "UTC"}),
+            chain_head: self.head_json(),
+            verified: json!({
                 "entries": self.verified.entries,
                 "commits": self.verified.commits,
-                "trust": match &self.verified.trust {
-                    verify::Trust::Given => "allowed signers given".to_owned(),
-                    verify::Trust::FirstCommit(c) => format!("trust on first commit {}", c.id),
-                },
+                "signatures": trust,
+            }),
+            summary: Summary {
+                requests: self.requests.len(),
+                states: &self.summary,
             },
-            "summary": summary,
-            "requests": self.requests,
-        })
+            requests: &self.requests,
+        }
+    }
+
+    /// The bundle as a JSON value (keys sorted).
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self.bundle()).unwrap_or_default()
     }
 
     /// A header row, one row per record, and a `# summary` line naming the chain head.
