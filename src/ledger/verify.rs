@@ -8,7 +8,13 @@
 //! may change (the report notes it). The lines each commit appends are checked as it appends
 //! them, in commit order, which is also path order: so every line of the tip is checked once,
 //! in `seq` order, and a bad line is blamed on the commit that wrote it. Each blob version is
-//! read once, and only the newest file's content is kept between commits.
+//! read once (libgit2 checks that it hashes to its id), and only the newest file's content is
+//! kept between commits. Lines are checked on worker threads while the walk reads on; their
+//! results are linked into the chain in order, so the first broken point is the same as a
+//! single-threaded walk would find.
+//!
+//! Modules: `walk` (one commit), `tree` (what it changed), `pool` (the workers), `content`
+//! (the chain), `fast` (one line), `broken` (what is reported).
 
 mod broken;
 mod content;
