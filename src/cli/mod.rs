@@ -4,6 +4,7 @@
 pub mod client;
 mod demo;
 pub mod keys;
+mod ledger;
 mod mask;
 mod policy;
 mod serve;
@@ -65,6 +66,8 @@ pub enum Command {
     Policy(PolicyArgs),
     /// Mask PII and secrets in a JSON document or a text stream (as the server does).
     Mask(MaskArgs),
+    /// Verify the audit ledger branch, show a request's timeline, export an audit period.
+    Ledger(ledger::LedgerArgs),
 }
 
 #[derive(Debug, Args)]
@@ -390,6 +393,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     args.report,
                 )
             }
+            Command::Ledger(args) => Ok(ledger::run(args)),
             Command::Policy(args) => match args.action {
                 PolicyAction::Check { dir } => policy::check(&dir),
                 PolicyAction::Explain {

@@ -82,29 +82,54 @@ pub fn hash_of(entry: &Value) -> String {
 
 /// RFC 8785 canonical JSON text.
 ///
-/// For the values ledger entries hold (ASCII keys, integers only), serde_json's own output is
-/// already canonical: its maps are sorted by key (no `preserve_order`), it escapes exactly what
-/// RFC 8785 escapes (`"`, `\`, control characters, with the same short forms and lowercase
-/// `\u00xx`), and prints integers up to 2^53 the same way. Keys outside ASCII (sorted by UTF-16 code
-/// units in RFC 8785) or any floating-point number take the full canonicalizer.
+/// For the values ledger entries hold, serde_json's own compact output is already canonical:
+/// its maps are sorted by key (no `preserve_order`), it escapes exactly what RFC 8785 escapes
+/// (`"`, `\\`, control characters, with the same short forms and lowercase `\\u00xx`), and
+/// prints integers up to 2^53 the same way. So that output is used when every key is ASCII
+/// (byte order is then UTF-16 order) and every number such an integer, and this build of
+/// serde_json is checked once to follow those rules; anything else takes the canonicalizer.
 pub fn canonical(value: &Value) -> String {
-    if serde_json_is_canonical(value) {
+    if plain_is_canonical(value) {
         serde_json::to_string(value).expect("JSON values always serialise")
     } else {
         serde_json_canonicalizer::to_string(value).expect("JSON values always serialise")
     }
 }
 
-fn serde_json_is_canonical(value: &Value) -> bool {
+/// Whether serde_json's compact output for `value` is its RFC 8785 form.
+pub fn plain_is_canonical(value: &Value) -> bool {
+    static SAME_RULES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SAME_RULES.get_or_init(same_rules) && plain_value(value)
+}
+
+fn plain_value(value: &Value) -> bool {
+    const SAFE: u64 = 1 << 53;
     match value {
-        Value::Object(map) => map
-            .iter()
-            .all(|(k, v)| k.is_ascii() && serde_json_is_canonical(v)),
-        Value::Array(items) => items.iter().all(serde_json_is_canonical),
-        // RFC 8785 prints numbers as IEEE doubles: integers are exact up to 2^53.
-        Value::Number(n) => n.as_i64().is_some_and(|i| i.unsigned_abs() <= 1 << 53),
         Value::Null | Value::Bool(_) | Value::String(_) => true,
+        Value::Number(n) => {
+            n.as_u64().is_some_and(|u| u <= SAFE)
+                || n.as_i64().is_some_and(|i| i.unsigned_abs() <= SAFE)
+        }
+        Value::Array(items) => items.iter().all(plain_value),
+        Value::Object(map) => map.iter().all(|(k, v)| k.is_ascii() && plain_value(v)),
     }
+}
+
+/// serde_json as built here sorts map keys and normalises numbers (no `preserve_order` or
+/// `arbitrary_precision` feature turned on by another crate), so the shortcut holds.
+fn same_rules() -> bool {
+    let sample = r#"{"b":[-0,1.50,9007199254740993],"a":{"z":"\u00e9\n\u001f/","y":null}}"#;
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(sample) else {
+        return false;
+    };
+    let plain = serde_json::to_vec(&map.get("a")).ok();
+    let jcs = serde_json_canonicalizer::to_vec(&map.get("a")).ok();
+    let sorted = serde_json::to_string(&map)
+        .ok()
+        .is_some_and(|s| s.starts_with("{\"a\""));
+    let numbers =
+        serde_json::to_string(&map["b"]).ok().as_deref() == Some("[-0.0,1.5,9007199254740993]");
+    sorted && numbers && plain.is_some() && plain == jcs
 }
 
 /// What is wrong with a ledger line on its own (the chain is checked by the caller).
@@ -298,6 +323,11 @@ mod tests {
             let expected = serde_json_canonicalizer::to_string(&value).unwrap();
             assert_eq!(canonical(&value), expected, "{value}");
         }
+    }
+
+    #[test]
+    fn the_shortcut_is_on_in_this_build() {
+        assert!(same_rules());
     }
 
     #[test]

@@ -7,8 +7,10 @@
 //! the format for auditors.
 
 pub mod entry;
+pub mod export;
 pub mod git;
 pub mod sign;
+pub mod verify;
 pub mod writer;
 
 pub use entry::{Draft, GENESIS, Sealed};
