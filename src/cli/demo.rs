@@ -130,7 +130,20 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         println!("    {line}");
     }
     let repo = server.forge.path().to_path_buf();
+    // Stopping lets the ledger writer commit every entry first.
     server.stop().await?;
+    step("the audit ledger (branch countersign/ledger) holds every step, signed and chained");
+    let timeline = crate::ledger::export::show(&repo, crate::ledger::DEFAULT_BRANCH, id.as_str())?;
+    for shown in &timeline.entries {
+        println!("    {}", shown.readable());
+    }
+    match crate::ledger::verify::verify(&repo, crate::ledger::DEFAULT_BRANCH, None)? {
+        Ok(report) => println!(
+            "  countersign ledger verify: ok, {} entries in {} signed commits",
+            report.entries, report.commits
+        ),
+        Err(broken) => anyhow::bail!("the ledger does not verify: {broken}"),
+    }
     if keep {
         step("state kept for inspection:");
         println!(
@@ -141,6 +154,7 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             "    git --git-dir {} log --notes=countersign --stat {branch}",
             repo.display()
         );
+        println!("    countersign ledger --repo {} verify", repo.display());
     }
     println!("\ndemo finished: request {id} approved");
     Ok(ExitCode::SUCCESS)
