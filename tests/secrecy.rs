@@ -121,6 +121,17 @@ async fn payload_canaries_never_reach_git_logs_or_answers() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // And the ledger writer commit the decision, so the ledger branch is searched too.
+    while !ledger_entries(&repo_path)
+        .iter()
+        .any(|e| e["request_id"] == id.as_str() && e["event"] == "approved")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the decision never reached the ledger branch"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     server.kill_9();
 
     for canary in CANARIES {
