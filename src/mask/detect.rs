@@ -533,8 +533,15 @@ impl Detector {
                 end
             }
             Alt::KeyValue => {
+                let before = scan.found.len();
                 self.key_value(scan, start, end);
-                end
+                // A "key" that names nothing sensitive may itself be (or start) a token, e.g.
+                // `ghp_…DOB…: ` read as a birth-date key: look again just after its start.
+                if scan.found.len() == before {
+                    retry
+                } else {
+                    end
+                }
             }
             // A rejected e-mail-shaped token is skipped whole (retrying at every dot of a long
             // local part would be quadratic).

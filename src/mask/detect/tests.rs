@@ -903,3 +903,22 @@ fn masks_never_echo_the_raw_value() {
         }
     }
 }
+
+/// Found by the property test: a token whose letters spell a key hint (`…ADOB…`) followed by
+/// a `:` was read as a birth-date key with an empty value and skipped whole.
+#[test]
+fn a_token_that_looks_like_a_key_is_still_a_token() {
+    let d = Detector::default();
+    for text in [
+        " ghp_a00A0AADOB00000AaaAaAA0AAa00aA0AAAaA :",
+        "ghp_a00A0AADOB00000AaaAaAA0AAa00aA0AAAaA: x",
+        " sk_live_0000PASSWORD000000000000 = ",
+    ] {
+        let (masked, found) = d.mask(text);
+        assert!(!found.is_empty(), "{text}");
+        assert!(
+            !masked.contains("a00A0AADOB") && !masked.contains("PASSWORD0"),
+            "{masked}"
+        );
+    }
+}
