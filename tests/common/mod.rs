@@ -456,3 +456,5 @@ pub async fn burst_then_kill_9(server: &mut Binary, n: u32, min_accepted: usize)
     }
     accepted
 }
+
+pub mod fake_chat;
