@@ -46,6 +46,8 @@ pub struct FileConfig {
     pub masking: MaskingFile,
     #[serde(default)]
     pub ledger: LedgerFile,
+    #[serde(default)]
+    pub notify: crate::notify::NotifyFile,
 }
 
 /// `[ledger]`: where the audit ledger goes and which key signs it.
@@ -135,7 +137,7 @@ pub struct ConfigError {
     pub problem: String,
 }
 
-fn bad(field: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+pub(crate) fn bad(field: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     ConfigError {
         field: field.into(),
         problem: problem.into(),
@@ -225,6 +227,8 @@ pub struct ServerConfig {
     /// `None` = `<data_dir>/keys/ledger_ed25519`.
     pub ledger_key_file: Option<PathBuf>,
     pub ledger_signer: String,
+    /// Slack and Teams destinations (none by default).
+    pub notify: crate::notify::NotifyConfig,
 }
 
 impl ServerConfig {
@@ -249,6 +253,7 @@ impl ServerConfig {
             ledger_branch: crate::ledger::DEFAULT_BRANCH.into(),
             ledger_key_file: None,
             ledger_signer: "countersign@localhost".into(),
+            notify: crate::notify::NotifyConfig::default(),
         }
     }
 
@@ -338,6 +343,7 @@ impl ServerConfig {
             c.payload_key = Some(hex_key);
         }
         (c.mask_hints, c.pseudonym_key) = load_masking(&file.masking)?;
+        c.notify = file.notify.resolve()?;
         c.agents = load_agents(&file.agents)?;
         c.reviewers = load_reviewers(&file.reviewers)?;
         for (i, r) in c.reviewers.iter().enumerate() {

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod forge;
 pub mod ledger;
 pub mod mask;
+pub mod notify;
 pub mod policy;
 pub mod request;
 pub mod server;

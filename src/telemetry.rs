@@ -57,6 +57,8 @@ pub struct Metrics {
     ledger_commits: Counter,
     ledger_entries: Counter,
     ledger_failures: Counter,
+    notify: Family<OutcomeLabels, Counter>,
+    notify_pending: Gauge,
 }
 
 impl Default for Metrics {
@@ -103,6 +105,8 @@ impl Metrics {
             ledger_commits: Counter::default(),
             ledger_entries: Counter::default(),
             ledger_failures: Counter::default(),
+            notify: Family::default(),
+            notify_pending: Gauge::default(),
         };
         let mut registry = metrics.registry;
         registry.register(
@@ -130,9 +134,39 @@ impl Metrics {
             "Failed attempts to write the ledger branch",
             metrics.ledger_failures.clone(),
         );
+        registry.register(
+            "notifications",
+            "Notification attempts by outcome: delivered, retried, failed (given up)",
+            metrics.notify.clone(),
+        );
+        registry.register(
+            "notifications_pending",
+            "Notification deliveries waiting to be sent",
+            metrics.notify_pending.clone(),
+        );
         Self {
             registry,
             ..metrics
+        }
+    }
+
+    /// Brings the notification metrics up to date with the notifier's counters.
+    pub fn observe_notify(
+        &self,
+        status: &crate::notify::NotifyStatus,
+        (pending, _failed): (i64, i64),
+    ) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.notify_pending.set(pending);
+        for (outcome, total) in [
+            ("delivered", status.delivered.load(Relaxed)),
+            ("retried", status.retried.load(Relaxed)),
+            ("failed", status.failed.load(Relaxed)),
+        ] {
+            let counter = self.notify.get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            });
+            counter.inc_by(total.saturating_sub(counter.get()));
         }
     }
 

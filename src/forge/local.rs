@@ -47,6 +47,14 @@ const SEED_FILES: &[(&str, &str)] = &[
     ),
     (PR_TEMPLATE, BUILTIN_PR_TEMPLATE),
     (COMMIT_TEMPLATE, BUILTIN_COMMIT_TEMPLATE),
+    (
+        crate::notify::message::SLACK_TEMPLATE,
+        crate::notify::message::BUILTIN_SLACK,
+    ),
+    (
+        crate::notify::message::TEAMS_TEMPLATE,
+        crate::notify::message::BUILTIN_TEAMS,
+    ),
 ];
 
 const NOTES_REF: &str = "refs/notes/countersign";

@@ -14,6 +14,7 @@ use crate::engine::Engine;
 use crate::forge::{Forge, LocalForge};
 use crate::ledger::{LedgerStatus, LedgerWriter, Signer};
 use crate::mask::Masker;
+use crate::notify::{Notifier, NotifyStatus};
 use crate::store::Store;
 use crate::telemetry::{HttpLabels, Metrics, RouteLabels};
 use crate::vault::Vault;
@@ -36,6 +37,8 @@ use tokio::task::JoinHandle;
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub ledger: Arc<LedgerStatus>,
+    /// `None` when no notification destination is configured.
+    pub notify: Option<Arc<NotifyStatus>>,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
 }
@@ -135,6 +138,9 @@ async fn metrics(State(app): State<AppState>) -> Response {
     if let Ok(last) = app.engine.store().ledger_last_seq().await {
         app.metrics.observe_ledger(&app.ledger, last);
     }
+    if let (Some(status), Ok(counts)) = (&app.notify, app.engine.store().notify_counts().await) {
+        app.metrics.observe_notify(status, counts);
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -159,6 +165,7 @@ pub struct Server {
     background: JoinHandle<()>,
     ledger_shutdown: watch::Sender<bool>,
     ledger: JoinHandle<()>,
+    notifier: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -212,9 +219,12 @@ impl Server {
             .refresh_policy()
             .await
             .context("cannot read the policy from the base branch")?;
+        let notifier = (!config.notify.targets.is_empty())
+            .then(|| Notifier::new(engine.clone(), config.notify.clone()));
         let state = AppState {
             engine: engine.clone(),
             ledger: ledger_status,
+            notify: notifier.as_ref().map(Notifier::status),
             metrics: Arc::new(Metrics::new()),
             max_body_bytes: config.max_body_bytes,
         };
@@ -228,6 +238,7 @@ impl Server {
                 })
                 .await
         });
+        let notifier = notifier.map(|n| tokio::spawn(n.run(rx.clone())));
         let background = tokio::spawn(engine.clone().run_background(rx));
         // The ledger writer stops last, after the engine's final writes.
         let (ledger_shutdown, ledger_rx) = watch::channel(false);
@@ -242,6 +253,7 @@ impl Server {
             background,
             ledger_shutdown,
             ledger,
+            notifier,
         })
     }
 
@@ -258,6 +270,9 @@ impl Server {
             .context("http task panicked")?
             .context("http server failed")?;
         self.background.await.context("background task panicked")?;
+        if let Some(notifier) = self.notifier {
+            notifier.await.context("notifier task panicked")?;
+        }
         let _ = self.ledger_shutdown.send(true);
         self.ledger.await.context("ledger task panicked")?;
         self.engine.store().close().await;

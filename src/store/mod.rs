@@ -16,6 +16,7 @@ use std::time::Duration;
 
 mod intake;
 mod ledger;
+pub mod notify;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -656,6 +657,7 @@ pub(crate) async fn insert_event(
         .bind(at)
         .execute(&mut **tx)
         .await?;
+    notify::enqueue(tx, request_id, kind, actor, at).await?;
     let fields = ledger::event_fields(detail, from, to);
     ledger::append(tx, masker, request_id, kind, actor, at, fields).await
 }

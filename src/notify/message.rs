@@ -1,0 +1,374 @@
+//! What a notification says: the request's context (masked: the masking engine runs over the
+//! justification, payload and reasons first) rendered with minijinja from the GitOps
+//! repository's `templates/slack_message.json.j2` and `templates/teams_card.json.j2` on the
+//! base branch, falling back to the built-in copies (with a warning) when one is missing,
+//! broken or does not render valid JSON.
+
+use crate::engine::Engine;
+use crate::store::RequestRow;
+use crate::store::notify::DeliveryRow;
+use serde::Serialize;
+use serde_json::Value;
+
+pub const SLACK_TEMPLATE: &str = "templates/slack_message.json.j2";
+pub const TEAMS_TEMPLATE: &str = "templates/teams_card.json.j2";
+pub const BUILTIN_SLACK: &str = include_str!("../../templates/slack_message.json.j2");
+pub const BUILTIN_TEAMS: &str = include_str!("../../templates/teams_card.json.j2");
+/// How much of the masked payload a message shows.
+const PAYLOAD_PREVIEW: usize = 800;
+const JUSTIFICATION_PREVIEW: usize = 1000;
+
+/// Everything a template can use.
+#[derive(Debug, Clone, Serialize)]
+pub struct Context {
+    pub request_id: String,
+    pub event: String,
+    pub actor: String,
+    pub state: String,
+    /// "Approval needed", "Approved", "Denied", …
+    pub headline: String,
+    pub agent: String,
+    pub action: String,
+    pub resource: String,
+    pub environment: String,
+    pub risk: String,
+    pub justification: String,
+    pub payload_summary: String,
+    pub payload_preview: String,
+    /// One line per requirement: "1 of @acme/data (Exports, CODEOWNERS line 3)".
+    pub approvals: Vec<String>,
+    pub expires_at: String,
+    pub review_url: String,
+    pub review_label: String,
+    /// The decision in a sentence, once there is one ("Approved by @bob").
+    pub decision: Option<String>,
+    /// The destination's mention for high and critical risk.
+    pub mention: Option<String>,
+    /// The CODEOWNERS sections whose approval is required (for routing).
+    #[serde(skip)]
+    pub sections: Vec<String>,
+}
+
+/// Builds the context of a delivery from the stored request.
+pub async fn context(
+    engine: &Engine,
+    row: &RequestRow,
+    delivery: &DeliveryRow,
+) -> anyhow::Result<Context> {
+    let submission = engine.submission_of(row)?;
+    let masker = engine.masker();
+    let masked = masker.mask_request(&submission.payload, &submission.justification);
+    let eval = row.evaluation()?;
+    let (risk, approvals, sections) = match &eval {
+        Some(eval) => {
+            let approvals = eval
+                .requirements
+                .iter()
+                .filter(|r| !r.optional)
+                .map(|r| {
+                    format!(
+                        "{} of {} ({}, {} line {})",
+                        r.required,
+                        r.owners.join(" "),
+                        r.section,
+                        r.file,
+                        r.line
+                    )
+                })
+                .collect();
+            let sections = eval
+                .requirements
+                .iter()
+                .filter(|r| !r.optional)
+                .map(|r| r.section.to_string())
+                .collect();
+            (risk_name(&eval.risk), approvals, sections)
+        }
+        None => ("unknown".to_owned(), vec![], vec![]),
+    };
+    let decision = decision(engine, row, delivery).await?;
+    let state = row.state.clone();
+    let headline = match state.as_str() {
+        "pending_review" | "received" => "Approval needed",
+        "approved" => "Approved",
+        "denied" => "Denied",
+        "expired" => "Expired",
+        "cancelled" => "Cancelled",
+        other => other,
+    }
+    .to_owned();
+    let review_url = row.review_url.clone().unwrap_or_default();
+    let review_label = if review_url.contains("github") {
+        "Review on GitHub"
+    } else {
+        "Open the review"
+    }
+    .to_owned();
+    Ok(Context {
+        request_id: row.id.clone(),
+        event: delivery.event.clone(),
+        actor: delivery.actor.clone(),
+        state,
+        headline,
+        agent: row.agent_id.clone(),
+        action: row.action.clone(),
+        resource: row.resource.clone(),
+        environment: row.environment.clone(),
+        risk,
+        justification: truncate(&masked.justification, JUSTIFICATION_PREVIEW),
+        payload_summary: masked.summary.clone(),
+        payload_preview: truncate(&masked.payload.to_string(), PAYLOAD_PREVIEW),
+        approvals,
+        expires_at: crate::time::rfc3339(row.expires_at),
+        review_url,
+        review_label,
+        decision,
+        mention: None,
+        sections,
+    })
+}
+
+fn risk_name(risk: &impl Serialize) -> String {
+    serde_json::to_value(risk)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The decision as people read it, from the stored reviews (reasons are stored masked).
+async fn decision(
+    engine: &Engine,
+    row: &RequestRow,
+    delivery: &DeliveryRow,
+) -> anyhow::Result<Option<String>> {
+    let reviews = engine.store().reviews(&row.request_id()).await?;
+    Ok(match row.state.as_str() {
+        "approved" => {
+            let mut names: Vec<&str> = Vec::new();
+            for r in reviews
+                .iter()
+                .filter(|r| r.decision == "approve" && r.digest == row.digest)
+            {
+                if !names.contains(&r.reviewer.as_str()) {
+                    names.push(&r.reviewer);
+                }
+            }
+            Some(if names.is_empty() {
+                "Approved by policy (auto-approve)".to_owned()
+            } else {
+                let names: Vec<String> = names.iter().map(|n| format!("@{n}")).collect();
+                format!("Approved by {}", names.join(", "))
+            })
+        }
+        "denied" => {
+            let denial = reviews.iter().rev().find(|r| r.decision == "deny");
+            Some(match denial {
+                Some(r) => format!(
+                    "Denied by @{}: {}",
+                    r.reviewer,
+                    r.reason.as_deref().unwrap_or("no reason given")
+                ),
+                None => "Denied".to_owned(),
+            })
+        }
+        "expired" => Some("Expired without a decision".to_owned()),
+        "cancelled" => Some(format!("Cancelled by {}", delivery.actor)),
+        _ => None,
+    })
+}
+
+/// The thread reply for an event (Slack bot destinations).
+pub fn reply_text(ctx: &Context) -> String {
+    let text = match ctx.event.as_str() {
+        "approval_recorded" => format!("Approval by @{} counted", ctx.actor),
+        "review_opened" => format!("Review opened: {}", ctx.review_url),
+        _ => ctx
+            .decision
+            .clone()
+            .unwrap_or_else(|| format!("{} ({})", ctx.event, ctx.state)),
+    };
+    escape_slack(&text)
+}
+
+/// The templates to render with: from the base branch, or the built-in copies.
+#[derive(Debug, Clone)]
+pub struct Templates {
+    pub slack: String,
+    pub teams: String,
+    /// The base commit they were read at (`None`: built-in).
+    pub commit: Option<String>,
+}
+
+impl Templates {
+    pub fn builtin() -> Templates {
+        Templates {
+            slack: BUILTIN_SLACK.to_owned(),
+            teams: BUILTIN_TEAMS.to_owned(),
+            commit: None,
+        }
+    }
+
+    /// The base branch's templates at `commit` (each missing one replaced by the built-in).
+    pub fn from_files(commit: &str, files: &std::collections::BTreeMap<String, String>) -> Self {
+        let pick = |path: &str, builtin: &str| match files.get(path) {
+            Some(text) => text.clone(),
+            None => {
+                tracing::warn!(
+                    template = path,
+                    "template missing from the base branch; using the built-in one"
+                );
+                builtin.to_owned()
+            }
+        };
+        Templates {
+            slack: pick(SLACK_TEMPLATE, BUILTIN_SLACK),
+            teams: pick(TEAMS_TEMPLATE, BUILTIN_TEAMS),
+            commit: Some(commit.to_owned()),
+        }
+    }
+
+    pub fn slack(&self, ctx: &Context) -> Value {
+        render_or_builtin(&self.slack, BUILTIN_SLACK, SLACK_TEMPLATE, ctx)
+    }
+
+    pub fn teams(&self, ctx: &Context) -> Value {
+        render_or_builtin(&self.teams, BUILTIN_TEAMS, TEAMS_TEMPLATE, ctx)
+    }
+}
+
+fn render_or_builtin(source: &str, builtin: &str, path: &str, ctx: &Context) -> Value {
+    match render(source, ctx) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(template = path, error = %e, "template is broken; using the built-in one");
+            render(builtin, ctx).unwrap_or_else(|_| {
+                serde_json::json!({ "text": format!("countersign request {}", ctx.request_id) })
+            })
+        }
+    }
+}
+
+/// Renders a JSON template; the output must parse as JSON.
+pub fn render(source: &str, ctx: &Context) -> anyhow::Result<Value> {
+    let mut env = minijinja::Environment::new();
+    env.add_filter("slack", |s: String| escape_slack(&s));
+    env.add_filter("truncate_chars", |s: String, n: usize| truncate(&s, n));
+    let text = env.render_str(source, ctx)?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// Slack's mrkdwn escaping: `&`, `<` and `>` (so text cannot mention or link).
+pub fn escape_slack(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// At most `n` characters, with `…` when cut.
+pub fn truncate(text: &str, n: usize) -> String {
+    if text.chars().count() <= n {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(n.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> Context {
+        Context {
+            request_id: "cr_01JD00000000000000000000AA".into(),
+            event: "review_opened".into(),
+            actor: "countersign".into(),
+            state: "pending_review".into(),
+            headline: "Approval needed".into(),
+            agent: "deploy-bot".into(),
+            action: "db.export".into(),
+            resource: "prod/customers".into(),
+            environment: "prod".into(),
+            risk: "high".into(),
+            justification: "weekly report <!channel> & \"quotes\"\nsecond line".into(),
+            payload_summary: "1 email masked".into(),
+            payload_preview: r#"{"to":"j***@e******.com"}"#.into(),
+            approvals: vec!["1 of @acme/data (Exports, policies/CODEOWNERS line 3)".into()],
+            expires_at: "2026-11-22T10:00:00.000Z".into(),
+            review_url: "https://github.com/acme/gitops/pull/7".into(),
+            review_label: "Review on GitHub".into(),
+            decision: None,
+            mention: Some("<!subteam^S0123>".into()),
+            sections: vec!["Exports".into()],
+        }
+    }
+
+    #[test]
+    fn the_builtin_slack_message_is_block_kit_with_the_link_and_nothing_unescaped() {
+        let msg = Templates::builtin().slack(&ctx());
+        let blocks = msg["blocks"].as_array().unwrap();
+        assert!(
+            msg["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("Approval needed: db.export")
+        );
+        let text = msg.to_string();
+        assert!(
+            !text.contains("<!channel>"),
+            "agent text cannot mention: {text}"
+        );
+        assert!(text.contains("&lt;!channel&gt; &amp;"));
+        assert!(
+            text.contains("<!subteam^S0123>"),
+            "the configured mention is kept"
+        );
+        let button = &blocks.last().unwrap()["elements"][0];
+        assert_eq!(button["url"], "https://github.com/acme/gitops/pull/7");
+        assert_eq!(button["text"]["text"], "Review on GitHub");
+        for b in blocks {
+            assert!(b["type"].is_string());
+        }
+        let mut decided = ctx();
+        decided.decision = Some("Denied by @alice: not now".into());
+        decided.mention = None;
+        let text = Templates::builtin().slack(&decided).to_string();
+        assert!(text.contains("Denied by @alice: not now") && !text.contains("subteam"));
+    }
+
+    #[test]
+    fn the_builtin_teams_card_is_an_adaptive_card_with_the_link() {
+        let msg = Templates::builtin().teams(&ctx());
+        assert_eq!(msg["type"], "message");
+        let card = &msg["attachments"][0];
+        assert_eq!(
+            card["contentType"],
+            "application/vnd.microsoft.card.adaptive"
+        );
+        assert_eq!(card["content"]["type"], "AdaptiveCard");
+        assert_eq!(
+            card["content"]["actions"][0]["url"],
+            "https://github.com/acme/gitops/pull/7"
+        );
+    }
+
+    #[test]
+    fn a_broken_template_falls_back_to_the_builtin() {
+        let mut files = std::collections::BTreeMap::new();
+        files.insert(
+            SLACK_TEMPLATE.to_owned(),
+            "{ not json {{ agent }}".to_owned(),
+        );
+        files.insert(TEAMS_TEMPLATE.to_owned(), "{% if %}".to_owned());
+        let t = Templates::from_files("abc", &files);
+        assert!(t.slack(&ctx())["blocks"].is_array());
+        assert_eq!(t.teams(&ctx())["type"], "message");
+        let mut custom = std::collections::BTreeMap::new();
+        custom.insert(
+            SLACK_TEMPLATE.to_owned(),
+            r#"{"text": {{ ("custom " ~ agent) | tojson }}}"#.to_owned(),
+        );
+        let t = Templates::from_files("abc", &custom);
+        assert_eq!(t.slack(&ctx())["text"], "custom deploy-bot");
+    }
+}

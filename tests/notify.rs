@@ -1,0 +1,468 @@
+//! Slack and Teams notifications against local receivers standing in for Slack's Web API,
+//! Slack incoming webhooks and Teams Workflows webhooks (`common::fake_chat`): the announcement
+//! with the review link, updates and thread replies as the request moves on, retries after 429
+//! and 5xx without duplicates, giving up without blocking decisions, routing, no duplicate after
+//! a crash between Slack posting and countersign recording it, and no canary in any message.
+
+mod common;
+
+use common::fake_chat::{Failure, FakeChat};
+use common::*;
+use countersign::notify::{NotifyConfig, Target, TargetKind};
+use serde_json::{Value, json};
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn bot(fake: &FakeChat, name: &str, channel: &str) -> Target {
+    Target {
+        name: name.into(),
+        kind: TargetKind::SlackBot {
+            token: Zeroizing::new("xoxb-test-token".into()),
+            channel: channel.into(),
+            api_base: format!("{}/api", fake.url()),
+        },
+        route: Default::default(),
+        mention: Some("<!subteam^S0DATA>".into()),
+    }
+}
+
+fn slack_hook(fake: &FakeChat, name: &str) -> Target {
+    Target {
+        name: name.into(),
+        kind: TargetKind::SlackWebhook {
+            url: Zeroizing::new(fake.slack_webhook_url(name)),
+        },
+        route: Default::default(),
+        mention: None,
+    }
+}
+
+fn teams_hook(fake: &FakeChat, name: &str) -> Target {
+    Target {
+        name: name.into(),
+        kind: TargetKind::TeamsWebhook {
+            url: Zeroizing::new(fake.teams_webhook_url(name)),
+        },
+        route: Default::default(),
+        mention: None,
+    }
+}
+
+async fn harness(targets: Vec<Target>, max_attempts: u32) -> Harness {
+    Harness::start_with(|c| {
+        c.notify = NotifyConfig {
+            targets,
+            max_attempts,
+        }
+    })
+    .await
+}
+
+/// Submits a distinct request as agent-a and waits until its review is open.
+async fn pending(h: &Harness, body: Vec<u8>) -> (String, Value) {
+    let a = h.agent_a().submit(&body, None).await.unwrap();
+    assert_eq!(a.status, 202, "{}", a.body);
+    let id = a.body["id"].as_str().unwrap().to_owned();
+    let status = h.wait_state(&h.agent_a(), &id, "pending_review").await;
+    (id, status)
+}
+
+fn export(n: u32) -> Vec<u8> {
+    action_body(json!({ "n": n }))
+}
+
+async fn wait(fake: &FakeChat, what: &str, until: impl Fn(&common::fake_chat::State) -> bool) {
+    assert!(
+        fake.wait_for(until, WAIT).await,
+        "timed out waiting for {what}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_is_announced_with_its_link_and_the_message_follows_the_decision() {
+    let fake = FakeChat::start().await;
+    let targets = vec![
+        bot(&fake, "ops", "C-OPS"),
+        slack_hook(&fake, "hook"),
+        teams_hook(&fake, "teams"),
+    ];
+    let h = harness(targets, 5).await;
+    let (id, status) = pending(&h, export(1)).await;
+    let link = status["review"]["url"].as_str().unwrap().to_owned();
+    wait(&fake, "the announcements", |s| {
+        s.top_level("C-OPS").len() == 1
+            && s.webhook_posts("slack").len() == 1
+            && s.webhook_posts("teams").len() == 1
+    })
+    .await;
+    let announced = &fake.messages("C-OPS")[0];
+    assert!(
+        announced
+            .text
+            .contains("Approval needed: db.export on prod/customers")
+    );
+    let blocks = announced.blocks.as_ref().unwrap().to_string();
+    assert!(blocks.contains(&link), "the review link: {blocks}");
+    assert!(blocks.contains(&id) && blocks.contains("agent-a") && blocks.contains("high"));
+    assert!(
+        blocks.contains("<!subteam^S0DATA>"),
+        "high risk mentions the group"
+    );
+    assert!(
+        blocks.contains("1 of @acme/data (Exports"),
+        "who must approve: {blocks}"
+    );
+    let teams = &fake.webhook_posts("teams")[0].1;
+    assert_eq!(
+        teams["attachments"][0]["content"]["actions"][0]["url"],
+        link
+    );
+
+    let r = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait(&fake, "the update and the thread reply", |s| {
+        let top = s.top_level("C-OPS");
+        top.len() == 1 && top[0].updated == 1 && s.replies("C-OPS", &top[0].ts).len() == 1
+    })
+    .await;
+    let updated = &fake.messages("C-OPS")[0];
+    assert!(updated.text.starts_with("Approved:"), "{}", updated.text);
+    assert!(
+        updated
+            .blocks
+            .as_ref()
+            .unwrap()
+            .to_string()
+            .contains("Approved by @bob")
+    );
+    let reply = &fake.replies("C-OPS", &updated.ts)[0];
+    assert_eq!(reply.text, "Approved by @bob");
+    wait(&fake, "the webhook decisions", |s| {
+        s.webhook_posts("slack").len() == 2 && s.webhook_posts("teams").len() == 2
+    })
+    .await;
+    assert!(
+        fake.webhook_posts("slack")[1]
+            .1
+            .to_string()
+            .contains("Approved by @bob")
+    );
+    // Nothing more: one announcement per destination.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(fake.calls("chat.postMessage"), 2);
+    assert_eq!(fake.messages("C-OPS").len(), 1);
+}
+
+#[tokio::test]
+async fn approvals_counted_go_in_the_thread_and_a_denial_carries_its_reason() {
+    let fake = FakeChat::start().await;
+    let h = harness(
+        vec![bot(&fake, "ops", "C-OPS"), slack_hook(&fake, "hook")],
+        5,
+    )
+    .await;
+    let grant = serde_json::to_vec(&json!({
+        "kind": "action", "action": "iam.grant", "resource": "prod/admin",
+        "environment": "prod", "justification": "on-call access", "payload": {},
+    }))
+    .unwrap();
+    let (id, _) = pending(&h, grant).await;
+    wait(&fake, "the announcement", |s| {
+        s.top_level("C-OPS").len() == 1
+    })
+    .await;
+    let r = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    assert_eq!(r.body["state"], "pending_review", "{}", r.body);
+    let r = h
+        .reviewer(CAROL)
+        .review(&id, "deny", Some("too broad <!channel>"))
+        .await
+        .unwrap();
+    assert_eq!(r.body["state"], "denied", "{}", r.body);
+    let ts = fake.messages("C-OPS")[0].ts.clone();
+    wait(&fake, "two thread replies", |s| {
+        s.replies("C-OPS", &ts).len() == 2
+    })
+    .await;
+    let replies: Vec<String> = fake
+        .replies("C-OPS", &ts)
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(
+        replies,
+        [
+            "Approval by @bob counted",
+            "Denied by @carol: too broad &lt;!channel&gt;"
+        ]
+    );
+    // The webhook gets no progress, only the announcement and the decision.
+    wait(&fake, "the webhook decision", |s| {
+        s.webhook_posts("slack").len() == 2
+    })
+    .await;
+    assert!(
+        fake.webhook_posts("slack")[1]
+            .1
+            .to_string()
+            .contains("Denied by @carol")
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_and_server_errors_are_retried_without_duplicates() {
+    let fake = FakeChat::start().await;
+    fake.fail_next_on(
+        "chat.postMessage",
+        1,
+        Failure::RateLimited {
+            retry_after_secs: 1,
+        },
+    );
+    fake.fail_next_on("webhook/teams", 2, Failure::ServerError);
+    fake.fail_next_on(
+        "webhook/slack",
+        1,
+        Failure::RateLimited {
+            retry_after_secs: 1,
+        },
+    );
+    let h = harness(
+        vec![
+            bot(&fake, "ops", "C-OPS"),
+            teams_hook(&fake, "teams"),
+            slack_hook(&fake, "hook"),
+        ],
+        5,
+    )
+    .await;
+    let (_, _) = pending(&h, export(2)).await;
+    wait(&fake, "every destination after its failures", |s| {
+        s.top_level("C-OPS").len() == 1
+            && s.webhook_posts("teams").len() == 1
+            && s.webhook_posts("slack").len() == 1
+    })
+    .await;
+    assert_eq!(fake.calls("chat.postMessage"), 2, "one 429, one success");
+    assert_eq!(fake.calls("webhook/teams"), 3, "two 500s, one success");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(fake.messages("C-OPS").len(), 1, "no duplicate");
+    let metrics = h
+        .http
+        .get(format!("{}/metrics", h.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("countersign_notifications_total{outcome=\"retried\"} 4"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_destination_is_given_up_and_never_blocks_the_decision() {
+    let fake = FakeChat::start().await;
+    // Permanent at once; transient until the attempts run out.
+    fake.fail_next_on(
+        "chat.postMessage",
+        1,
+        Failure::SlackError("channel_not_found"),
+    );
+    fake.fail_next_on("webhook/teams", 100, Failure::ServerError);
+    let h = harness(
+        vec![bot(&fake, "ops", "C-OPS"), teams_hook(&fake, "teams")],
+        2,
+    )
+    .await;
+    let (id, _) = pending(&h, export(3)).await;
+    let r = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    assert_eq!(
+        r.body["state"], "approved",
+        "decisions do not wait: {}",
+        r.body
+    );
+    let mut failed = String::new();
+    for _ in 0..100 {
+        failed = h
+            .http
+            .get(format!("{}/metrics", h.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if failed.contains("countersign_notifications_total{outcome=\"failed\"} 3") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The bot's announcement (channel_not_found) and both Teams posts gave up.
+    assert!(
+        failed.contains("countersign_notifications_total{outcome=\"failed\"} 3"),
+        "{failed}"
+    );
+    assert_eq!(
+        fake.calls("webhook/teams"),
+        4,
+        "2 attempts for each of 2 events"
+    );
+}
+
+#[tokio::test]
+async fn destinations_receive_only_what_their_routes_match() {
+    let fake = FakeChat::start().await;
+    let mut low_only = slack_hook(&fake, "low-only");
+    low_only.route.risks = vec!["low".into()];
+    let mut staging = slack_hook(&fake, "staging");
+    staging.route.environments = vec!["staging".into()];
+    let mut exports = slack_hook(&fake, "exports");
+    exports.route.sections = vec!["Exports".into()];
+    let h = harness(vec![low_only, staging, exports], 5).await;
+    pending(&h, export(4)).await;
+    wait(&fake, "the exports announcement", |s| {
+        s.webhook_posts("slack")
+            .iter()
+            .any(|(id, _)| id == "exports")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let ids: Vec<String> = fake
+        .webhook_posts("slack")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(ids, ["exports"]);
+}
+
+#[tokio::test]
+async fn canaries_never_reach_any_message_and_webhook_urls_never_reach_errors() {
+    let fake = FakeChat::start().await;
+    let unreachable = Target {
+        name: "down".into(),
+        kind: TargetKind::SlackWebhook {
+            url: Zeroizing::new("http://127.0.0.1:9/services/T0/B0/SECRETHOOKPATH".into()),
+        },
+        route: Default::default(),
+        mention: None,
+    };
+    let h = harness(
+        vec![
+            bot(&fake, "ops", "C-OPS"),
+            slack_hook(&fake, "hook"),
+            teams_hook(&fake, "teams"),
+            unreachable,
+        ],
+        5,
+    )
+    .await;
+    let canaries = [
+        "canary.person@example.org",
+        "sk_live_51HcanaryNOTIFYsecret00000000",
+        "4242 4242 4242 4242",
+    ];
+    let body = serde_json::to_vec(&json!({
+        "kind": "action", "action": "db.export", "resource": "prod/customers",
+        "environment": "prod",
+        "justification": format!("mail {} the card {}", canaries[0], canaries[2]),
+        "payload": { "to": canaries[0], "api_key": canaries[1], "card": canaries[2] },
+    }))
+    .unwrap();
+    let (id, _) = pending(&h, body).await;
+    let reason = format!("ask {} first", canaries[0]);
+    let r = h
+        .reviewer(ALICE)
+        .review(&id, "deny", Some(&reason))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait(&fake, "announcements and decisions", |s| {
+        let top = s.top_level("C-OPS");
+        top.len() == 1
+            && s.replies("C-OPS", &top[0].ts).len() == 1
+            && s.webhook_posts("teams").len() == 2
+            && s.webhook_posts("slack").len() == 2
+    })
+    .await;
+    let everything = fake.all_bodies().join("\n");
+    assert!(
+        everything.contains(&id),
+        "sanity: the messages were searched"
+    );
+    assert!(
+        everything.contains("masked"),
+        "the summary says what was masked"
+    );
+    for canary in canaries {
+        assert!(!everything.contains(canary), "{canary} reached a message");
+    }
+    // The unreachable webhook's errors are recorded without its URL.
+    let db = h.dir.path().join("countersign.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", db.display()))
+        .await
+        .unwrap();
+    let errors: Vec<(Option<String>,)> =
+        sqlx::query_as("SELECT last_error FROM notify_deliveries WHERE target = 'down'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert!(!errors.is_empty());
+    for (e,) in errors {
+        let e = e.unwrap_or_default();
+        assert!(
+            !e.contains("SECRETHOOKPATH") && !e.contains("services"),
+            "{e}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_crash_between_slack_posting_and_countersign_recording_posts_once() {
+    let fake = FakeChat::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_server_config(dir.path());
+    let token = dir.path().join("slack.token");
+    std::fs::write(&token, "xoxb-test-token").unwrap();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[notify]\n[[notify.slack]]\nname = \"ops\"\nchannel = \"C-OPS\"\napi_base = \"{}/api\"\nbot_token = {{ file = {:?} }}\n",
+        fake.url(),
+        token.display().to_string()
+    ));
+    std::fs::write(&config, text).unwrap();
+
+    let held = fake.hold_next_post();
+    let mut server = spawn_server(&config);
+    let agent = countersign::cli::client::AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
+    let a = agent.submit(&export(5), None).await.unwrap();
+    assert_eq!(a.status, 202, "{}", a.body);
+    let id = a.body["id"].as_str().unwrap().to_owned();
+    tokio::time::timeout(WAIT, held.arrived())
+        .await
+        .expect("the announcement reached Slack");
+    // Slack has posted it; countersign never hears back.
+    server.kill_9();
+    drop(held);
+    assert_eq!(fake.messages("C-OPS").len(), 1);
+
+    let server = spawn_server(&config);
+    let bob = countersign::cli::client::ReviewerClient::new(&server.url, BOB);
+    let r = bob.review(&id, "approve", None).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait(&fake, "the update after the restart", |s| {
+        let top = s.top_level("C-OPS");
+        !top.is_empty() && top[0].updated >= 1 && s.replies("C-OPS", &top[0].ts).len() == 1
+    })
+    .await;
+    assert_eq!(
+        fake.messages("C-OPS").len(),
+        1,
+        "the message posted before the crash was found and updated, not posted again"
+    );
+    assert!(fake.calls("conversations.history") >= 1);
+}
