@@ -234,3 +234,70 @@ fn check_url(url: &str, field: &str) -> Result<(), ConfigError> {
         _ => Err(bad(field.to_owned(), "must be an http(s) URL")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(text: &str) -> Result<NotifyConfig, String> {
+        let file: NotifyFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        file.resolve().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn destinations_resolve_and_errors_name_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let hook = dir.path().join("hook");
+        std::fs::write(&hook, "https://hooks.slack.com/services/T0/B0/SECRETPART\n").unwrap();
+        let ok = resolve(&format!(
+            "max_attempts = 3\n[[slack]]\nname = \"ops\"\nwebhook_url = {{ file = {:?} }}\nrisks = [\"high\"]\n",
+            hook.display().to_string()
+        ))
+        .unwrap();
+        assert_eq!(ok.max_attempts, 3);
+        assert_eq!(ok.targets[0].route.risks, ["high"]);
+        assert!(
+            !format!("{ok:?}").contains("SECRETPART"),
+            "Debug hides the URL"
+        );
+        let hook = format!("{{ file = {:?} }}", hook.display().to_string());
+        for (text, field) in [
+            (
+                format!("[[slack]]\nname = \"a\"\nbot_token = {hook}\n"),
+                "notify.slack[0].channel",
+            ),
+            (
+                format!("[[slack]]\nname = \"a\"\nbot_token = {hook}\nwebhook_url = {hook}\n"),
+                "notify.slack[0]",
+            ),
+            (
+                format!("[[slack]]\nname = \"a\"\nwebhook_url = {hook}\nrisks = [\"huge\"]\n"),
+                "notify.slack[0].risks",
+            ),
+            (
+                format!("[[teams]]\nname = \"a b\"\nwebhook_url = {hook}\n"),
+                "notify.teams[0].name",
+            ),
+            (
+                format!(
+                    "[[teams]]\nname = \"a\"\nwebhook_url = {hook}\n[[slack]]\nname = \"a\"\nwebhook_url = {hook}\n"
+                ),
+                "notify: `a`",
+            ),
+            ("max_attempts = 0\n".to_owned(), "notify.max_attempts"),
+            (
+                "[[teams]]\nname = \"a\"\nwebhook_url = { env = \"COUNTERSIGN_TEST_UNSET_VAR\" }\n"
+                    .to_owned(),
+                "notify.teams[0].webhook_url",
+            ),
+        ] {
+            let e = resolve(&text).unwrap_err();
+            assert!(e.contains(&format!("`{field}`")), "{field}: {e}");
+            assert!(!e.contains("SECRETPART"), "{e}");
+        }
+        let typo =
+            format!("[[slack]]\nname = \"a\"\nwebhook_url = {hook}\nenvironment = [\"prod\"]\n");
+        let e = resolve(&typo).unwrap_err();
+        assert!(e.contains("environment"), "unknown keys are refused: {e}");
+    }
+}

@@ -204,6 +204,10 @@ impl Notifier {
     async fn attempt(&self, target: &Target, d: &DeliveryRow) -> Result<Outcome, SendError> {
         let local = |e: anyhow::Error| SendError::Transient(format!("{e:#}"));
         let ctx = self.context(target, d).await.map_err(local)?;
+        if ctx.review_url.is_empty() {
+            // Expired before its review opened: nothing to look at, nobody to ask.
+            return Ok(Outcome::Skipped("the request has no review to link to"));
+        }
         let templates = self.templates().await;
         let store = self.engine.store();
         match &target.kind {
