@@ -377,15 +377,7 @@ async fn the_ledger_shows_in_readiness_and_metrics() {
     assert_eq!(ready["ledger"]["ok"], true, "{ready}");
     assert_eq!(ready["ledger"]["committed_seq"], entries.len());
     assert_eq!(ready["ledger"]["pending"], 0);
-    let metrics = h
-        .http
-        .get(format!("{}/metrics", h.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.metrics().await;
     assert!(
         metrics.contains(&format!(
             "countersign_ledger_committed_seq {}",

@@ -249,15 +249,7 @@ async fn rate_limits_and_server_errors_are_retried_without_duplicates() {
     assert_eq!(fake.calls("webhook/teams"), 3, "two 500s, one success");
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(fake.messages("C-OPS").len(), 1, "no duplicate");
-    let metrics = h
-        .http
-        .get(format!("{}/metrics", h.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.metrics().await;
     assert!(
         metrics.contains("countersign_notifications_total{outcome=\"retried\"} 4"),
         "{metrics}"
@@ -288,15 +280,7 @@ async fn a_failing_destination_is_given_up_and_never_blocks_the_decision() {
     );
     let mut failed = String::new();
     for _ in 0..100 {
-        failed = h
-            .http
-            .get(format!("{}/metrics", h.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        failed = h.metrics().await;
         if failed.contains("countersign_notifications_total{outcome=\"failed\"} 3") {
             break;
         }

@@ -185,6 +185,18 @@ impl Harness {
         }
     }
 
+    /// The Prometheus text from `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn agent_a(&self) -> AgentClient {
         AgentClient::new(&self.url, "agent-a", key(KEY_A_NEW))
     }
