@@ -450,3 +450,60 @@ async fn a_crash_between_slack_posting_and_countersign_recording_posts_once() {
     );
     assert!(fake.calls("conversations.history") >= 1);
 }
+
+#[tokio::test]
+async fn events_queued_long_ago_are_not_announced_and_settled_ones_are_pruned() {
+    let fake = FakeChat::start().await;
+    // No destination yet: the announcement waits in the outbox, unrouted.
+    let h = Harness::start().await;
+    let (old, _) = pending(&h, export(6)).await;
+    let (dir, http) = h.stop().await;
+    let db = dir.path().join("countersign.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let two_days_ago = countersign::time::now_ms() - 2 * 24 * 3600 * 1000;
+    sqlx::query("UPDATE notify_outbox SET at = ? WHERE request_id = ?")
+        .bind(two_days_ago)
+        .bind(&old)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let mut c = config(dir.path());
+    c.notify = NotifyConfig {
+        targets: vec![slack_hook(&fake, "hook")],
+        max_attempts: 5,
+    };
+    let server = countersign::server::Server::start(&c).await.unwrap();
+    let h = Harness {
+        url: server.url(),
+        dir,
+        server,
+        http,
+    };
+    let (fresh, _) = pending(&h, export(7)).await;
+    wait(&fake, "the fresh announcement", |s| {
+        s.webhook_posts("slack").len() == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let posts = fake.webhook_posts("slack");
+    assert_eq!(posts.len(), 1, "only the fresh request is announced");
+    assert!(posts[0].1.to_string().contains(&fresh));
+    // Settled deliveries go after a week.
+    let store = h.server.engine.store();
+    store
+        .notify_prune(countersign::time::now_ms() + 1000)
+        .await
+        .unwrap();
+    assert_eq!(store.notify_counts().await.unwrap(), (0, 0));
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", db.display()))
+        .await
+        .unwrap();
+    let (left,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM notify_outbox")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "settled events are pruned with their deliveries");
+}

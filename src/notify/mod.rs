@@ -30,6 +30,11 @@ use tokio::sync::{Mutex, watch};
 const POLL: Duration = Duration::from_millis(200);
 /// The longest wait between attempts (also caps `Retry-After`).
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Events older than this when first routed (queued while no destination was configured, or
+/// while countersign was down for long) are not announced.
+const STALE: Duration = Duration::from_secs(24 * 3600);
+/// Settled deliveries and their events are kept this long.
+const KEEP: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Counters for metrics.
 #[derive(Debug, Default)]
@@ -95,8 +100,17 @@ impl Notifier {
         let now = crate::time::now_ms();
         let unrouted = store.notify_unrouted(100).await?;
         for row in &unrouted {
-            let targets = self.route(row).await?;
+            let targets = if now - row.at > crate::time::duration_ms(STALE) {
+                vec![]
+            } else {
+                self.route(row).await?
+            };
             store.notify_route(row, &targets, now).await?;
+        }
+        if unrouted.is_empty() && rand::random_range(0..1000) == 0 {
+            store
+                .notify_prune(now - crate::time::duration_ms(KEEP))
+                .await?;
         }
         let due = store.notify_due(crate::time::now_ms(), 50).await?;
         for d in &due {

@@ -212,6 +212,24 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets settled deliveries (and fully settled events) last touched before `before_ms`.
+    pub async fn notify_prune(&self, before_ms: i64) -> anyhow::Result<()> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("DELETE FROM notify_deliveries WHERE state != 'pending' AND updated_at < ?")
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "DELETE FROM notify_outbox WHERE routed = 1 AND at < ? AND NOT EXISTS \
+             (SELECT 1 FROM notify_deliveries d WHERE d.outbox_id = notify_outbox.id)",
+        )
+        .bind(before_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Deliveries waiting, and given up, for readiness and metrics.
     pub async fn notify_counts(&self) -> anyhow::Result<(i64, i64)> {
         let (pending, failed): (i64, i64) = sqlx::query_as(
