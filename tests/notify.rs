@@ -268,7 +268,7 @@ async fn a_failing_destination_is_given_up_and_never_blocks_the_decision() {
     fake.fail_next_on("webhook/teams", 100, Failure::ServerError);
     let h = harness(
         vec![bot(&fake, "ops", "C-OPS"), teams_hook(&fake, "teams")],
-        2,
+        3,
     )
     .await;
     let (id, _) = pending(&h, export(3)).await;
@@ -293,8 +293,27 @@ async fn a_failing_destination_is_given_up_and_never_blocks_the_decision() {
     );
     assert_eq!(
         fake.calls("webhook/teams"),
-        4,
-        "2 attempts for each of 2 events"
+        6,
+        "3 attempts for each of 2 events"
+    );
+    let db = h.dir.path().join("countersign.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", db.display()))
+        .await
+        .unwrap();
+    let rows: Vec<(String, String, i64)> =
+        sqlx::query_as("SELECT target, state, attempts FROM notify_deliveries ORDER BY target")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let teams: Vec<_> = rows.iter().filter(|r| r.0 == "teams").collect();
+    assert!(
+        teams.iter().all(|r| r.1 == "failed" && r.2 == 3),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.0 == "ops" && r.1 == "failed" && r.2 == 1),
+        "{rows:?}"
     );
 }
 

@@ -213,31 +213,28 @@ impl Notifier {
         }
     }
 
-    /// One attempt; the attempt is recorded (and the delivery marked in doubt) before anything
-    /// is sent.
+    /// One attempt; the attempt is counted (and the delivery marked in doubt) before anything
+    /// is sent. `d` is the row as it was before: `d.in_flight` says whether an earlier attempt
+    /// was interrupted.
     async fn attempt(&self, target: &Target, d: &DeliveryRow) -> Result<Outcome, SendError> {
         let local = |e: anyhow::Error| SendError::Transient(format!("{e:#}"));
+        let store = self.engine.store();
+        store
+            .notify_sending(d, crate::time::now_ms())
+            .await
+            .map_err(local)?;
         let ctx = self.context(target, d).await.map_err(local)?;
         if ctx.review_url.is_empty() {
             // Expired before its review opened: nothing to look at, nobody to ask.
             return Ok(Outcome::Skipped("the request has no review to link to"));
         }
         let templates = self.templates().await;
-        let store = self.engine.store();
         match &target.kind {
             TargetKind::SlackWebhook { url } => {
-                store
-                    .notify_sending(d, crate::time::now_ms())
-                    .await
-                    .map_err(local)?;
                 send::slack_webhook(&self.http, url, &templates.slack(&ctx)).await?;
                 Ok(Outcome::Delivered(None))
             }
             TargetKind::TeamsWebhook { url } => {
-                store
-                    .notify_sending(d, crate::time::now_ms())
-                    .await
-                    .map_err(local)?;
                 send::teams_webhook(&self.http, url, &templates.teams(&ctx)).await?;
                 Ok(Outcome::Delivered(None))
             }
@@ -293,10 +290,6 @@ impl Notifier {
             {
                 return remember(ts).await;
             }
-            store
-                .notify_sending(d, crate::time::now_ms())
-                .await
-                .map_err(local)?;
             let ts = bot.post(&templates.slack(ctx), None, &delivery).await?;
             return remember(ts).await;
         };
@@ -308,10 +301,6 @@ impl Notifier {
         {
             return Ok(Outcome::Delivered(Some(ts)));
         }
-        store
-            .notify_sending(d, crate::time::now_ms())
-            .await
-            .map_err(local)?;
         if d.event != "approval_recorded" {
             bot.update(&thread.ts, &templates.slack(ctx)).await?;
         }
