@@ -1,13 +1,17 @@
 //! Group commit for intake: one task owns intake writes, takes every submission waiting at that
-//! moment (up to [`MAX_BATCH`]) and stores them in one transaction, each inside its own
-//! savepoint so a replay or idempotent repeat affects only that submission. Callers are
-//! answered only after the transaction has committed.
+//! moment (up to [`MAX_BATCH`]) and stores them in one transaction. Callers are answered only
+//! after the transaction has committed.
+//!
+//! A refused submission leaves nothing behind without needing a savepoint of its own: its
+//! writes begin with the seen-signature insert, an idempotent repeat or a reused key is
+//! recognised before it, and a replay fails at it (SQLite undoes the failed statement). Any
+//! other error fails the whole batch, and every caller gets it.
 
 use super::{InsertOutcome, NewRequest, is_unique_violation, ledger};
 use crate::engine::State;
 use crate::mask::Masker;
 use serde_json::{Map, Value};
-use sqlx::{Acquire as _, Sqlite, SqlitePool, Transaction};
+use sqlx::{Sqlite, SqlitePool, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 const MAX_BATCH: usize = 128;
@@ -67,16 +71,7 @@ async fn store_batch(pool: &SqlitePool, jobs: &[Job]) -> anyhow::Result<Vec<Inse
     let mut head = ledger::head(&mut tx).await?;
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
-        let mut savepoint = tx.begin().await?;
-        let before = head.clone();
-        let outcome = store_one(&mut savepoint, &mut head, job).await?;
-        if matches!(outcome, InsertOutcome::Inserted) {
-            savepoint.commit().await?;
-        } else {
-            savepoint.rollback().await?;
-            head = before;
-        }
-        outcomes.push(outcome);
+        outcomes.push(store_one(&mut tx, &mut head, job).await?);
     }
     tx.commit().await?;
     Ok(outcomes)

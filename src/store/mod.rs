@@ -175,8 +175,8 @@ impl Store {
             .synchronous(sync)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
-            // Savepoint (statement) journals in memory: the group commit uses one savepoint per
-            // submission, and a temporary file per transaction costs an open() and unlink().
+            // Statement journals in memory: a temporary file per transaction costs an open()
+            // and an unlink().
             .pragma("temp_store", "memory");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
@@ -218,7 +218,7 @@ impl Store {
     /// Stores an accepted request, its `received` event, its signature and idempotency key
     /// atomically, or reports why it must not be stored. Concurrent calls are group-committed:
     /// one transaction (one WAL commit, one fsync with `full`) for every call waiting at that
-    /// moment, each call isolated in its own savepoint. Returns once the commit is durable.
+    /// moment; a refused call leaves nothing in it. Returns once the commit is durable.
     pub async fn insert_request(&self, new: NewRequest) -> anyhow::Result<InsertOutcome> {
         // Masked here, on the caller's task, so the single intake writer only numbers and
         // chains the entries.
