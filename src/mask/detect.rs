@@ -480,6 +480,20 @@ impl Detector {
         !words.is_benign() && BIRTH_HINTS.iter().any(|h| words.contains_hint(h))
     }
 
+    /// The token detector whose whole pattern `text` matches, if any.
+    fn token_alt(&self, text: &str) -> Option<Alt> {
+        self.which
+            .matches(text)
+            .iter()
+            .map(|i| self.alts[i])
+            .find(|alt| {
+                matches!(
+                    alt,
+                    Alt::Jwt | Alt::Github | Alt::Slack | Alt::Stripe | Alt::Google | Alt::AwsKey
+                )
+            })
+    }
+
     /// Validates one candidate, records findings, and returns where the scan resumes.
     fn candidate(&self, scan: &mut Scan<'_>, alt: Alt, start: usize, end: usize) -> usize {
         let b = scan.bytes;
@@ -535,8 +549,14 @@ impl Detector {
             Alt::KeyValue => {
                 let before = scan.found.len();
                 self.key_value(scan, start, end);
-                // A "key" that names nothing sensitive may itself be (or start) a token, e.g.
-                // `ghp_…DOB…: ` read as a birth-date key: look again just after its start.
+                // The "key" may itself be a token whose letters spell a hint (`ghp_…Pwd…: x`):
+                // it is checked like any other candidate.
+                let (key_start, key, _) = split_key_value(scan.text, start, end);
+                if let Some(alt) = self.token_alt(key) {
+                    self.candidate(scan, alt, key_start, key_start + key.len());
+                }
+                // A "key" that names nothing sensitive may start a token: look again just
+                // after its start.
                 if scan.found.len() == before {
                     retry
                 } else {

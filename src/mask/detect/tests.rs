@@ -913,6 +913,8 @@ fn a_token_that_looks_like_a_key_is_still_a_token() {
         " ghp_a00A0AADOB00000AaaAaAA0AAa00aA0AAAaA :",
         "ghp_a00A0AADOB00000AaaAaAA0AAa00aA0AAAaA: x",
         " sk_live_0000PASSWORD000000000000 = ",
+        "ghp_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaPwd1: hunter22",
+        "sk_live_0000PASSWORD000000000000=\"abcdefgh\"",
     ] {
         let (masked, found) = d.mask(text);
         assert!(!found.is_empty(), "{text}");
