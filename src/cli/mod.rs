@@ -551,8 +551,16 @@ fn keys_command(args: KeysArgs, file_data_dir: Option<PathBuf>) -> anyhow::Resul
                 .or(file_data_dir)
                 .unwrap_or_else(|| PathBuf::from(".countersign"));
             let dir = data_dir.join("keys").join("jwt");
+            let had_keys = std::fs::read_dir(&dir).is_ok_and(|mut entries| {
+                entries.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "key")))
+            });
             let mut ring = crate::credentials::KeyRing::load_or_create(&dir)?;
-            let kid = ring.rotate()?;
+            // A directory without keys got its first one from `load_or_create`.
+            let kid = if had_keys {
+                ring.rotate()?
+            } else {
+                ring.current().kid().to_owned()
+            };
             println!("{kid}");
             eprintln!(
                 "wrote a new JWT signing key to {} (mode 0600); it signs from the next start of \
