@@ -37,6 +37,9 @@ pub struct FileConfig {
     pub agents: Vec<AgentEntry>,
     #[serde(default)]
     pub reviewers: Vec<ReviewerEntry>,
+    /// Services allowed to call `POST /v1/tokens/introspect`.
+    #[serde(default)]
+    pub token_clients: Vec<TokenClientEntry>,
     #[serde(default)]
     pub client: ClientFile,
     /// Key sealing raw payloads at rest (64 hex digits). Default: `<data_dir>/keys/payload.key`,
@@ -102,6 +105,15 @@ pub struct ReviewerEntry {
     pub token_sha256: String,
     /// Matches e-mail owners in `policies/CODEOWNERS`.
     pub email: Option<String>,
+}
+
+/// `[[token_clients]]`: a service that introspects countersign's tokens, and the SHA-256 of
+/// its bearer token.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenClientEntry {
+    pub name: String,
+    pub token_sha256: String,
 }
 
 /// `[client]`: defaults for `submit`, `status` and `review`.
@@ -184,6 +196,13 @@ pub struct Reviewer {
     pub email: Option<String>,
 }
 
+/// A configured token client: a name and the SHA-256 of its bearer token.
+#[derive(Debug, Clone)]
+pub struct TokenClient {
+    pub name: String,
+    pub token_sha256: [u8; 32],
+}
+
 /// Settings given on the command line or in the environment for `serve` (and `demo`).
 #[derive(Debug, Default, Clone)]
 pub struct ServeOverrides {
@@ -218,6 +237,8 @@ pub struct ServerConfig {
     pub synchronous: Synchronous,
     pub agents: Vec<Agent>,
     pub reviewers: Vec<Reviewer>,
+    /// Services that may introspect tokens (none by default: introspection answers 401).
+    pub token_clients: Vec<TokenClient>,
     /// Payload sealing key (hex); `None` = the key file in the data directory.
     pub payload_key: Option<String>,
     /// Secret key names for masking; `None` = built-in list.
@@ -247,6 +268,7 @@ impl ServerConfig {
             synchronous: Synchronous::Normal,
             agents: vec![],
             reviewers: vec![],
+            token_clients: vec![],
             payload_key: None,
             mask_hints: None,
             pseudonym_key: None,
@@ -346,6 +368,7 @@ impl ServerConfig {
         c.notify = file.notify.resolve()?;
         c.agents = load_agents(&file.agents)?;
         c.reviewers = load_reviewers(&file.reviewers)?;
+        c.token_clients = load_token_clients(&file.token_clients)?;
         for (i, r) in c.reviewers.iter().enumerate() {
             if c.agents.iter().any(|a| a.id.as_str() == r.name) {
                 return Err(bad(
@@ -366,6 +389,11 @@ impl ServerConfig {
 
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("countersign.db")
+    }
+
+    /// The directory of the JWT signing keys (`<data_dir>/keys/jwt`).
+    pub fn jwt_keys_dir(&self) -> PathBuf {
+        self.data_dir.join("keys").join("jwt")
     }
 
     /// The key signing ledger commits.
@@ -481,10 +509,7 @@ fn load_reviewers(entries: &[ReviewerEntry]) -> Result<Vec<Reviewer>, ConfigErro
         if out.iter().any(|r| r.name == e.name) {
             return Err(bad(format!("{field}.name"), "reviewer declared twice"));
         }
-        let hash: [u8; 32] = hex::decode(&e.token_sha256)
-            .ok()
-            .and_then(|v| v.try_into().ok())
-            .ok_or_else(|| bad(format!("{field}.token_sha256"), "must be 64 hex digits"))?;
+        let hash = parse_sha256(&e.token_sha256, &field)?;
         if let Some(email) = &e.email
             && (email.matches('@').count() != 1 || email.starts_with('@'))
         {
@@ -494,6 +519,34 @@ fn load_reviewers(entries: &[ReviewerEntry]) -> Result<Vec<Reviewer>, ConfigErro
             name: e.name.clone(),
             token_sha256: hash,
             email: e.email.as_ref().map(|e| e.to_ascii_lowercase()),
+        });
+    }
+    Ok(out)
+}
+
+fn parse_sha256(text: &str, field: &str) -> Result<[u8; 32], ConfigError> {
+    hex::decode(text)
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| bad(format!("{field}.token_sha256"), "must be 64 hex digits"))
+}
+
+fn load_token_clients(entries: &[TokenClientEntry]) -> Result<Vec<TokenClient>, ConfigError> {
+    let mut out: Vec<TokenClient> = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let field = format!("token_clients[{i}]");
+        if AgentId::parse(&e.name).is_none() {
+            return Err(bad(
+                format!("{field}.name"),
+                "must be 1-64 letters, digits, '.', '_' or '-'",
+            ));
+        }
+        if out.iter().any(|c| c.name == e.name) {
+            return Err(bad(format!("{field}.name"), "token client declared twice"));
+        }
+        out.push(TokenClient {
+            name: e.name.clone(),
+            token_sha256: parse_sha256(&e.token_sha256, &field)?,
         });
     }
     Ok(out)
@@ -569,6 +622,21 @@ mod tests {
         let file: FileConfig = toml::from_str(include_str!("../countersign.example.toml"))
             .unwrap_or_else(|e| panic!("countersign.example.toml: {e}"));
         assert!(!file.agents.is_empty() && !file.reviewers.is_empty());
+    }
+
+    #[test]
+    fn token_clients_are_read_and_checked() {
+        let ok = format!(
+            "[[token_clients]]\nname = \"vault\"\ntoken_sha256 = \"{}\"\n",
+            "ab".repeat(32)
+        );
+        let c = parse(&ok).unwrap();
+        assert_eq!(c.token_clients[0].name, "vault");
+        assert_eq!(c.token_clients[0].token_sha256, [0xab; 32]);
+        let e = parse("[[token_clients]]\nname = \"vault\"\ntoken_sha256 = \"xyz\"\n").unwrap_err();
+        assert!(e.contains("token_clients[0].token_sha256"), "{e}");
+        let e = parse(&format!("{ok}{ok}")).unwrap_err();
+        assert!(e.contains("token_clients[1].name"), "{e}");
     }
 
     #[test]

@@ -323,6 +323,14 @@ pub enum KeysKind {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// A new JWT signing key for the tokens countersign issues: it signs from the next start
+    /// on; older keys stay in the JWKS, so tokens they signed keep verifying.
+    RotateJwt {
+        /// Data directory holding keys/jwt/ [default: `data_dir` of the configuration, or
+        /// .countersign].
+        #[arg(long, env = "COUNTERSIGN_DATA_DIR", value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
     /// A new reviewer token and the hash to configure.
     Reviewer {
         /// Reviewer name for the snippet.
@@ -376,7 +384,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         match cli.command {
             Command::Serve(args) => serve::run(file, args.overrides()).await,
             Command::Demo(args) => demo::run(args.data_dir).await,
-            Command::Keys(args) => keys_command(args),
+            Command::Keys(args) => keys_command(args, file.data_dir.clone()),
             Command::Submit(args) => submit(&file.client, args).await,
             Command::Status(args) => {
                 let client = agent_client(&file.client, &args.agent)?;
@@ -536,8 +544,31 @@ async fn review(file: &ClientFile, args: ReviewArgs) -> anyhow::Result<ExitCode>
     print_answer(answer)
 }
 
-fn keys_command(args: KeysArgs) -> anyhow::Result<ExitCode> {
+fn keys_command(args: KeysArgs, file_data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     match args.kind {
+        KeysKind::RotateJwt { data_dir } => {
+            let data_dir = data_dir
+                .or(file_data_dir)
+                .unwrap_or_else(|| PathBuf::from(".countersign"));
+            let dir = data_dir.join("keys").join("jwt");
+            let had_keys = std::fs::read_dir(&dir).is_ok_and(|mut entries| {
+                entries.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "key")))
+            });
+            let mut ring = crate::credentials::KeyRing::load_or_create(&dir)?;
+            // A directory without keys got its first one from `load_or_create`.
+            let kid = if had_keys {
+                ring.rotate()?
+            } else {
+                ring.current().kid().to_owned()
+            };
+            println!("{kid}");
+            eprintln!(
+                "wrote a new JWT signing key to {} (mode 0600); it signs from the next start of \
+                 countersign, and the {} older key(s) stay published",
+                dir.join(format!("{kid}.key")).display(),
+                ring.keys().len() - 1
+            );
+        }
         KeysKind::Agent { id, out } => {
             let key = keys::new_agent_key();
             let source = match &out {

@@ -44,6 +44,8 @@ pub struct Engine {
     policy: PolicySource,
     vault: Vault,
     masker: Arc<Masker>,
+    /// Signs the just-in-time credentials of approved requests.
+    credentials: Arc<crate::credentials::Issuer>,
 }
 
 /// The agent's view of a signed, verified submission.
@@ -89,6 +91,7 @@ impl Engine {
         config: &ServerConfig,
         vault: Vault,
         masker: Arc<Masker>,
+        credentials: Arc<crate::credentials::Issuer>,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
@@ -106,7 +109,14 @@ impl Engine {
             policy: PolicySource::default(),
             vault,
             masker,
+            credentials,
         })
+    }
+
+    /// The token issuer: `engine.credentials().issue(&grant)` signs a credential for an
+    /// approved request (see [`crate::credentials`]).
+    pub fn credentials(&self) -> &Arc<crate::credentials::Issuer> {
+        &self.credentials
     }
 
     pub fn store(&self) -> &Store {

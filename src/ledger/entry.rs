@@ -249,6 +249,14 @@ pub fn sentence(entry: &Map<String, Value>) -> String {
         "denied" => format!("{id} denied by @{actor}"),
         "expired" => format!("{id} expired"),
         "cancelled" => format!("{id} cancelled by {actor}"),
+        "credential_issued" => format!(
+            "{id} credential {} issued for {} ({}) until {}",
+            s("jti"),
+            s("audience"),
+            s("scope"),
+            s("expires_at")
+        ),
+        "credential_used" => format!("{id} credential {} used", s("jti")),
         other => format!("{id} {other} ({actor})"),
     }
 }

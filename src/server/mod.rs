@@ -6,10 +6,12 @@ mod body;
 mod error;
 mod intake;
 mod reviews;
+mod tokens;
 
 pub use error::ApiError;
 
 use crate::config::{ServerConfig, Synchronous};
+use crate::credentials::Issuer;
 use crate::engine::Engine;
 use crate::forge::{Forge, LocalForge};
 use crate::ledger::{LedgerStatus, LedgerWriter, Signer};
@@ -41,6 +43,8 @@ pub struct AppState {
     pub notify: Option<Arc<NotifyStatus>>,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
+    /// Services allowed to introspect tokens.
+    pub token_clients: Arc<[crate::config::TokenClient]>,
 }
 
 /// The router with every route and the metrics middleware.
@@ -50,6 +54,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/requests/{id}", get(intake::status))
         .route("/v1/requests/{id}/reviews", post(reviews::submit_review))
         .route("/v1/requests/{id}/review", get(reviews::show_review))
+        .route(
+            "/.well-known/openid-configuration",
+            get(tokens::openid_configuration),
+        )
+        .route("/.well-known/jwks.json", get(tokens::jwks))
+        .route("/v1/tokens/introspect", post(tokens::introspect))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -208,12 +218,17 @@ impl Server {
             Some(hex_key) => Vault::from_hex(hex_key)?,
             None => Vault::load_or_create(&config.data_dir.join("keys").join("payload.key"))?,
         };
+        let credentials = Arc::new(
+            Issuer::open(&config.jwt_keys_dir(), &public_url, store.clone())
+                .context("cannot load the JWT signing keys")?,
+        );
         let engine = Engine::new(
             store,
             forge.clone() as Arc<dyn Forge>,
             config,
             vault,
             masker,
+            credentials,
         );
         engine
             .refresh_policy()
@@ -227,6 +242,7 @@ impl Server {
             notify: notifier.as_ref().map(Notifier::status),
             metrics: Arc::new(Metrics::new()),
             max_body_bytes: config.max_body_bytes,
+            token_clients: config.token_clients.clone().into(),
         };
         let (shutdown, rx) = watch::channel(false);
         let mut http_rx = rx.clone();

@@ -14,6 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod credentials;
 mod intake;
 mod ledger;
 pub mod notify;
