@@ -111,6 +111,7 @@ async fn an_existing_repository_can_be_the_gitops_repository() {
                 ("policies/CODEOWNERS", TEST_CODEOWNERS),
                 ("policies/agents.toml", TEST_AGENTS_TOML),
                 ("policies/teams.toml", TEST_TEAMS_TOML),
+                ("policies/actions.toml", TEST_ACTIONS_TOML),
             ],
             "policy",
         )

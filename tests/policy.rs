@@ -387,3 +387,81 @@ async fn a_request_changing_the_policy_is_governed_by_the_current_policy_rules()
     let base = h.server.engine.policy();
     assert_eq!(base.commit, pending["policy"]["commit"].as_str().unwrap());
 }
+
+#[tokio::test]
+async fn an_action_without_a_registered_executor_is_refused_at_intake() {
+    let h = Harness::start().await;
+    // The registry loses iam.grant on the base branch.
+    let without: String = TEST_ACTIONS_TOML
+        .split("\n\n")
+        .filter(|entry| !entry.contains("iam.grant"))
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    h.server
+        .forge
+        .commit_files(
+            "main",
+            &[("policies/actions.toml", without.as_str())],
+            "unregister iam.grant",
+        )
+        .unwrap();
+    h.server.engine.refresh_policy().await.unwrap();
+    let (status, answer) = submit(&h.agent_a(), &action("iam.grant", "prod/admin", "prod")).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (422, Some("unregistered_action")),
+        "{answer}"
+    );
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("`iam.grant` has no executor registered in policies/actions.toml"),
+        "{message}"
+    );
+    // Registered actions still pass; nothing was stored for the refusal but its audit entry.
+    let (status, answer) =
+        submit(&h.agent_a(), &action("db.export", "prod/customers", "prod")).await;
+    assert_eq!(status, 202, "{answer}");
+    let entries = h.ledger_synced().await;
+    let refused: Vec<_> = entries
+        .iter()
+        .filter(|e| e["event"] == "intake_refused")
+        .collect();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0]["reason"], "unregistered_action");
+    let (rows, _) = h.stored().await;
+    let count = |t: &str| rows.iter().find(|(n, _)| *n == t).unwrap().1;
+    assert_eq!(count("requests"), 1);
+}
+
+#[test]
+fn policy_check_reports_a_broken_action_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    for (name, text) in [
+        ("CODEOWNERS", TEST_CODEOWNERS),
+        ("policy.toml", TEST_POLICY_TOML),
+        ("agents.toml", TEST_AGENTS_TOML),
+        ("teams.toml", TEST_TEAMS_TOML),
+        (
+            "actions.toml",
+            "[actions.\"db.export\"]\nexecutor = { type = \"ftp\" }\naudience = \"x\"\n",
+        ),
+    ] {
+        std::fs::write(policies.join(name), text).unwrap();
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_countersign"))
+        .args(["policy", "check", "--dir"])
+        .arg(&policies)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        format!("{stdout}{stderr}").contains(
+            "policies/actions.toml:2:12: action `db.export`: unknown executor type `ftp`"
+        ),
+        "{stdout}{stderr}"
+    );
+}

@@ -77,6 +77,9 @@ pub enum SubmitError {
     /// The policy refuses the request (deny by default).
     #[error("{0}")]
     PolicyDenied(String),
+    /// No executor is registered for the action (`policies/actions.toml`).
+    #[error("{0}")]
+    UnregisteredAction(String),
     /// The policy on the base branch cannot be used: fail closed.
     #[error("{0}")]
     PolicyUnavailable(String),
@@ -202,6 +205,17 @@ impl Engine {
             self.record_refusal(&intake, &id, "policy_denied", &why, &loaded.commit)
                 .await;
             return Err(SubmitError::PolicyDenied(why));
+        }
+        let action = &intake.submission.action;
+        if intake.submission.kind == crate::request::Kind::Action && policy.action(action).is_none()
+        {
+            let why = format!(
+                "action `{action}` has no executor registered in policies/actions.toml (commit {})",
+                short(&loaded.commit)
+            );
+            self.record_refusal(&intake, &id, "unregistered_action", &why, &loaded.commit)
+                .await;
+            return Err(SubmitError::UnregisteredAction(why));
         }
         let now = time::now_ms();
         let ttl = evaluation

@@ -45,6 +45,10 @@ const SEED_FILES: &[(&str, &str)] = &[
         "policies/teams.toml",
         include_str!("../../policies/teams.toml"),
     ),
+    (
+        "policies/actions.toml",
+        include_str!("../../policies/actions.toml"),
+    ),
     (PR_TEMPLATE, BUILTIN_PR_TEMPLATE),
     (COMMIT_TEMPLATE, BUILTIN_COMMIT_TEMPLATE),
     (

@@ -53,6 +53,19 @@ pub(super) fn compile(
         TeamsToml::default()
     });
 
+    let actions_toml: super::actions::ActionsToml = parse_toml(
+        super::actions::ACTIONS_FILE,
+        text(super::actions::ACTIONS_FILE),
+    )
+    .unwrap_or_else(|e| {
+        errors.push(e);
+        Default::default()
+    });
+    let actions = super::actions::compile(
+        &actions_toml,
+        text(super::actions::ACTIONS_FILE).unwrap_or(""),
+        &mut errors,
+    );
     let teams = compile_teams(&teams_toml, text(TEAMS_FILE).unwrap_or(""), &mut errors);
     let agents = compile_agents(
         &agents,
@@ -172,6 +185,7 @@ pub(super) fn compile(
         codeowners,
         rules,
         agents,
+        actions,
     })
 }
 

@@ -4,6 +4,7 @@
 //! [`approval`] decides whose approvals count. Deny by default: a subject no rule covers, or
 //! covers only with a line without owners, refuses the request.
 
+pub mod actions;
 pub mod approval;
 pub mod codeowners;
 mod compile;
@@ -35,6 +36,8 @@ pub struct Policy {
     /// per policy commit.
     rules: Vec<RuleInfo>,
     agents: HashMap<String, AgentPolicy>,
+    /// `policies/actions.toml`: the registered actions by name.
+    actions: std::collections::BTreeMap<String, actions::Action>,
 }
 
 /// A CODEOWNERS rule with its settings and owners resolved.
@@ -129,6 +132,11 @@ impl Policy {
 
     pub fn agent(&self, id: &str) -> Option<&AgentPolicy> {
         self.agents.get(id)
+    }
+
+    /// The registry entry of an action (`None`: not registered, refused at intake).
+    pub fn action(&self, name: &str) -> Option<&actions::Action> {
+        self.actions.get(name)
     }
 
     /// Refuses subjects outside the agent's allowed set (checked at intake, before anything is

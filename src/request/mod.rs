@@ -9,7 +9,7 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use std::fmt;
 
-pub use validate::{SubmissionError, parse_submission};
+pub use validate::{SubmissionError, is_valid_action_name, parse_submission};
 
 /// Identifier of a registered agent (`[A-Za-z0-9._-]`, 1–64 characters).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -91,9 +91,7 @@ pub fn parse_submission(body: &[u8]) -> Result<Submission, SubmissionError> {
 
     let kind = Kind::parse(&kind_raw)
         .ok_or_else(|| invalid("field `kind` must be \"action\" or \"change\""))?;
-    check_name("action", &action, 128, |b| {
-        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')
-    })?;
+    check_name("action", &action, ACTION_MAX, is_action_byte)?;
     check_name("environment", &environment, 64, |b| {
         b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')
     })?;
@@ -144,6 +142,17 @@ pub fn parse_submission(body: &[u8]) -> Result<Submission, SubmissionError> {
         changes,
         callback_url,
     })
+}
+
+const ACTION_MAX: usize = 128;
+
+fn is_action_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')
+}
+
+/// Whether `name` is an action name a request may carry (also checked for the registry).
+pub fn is_valid_action_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= ACTION_MAX && name.bytes().all(is_action_byte)
 }
 
 fn check_name(

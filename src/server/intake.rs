@@ -95,6 +95,9 @@ async fn submit_inner(
                 e.to_string(),
             ),
             SubmitError::OutOfScope(m) => ApiError::new(StatusCode::FORBIDDEN, "out_of_scope", m),
+            SubmitError::UnregisteredAction(m) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unregistered_action", m)
+            }
             SubmitError::PolicyDenied(m) => {
                 ApiError::new(StatusCode::FORBIDDEN, "policy_denied", m)
             }

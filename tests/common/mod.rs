@@ -62,6 +62,24 @@ allowed = [\"actions/**\", \"policies/**\"]
 owners = [\"@erin\"]
 allowed = [\"actions/db.export/**\"]
 ";
+pub const TEST_ACTIONS_TOML: &str = "\
+[actions.\"db.export\"]
+executor = { type = \"http\", method = \"POST\", url = \"http://127.0.0.1:9/export\" }
+audience = \"exports\"
+idempotent = true
+
+[actions.\"iam.grant\"]
+executor = { type = \"command\", argv = [\"/bin/true\"] }
+audience = \"iam\"
+
+[actions.deploy]
+executor = { type = \"command\", argv = [\"/bin/true\"] }
+audience = \"deploy\"
+
+[actions.mail]
+executor = { type = \"http\", url = \"http://127.0.0.1:9/mail\" }
+audience = \"mail\"
+";
 pub const TEST_TEAMS_TOML: &str = "[teams]\n\"acme/data\" = [\"@alice\", \"@bob\", \"@carol\"]\n";
 
 /// Creates the embedded repository in `data_dir` with the test policy on `main`.
@@ -77,6 +95,7 @@ pub fn seed_repo(data_dir: &Path) -> countersign::forge::LocalForge {
                 ("policies/policy.toml", TEST_POLICY_TOML),
                 ("policies/agents.toml", TEST_AGENTS_TOML),
                 ("policies/teams.toml", TEST_TEAMS_TOML),
+                ("policies/actions.toml", TEST_ACTIONS_TOML),
             ],
             "test policy",
         )

@@ -1,0 +1,171 @@
+//! `policies/actions.toml`, the action registry: which executor runs each action, the audience
+//! of the credential it gets, and whether it is idempotent (so an interrupted run may be retried
+//! with the same idempotency key). It is reviewed like the rest of `policies/`; an action
+//! without an entry is refused at intake. `kind: change` requests need no entry: they execute
+//! by merging their review.
+//!
+//! ```toml
+//! [actions."db.export"]
+//! executor = { type = "http", method = "POST", url = "https://exports.internal/{{ resource }}" }
+//! audience = "https://exports.internal"
+//! idempotent = true
+//! ```
+
+use super::files::CheckError;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+pub const ACTIONS_FILE: &str = "policies/actions.toml";
+
+/// The executors an action can name (`merge` runs `kind: change` requests only).
+pub const EXECUTOR_TYPES: [&str; 3] = ["http", "command", "github_workflow"];
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionsToml {
+    #[serde(default)]
+    pub actions: BTreeMap<Spanned<String>, ActionEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionEntry {
+    /// `type` plus the executor's own settings.
+    pub executor: Spanned<toml::Table>,
+    /// The `aud` of the action's credential.
+    pub audience: Option<String>,
+    #[serde(default)]
+    pub idempotent: bool,
+    pub description: Option<String>,
+}
+
+/// A registered action, as the engine uses it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Action {
+    pub name: String,
+    /// `http`, `command` or `github_workflow`.
+    pub executor_type: String,
+    /// The executor's settings (its `type` included), interpreted by the executor.
+    pub executor: toml::Table,
+    pub audience: Option<String>,
+    pub idempotent: bool,
+}
+
+/// Checks every entry; returns the registry by action name.
+pub(super) fn compile(
+    toml: &ActionsToml,
+    text: &str,
+    errors: &mut Vec<CheckError>,
+) -> BTreeMap<String, Action> {
+    let mut out = BTreeMap::new();
+    for (name, entry) in &toml.actions {
+        let at =
+            |offset: usize, message: String| CheckError::at(ACTIONS_FILE, text, offset, message);
+        let n = name.get_ref();
+        if !crate::request::is_valid_action_name(n) {
+            errors.push(at(
+                name.span().start,
+                format!("`{n}` is not a valid action name"),
+            ));
+            continue;
+        }
+        let exec = entry.executor.get_ref();
+        let kind = match exec.get("type").and_then(toml::Value::as_str) {
+            Some(t) if EXECUTOR_TYPES.contains(&t) => t.to_owned(),
+            Some("merge") => {
+                errors.push(at(
+                    entry.executor.span().start,
+                    format!("action `{n}`: `merge` runs `kind: change` requests, not actions"),
+                ));
+                continue;
+            }
+            Some(other) => {
+                errors.push(at(
+                    entry.executor.span().start,
+                    format!(
+                        "action `{n}`: unknown executor type `{other}` (expected one of {})",
+                        EXECUTOR_TYPES.join(", ")
+                    ),
+                ));
+                continue;
+            }
+            None => {
+                errors.push(at(
+                    entry.executor.span().start,
+                    format!("action `{n}`: the executor needs a `type`"),
+                ));
+                continue;
+            }
+        };
+        let audience = entry.audience.clone().filter(|a| !a.trim().is_empty());
+        if audience.is_none() && kind != "github_workflow" {
+            errors.push(at(
+                name.span().start,
+                format!(
+                    "action `{n}`: `audience` (the credential's `aud`) is required for `{kind}`"
+                ),
+            ));
+            continue;
+        }
+        out.insert(
+            n.clone(),
+            Action {
+                name: n.clone(),
+                executor_type: kind,
+                executor: exec.clone(),
+                audience,
+                idempotent: entry.idempotent,
+            },
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> (BTreeMap<String, Action>, Vec<String>) {
+        let mut errors = Vec::new();
+        let parsed: ActionsToml = match super::super::files::parse_toml(ACTIONS_FILE, Some(text)) {
+            Ok(p) => p,
+            Err(e) => return (BTreeMap::new(), vec![e.to_string()]),
+        };
+        let actions = compile(&parsed, text, &mut errors);
+        (actions, errors.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn registered_actions_compile_and_mistakes_are_located() {
+        let (actions, errors) = check(
+            "[actions.\"db.export\"]\nexecutor = { type = \"http\", url = \"https://x/{{ resource }}\" }\naudience = \"https://x\"\nidempotent = true\n\n[actions.deploy]\nexecutor = { type = \"github_workflow\", workflow = \"deploy.yml\" }\n",
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(actions["db.export"].idempotent);
+        assert_eq!(actions["deploy"].executor_type, "github_workflow");
+        assert_eq!(actions["deploy"].audience, None);
+
+        let (_, errors) = check(
+            "[actions.a]\nexecutor = { type = \"shell\" }\naudience = \"x\"\n\n[actions.b]\nexecutor = { argv = [\"/bin/true\"] }\naudience = \"x\"\n\n[actions.c]\nexecutor = { type = \"command\", argv = [\"/bin/true\"] }\n\n[actions.d]\nexecutor = { type = \"merge\" }\n",
+        );
+        assert_eq!(errors.len(), 4, "{errors:?}");
+        assert!(
+            errors[0].starts_with("policies/actions.toml:2:")
+                && errors[0].contains("unknown executor type `shell`"),
+            "{errors:?}"
+        );
+        assert!(errors[1].contains("needs a `type`"), "{errors:?}");
+        assert!(
+            errors[2].starts_with("policies/actions.toml:9:") && errors[2].contains("`audience`"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[3].contains("`merge` runs `kind: change`"),
+            "{errors:?}"
+        );
+        let (_, errors) =
+            check("[actions.a]\nexecutor = { type = \"http\" }\naudience = \"x\"\ntimeout = 3\n");
+        assert!(errors[0].contains("unknown field `timeout`"), "{errors:?}");
+    }
+}
