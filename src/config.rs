@@ -45,6 +45,9 @@ pub struct FileConfig {
     /// Key sealing raw payloads at rest (64 hex digits). Default: `<data_dir>/keys/payload.key`,
     /// created on first run.
     pub payload_key: Option<KeySource>,
+    /// Earlier payload keys: what they sealed stays readable after a rotation.
+    #[serde(default)]
+    pub previous_payload_keys: Vec<KeySource>,
     #[serde(default)]
     pub masking: MaskingFile,
     #[serde(default)]
@@ -241,6 +244,8 @@ pub struct ServerConfig {
     pub token_clients: Vec<TokenClient>,
     /// Payload sealing key (hex); `None` = the key file in the data directory.
     pub payload_key: Option<String>,
+    /// Earlier payload keys (hex), still opening what they sealed.
+    pub previous_payload_keys: Vec<String>,
     /// Secret key names for masking; `None` = built-in list.
     pub mask_hints: Option<Vec<String>>,
     pub pseudonym_key: Option<Vec<u8>>,
@@ -270,6 +275,7 @@ impl ServerConfig {
             reviewers: vec![],
             token_clients: vec![],
             payload_key: None,
+            previous_payload_keys: vec![],
             mask_hints: None,
             pseudonym_key: None,
             ledger_branch: crate::ledger::DEFAULT_BRANCH.into(),
@@ -363,6 +369,15 @@ impl ServerConfig {
             crate::vault::Vault::from_hex(&hex_key)
                 .map_err(|e| bad("payload_key", e.to_string()))?;
             c.payload_key = Some(hex_key);
+        }
+        for (i, src) in file.previous_payload_keys.iter().enumerate() {
+            let field = format!("previous_payload_keys[{i}]");
+            let key = read_secret(src, &field)?;
+            let hex_key =
+                String::from_utf8(key).map_err(|_| bad(field.clone(), "must be 64 hex digits"))?;
+            crate::vault::Vault::from_hex(&hex_key)
+                .map_err(|e| bad(field.clone(), e.to_string()))?;
+            c.previous_payload_keys.push(hex_key);
         }
         (c.mask_hints, c.pseudonym_key) = load_masking(&file.masking)?;
         c.notify = file.notify.resolve()?;

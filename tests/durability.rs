@@ -160,3 +160,38 @@ fn the_demo_runs_the_whole_flow_and_exits_0() {
         "the demo payload's e-mail must not be shown raw"
     );
 }
+
+#[tokio::test]
+async fn payloads_sealed_before_a_key_rotation_stay_readable() {
+    let h = Harness::start().await;
+    let old = h.submit_ok().await;
+    h.wait_state(&h.agent_a(), &old, "pending_review").await;
+    let (dir, http) = h.stop().await;
+    let key = dir.path().join("keys").join("payload.key");
+    let before = std::fs::read_to_string(&key).unwrap();
+    let id = countersign::vault::rotate_payload_key(&key).unwrap();
+    assert_ne!(std::fs::read_to_string(&key).unwrap(), before);
+    let h = Harness::resume(dir, http).await;
+    // The reviewer view opens the sealed submission to mask it: old and new keys both work.
+    let view = h.reviewer(BOB).show(&old).await.unwrap();
+    assert_eq!(view.status, 200, "{}", view.body);
+    assert_eq!(view.body["payload"]["limit"], 5);
+    let body = action_body(serde_json::json!({ "limit": 6 }));
+    let new = h.agent_a().submit(&body, None).await.unwrap();
+    assert_eq!(new.status, 202, "{}", new.body);
+    let new = new.body["id"].as_str().unwrap().to_owned();
+    h.wait_state(&h.agent_a(), &new, "pending_review").await;
+    let view = h.reviewer(BOB).show(&new).await.unwrap();
+    assert_eq!(view.body["payload"]["limit"], 6, "{}", view.body);
+    // The new row is sealed under the new key id.
+    let db = h.dir.path().join("countersign.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", db.display()))
+        .await
+        .unwrap();
+    let (sealed,): (String,) = sqlx::query_as("SELECT submission FROM requests WHERE id = ?")
+        .bind(&new)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(sealed.starts_with(&format!("xc2:{id}:")), "{sealed}");
+}

@@ -331,6 +331,14 @@ pub enum KeysKind {
         #[arg(long, env = "COUNTERSIGN_DATA_DIR", value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// A new payload key for <data-dir>/keys/payload.key: it seals from the next start on; the
+    /// old one moves to keys/payload-previous/ so what it sealed stays readable.
+    RotatePayload {
+        /// Data directory holding keys/ [default: `data_dir` of the configuration, or
+        /// .countersign].
+        #[arg(long, env = "COUNTERSIGN_DATA_DIR", value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
     /// A new reviewer token and the hash to configure.
     Reviewer {
         /// Reviewer name for the snippet.
@@ -567,6 +575,22 @@ fn keys_command(args: KeysArgs, file_data_dir: Option<PathBuf>) -> anyhow::Resul
                  countersign, and the {} older key(s) stay published",
                 dir.join(format!("{kid}.key")).display(),
                 ring.keys().len() - 1
+            );
+        }
+        KeysKind::RotatePayload { data_dir } => {
+            let data_dir = data_dir
+                .or(file_data_dir)
+                .unwrap_or_else(|| PathBuf::from(".countersign"));
+            let path = data_dir.join("keys").join("payload.key");
+            let id = crate::vault::rotate_payload_key(&path)?;
+            println!("{id}");
+            eprintln!(
+                "wrote a new payload key to {} (mode 0600); it seals from the next start of                  countersign, and earlier keys in {} keep opening what they sealed",
+                path.display(),
+                data_dir
+                    .join("keys")
+                    .join(crate::vault::PREVIOUS_KEYS_DIR)
+                    .display()
             );
         }
         KeysKind::Agent { id, out } => {

@@ -217,7 +217,8 @@ impl Server {
         let vault = match &config.payload_key {
             Some(hex_key) => Vault::from_hex(hex_key)?,
             None => Vault::load_or_create(&config.data_dir.join("keys").join("payload.key"))?,
-        };
+        }
+        .with_previous(&config.previous_payload_keys)?;
         let credentials = Arc::new(
             Issuer::open(&config.jwt_keys_dir(), &public_url, store.clone())
                 .context("cannot load the JWT signing keys")?,
