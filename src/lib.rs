@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod engine;
+pub mod execute;
 pub mod forge;
 pub mod ledger;
 pub mod mask;

@@ -1,0 +1,85 @@
+//! Executors: how an approved action is carried out. A [`command`] runs a program with a clean
+//! environment in its own process group, the raw payload on stdin and the just-in-time
+//! credential in one variable; an [`http`] call sends the payload as JSON with the credential
+//! as a bearer token and the request id as `Idempotency-Key`. Specs ([`spec`]) come from TOML.
+//! Either way the result is an [`Outcome`] fit to store and show: output masked, the credential
+//! replaced by `[credential]`, at most [`OUTPUT_LIMIT`] bytes.
+
+pub mod command;
+pub mod http;
+pub mod output;
+pub mod spec;
+
+pub use output::{CREDENTIAL_MASK, OUTPUT_LIMIT, TRUNCATED};
+pub use spec::{CommandSpec, ExecutorSpec, HttpSpec, SpecError};
+
+use crate::mask::Masker;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// One execution of an approved request.
+pub struct Invocation<'a> {
+    /// The request id; also the `Idempotency-Key` and `COUNTERSIGN_REQUEST_ID`.
+    pub request_id: &'a str,
+    /// The raw (decrypted) payload.
+    pub payload: &'a serde_json::Value,
+    /// The just-in-time credential: never logged, never in an `Outcome`.
+    pub token: &'a str,
+    /// Request fields for templates: action, resource, environment, agent, request_id.
+    pub fields: &'a BTreeMap<String, String>,
+}
+
+impl fmt::Debug for Invocation<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Invocation")
+            .field("request_id", &self.request_id)
+            .field("payload", &"<redacted>")
+            .field("token", &"<redacted>")
+            .field("fields", &self.fields)
+            .finish()
+    }
+}
+
+/// What an execution did, masked and size-limited: safe to store and show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    pub success: bool,
+    /// A command's exit code (when it exited).
+    pub exit_status: Option<i32>,
+    /// The signal that ended a command (when one did).
+    pub signal: Option<i32>,
+    /// An HTTP call's response status.
+    pub http_status: Option<u16>,
+    /// Masked output (stdout, then stderr after a `[stderr]` line; or the response body).
+    pub output: String,
+    /// Masked; e.g. "timed out after 5s (process group killed)".
+    pub error: Option<String>,
+    pub started_at_ms: i64,
+    pub duration_ms: i64,
+}
+
+impl Outcome {
+    /// A failure before anything ran or was sent.
+    pub(crate) fn failed(started_at_ms: i64, error: String) -> Outcome {
+        Outcome {
+            success: false,
+            exit_status: None,
+            signal: None,
+            http_status: None,
+            output: String::new(),
+            error: Some(error),
+            started_at_ms,
+            duration_ms: (crate::time::now_ms() - started_at_ms).max(0),
+        }
+    }
+}
+
+/// Runs an invocation with whichever executor the spec names. The spec should have been
+/// validated when it was loaded; an invalid one fails here without running anything.
+pub async fn run(spec: &ExecutorSpec, inv: &Invocation<'_>, masker: &Masker) -> Outcome {
+    match spec {
+        ExecutorSpec::Command(c) => command::run(c, inv, masker).await,
+        ExecutorSpec::Http(h) => http::run(h, inv, masker).await,
+    }
+}
