@@ -98,6 +98,20 @@ pub(super) fn compile(
                 continue;
             }
         };
+        if kind != "github_workflow" {
+            let spec = toml::Value::Table(exec.clone()).try_into::<crate::execute::ExecutorSpec>();
+            let problem = match spec {
+                Ok(spec) => spec.validate().err().map(|e| e.to_string()),
+                Err(e) => Some(e.message().to_owned()),
+            };
+            if let Some(problem) = problem {
+                errors.push(at(
+                    entry.executor.span().start,
+                    format!("action `{n}`: executor: {problem}"),
+                ));
+                continue;
+            }
+        }
         let audience = entry.audience.clone().filter(|a| !a.trim().is_empty());
         if audience.is_none() && kind != "github_workflow" {
             errors.push(at(
