@@ -84,21 +84,26 @@ pub fn verify_agent(
     })
 }
 
-/// Finds the reviewer behind `Authorization: Bearer <token>`.
-pub fn verify_reviewer<'a>(
-    engine: &'a Engine,
-    headers: &HeaderMap,
-) -> Result<&'a Reviewer, ApiError> {
-    let token = header(headers, header::AUTHORIZATION.as_str())
+/// The token of `Authorization: Bearer <token>`; `401 missing_token` naming `what` otherwise.
+pub fn bearer_token<'h>(headers: &'h HeaderMap, what: &str) -> Result<&'h str, ApiError> {
+    header(headers, header::AUTHORIZATION.as_str())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
             ApiError::unauthorized(
                 "missing_token",
-                "Authorization: Bearer <reviewer token> is required",
+                format!("Authorization: Bearer <{what}> is required"),
             )
-        })?;
+        })
+}
+
+/// Finds the reviewer behind `Authorization: Bearer <token>`.
+pub fn verify_reviewer<'a>(
+    engine: &'a Engine,
+    headers: &HeaderMap,
+) -> Result<&'a Reviewer, ApiError> {
+    let token = bearer_token(headers, "reviewer token")?;
     engine.reviewer_for_token(token).ok_or_else(|| {
         ApiError::unauthorized("invalid_token", "the reviewer token is not recognised")
     })

@@ -43,18 +43,7 @@ fn verify_client<'a>(
     clients: &'a [TokenClient],
     headers: &HeaderMap,
 ) -> Result<&'a TokenClient, ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            ApiError::unauthorized(
-                "missing_token",
-                "Authorization: Bearer <token client token> is required",
-            )
-        })?;
+    let token = super::auth::bearer_token(headers, "token client token")?;
     let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
     let mut found = None;
     for c in clients {
