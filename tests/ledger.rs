@@ -32,15 +32,7 @@ fn of_request<'a>(entries: &'a [Value], id: &str) -> Vec<&'a Value> {
 
 /// Submits a distinct request as agent-a and waits for its review to be open.
 async fn pending(h: &Harness, n: u32) -> String {
-    let a = h
-        .agent_a()
-        .submit(&action_body(json!({ "n": n })), None)
-        .await
-        .unwrap();
-    assert_eq!(a.status, 202, "{}", a.body);
-    let id = a.body["id"].as_str().unwrap().to_owned();
-    h.wait_state(&h.agent_a(), &id, "pending_review").await;
-    id
+    h.pending_with(&action_body(json!({ "n": n }))).await.0
 }
 
 fn events(entries: &[&Value]) -> Vec<String> {
@@ -385,7 +377,6 @@ async fn the_ledger_shows_in_readiness_and_metrics() {
         )),
         "{metrics}"
     );
-    tokio::time::sleep(Duration::from_millis(1)).await;
 }
 
 /// The database's outbox, read directly (the server keeps running).

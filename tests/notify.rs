@@ -9,7 +9,7 @@ mod common;
 use common::fake_chat::{Failure, FakeChat};
 use common::*;
 use countersign::notify::{NotifyConfig, Target, TargetKind};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
@@ -60,15 +60,6 @@ async fn harness(targets: Vec<Target>, max_attempts: u32) -> Harness {
     .await
 }
 
-/// Submits a distinct request as agent-a and waits until its review is open.
-async fn pending(h: &Harness, body: Vec<u8>) -> (String, Value) {
-    let a = h.agent_a().submit(&body, None).await.unwrap();
-    assert_eq!(a.status, 202, "{}", a.body);
-    let id = a.body["id"].as_str().unwrap().to_owned();
-    let status = h.wait_state(&h.agent_a(), &id, "pending_review").await;
-    (id, status)
-}
-
 fn export(n: u32) -> Vec<u8> {
     action_body(json!({ "n": n }))
 }
@@ -89,7 +80,7 @@ async fn a_request_is_announced_with_its_link_and_the_message_follows_the_decisi
         teams_hook(&fake, "teams"),
     ];
     let h = harness(targets, 5).await;
-    let (id, status) = pending(&h, export(1)).await;
+    let (id, status) = h.pending_with(&export(1)).await;
     let link = status["review"]["url"].as_str().unwrap().to_owned();
     wait(&fake, "the announcements", |s| {
         s.top_level("C-OPS").len() == 1
@@ -168,7 +159,7 @@ async fn approvals_counted_go_in_the_thread_and_a_denial_carries_its_reason() {
         "environment": "prod", "justification": "on-call access", "payload": {},
     }))
     .unwrap();
-    let (id, _) = pending(&h, grant).await;
+    let (id, _) = h.pending_with(&grant).await;
     wait(&fake, "the announcement", |s| {
         s.top_level("C-OPS").len() == 1
     })
@@ -238,7 +229,7 @@ async fn rate_limits_and_server_errors_are_retried_without_duplicates() {
         5,
     )
     .await;
-    let (_, _) = pending(&h, export(2)).await;
+    h.pending_with(&export(2)).await;
     wait(&fake, "every destination after its failures", |s| {
         s.top_level("C-OPS").len() == 1
             && s.webhook_posts("teams").len() == 1
@@ -271,7 +262,7 @@ async fn a_failing_destination_is_given_up_and_never_blocks_the_decision() {
         3,
     )
     .await;
-    let (id, _) = pending(&h, export(3)).await;
+    let (id, _) = h.pending_with(&export(3)).await;
     let r = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
     assert_eq!(
         r.body["state"], "approved",
@@ -327,7 +318,7 @@ async fn destinations_receive_only_what_their_routes_match() {
     let mut exports = slack_hook(&fake, "exports");
     exports.route.sections = vec!["Exports".into()];
     let h = harness(vec![low_only, staging, exports], 5).await;
-    pending(&h, export(4)).await;
+    h.pending_with(&export(4)).await;
     wait(&fake, "the exports announcement", |s| {
         s.webhook_posts("slack")
             .iter()
@@ -376,7 +367,7 @@ async fn canaries_never_reach_any_message_and_webhook_urls_never_reach_errors() 
         "payload": { "to": canaries[0], "api_key": canaries[1], "card": canaries[2] },
     }))
     .unwrap();
-    let (id, _) = pending(&h, body).await;
+    let (id, _) = h.pending_with(&body).await;
     let reason = format!("ask {} first", canaries[0]);
     let r = h
         .reviewer(ALICE)
@@ -475,7 +466,7 @@ async fn events_queued_long_ago_are_not_announced_and_settled_ones_are_pruned() 
     let fake = FakeChat::start().await;
     // No destination yet: the announcement waits in the outbox, unrouted.
     let h = Harness::start().await;
-    let (old, _) = pending(&h, export(6)).await;
+    let (old, _) = h.pending_with(&export(6)).await;
     let (dir, http) = h.stop().await;
     let db = dir.path().join("countersign.db");
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
@@ -501,7 +492,7 @@ async fn events_queued_long_ago_are_not_announced_and_settled_ones_are_pruned() 
         server,
         http,
     };
-    let (fresh, _) = pending(&h, export(7)).await;
+    let (fresh, _) = h.pending_with(&export(7)).await;
     wait(&fake, "the fresh announcement", |s| {
         s.webhook_posts("slack").len() == 1
     })

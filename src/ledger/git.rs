@@ -109,10 +109,6 @@ impl LedgerRepo {
         self.head.as_ref()
     }
 
-    pub fn tip(&self) -> Option<String> {
-        self.tip.map(|t| t.to_string())
-    }
-
     /// Creates the branch (README and allowed signers) if it does not exist, and publishes the
     /// signing key in `allowed_signers` if it is not there yet (keys are never removed, so
     /// older commits stay verifiable).

@@ -44,9 +44,6 @@ pub struct Context {
     pub decision: Option<String>,
     /// The destination's mention for high and critical risk.
     pub mention: Option<String>,
-    /// The CODEOWNERS sections whose approval is required (for routing).
-    #[serde(skip)]
-    pub sections: Vec<String>,
 }
 
 /// Builds the context of a delivery from the stored request.
@@ -59,7 +56,7 @@ pub async fn context(
     let masker = engine.masker();
     let masked = masker.mask_request(&submission.payload, &submission.justification);
     let eval = row.evaluation()?;
-    let (risk, approvals, sections) = match &eval {
+    let (risk, approvals) = match &eval {
         Some(eval) => {
             let approvals = eval
                 .requirements
@@ -76,15 +73,9 @@ pub async fn context(
                     )
                 })
                 .collect();
-            let sections = eval
-                .requirements
-                .iter()
-                .filter(|r| !r.optional)
-                .map(|r| r.section.to_string())
-                .collect();
-            (risk_name(&eval.risk), approvals, sections)
+            (eval.risk.as_str().to_owned(), approvals)
         }
-        None => ("unknown".to_owned(), vec![], vec![]),
+        None => ("unknown".to_owned(), vec![]),
     };
     let decision = decision(engine, row, delivery).await?;
     let state = row.state.clone();
@@ -124,15 +115,7 @@ pub async fn context(
         review_label,
         decision,
         mention: None,
-        sections,
     })
-}
-
-fn risk_name(risk: &impl Serialize) -> String {
-    serde_json::to_value(risk)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| "unknown".into())
 }
 
 /// The decision as people read it, from the stored reviews (reasons are stored masked).
@@ -299,7 +282,6 @@ mod tests {
             review_label: "Review on GitHub".into(),
             decision: None,
             mention: Some("<!subteam^S0123>".into()),
-            sections: vec!["Exports".into()],
         }
     }
 

@@ -113,8 +113,12 @@ impl Notifier {
                 .await?;
         }
         let due = store.notify_due(crate::time::now_ms(), 50).await?;
-        for d in &due {
-            self.deliver(d).await?;
+        if !due.is_empty() {
+            // Read once per pass: the base branch's templates serve every delivery in it.
+            let templates = self.templates().await;
+            for d in &due {
+                self.deliver(d, &templates).await?;
+            }
         }
         Ok(unrouted.len() + due.len())
     }
@@ -129,11 +133,7 @@ impl Notifier {
             return Ok(vec![]);
         };
         let eval = request.evaluation()?;
-        let risk = eval
-            .as_ref()
-            .and_then(|e| serde_json::to_value(e.risk).ok())
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
+        let risk = eval.as_ref().map_or("", |e| e.risk.as_str());
         let sections: Vec<String> = eval
             .iter()
             .flat_map(|e| e.requirements.iter())
@@ -147,7 +147,7 @@ impl Notifier {
             .filter(|t| {
                 let r = &t.route;
                 (r.sections.is_empty() || r.sections.iter().any(|s| sections.contains(s)))
-                    && (r.risks.is_empty() || r.risks.contains(&risk))
+                    && (r.risks.is_empty() || r.risks.iter().any(|x| x == risk))
                     && (r.environments.is_empty() || r.environments.contains(&request.environment))
             })
             .filter(|t| {
@@ -157,7 +157,7 @@ impl Notifier {
             .collect())
     }
 
-    async fn deliver(&self, d: &DeliveryRow) -> anyhow::Result<()> {
+    async fn deliver(&self, d: &DeliveryRow, templates: &Templates) -> anyhow::Result<()> {
         let store = self.engine.store();
         let now = crate::time::now_ms();
         let Some(target) = self.config.targets.iter().find(|t| t.name == d.target) else {
@@ -166,7 +166,7 @@ impl Notifier {
                 .notify_settled(d, "skipped", None, Some(why), now)
                 .await;
         };
-        let result = self.attempt(target, d).await;
+        let result = self.attempt(target, d, templates).await;
         let now = crate::time::now_ms();
         let attempts = d.attempts + 1;
         let fields = (d.request_id.as_str(), d.event.as_str(), d.target.as_str());
@@ -216,7 +216,12 @@ impl Notifier {
     /// One attempt; the attempt is counted (and the delivery marked in doubt) before anything
     /// is sent. `d` is the row as it was before: `d.in_flight` says whether an earlier attempt
     /// was interrupted.
-    async fn attempt(&self, target: &Target, d: &DeliveryRow) -> Result<Outcome, SendError> {
+    async fn attempt(
+        &self,
+        target: &Target,
+        d: &DeliveryRow,
+        templates: &Templates,
+    ) -> Result<Outcome, SendError> {
         let local = |e: anyhow::Error| SendError::Transient(format!("{e:#}"));
         let store = self.engine.store();
         store
@@ -228,7 +233,6 @@ impl Notifier {
             // Expired before its review opened: nothing to look at, nobody to ask.
             return Ok(Outcome::Skipped("the request has no review to link to"));
         }
-        let templates = self.templates().await;
         match &target.kind {
             TargetKind::SlackWebhook { url } => {
                 send::slack_webhook(&self.http, url, &templates.slack(&ctx)).await?;
@@ -249,7 +253,7 @@ impl Notifier {
                     token,
                     channel,
                 };
-                self.slack_bot(&bot, d, &ctx, &templates).await
+                self.slack_bot(&bot, d, &ctx, templates).await
             }
         }
     }

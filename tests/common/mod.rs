@@ -288,10 +288,18 @@ impl Harness {
 
     /// Submits and waits for the review to be open.
     pub async fn pending(&self) -> String {
-        let id = self.submit_ok().await;
-        self.wait_state(&self.agent_a(), &id, "pending_review")
+        self.pending_with(&action_body(json!({"limit": 5}))).await.0
+    }
+
+    /// Submits `body` as agent-a and waits until its review is open: its id and status.
+    pub async fn pending_with(&self, body: &[u8]) -> (String, Value) {
+        let a = self.agent_a().submit(body, None).await.unwrap();
+        assert_eq!(a.status, 202, "{}", a.body);
+        let id = a.body["id"].as_str().unwrap().to_owned();
+        let status = self
+            .wait_state(&self.agent_a(), &id, "pending_review")
             .await;
-        id
+        (id, status)
     }
 }
 
