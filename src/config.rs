@@ -54,6 +54,8 @@ pub struct FileConfig {
     pub ledger: LedgerFile,
     #[serde(default)]
     pub notify: crate::notify::NotifyFile,
+    #[serde(default)]
+    pub execution: crate::execute::ExecutionFile,
 }
 
 /// `[ledger]`: where the audit ledger goes and which key signs it.
@@ -255,6 +257,8 @@ pub struct ServerConfig {
     pub ledger_signer: String,
     /// Slack and Teams destinations (none by default).
     pub notify: crate::notify::NotifyConfig,
+    /// How approved requests are run (`[execution]`).
+    pub execution: crate::execute::ExecutionConfig,
 }
 
 impl ServerConfig {
@@ -282,6 +286,7 @@ impl ServerConfig {
             ledger_key_file: None,
             ledger_signer: "countersign@localhost".into(),
             notify: crate::notify::NotifyConfig::default(),
+            execution: crate::execute::ExecutionConfig::default(),
         }
     }
 
@@ -381,6 +386,7 @@ impl ServerConfig {
         }
         (c.mask_hints, c.pseudonym_key) = load_masking(&file.masking)?;
         c.notify = file.notify.resolve()?;
+        c.execution = file.execution.resolve()?;
         c.agents = load_agents(&file.agents)?;
         c.reviewers = load_reviewers(&file.reviewers)?;
         c.token_clients = load_token_clients(&file.token_clients)?;

@@ -151,7 +151,9 @@ fn the_demo_runs_the_whole_flow_and_exits_0() {
     assert!(stdout.contains("self_approval_forbidden"), "{stdout}");
     assert!(
         stdout.contains("approved by @bob (policy ")
-            && stdout.contains("countersign ledger verify: ok, 5 entries"),
+            && stdout.contains("execution_succeeded")
+            && stdout.contains("exported_rows")
+            && stdout.contains("countersign ledger verify: ok, 8 entries"),
         "the demo shows the request's ledger timeline, verified: {stdout}"
     );
     assert!(dir.path().join("demo/countersign.db").exists());

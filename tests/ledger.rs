@@ -86,12 +86,21 @@ async fn a_requests_whole_life_is_in_the_signed_ledger_branch() {
         .await
         .unwrap();
     assert_eq!(r.body["state"], "denied", "{}", r.body);
+    h.wait_state(&h.agent_a(), &approved, "succeeded").await;
     let entries = h.ledger_synced().await;
 
     let life = of_request(&entries, &approved);
     assert_eq!(
         events(&life),
-        ["received", "policy_decision", "review_opened", "approved"]
+        [
+            "received",
+            "policy_decision",
+            "review_opened",
+            "approved",
+            "execution_started",
+            "credential_issued",
+            "execution_succeeded"
+        ]
     );
     let received = life[0];
     assert_eq!(received["actor"], "agent-a");
@@ -226,8 +235,10 @@ async fn entries_missing_from_git_after_a_crash_appear_once_on_restart() {
     // Later events continue the same chain.
     let r = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
+    h.wait_state(&h.agent_a(), &id, "succeeded").await;
     let later = h.ledger_synced().await;
-    assert_eq!(later.len(), before.len() + 1);
+    // approved, execution_started, credential_issued, execution_succeeded
+    assert_eq!(later.len(), before.len() + 4);
     assert_chain(&repo);
 }
 

@@ -113,36 +113,33 @@ async fn a_request_is_announced_with_its_link_and_the_message_follows_the_decisi
 
     let r = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
-    wait(&fake, "the update and the thread reply", |s| {
+    // Approved, then executed (the test registry's db.export is `/bin/true`): the announcement
+    // is updated for each, and each goes in the thread.
+    wait(&fake, "the updates and the thread replies", |s| {
         let top = s.top_level("C-OPS");
-        top.len() == 1 && top[0].updated == 1 && s.replies("C-OPS", &top[0].ts).len() == 1
+        top.len() == 1 && top[0].updated == 2 && s.replies("C-OPS", &top[0].ts).len() == 2
     })
     .await;
     let updated = &fake.messages("C-OPS")[0];
-    assert!(updated.text.starts_with("Approved:"), "{}", updated.text);
+    assert!(updated.text.starts_with("Executed:"), "{}", updated.text);
+    let replies = fake.replies("C-OPS", &updated.ts);
+    assert_eq!(replies[0].text, "Approved by @bob");
     assert!(
-        updated
-            .blocks
-            .as_ref()
-            .unwrap()
-            .to_string()
-            .contains("Approved by @bob")
+        replies[1].text.starts_with("Executed by command in ")
+            && replies[1].text.ends_with("exit status 0"),
+        "{}",
+        replies[1].text
     );
-    let reply = &fake.replies("C-OPS", &updated.ts)[0];
-    assert_eq!(reply.text, "Approved by @bob");
     wait(&fake, "the webhook decisions", |s| {
-        s.webhook_posts("slack").len() == 2 && s.webhook_posts("teams").len() == 2
+        s.webhook_posts("slack").len() == 3 && s.webhook_posts("teams").len() == 3
     })
     .await;
-    assert!(
-        fake.webhook_posts("slack")[1]
-            .1
-            .to_string()
-            .contains("Approved by @bob")
-    );
+    let hook = fake.webhook_posts("slack");
+    assert!(hook[1].1.to_string().contains("Approved by @bob"));
+    assert!(hook[2].1.to_string().contains("Executed by command"));
     // Nothing more: one announcement per destination.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(fake.calls("chat.postMessage"), 2);
+    assert_eq!(fake.calls("chat.postMessage"), 3);
     assert_eq!(fake.messages("C-OPS").len(), 1);
 }
 
@@ -270,22 +267,23 @@ async fn a_failing_destination_is_given_up_and_never_blocks_the_decision() {
         r.body
     );
     let mut failed = String::new();
-    for _ in 0..100 {
+    for _ in 0..300 {
         failed = h.metrics().await;
-        if failed.contains("countersign_notifications_total{outcome=\"failed\"} 3") {
+        if failed.contains("countersign_notifications_total{outcome=\"failed\"} 4") {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // The bot's announcement (channel_not_found) and both Teams posts gave up.
+    // The bot's announcement (channel_not_found) and the three Teams posts (announcement,
+    // approval, execution) gave up.
     assert!(
-        failed.contains("countersign_notifications_total{outcome=\"failed\"} 3"),
+        failed.contains("countersign_notifications_total{outcome=\"failed\"} 4"),
         "{failed}"
     );
     assert_eq!(
         fake.calls("webhook/teams"),
-        6,
-        "3 attempts for each of 2 events"
+        9,
+        "3 attempts for each of 3 events"
     );
     let db = h.dir.path().join("countersign.db");
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", db.display()))

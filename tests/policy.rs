@@ -250,7 +250,8 @@ async fn low_risk_auto_approval_is_recorded_as_approved_by_policy() {
     assert_eq!(body["policy"]["outcome"], "auto_approve");
     assert_eq!(body["policy"]["risk"], "low");
     let id = body["id"].as_str().unwrap();
-    let status = h.wait_state(&h.agent_a(), id, "approved").await;
+    // Approved by policy, then run (the test registry's deploy is `/bin/true`).
+    let status = h.wait_state(&h.agent_a(), id, "succeeded").await;
     assert_eq!(
         status["decisions"].as_array().unwrap().len(),
         0,

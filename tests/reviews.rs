@@ -25,7 +25,8 @@ async fn an_independent_reviewer_approves_and_the_decision_reaches_status_and_gi
         .unwrap();
     assert_eq!(approved.status, 200, "{}", approved.body);
     assert_eq!(approved.body["state"], "approved");
-    let status = h.wait_state(&h.agent_a(), &id, "approved").await;
+    // The approved action then runs (the test registry's db.export is `/bin/true`).
+    let status = h.wait_state(&h.agent_a(), &id, "succeeded").await;
     let decision = &status["decisions"][0];
     assert_eq!(decision["reviewer"], "bob");
     assert_eq!(decision["decision"], "approve");

@@ -1,6 +1,8 @@
 //! `countersign demo`: the whole flow on the embedded default, against a real server on a free
 //! loopback port: an agent submits a signed request, the agent's owner is refused, an
-//! independent reviewer approves, then the status and the git branch are shown.
+//! independent reviewer approves, countersign runs the action against a loopback "exports
+//! service" with a just-in-time credential the service verifies through the JWKS, then the
+//! status, the git branch and the audit ledger are shown.
 
 use super::client::{AgentClient, ReviewerClient};
 use super::keys;
@@ -43,6 +45,22 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         "countersign is serving on {url} with state in {}",
         dir.display()
     ));
+    let service = super::demo_service::start(&url).await?;
+    let registry = format!(
+        "[actions.\"db.export\"]\ndescription = \"Export rows (the demo's loopback exports service)\"\n\
+         executor = {{ type = \"http\", method = \"POST\", url = \"{service}/export\", timeout = \"10s\" }}\n\
+         audience = \"{}\"\nidempotent = true\n",
+        super::demo_service::AUDIENCE
+    );
+    server.forge.commit_files(
+        "main",
+        &[("policies/actions.toml", &registry)],
+        "demo: db.export runs against the loopback exports service",
+    )?;
+    server.engine.refresh_policy().await?;
+    println!(
+        "    policies/actions.toml: db.export → POST {service}/export (a loopback service that verifies countersign's tokens)"
+    );
     let agent = AgentClient::new(&url, "demo-agent", AgentKey::new(agent_key.into_bytes())?);
     let request = json!({
         "kind": "action",
@@ -101,11 +119,20 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         approved.status
     );
 
-    step("the agent sees the decision");
+    step(
+        "countersign runs the approved action: a 5-minute token bound to this request, verified by the service through the JWKS",
+    );
     let status = agent
-        .wait_for(&id, Duration::from_secs(10), |s| s["state"] == "approved")
+        .wait_for(&id, Duration::from_secs(20), |s| {
+            matches!(s["state"].as_str(), Some("succeeded" | "failed"))
+        })
         .await?;
-    show(&status);
+    show(&json!({ "state": status["state"], "execution": status["execution"] }));
+    ensure!(
+        status["state"] == "succeeded",
+        "the action did not succeed: {}",
+        status["execution"]["outcome"]["error"]
+    );
 
     let branch = format!("countersign/{id}");
     step(&format!(
@@ -156,7 +183,7 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         );
         println!("    countersign ledger --repo {} verify", repo.display());
     }
-    println!("\ndemo finished: request {id} approved");
+    println!("\ndemo finished: request {id} approved and executed");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -3,6 +3,7 @@
 
 pub mod client;
 mod demo;
+mod demo_service;
 pub mod keys;
 mod ledger;
 mod mask;

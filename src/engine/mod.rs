@@ -3,6 +3,8 @@
 //! decides which transitions happen and in what order.
 
 mod audit;
+mod callback;
+mod execution;
 mod policy_source;
 mod review;
 mod state;
@@ -46,6 +48,11 @@ pub struct Engine {
     masker: Arc<Masker>,
     /// Signs the just-in-time credentials of approved requests.
     credentials: Arc<crate::credentials::Issuer>,
+    execution: crate::execute::ExecutionConfig,
+    /// Wakes the execution loop (a request was approved).
+    exec_wake: Notify,
+    /// Wakes the callback loop (an outcome is waiting to be told).
+    callback_wake: Notify,
 }
 
 /// The agent's view of a signed, verified submission.
@@ -113,6 +120,9 @@ impl Engine {
             vault,
             masker,
             credentials,
+            execution: config.execution.clone(),
+            exec_wake: Notify::new(),
+            callback_wake: Notify::new(),
         })
     }
 

@@ -14,6 +14,8 @@ pub struct LoadedPolicy {
 
 pub struct PolicySource {
     current: RwLock<Arc<LoadedPolicy>>,
+    /// The last policy loaded at an older commit (requests execute under their pinned one).
+    pinned: RwLock<Option<Arc<LoadedPolicy>>>,
 }
 
 impl Default for PolicySource {
@@ -24,6 +26,7 @@ impl Default for PolicySource {
                 commit: String::new(),
                 policy: Err(vec![not_loaded]),
             })),
+            pinned: RwLock::new(None),
         }
     }
 }
@@ -31,6 +34,27 @@ impl Default for PolicySource {
 impl PolicySource {
     pub fn current(&self) -> Arc<LoadedPolicy> {
         self.current.read().expect("policy lock").clone()
+    }
+
+    /// The policy at `commit` (the one a request was evaluated under): the current one when
+    /// the base branch has not moved since, else compiled from that commit (and kept).
+    pub async fn at(&self, forge: &dyn Forge, commit: &str) -> anyhow::Result<Arc<LoadedPolicy>> {
+        let current = self.current();
+        if current.commit == commit {
+            return Ok(current);
+        }
+        if let Some(p) = self.pinned.read().expect("policy lock").as_ref()
+            && p.commit == commit
+        {
+            return Ok(p.clone());
+        }
+        let files = forge.read_files(commit, POLICY_DIR).await?;
+        let loaded = Arc::new(LoadedPolicy {
+            commit: commit.to_owned(),
+            policy: Policy::compile(commit, &files).map(Arc::new),
+        });
+        *self.pinned.write().expect("policy lock") = Some(loaded.clone());
+        Ok(loaded)
     }
 
     /// Recompiles the policy if the base branch moved since the last load.

@@ -171,6 +171,9 @@ impl Engine {
                 if to != State::PendingReview {
                     self.wake.notify_one();
                 }
+                if to == State::Approved {
+                    self.exec_wake.notify_one();
+                }
                 Ok(to)
             }
             Err(TransitionError::Conflict(c)) if c.actual == State::PendingReview => {

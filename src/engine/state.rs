@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! received → pending_review → approved | denied | expired | cancelled
-//! approved → executing → succeeded | failed
+//! approved → executing → succeeded | failed | outcome_unknown
+//! approved → failed                 (refused before anything ran: payload altered, no executor)
+//! executing → executing             (an idempotent action retried after a crash)
 //! received → expired | cancelled   (the review could not be opened in time)
 //! ```
 
@@ -20,10 +22,12 @@ pub enum State {
     Executing,
     Succeeded,
     Failed,
+    /// countersign stopped while the action ran: it may or may not have happened.
+    OutcomeUnknown,
 }
 
 impl State {
-    pub const ALL: [State; 9] = [
+    pub const ALL: [State; 10] = [
         State::Received,
         State::PendingReview,
         State::Approved,
@@ -33,6 +37,7 @@ impl State {
         State::Executing,
         State::Succeeded,
         State::Failed,
+        State::OutcomeUnknown,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,7 +51,21 @@ impl State {
             State::Executing => "executing",
             State::Succeeded => "succeeded",
             State::Failed => "failed",
+            State::OutcomeUnknown => "outcome_unknown",
         }
+    }
+
+    /// Whether nothing more will happen to the request.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            State::Denied
+                | State::Expired
+                | State::Cancelled
+                | State::Succeeded
+                | State::Failed
+                | State::OutcomeUnknown
+        )
     }
 
     pub fn parse(s: &str) -> Option<State> {
@@ -60,8 +79,8 @@ impl State {
             (self, to),
             (Received, PendingReview | Expired | Cancelled)
                 | (PendingReview, Approved | Denied | Expired | Cancelled)
-                | (Approved, Executing)
-                | (Executing, Succeeded | Failed)
+                | (Approved, Executing | Failed)
+                | (Executing, Executing | Succeeded | Failed | OutcomeUnknown)
         )
     }
 }

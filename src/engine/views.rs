@@ -21,7 +21,35 @@ impl Engine {
         let reviews = self.store.reviews(id).await?;
         let mut doc = self.status_document(&row, &reviews)?;
         self.add_refusals(&mut doc, id).await?;
+        self.add_execution(&mut doc, id).await?;
         Ok(Some(doc))
+    }
+
+    /// What ran and how it ended (masked output, exit or HTTP status, timings), the
+    /// credential's id, and whether the agent's callback was delivered.
+    async fn add_execution(&self, doc: &mut Value, id: &RequestId) -> anyhow::Result<()> {
+        let Some(exec) = self.store.execution(id).await? else {
+            return Ok(());
+        };
+        let outcome: Value = exec
+            .outcome
+            .as_deref()
+            .and_then(|o| serde_json::from_str(o).ok())
+            .unwrap_or(Value::Null);
+        let callback = self.store.callback_status(id).await?.map(
+            |(state, attempts, last_error)| json!({"state": state, "attempts": attempts, "last_error": last_error}),
+        );
+        doc["execution"] = json!({
+            "executor": exec.executor,
+            "attempt_id": exec.attempt_id,
+            "attempts": exec.attempts,
+            "idempotent": exec.idempotent != 0,
+            "started_at": time::rfc3339(exec.started_at),
+            "finished_at": exec.finished_at.map(time::rfc3339),
+            "outcome": outcome,
+            "callback": callback,
+        });
+        Ok(())
     }
 
     /// The request as a reviewer sees it: masked, with decisions and policy progress.
@@ -32,6 +60,7 @@ impl Engine {
         let reviews = self.store.reviews(id).await?;
         let mut doc = self.status_document(&row, &reviews)?;
         self.add_refusals(&mut doc, id).await?;
+        self.add_execution(&mut doc, id).await?;
         let submission = self.submission_of(&row)?;
         let masked = self
             .masker
@@ -101,6 +130,9 @@ impl Engine {
             "updated_at": time::rfc3339(row.updated_at),
             "expires_at": time::rfc3339(row.expires_at),
         });
+        if let Some(at) = row.payload_erased_at {
+            doc["payload_erased_at"] = json!(time::rfc3339(at));
+        }
         if let Some(eval) = row.evaluation()? {
             let exclusions = self.exclusions(&row.agent_id, &eval);
             let approvals = self.approvals(row, reviews);

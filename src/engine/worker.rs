@@ -30,8 +30,10 @@ impl Engine {
     pub async fn run_background(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
         let forge = tokio::spawn(self.clone().forge_loop(shutdown.clone()));
         let policy = tokio::spawn(self.clone().policy_loop(shutdown.clone()));
+        let execution = tokio::spawn(self.clone().execution_loop(shutdown.clone()));
+        let callbacks = tokio::spawn(self.clone().callback_loop(shutdown.clone()));
         let sweep = tokio::spawn(self.sweep_loop(shutdown));
-        let _ = tokio::join!(forge, policy, sweep);
+        let _ = tokio::join!(forge, policy, execution, callbacks, sweep);
     }
 
     /// Follows the base branch: a merged policy change is in force within [`POLICY_POLL`].
@@ -160,6 +162,7 @@ impl Engine {
                         tracing::info!(request.id = %id, review.reference = %review.reference, review.head = %review.head, state = %state, duration_ms, forge = self.forge.name(), "review opened");
                         if state != crate::engine::State::PendingReview {
                             self.wake.notify_one();
+                            self.exec_wake.notify_one();
                         }
                     }
                     // Expired or cancelled meanwhile: keep the reference so the forge shows
@@ -242,6 +245,9 @@ impl Engine {
             self.expire_now(now).await;
             if let Err(e) = self.store.prune_signatures(now).await {
                 tracing::error!(error = %e, "pruning old signatures failed");
+            }
+            if let Err(e) = self.erase_due(now).await {
+                tracing::error!(error = format!("{e:#}"), "erasing raw payloads failed");
             }
             let keep_keys = time::duration_ms(IDEMPOTENCY_KEY_RETENTION);
             if let Err(e) = self.store.prune_idempotency_keys(now - keep_keys).await {

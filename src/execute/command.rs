@@ -21,13 +21,23 @@ const PIPE_GRACE: Duration = Duration::from_secs(2);
 
 /// Kills the process group once: explicitly, or when dropped (also when the running future is
 /// cancelled, before the program was reaped).
-struct Group(i32);
+pub(super) struct Group(i32);
 
 impl Group {
+    /// The group a freshly spawned child leads (its pid is the group id).
+    pub(super) fn of(child: &tokio::process::Child) -> Group {
+        Group(
+            child
+                .id()
+                .and_then(|id| i32::try_from(id).ok())
+                .unwrap_or(0),
+        )
+    }
+
     /// After the program was reaped its pid stays reserved while other group members live; an
     /// empty group's id could in principle be reused, which is why this runs at most once and
     /// right after the wait.
-    fn kill(&mut self) {
+    pub(super) fn kill(&mut self) {
         // Never -1 or 0: that would signal every process we may signal, or our own group.
         let pgid = std::mem::take(&mut self.0);
         if pgid > 1 {
@@ -43,6 +53,31 @@ impl Drop for Group {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// On Linux, the program is killed (SIGKILL) when countersign dies, even by `kill -9`: an
+/// action is never left running with nobody to record its outcome (after a restart the
+/// request is `outcome_unknown`, or retried if the action is idempotent).
+pub(super) fn die_with_parent(cmd: &mut tokio::process::Command) {
+    #[cfg(target_os = "linux")]
+    {
+        let parent = std::process::id();
+        // SAFETY: only async-signal-safe calls (prctl, getppid) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent may have died before the prctl: then nobody would kill us.
+                if libc::getppid() as u32 != parent {
+                    return Err(std::io::Error::other("countersign exited"));
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cmd;
 }
 
 /// Runs the command for one invocation. Never returns the credential: output and errors are
@@ -69,6 +104,7 @@ pub async fn run(spec: &CommandSpec, inv: &Invocation<'_>, masker: &Masker) -> O
     if let Some(cwd) = &spec.cwd {
         cmd.current_dir(cwd);
     }
+    die_with_parent(&mut cmd);
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {
@@ -82,12 +118,7 @@ pub async fn run(spec: &CommandSpec, inv: &Invocation<'_>, masker: &Masker) -> O
     };
     // The child leads its own group: its pid is the group id. Held until the end, so the group
     // is killed however this function ends.
-    let mut group = Group(
-        child
-            .id()
-            .and_then(|id| i32::try_from(id).ok())
-            .unwrap_or(0),
-    );
+    let mut group = Group::of(&child);
 
     let payload = serde_json::to_vec(inv.payload).unwrap_or_default();
     let stdin = child.stdin.take();
@@ -175,6 +206,7 @@ pub async fn run(spec: &CommandSpec, inv: &Invocation<'_>, masker: &Masker) -> O
         error: error.map(|e| clean_error(masker, inv.token, &e)),
         started_at_ms,
         duration_ms: crate::time::duration_ms(started.elapsed()),
+        credential: None,
     }
 }
 

@@ -49,6 +49,7 @@ pub async fn run(spec: &HttpSpec, inv: &Invocation<'_>, masker: &Masker) -> Outc
         error: error.map(|e| clean_error(masker, inv.token, &e)),
         started_at_ms,
         duration_ms,
+        credential: None,
     }
 }
 

@@ -6,11 +6,14 @@
 //! replaced by `[credential]`, at most [`OUTPUT_LIMIT`] bytes.
 
 pub mod command;
+pub mod helper;
 pub mod http;
 pub mod output;
+pub mod settings;
 pub mod spec;
 
 pub use output::{CREDENTIAL_MASK, OUTPUT_LIMIT, TRUNCATED};
+pub use settings::{ExecutionConfig, ExecutionFile};
 pub use spec::{CommandSpec, ExecutorSpec, HttpSpec, SpecError};
 
 use crate::mask::Masker;
@@ -57,6 +60,9 @@ pub struct Outcome {
     pub error: Option<String>,
     pub started_at_ms: i64,
     pub duration_ms: i64,
+    /// The `jti` of the credential the action was given (set by the engine).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
 }
 
 impl Outcome {
@@ -71,6 +77,7 @@ impl Outcome {
             error: Some(error),
             started_at_ms,
             duration_ms: (crate::time::now_ms() - started_at_ms).max(0),
+            credential: None,
         }
     }
 }

@@ -469,10 +469,38 @@ impl Forge for LocalForge {
                 .peel_to_commit()?
                 .id();
             let sig = bot()?;
-            repo.note(&sig, &sig, Some(NOTES_REF), head, &note, true)?;
+            // The note keeps every decision shown on the review (approved, then the outcome),
+            // each once.
+            let existing = repo
+                .find_note(Some(NOTES_REF), head)
+                .ok()
+                .and_then(|n| n.message().map(str::to_owned))
+                .unwrap_or_default();
+            if existing.contains(&note) {
+                return Ok(());
+            }
+            let text = if existing.is_empty() {
+                note
+            } else {
+                format!("{existing}\n{note}")
+            };
+            repo.note(&sig, &sig, Some(NOTES_REF), head, &text, true)?;
             Ok(())
         })
         .await
+    }
+
+    async fn merge_review(&self, review: &str, id: &RequestId) -> Result<String, ForgeError> {
+        let base = self.base_branch.clone();
+        let branch = review.to_owned();
+        let id = id.as_str().to_owned();
+        let merged = self
+            .blocking(move |repo| {
+                let message = format!("Apply {id} (approved change)");
+                super::local_merge::squash(repo, &base, &branch, &id, &message, &bot()?)
+            })
+            .await?;
+        Ok(merged.to_string())
     }
 
     async fn base_commit(&self) -> Result<String, ForgeError> {

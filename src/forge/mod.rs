@@ -2,6 +2,7 @@
 //! now, GitHub later. The engine talks to them only through [`Forge`].
 
 mod local;
+mod local_merge;
 
 pub use local::LocalForge;
 
@@ -81,6 +82,16 @@ pub trait Forge: Send + Sync + 'static {
         review: &str,
         decision: &Decision<'_>,
     ) -> Result<(), ForgeError>;
+
+    /// Merges the review of an executed `change` request into the base branch as one squash
+    /// commit and returns that commit. Idempotent: a review merged before returns its commit.
+    async fn merge_review(&self, review: &str, id: &RequestId) -> Result<String, ForgeError> {
+        let _ = (review, id);
+        Err(ForgeError::Permanent(format!(
+            "the {} forge cannot merge reviews",
+            self.name()
+        )))
+    }
 
     /// The commit at the tip of the base branch.
     async fn base_commit(&self) -> Result<String, ForgeError>;

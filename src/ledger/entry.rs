@@ -257,6 +257,22 @@ pub fn sentence(entry: &Map<String, Value>) -> String {
             s("expires_at")
         ),
         "credential_used" => format!("{id} credential {} used", s("jti")),
+        "execution_started" => format!(
+            "{id} execution started ({}, attempt {})",
+            s("executor"),
+            entry.get("attempt").cloned().unwrap_or_default()
+        ),
+        "execution_retried" => format!(
+            "{id} execution retried after a restart (attempt {})",
+            entry.get("attempt").cloned().unwrap_or_default()
+        ),
+        "execution_succeeded" => format!("{id} executed successfully ({})", s("executor")),
+        "execution_failed" => format!("{id} execution failed ({})", s("executor")),
+        "execution_refused" => format!("{id} execution refused: {}", s("reason")),
+        "outcome_unknown" => format!(
+            "{id} outcome unknown: interrupted during attempt {}",
+            entry.get("attempt").cloned().unwrap_or_default()
+        ),
         other => format!("{id} {other} ({actor})"),
     }
 }

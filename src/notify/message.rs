@@ -77,14 +77,22 @@ pub async fn context(
         }
         None => ("unknown".to_owned(), vec![]),
     };
-    let decision = decision(engine, row, delivery).await?;
-    let state = row.state.clone();
+    // Each message shows the request as of its event (deliveries go out in order, so the last
+    // one shows the latest state), not whatever state it reached since.
+    let state = state_after(&delivery.event)
+        .unwrap_or(row.state.as_str())
+        .to_owned();
+    let decision = decision(engine, row, &state, delivery).await?;
     let headline = match state.as_str() {
         "pending_review" | "received" => "Approval needed",
         "approved" => "Approved",
         "denied" => "Denied",
         "expired" => "Expired",
         "cancelled" => "Cancelled",
+        "executing" => "Approved, running",
+        "succeeded" => "Executed",
+        "failed" => "Execution failed",
+        "outcome_unknown" => "Outcome unknown",
         other => other,
     }
     .to_owned();
@@ -119,23 +127,30 @@ pub async fn context(
 }
 
 /// The decision as people read it, from the stored reviews (reasons are stored masked).
+/// The state a decision or outcome event leads to.
+fn state_after(event: &str) -> Option<&'static str> {
+    Some(match event {
+        "approved" => "approved",
+        "denied" => "denied",
+        "expired" => "expired",
+        "cancelled" => "cancelled",
+        "execution_succeeded" => "succeeded",
+        "execution_failed" | "execution_refused" => "failed",
+        "outcome_unknown" => "outcome_unknown",
+        _ => return None,
+    })
+}
+
 async fn decision(
     engine: &Engine,
     row: &RequestRow,
+    state: &str,
     delivery: &DeliveryRow,
 ) -> anyhow::Result<Option<String>> {
     let reviews = engine.store().reviews(&row.request_id()).await?;
-    Ok(match row.state.as_str() {
+    Ok(match state {
         "approved" => {
-            let mut names: Vec<&str> = Vec::new();
-            for r in reviews
-                .iter()
-                .filter(|r| r.decision == "approve" && r.digest == row.digest)
-            {
-                if !names.contains(&r.reviewer.as_str()) {
-                    names.push(&r.reviewer);
-                }
-            }
+            let names = crate::store::approvers(&reviews, &row.digest);
             Some(if names.is_empty() {
                 "Approved by policy (auto-approve)".to_owned()
             } else {
@@ -156,7 +171,54 @@ async fn decision(
         }
         "expired" => Some("Expired without a decision".to_owned()),
         "cancelled" => Some(format!("Cancelled by {}", delivery.actor)),
+        "succeeded" | "failed" | "outcome_unknown" => {
+            Some(execution_summary(engine, row, state).await?)
+        }
         _ => None,
+    })
+}
+
+/// One line on how an execution ended (masked error, status, duration).
+async fn execution_summary(
+    engine: &Engine,
+    row: &RequestRow,
+    state: &str,
+) -> anyhow::Result<String> {
+    let exec = engine.store().execution(&row.request_id()).await?;
+    let outcome: Option<serde_json::Value> = exec
+        .as_ref()
+        .and_then(|e| e.outcome.as_deref())
+        .and_then(|o| serde_json::from_str(o).ok());
+    let Some(o) = outcome else {
+        return Ok(match state {
+            "outcome_unknown" => "Outcome unknown: countersign stopped while the action ran; check the target before retrying".to_owned(),
+            _ => {
+                let events = engine.store().events(&row.request_id()).await?;
+                let reason = events
+                    .iter()
+                    .rev()
+                    .find(|e| e.kind == "execution_refused")
+                    .and_then(|e| serde_json::from_str::<serde_json::Value>(&e.detail).ok())
+                    .and_then(|d| d["reason"].as_str().map(str::to_owned))
+                    .unwrap_or_else(|| "no outcome recorded".to_owned());
+                format!("Not executed: {reason}")
+            }
+        });
+    };
+    let status = match (o["exit_status"].as_i64(), o["http_status"].as_u64()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (_, Some(code)) => format!("HTTP {code}"),
+        _ => String::new(),
+    };
+    let took = o["duration_ms"].as_i64().unwrap_or(0);
+    let executor = exec.map(|e| e.executor).unwrap_or_default();
+    Ok(if o["success"].as_bool() == Some(true) {
+        format!("Executed by {executor} in {took} ms {status}")
+            .trim_end()
+            .to_owned()
+    } else {
+        let error = o["error"].as_str().unwrap_or("failed");
+        format!("Execution by {executor} failed after {took} ms: {error}")
     })
 }
 

@@ -38,6 +38,8 @@ pub struct ActionEntry {
     #[serde(default)]
     pub idempotent: bool,
     pub description: Option<String>,
+    /// A program exchanging countersign's token for the credential the executor gets.
+    pub credential_helper: Option<Spanned<toml::Table>>,
 }
 
 /// A registered action, as the engine uses it.
@@ -50,6 +52,7 @@ pub struct Action {
     pub executor: toml::Table,
     pub audience: Option<String>,
     pub idempotent: bool,
+    pub credential_helper: Option<crate::execute::helper::HelperSpec>,
 }
 
 /// Checks every entry; returns the registry by action name.
@@ -112,6 +115,25 @@ pub(super) fn compile(
                 continue;
             }
         }
+        let credential_helper = match &entry.credential_helper {
+            None => None,
+            Some(h) => {
+                let spec = toml::Value::Table(h.get_ref().clone())
+                    .try_into::<crate::execute::helper::HelperSpec>()
+                    .map_err(|e| e.message().to_owned())
+                    .and_then(|s| s.validate().map(|()| s).map_err(|e| e.to_string()));
+                match spec {
+                    Ok(s) => Some(s),
+                    Err(problem) => {
+                        errors.push(at(
+                            h.span().start,
+                            format!("action `{n}`: credential_helper: {problem}"),
+                        ));
+                        continue;
+                    }
+                }
+            }
+        };
         let audience = entry.audience.clone().filter(|a| !a.trim().is_empty());
         if audience.is_none() && kind != "github_workflow" {
             errors.push(at(
@@ -130,6 +152,7 @@ pub(super) fn compile(
                 executor: exec.clone(),
                 audience,
                 idempotent: entry.idempotent,
+                credential_helper,
             },
         );
     }

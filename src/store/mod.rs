@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub mod credentials;
+pub mod execution;
 mod intake;
 mod ledger;
 pub mod notify;
@@ -52,6 +53,8 @@ pub struct RequestRow {
     pub last_error: Option<String>,
     pub policy_commit: Option<String>,
     pub evaluation: Option<String>,
+    /// When the raw submission was replaced by its masked copy.
+    pub payload_erased_at: Option<i64>,
 }
 
 impl RequestRow {
@@ -81,6 +84,20 @@ pub struct ReviewRow {
     pub reason: Option<String>,
     pub digest: String,
     pub at: i64,
+}
+
+/// The distinct reviewers whose approvals of `digest` are recorded, in order.
+pub fn approvers(reviews: &[ReviewRow], digest: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for r in reviews
+        .iter()
+        .filter(|r| r.decision == "approve" && r.digest == digest)
+    {
+        if !names.contains(&r.reviewer) {
+            names.push(r.reviewer.clone());
+        }
+    }
+    names
 }
 
 #[derive(Debug, Clone, FromRow)]

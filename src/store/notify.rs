@@ -6,13 +6,17 @@ use super::Store;
 use sqlx::{FromRow, Sqlite, Transaction};
 
 /// The events that reach Slack and Teams.
-pub const NOTIFIED: [&str; 6] = [
+pub const NOTIFIED: [&str; 10] = [
     "review_opened",
     "approval_recorded",
     "approved",
     "denied",
     "expired",
     "cancelled",
+    "execution_succeeded",
+    "execution_failed",
+    "execution_refused",
+    "outcome_unknown",
 ];
 
 /// Queues a notification for an event, if it is one people are told about.

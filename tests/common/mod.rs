@@ -64,7 +64,7 @@ allowed = [\"actions/db.export/**\"]
 ";
 pub const TEST_ACTIONS_TOML: &str = "\
 [actions.\"db.export\"]
-executor = { type = \"http\", method = \"POST\", url = \"http://127.0.0.1:9/export\" }
+executor = { type = \"command\", argv = [\"/bin/true\"] }
 audience = \"exports\"
 idempotent = true
 
@@ -497,3 +497,4 @@ pub async fn burst_then_kill_9(server: &mut Binary, n: u32, min_accepted: usize)
 }
 
 pub mod fake_chat;
+pub mod jwt_check;

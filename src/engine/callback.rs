@@ -1,0 +1,147 @@
+//! Telling the agent: the outcome of its request is POSTed to its `callback_url`, signed with
+//! the agent's own HMAC scheme (`X-Countersign-Timestamp`, `X-Countersign-Signature` over
+//! `v1:<ts>:POST:<path?query>:<body>` with the agent's first key), so the agent verifies it
+//! exactly as countersign verifies the agent. Deliveries come from the `callbacks` outbox
+//! (written with the outcome), are retried with exponential backoff and jitter, and given up
+//! after `callback_max_attempts`. A 2xx answer is a delivery.
+
+use super::Engine;
+use crate::request::signature::{self, HEADER_AGENT, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+use crate::store::execution::CallbackRow;
+use crate::time;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+const BATCH: i64 = 16;
+const IDLE_POLL: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Names the request a callback is about.
+pub const HEADER_REQUEST: &str = "X-Countersign-Request";
+
+/// Delay before attempt `attempts + 1`: 1 s, 2 s, 4 s … ≤ 5 min, plus up to 25 % jitter.
+fn backoff(attempts: i64) -> Duration {
+    let base = Duration::from_secs(1u64 << attempts.clamp(0, 16)).min(MAX_BACKOFF);
+    let jitter = rand::random_range(0..=base.as_millis() as u64 / 4);
+    base + Duration::from_millis(jitter)
+}
+
+impl Engine {
+    pub(super) async fn callback_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let client = match reqwest::Client::builder()
+            .timeout(self.execution.callback_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the callback HTTP client; callbacks are not delivered");
+                return;
+            }
+        };
+        while !*shutdown.borrow() {
+            let due = match self.store.due_callbacks(time::now_ms(), BATCH).await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not list due callbacks");
+                    vec![]
+                }
+            };
+            let n = due.len();
+            let mut sends = tokio::task::JoinSet::new();
+            for c in due {
+                let engine = self.clone();
+                let client = client.clone();
+                sends.spawn(async move { engine.deliver(&client, c).await });
+            }
+            while sends.join_next().await.is_some() {}
+            if n == 0 {
+                tokio::select! {
+                    _ = self.callback_wake.notified() => {}
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    }
+
+    async fn deliver(&self, client: &reqwest::Client, c: CallbackRow) {
+        let attempt = c.attempts + 1;
+        let result = self.send_callback(client, &c).await;
+        let now = time::now_ms();
+        let (state, next, error) = match result {
+            Ok(()) => ("delivered", now, None),
+            Err(e) if attempt >= i64::from(self.execution.callback_max_attempts) => {
+                tracing::error!(request.id = %c.request_id, attempts = attempt, error = %e, "callback to the agent given up");
+                ("failed", now, Some(e))
+            }
+            Err(e) => {
+                let delay = backoff(c.attempts);
+                tracing::warn!(request.id = %c.request_id, attempt, retry_in_ms = delay.as_millis() as u64, error = %e, "callback to the agent failed; will retry");
+                ("pending", now + time::duration_ms(delay), Some(e))
+            }
+        };
+        if state == "delivered" {
+            tracing::info!(request.id = %c.request_id, attempt, "callback delivered to the agent");
+        }
+        if let Err(e) = self
+            .store
+            .callback_attempted(c.id, state, next, error.as_deref(), now)
+            .await
+        {
+            tracing::error!(request.id = %c.request_id, error = %e, "could not record a callback attempt");
+        }
+    }
+
+    /// One POST. The error text names what went wrong, never the body.
+    async fn send_callback(&self, client: &reqwest::Client, c: &CallbackRow) -> Result<(), String> {
+        let url =
+            reqwest::Url::parse(&c.url).map_err(|_| "the callback URL is invalid".to_owned())?;
+        let id = crate::request::RequestId::parse(&c.request_id).ok_or("bad request id")?;
+        let row = self
+            .store
+            .get_request(&id)
+            .await
+            .map_err(|e| format!("cannot read the request: {e}"))?
+            .ok_or("the request is gone")?;
+        let agent = crate::request::AgentId::parse(&row.agent_id)
+            .and_then(|a| self.agents.get(&a))
+            .ok_or("the agent is no longer configured: nothing to sign with")?;
+        let key = agent
+            .keys
+            .first()
+            .ok_or("the agent has no key to sign with")?;
+        let mut path = url.path().to_owned();
+        if let Some(q) = url.query() {
+            path.push('?');
+            path.push_str(q);
+        }
+        let ts = time::now_ms() / 1000;
+        let sig = signature::sign(key, ts, "POST", &path, c.body.as_bytes());
+        let answer = client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(HEADER_AGENT, agent.id.as_str())
+            .header(HEADER_TIMESTAMP, ts.to_string())
+            .header(HEADER_SIGNATURE, sig)
+            .header(HEADER_REQUEST, &c.request_id)
+            .body(c.body.clone())
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    "timed out".to_owned()
+                } else if e.is_connect() {
+                    "could not connect".to_owned()
+                } else {
+                    "the request failed".to_owned()
+                }
+            })?;
+        let status = answer.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("answered HTTP {}", status.as_u16()))
+        }
+    }
+}

@@ -1,0 +1,623 @@
+//! Running approved requests, exactly once. The execution loop claims each `approved` request
+//! by moving it to `executing` with a fresh attempt id (one transaction with its event), and
+//! only the winner of that compare-and-set runs it. Before running, the raw payload is opened
+//! and its digest recomputed: anything but the approved digest is refused. The action gets a
+//! just-in-time credential (optionally exchanged by a credential helper), runs through its
+//! executor, and its masked outcome ends the attempt — with the callback to the agent and,
+//! with retention zero, the erasure of the raw payload, in the same transaction.
+//!
+//! After a crash, a request found `executing` was interrupted: an idempotent action is retried
+//! once with the same idempotency key; any other becomes `outcome_unknown`, never re-run.
+
+use super::Engine;
+use crate::credentials::Grant;
+use crate::execute::{self, ExecutorSpec, Invocation, Outcome, helper::HelperSpec};
+use crate::forge::ForgeError;
+use crate::request::{AgentId, Kind, Submission};
+use crate::store::execution::{Attempt, Finish};
+use crate::store::{RequestRow, TransitionError};
+use crate::time;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use zeroize::Zeroizing;
+
+/// An idempotent action is attempted at most this many times in all.
+pub const MAX_ATTEMPTS: i64 = 2;
+/// How often the loop looks for approved requests when nothing wakes it.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+/// Transient forge errors while merging are retried within the attempt this many times.
+const MERGE_TRIES: u32 = 3;
+
+/// How an approved request is carried out, resolved from the action registry at the
+/// request's pinned policy commit.
+enum Plan {
+    Run {
+        spec: Box<ExecutorSpec>,
+        audience: String,
+        helper: Option<HelperSpec>,
+    },
+    /// `kind: change`: merge the review into the base branch.
+    Merge,
+}
+
+struct Prepared {
+    submission: Submission,
+    agent: AgentId,
+    plan: Plan,
+    executor: &'static str,
+    idempotent: bool,
+    credential_ttl: Option<Duration>,
+}
+
+impl Engine {
+    /// Recovers interrupted executions, then runs approved requests as they come, at most
+    /// `max_concurrent` at a time, until `shutdown`; then waits `shutdown_grace` for the
+    /// running ones.
+    pub(super) async fn execution_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let limit = self.execution.max_concurrent;
+        let permits = Arc::new(Semaphore::new(limit));
+        let claimed: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let mut tasks = JoinSet::new();
+        if let Err(e) = self.recover_executions(&mut tasks, &permits).await {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "could not recover interrupted executions"
+            );
+        }
+        while !*shutdown.borrow() {
+            while tasks.try_join_next().is_some() {}
+            let free = permits.available_permits();
+            let rows = if free > 0 {
+                match self.store.approved_unstarted(free as i64 + 8).await {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not list approved requests");
+                        vec![]
+                    }
+                }
+            } else {
+                vec![]
+            };
+            for row in rows {
+                if !claimed.lock().expect("claims").insert(row.id.clone()) {
+                    continue;
+                }
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    claimed.lock().expect("claims").remove(&row.id);
+                    break;
+                };
+                let engine = self.clone();
+                let claimed = claimed.clone();
+                tasks.spawn(async move {
+                    let id = row.id.clone();
+                    engine.start(row).await;
+                    claimed.lock().expect("claims").remove(&id);
+                    drop(permit);
+                });
+            }
+            tokio::select! {
+                _ = self.exec_wake.notified() => {}
+                _ = tokio::time::sleep(IDLE_POLL) => {}
+                _ = shutdown.changed() => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        let running = tasks.len();
+        if running > 0 {
+            tracing::info!(
+                running,
+                grace_ms = time::duration_ms(self.execution.shutdown_grace),
+                "waiting for running actions"
+            );
+            let all = async { while tasks.join_next().await.is_some() {} };
+            if tokio::time::timeout(self.execution.shutdown_grace, all)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "actions still running at shutdown were stopped; they will be outcome_unknown (or retried if idempotent) at the next start"
+                );
+                tasks.abort_all();
+            }
+        }
+    }
+
+    /// Claims one approved request and runs it, or refuses it before anything runs.
+    async fn start(self: Arc<Self>, row: RequestRow) {
+        let id = row.request_id();
+        let prepared = match self.prepare(&row).await {
+            Ok(p) => p,
+            Err(reason) => return self.refuse(&row, &reason).await,
+        };
+        let attempt_id = ulid::Ulid::new().to_string();
+        let begun = self
+            .store
+            .begin_execution(&Attempt {
+                id: &id,
+                attempt_id: &attempt_id,
+                executor: prepared.executor,
+                idempotent: prepared.idempotent,
+                now_ms: time::now_ms(),
+            })
+            .await;
+        match begun {
+            Ok(()) => self.run_attempt(&row, prepared, &attempt_id, 1).await,
+            Err(TransitionError::Conflict(_)) => {}
+            Err(e) => {
+                tracing::error!(request.id = %id, error = %e, "could not start the execution")
+            }
+        }
+    }
+
+    /// Everything checked before an action may run: the payload opens, its digest is the
+    /// approved one, the action is registered at the pinned policy commit.
+    async fn prepare(&self, row: &RequestRow) -> Result<Prepared, String> {
+        if row.payload_erased_at.is_some() {
+            return Err("the raw payload was already erased".into());
+        }
+        let submission = self.submission_of(row).map_err(|_| {
+            "the stored payload cannot be opened: it was altered, or its key is missing".to_owned()
+        })?;
+        let agent = AgentId::parse(&row.agent_id).ok_or("the stored agent id is invalid")?;
+        let digest = submission.digest(&agent);
+        if digest.as_str() != row.digest {
+            return Err(format!(
+                "the stored payload's digest {} is not the approved digest {}",
+                digest, row.digest
+            ));
+        }
+        let evaluation = row
+            .evaluation()
+            .map_err(|_| "the stored policy evaluation is unreadable".to_owned())?
+            .ok_or("the request has no policy evaluation")?;
+        let credential_ttl = evaluation.credential_ttl_secs.map(Duration::from_secs);
+        if submission.kind == Kind::Change {
+            return Ok(Prepared {
+                submission,
+                agent,
+                plan: Plan::Merge,
+                executor: "merge",
+                idempotent: true,
+                credential_ttl,
+            });
+        }
+        let commit = &evaluation.policy_commit;
+        let loaded = self
+            .policy
+            .at(self.forge.as_ref(), commit)
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot read the policy at commit {}: {e:#}",
+                    super::short(commit)
+                )
+            })?;
+        let policy = loaded.policy.as_ref().map_err(|_| {
+            format!(
+                "the policy at commit {} does not compile",
+                super::short(commit)
+            )
+        })?;
+        let action = policy.action(&submission.action).ok_or_else(|| {
+            format!(
+                "action `{}` has no executor in policies/actions.toml at commit {}",
+                submission.action,
+                super::short(commit)
+            )
+        })?;
+        if action.executor_type == "github_workflow" {
+            return Err("the github_workflow executor needs the [github] configuration".into());
+        }
+        let spec = toml::Value::Table(action.executor.clone())
+            .try_into::<ExecutorSpec>()
+            .map_err(|e| format!("action `{}`: executor: {}", action.name, e.message()))?;
+        let executor = match spec {
+            ExecutorSpec::Command(_) => "command",
+            ExecutorSpec::Http(_) => "http",
+        };
+        Ok(Prepared {
+            submission,
+            agent,
+            plan: Plan::Run {
+                spec: Box::new(spec),
+                audience: action.audience.clone().unwrap_or_default(),
+                helper: action.credential_helper.clone(),
+            },
+            executor,
+            idempotent: action.idempotent,
+            credential_ttl,
+        })
+    }
+
+    /// Runs one attempt and records its outcome.
+    async fn run_attempt(&self, row: &RequestRow, p: Prepared, attempt_id: &str, attempt: i64) {
+        let id = row.request_id();
+        let started = Instant::now();
+        tracing::info!(request.id = %id, agent.id = %p.agent, attempt.id = attempt_id, attempt, executor = p.executor, "execution started");
+        let outcome = match &p.plan {
+            Plan::Run {
+                spec,
+                audience,
+                helper,
+            } => {
+                self.run_executor(row, &p, spec, audience, helper.as_ref())
+                    .await
+            }
+            Plan::Merge => self.merge(row).await,
+        };
+        let duration_ms = time::duration_ms(started.elapsed());
+        let to = if outcome.success {
+            super::State::Succeeded
+        } else {
+            super::State::Failed
+        };
+        let event = if outcome.success {
+            "execution_succeeded"
+        } else {
+            "execution_failed"
+        };
+        let mut detail = outcome_fields(&outcome);
+        detail["attempt_id"] = json!(attempt_id);
+        detail["attempt"] = json!(attempt);
+        detail["executor"] = json!(p.executor);
+        let finished = self
+            .finish(
+                row,
+                &p.submission,
+                Some(attempt_id),
+                to,
+                event,
+                detail,
+                Some(&outcome),
+            )
+            .await;
+        match finished {
+            Ok(()) if outcome.success => {
+                tracing::info!(request.id = %id, attempt.id = attempt_id, duration_ms, "execution succeeded")
+            }
+            Ok(()) => {
+                tracing::warn!(request.id = %id, attempt.id = attempt_id, duration_ms, exit_status = outcome.exit_status, http_status = outcome.http_status, "execution failed")
+            }
+            Err(e) => {
+                tracing::error!(request.id = %id, attempt.id = attempt_id, error = %e, "could not record the outcome of an execution; it will be outcome_unknown at the next start")
+            }
+        }
+    }
+
+    async fn run_executor(
+        &self,
+        row: &RequestRow,
+        p: &Prepared,
+        spec: &ExecutorSpec,
+        audience: &str,
+        helper: Option<&HelperSpec>,
+    ) -> Outcome {
+        let started_at = time::now_ms();
+        let approvers = self
+            .store
+            .reviews(&row.request_id())
+            .await
+            .map(|r| crate::store::approvers(&r, &row.digest))
+            .unwrap_or_default();
+        let grant = Grant {
+            agent: p.agent.clone(),
+            audience: audience.to_owned(),
+            ttl: p.credential_ttl,
+            request_id: row.request_id(),
+            digest: super::views::stored_digest(row),
+            action: p.submission.action.clone(),
+            resource: p.submission.resource.clone(),
+            environment: p.submission.environment.clone(),
+            approvers,
+        };
+        let issued = match self.credentials.issue(&grant).await {
+            Ok(i) => i,
+            Err(e) => return Outcome::failed(started_at, format!("no credential: {e}")),
+        };
+        let credential: Zeroizing<String> = match helper {
+            None => issued.token.clone(),
+            Some(h) => match execute::helper::run(h, &issued.token, &self.masker).await {
+                Ok(c) => c,
+                Err(e) => return Outcome::failed(started_at, e),
+            },
+        };
+        let fields: BTreeMap<String, String> = [
+            ("action", &p.submission.action),
+            ("resource", &p.submission.resource),
+            ("environment", &p.submission.environment),
+            ("agent", &row.agent_id),
+            ("request_id", &row.id),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.clone()))
+        .collect();
+        let invocation = Invocation {
+            request_id: &row.id,
+            payload: &p.submission.payload,
+            token: &credential,
+            fields: &fields,
+        };
+        let mut outcome = execute::run(spec, &invocation, &self.masker).await;
+        outcome.credential = Some(issued.jti.clone());
+        outcome
+    }
+
+    /// The executor of `kind: change`: merges the review on the forge.
+    async fn merge(&self, row: &RequestRow) -> Outcome {
+        let started_at = time::now_ms();
+        let Some(review) = row.review_ref.as_deref() else {
+            return Outcome::failed(started_at, "the request has no review to merge".into());
+        };
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.forge.merge_review(review, &row.request_id()).await {
+                Ok(commit) => {
+                    let mut o = Outcome::failed(started_at, String::new());
+                    o.success = true;
+                    o.error = None;
+                    o.output = format!("merged as {commit}");
+                    return o;
+                }
+                Err(ForgeError::Transient(e)) if tries < MERGE_TRIES => {
+                    tracing::warn!(request.id = %row.id, error = %e, "merge failed; trying again");
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(tries))).await;
+                }
+                Err(e) => return Outcome::failed(started_at, format!("merge failed: {e}")),
+            }
+        }
+    }
+
+    /// `approved → failed` without running anything; an alert for the operators.
+    async fn refuse(&self, row: &RequestRow, reason: &str) {
+        let id = row.request_id();
+        tracing::error!(request.id = %id, agent.id = %row.agent_id, reason, "execution refused");
+        let submission = self.submission_of(row).ok();
+        let detail = json!({ "reason": reason });
+        let result = match &submission {
+            Some(s) => {
+                self.finish(
+                    row,
+                    s,
+                    None,
+                    super::State::Failed,
+                    "execution_refused",
+                    detail,
+                    None,
+                )
+                .await
+            }
+            None => {
+                let f = Finish {
+                    id: &id,
+                    attempt_id: None,
+                    to: super::State::Failed,
+                    event: "execution_refused",
+                    detail,
+                    outcome: None,
+                    callback: None,
+                    erase_with: None,
+                    now_ms: time::now_ms(),
+                };
+                self.store.finish_execution(f).await
+            }
+        };
+        match result {
+            Ok(()) | Err(TransitionError::Conflict(_)) => {}
+            Err(e) => {
+                tracing::error!(request.id = %id, error = %e, "could not record a refused execution")
+            }
+        }
+    }
+
+    /// Records the end of an execution (or a refusal): outcome, callback, erasure.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
+        &self,
+        row: &RequestRow,
+        submission: &Submission,
+        attempt_id: Option<&str>,
+        to: super::State,
+        event: &str,
+        detail: Value,
+        outcome: Option<&Outcome>,
+    ) -> Result<(), TransitionError> {
+        let now = time::now_ms();
+        let id = row.request_id();
+        let outcome_json = outcome.map(|o| json!(o));
+        let callback = submission.callback_url.as_ref().map(|url| {
+            let body = json!({
+                "id": row.id,
+                "state": to.as_str(),
+                "digest": row.digest,
+                "event": event,
+                "reason": detail.get("reason"),
+                "outcome": outcome_json,
+                "at": time::rfc3339(now),
+            });
+            (url.clone(), body.to_string())
+        });
+        let erase_with =
+            (self.execution.payload_retention.is_zero()).then(|| self.masked_copy(row, submission));
+        self.store
+            .finish_execution(Finish {
+                id: &id,
+                attempt_id,
+                to,
+                event,
+                detail,
+                outcome: outcome_json.clone(),
+                callback,
+                erase_with,
+                now_ms: now,
+            })
+            .await?;
+        self.callback_wake.notify_one();
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// What replaces the raw submission once it is erased: the masked payload and
+    /// justification (and the changed paths), sealed like the original.
+    pub(super) fn masked_copy(&self, row: &RequestRow, submission: &Submission) -> String {
+        let masked = self
+            .masker
+            .mask_request(&submission.payload, &submission.justification);
+        let copy = Submission {
+            payload: masked.payload,
+            justification: masked.justification,
+            changes: submission
+                .changes
+                .iter()
+                .map(|c| crate::request::FileChange {
+                    path: c.path.clone(),
+                    content: String::new(),
+                })
+                .collect(),
+            callback_url: None,
+            ..submission.clone()
+        };
+        let json = serde_json::to_vec(&copy).expect("a submission serialises");
+        self.vault.seal(&row.id, &json)
+    }
+
+    /// At start-up, before anything new runs: every request still `executing` was interrupted.
+    async fn recover_executions(
+        self: &Arc<Self>,
+        tasks: &mut JoinSet<()>,
+        permits: &Arc<Semaphore>,
+    ) -> anyhow::Result<()> {
+        for (row, exec) in self.store.executing().await? {
+            let id = row.request_id();
+            if exec.idempotent != 0 && exec.attempts < MAX_ATTEMPTS {
+                let attempt_id = ulid::Ulid::new().to_string();
+                let attempt = self
+                    .store
+                    .retry_execution(&id, &exec.attempt_id, &attempt_id, time::now_ms())
+                    .await?;
+                tracing::warn!(request.id = %id, attempt.id = %attempt_id, attempt, "retrying an idempotent action interrupted by a restart");
+                let engine = self.clone();
+                let permit = permits.clone().acquire_owned().await?;
+                tasks.spawn(async move {
+                    match engine.prepare(&row).await {
+                        Ok(p) => engine.run_attempt(&row, p, &attempt_id, attempt).await,
+                        Err(reason) => engine.fail_attempt(&row, &attempt_id, &reason).await,
+                    }
+                    drop(permit);
+                });
+                continue;
+            }
+            tracing::error!(request.id = %id, attempt.id = %exec.attempt_id, executor = %exec.executor, "an action was interrupted by a restart: its outcome is unknown; check the target before retrying");
+            let submission = self.submission_of(&row).ok();
+            let detail = json!({
+                "attempt_id": exec.attempt_id,
+                "attempt": exec.attempts,
+                "executor": exec.executor,
+                "reason": if exec.idempotent != 0 {
+                    "countersign stopped during the last allowed attempt"
+                } else {
+                    "countersign stopped while the action ran; it is not idempotent, so it is not run again"
+                },
+            });
+            let result = match &submission {
+                Some(s) => {
+                    self.finish(
+                        &row,
+                        s,
+                        Some(&exec.attempt_id),
+                        super::State::OutcomeUnknown,
+                        "outcome_unknown",
+                        detail,
+                        None,
+                    )
+                    .await
+                }
+                None => {
+                    self.store
+                        .finish_execution(Finish {
+                            id: &id,
+                            attempt_id: Some(&exec.attempt_id),
+                            to: super::State::OutcomeUnknown,
+                            event: "outcome_unknown",
+                            detail,
+                            outcome: None,
+                            callback: None,
+                            erase_with: None,
+                            now_ms: time::now_ms(),
+                        })
+                        .await
+                }
+            };
+            result?;
+        }
+        Ok(())
+    }
+
+    /// A retried attempt whose checks failed (e.g. the payload was altered meanwhile).
+    async fn fail_attempt(&self, row: &RequestRow, attempt_id: &str, reason: &str) {
+        tracing::error!(request.id = %row.id, reason, "execution refused");
+        let o = Outcome::failed(time::now_ms(), reason.to_owned());
+        let mut detail = outcome_fields(&o);
+        detail["attempt_id"] = json!(attempt_id);
+        let f = Finish {
+            id: &row.request_id(),
+            attempt_id: Some(attempt_id),
+            to: super::State::Failed,
+            event: "execution_failed",
+            detail,
+            outcome: Some(json!(o)),
+            callback: None,
+            erase_with: None,
+            now_ms: time::now_ms(),
+        };
+        if let Err(e) = self.store.finish_execution(f).await {
+            tracing::error!(request.id = %row.id, error = %e, "could not record a failed execution");
+        }
+    }
+
+    /// Erases the raw payloads of requests finished longer ago than the retention.
+    pub(super) async fn erase_due(&self, now: i64) -> anyhow::Result<()> {
+        let cutoff = now - time::duration_ms(self.execution.payload_retention);
+        for row in self.store.due_for_erasure(cutoff, 100).await? {
+            let id = row.request_id();
+            let copy = match self.submission_of(&row) {
+                Ok(s) => self.masked_copy(&row, &s),
+                Err(_) => self.vault.seal(&row.id, &unreadable_copy(&row)),
+            };
+            self.store.erase_payload(&id, &copy, now).await?;
+            tracing::info!(request.id = %id, "raw payload erased");
+        }
+        Ok(())
+    }
+}
+
+/// The event fields of an outcome (for the ledger): no output, only what happened.
+fn outcome_fields(o: &Outcome) -> Value {
+    json!({
+        "success": o.success,
+        "exit_status": o.exit_status,
+        "signal": o.signal,
+        "http_status": o.http_status,
+        "error": o.error,
+        "duration_ms": o.duration_ms,
+        "credential_jti": o.credential,
+        "output_bytes": o.output.len(),
+    })
+}
+
+/// The stand-in for a submission that cannot be opened any more.
+fn unreadable_copy(row: &RequestRow) -> Vec<u8> {
+    let s = json!({
+        "kind": row.kind,
+        "action": row.action,
+        "resource": row.resource,
+        "environment": row.environment,
+        "justification": "[unavailable: the stored payload could not be opened]",
+        "payload": {},
+    });
+    s.to_string().into_bytes()
+}

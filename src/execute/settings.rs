@@ -1,0 +1,92 @@
+//! `[execution]`: how approved requests are run — how many at once, how long the raw payload
+//! is kept after the request is finished, how callbacks to agents are retried, and how long a
+//! shutdown waits for running actions.
+
+use crate::config::{ConfigError, bad};
+use serde::Deserialize;
+use std::time::Duration;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionFile {
+    /// How long the raw payload is kept once the request is finished [default: 0s, erased at
+    /// once; a masked copy stays for the status and the review].
+    #[serde(default, with = "humantime_serde")]
+    pub payload_retention: Option<Duration>,
+    /// Actions running at the same time [default: 8].
+    pub max_concurrent: Option<usize>,
+    /// Deliveries of the outcome to an agent's `callback_url` before giving up [default: 10].
+    pub callback_max_attempts: Option<u32>,
+    /// Timeout of one callback delivery [default: 10s].
+    #[serde(default, with = "humantime_serde")]
+    pub callback_timeout: Option<Duration>,
+    /// How long a shutdown waits for running actions [default: 30s]; an action still running
+    /// then is stopped and its outcome becomes `outcome_unknown` at the next start.
+    #[serde(default, with = "humantime_serde")]
+    pub shutdown_grace: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExecutionConfig {
+    pub payload_retention: Duration,
+    pub max_concurrent: usize,
+    pub callback_max_attempts: u32,
+    pub callback_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ExecutionConfig {
+    fn default() -> Self {
+        Self {
+            payload_retention: Duration::ZERO,
+            max_concurrent: 8,
+            callback_max_attempts: 10,
+            callback_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+const MAX_RETENTION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+impl ExecutionFile {
+    pub fn resolve(&self) -> Result<ExecutionConfig, ConfigError> {
+        let d = ExecutionConfig::default();
+        let c = ExecutionConfig {
+            payload_retention: self.payload_retention.unwrap_or(d.payload_retention),
+            max_concurrent: self.max_concurrent.unwrap_or(d.max_concurrent),
+            callback_max_attempts: self
+                .callback_max_attempts
+                .unwrap_or(d.callback_max_attempts),
+            callback_timeout: self.callback_timeout.unwrap_or(d.callback_timeout),
+            shutdown_grace: self.shutdown_grace.unwrap_or(d.shutdown_grace),
+        };
+        if c.payload_retention > MAX_RETENTION {
+            return Err(bad(
+                "execution.payload_retention",
+                "must be at most 365 days",
+            ));
+        }
+        if !(1..=256).contains(&c.max_concurrent) {
+            return Err(bad("execution.max_concurrent", "must be between 1 and 256"));
+        }
+        if !(1..=100).contains(&c.callback_max_attempts) {
+            return Err(bad(
+                "execution.callback_max_attempts",
+                "must be between 1 and 100",
+            ));
+        }
+        if c.callback_timeout < Duration::from_secs(1)
+            || c.callback_timeout > Duration::from_secs(300)
+        {
+            return Err(bad(
+                "execution.callback_timeout",
+                "must be between 1s and 5m",
+            ));
+        }
+        if c.shutdown_grace > Duration::from_secs(3600) {
+            return Err(bad("execution.shutdown_grace", "must be at most 1h"));
+        }
+        Ok(c)
+    }
+}
