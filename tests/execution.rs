@@ -628,3 +628,65 @@ async fn the_raw_payload_is_kept_for_the_retention_then_erased() {
     let view = h.reviewer(BOB).show(&denied).await.unwrap();
     assert_eq!(view.body["payload"]["limit"], 4, "the masked copy stays");
 }
+
+#[tokio::test]
+async fn a_credential_helper_exchanges_the_token_for_what_the_action_gets() {
+    let h = Harness::start().await;
+    let out = tempfile::tempdir().unwrap();
+    let d = out.path().display();
+    set_actions(
+        &h,
+        &format!(
+            "[actions.\"db.export\"]\n{}audience = \"{AUDIENCE}\"\n\
+             credential_helper = {{ argv = [\"/bin/sh\", \"-c\", \"read t; printf %s \\\"$t\\\" > {d}/helper-got; echo cloud-cred-7f3a9c01d2\"] }}\n",
+            recording_command(out.path(), "true")
+        ),
+    )
+    .await;
+    let (id, _) = h.pending_with(&action_body(json!({"limit": 2}))).await;
+    h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    let status = wait_final(&h, &id).await;
+    assert_eq!(status["state"], "succeeded", "{status}");
+    // The helper got countersign's token on stdin ...
+    let jwt = std::fs::read_to_string(out.path().join("helper-got")).unwrap();
+    let (issuer, jwks) = issuer_keys(&h.http, &h.url).await;
+    verify_independently(
+        &jwt,
+        &jwks,
+        &issuer,
+        AUDIENCE,
+        status["digest"].as_str().unwrap(),
+    )
+    .expect("the helper receives a valid countersign token");
+    // ... and the action got what the helper printed, never shown or stored.
+    let got = std::fs::read_to_string(out.path().join("token")).unwrap();
+    assert_eq!(got, "cloud-cred-7f3a9c01d2");
+    let output = status["execution"]["outcome"]["output"].as_str().unwrap();
+    assert!(output.contains("token=[credential]"), "{output}");
+    assert!(!status.to_string().contains("cloud-cred-7f3a9c01d2"));
+
+    // A failing helper fails the execution before the action runs; its message is masked.
+    set_actions(
+        &h,
+        &format!(
+            "[actions.\"db.export\"]\n{}audience = \"{AUDIENCE}\"\n\
+             credential_helper = {{ argv = [\"/bin/sh\", \"-c\", \"read t; echo \\\"sts refused $t\\\" >&2; exit 3\"] }}\n",
+            recording_command(out.path(), "true")
+        ),
+    )
+    .await;
+    let (id, _) = h.pending_with(&action_body(json!({"limit": 3}))).await;
+    h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    let status = wait_final(&h, &id).await;
+    assert_eq!(status["state"], "failed", "{status}");
+    let error = status["execution"]["outcome"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("credential helper failed") && error.contains("sts refused [credential]"),
+        "{error}"
+    );
+    assert_eq!(
+        lines(&out.path().join("runs")).len(),
+        1,
+        "the action did not run"
+    );
+}

@@ -1,6 +1,7 @@
-//! Attack as a test: canary values in a payload must never reach the git repository (any ref or
-//! object), the logs (at debug level, JSON), the database files (raw payloads are sealed), or any
-//! HTTP answer — for accepted and refused calls.
+//! Attack as a test: canary values in a payload — and the just-in-time credential the approved
+//! action gets — must never reach the git repository (any ref or object), the logs (at debug
+//! level, JSON), the database files (raw payloads are sealed), or any HTTP answer — for
+//! accepted and refused calls, and for an action that prints its payload and token.
 
 mod common;
 
@@ -30,7 +31,21 @@ async fn payload_canaries_never_reach_git_logs_or_answers() {
         ),
     )
     .unwrap();
-    seed_repo(&dir.path().join("data"));
+    // db.export prints its payload and its token, and keeps a copy of the token for this test.
+    let token_file = dir.path().join("token-seen-by-the-action");
+    seed_repo(&dir.path().join("data"))
+        .commit_files(
+            "main",
+            &[(
+                "policies/actions.toml",
+                &format!(
+                    "[actions.\"db.export\"]\nexecutor = {{ type = \"command\", argv = [\"/bin/sh\", \"-c\", \"cat; printf %s \\\"$COUNTERSIGN_TOKEN\\\" > {}; echo token=$COUNTERSIGN_TOKEN >&2\"] }}\naudience = \"exports\"\n",
+                    token_file.display()
+                ),
+            )],
+            "an action that prints what it gets",
+        )
+        .unwrap();
     let log_path = dir.path().join("server.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let mut server = Binary::spawn_logging(
@@ -81,7 +96,7 @@ async fn payload_canaries_never_reach_git_logs_or_answers() {
     );
     answers.push(
         agent
-            .wait_for(&id, Duration::from_secs(20), |s| s["state"] == "approved")
+            .wait_for(&id, Duration::from_secs(20), |s| s["state"] == "succeeded")
             .await
             .unwrap()
             .to_string(),
@@ -134,7 +149,18 @@ async fn payload_canaries_never_reach_git_logs_or_answers() {
     }
     server.kill_9();
 
-    for canary in CANARIES {
+    let token = std::fs::read_to_string(&token_file).expect("the action ran and got a token");
+    assert!(token.starts_with("eyJ"), "a JWT: {token}");
+    let output = answers
+        .iter()
+        .find(|a| a.contains("\"execution\""))
+        .unwrap();
+    assert!(
+        output.contains("token=[credential]"),
+        "the action's output is kept, its token replaced: {output}"
+    );
+    let secrets: Vec<&str> = CANARIES.iter().copied().chain([token.as_str()]).collect();
+    for canary in secrets.iter().copied() {
         for answer in &answers {
             assert!(
                 !answer.contains(canary),
@@ -154,7 +180,7 @@ async fn payload_canaries_never_reach_git_logs_or_answers() {
         let Ok(bytes) = std::fs::read(&path) else {
             continue;
         };
-        for canary in CANARIES {
+        for canary in &secrets {
             assert!(
                 !bytes.windows(canary.len()).any(|w| w == canary.as_bytes()),
                 "{file} holds {canary} in plain text"
@@ -167,7 +193,7 @@ async fn payload_canaries_never_reach_git_logs_or_answers() {
     odb.foreach(|oid| {
         let object = odb.read(*oid).unwrap();
         let data = String::from_utf8_lossy(object.data());
-        for canary in CANARIES {
+        for canary in &secrets {
             assert!(!data.contains(canary), "git object {oid} leaked {canary}");
         }
         objects += 1;
@@ -177,6 +203,6 @@ async fn payload_canaries_never_reach_git_logs_or_answers() {
     assert!(objects > 5, "the scan must have seen the review objects");
     for r in repo.references().unwrap() {
         let name = r.unwrap().name().unwrap().to_owned();
-        assert!(CANARIES.iter().all(|c| !name.contains(c)), "{name}");
+        assert!(secrets.iter().all(|c| !name.contains(c)), "{name}");
     }
 }
