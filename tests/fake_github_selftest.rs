@@ -520,6 +520,75 @@ async fn git_clone_fetch_and_push_need_the_right_token() {
     );
 }
 
+/// What the forge does with git2 (no git binary): fetch the base, commit on top, push a branch
+/// over plain HTTP with `x-access-token` Basic credentials given on the 401 challenge.
+#[tokio::test]
+async fn git2_fetches_and_pushes_with_basic_credentials() {
+    let fake = FakeGitHub::start(POLICY).await;
+    let token = fake.mint_token(None, None);
+    let url = fake.git_url(REPO);
+    let pushed = tokio::task::spawn_blocking(move || {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init_bare(dir.path()).unwrap();
+        let callbacks = || {
+            let mut cb = git2::RemoteCallbacks::new();
+            let token = token.clone();
+            cb.credentials(move |_, _, _| git2::Cred::userpass_plaintext("x-access-token", &token));
+            cb.push_update_reference(|name, status| {
+                assert_eq!(status, None, "{name} rejected");
+                Ok(())
+            });
+            cb
+        };
+        let mut remote = repo.remote_anonymous(&url).unwrap();
+        let mut fetch = git2::FetchOptions::new();
+        fetch.remote_callbacks(callbacks());
+        remote
+            .fetch(
+                &["refs/heads/main:refs/remotes/origin/main"],
+                Some(&mut fetch),
+                None,
+            )
+            .unwrap();
+        let parent = repo
+            .find_reference("refs/remotes/origin/main")
+            .unwrap()
+            .peel_to_commit()
+            .unwrap();
+        let mut tree = repo.treebuilder(Some(&parent.tree().unwrap())).unwrap();
+        tree.insert("hello.txt", repo.blob(b"hello").unwrap(), 0o100644)
+            .unwrap();
+        let tree = repo.find_tree(tree.write().unwrap()).unwrap();
+        let sig = git2::Signature::now("countersign", "bot@example.com").unwrap();
+        let oid = repo
+            .commit(
+                Some("refs/heads/countersign/g1"),
+                &sig,
+                &sig,
+                "request g1",
+                &tree,
+                &[&parent],
+            )
+            .unwrap();
+        let mut push = git2::PushOptions::new();
+        push.remote_callbacks(callbacks());
+        remote
+            .push(
+                &["refs/heads/countersign/g1:refs/heads/countersign/g1"],
+                Some(&mut push),
+            )
+            .unwrap();
+        oid.to_string()
+    })
+    .await
+    .unwrap();
+    assert_eq!(fake.branch_sha("countersign/g1"), Some(pushed));
+    assert_eq!(
+        fake.file_at("countersign/g1", "hello.txt").as_deref(),
+        Some("hello")
+    );
+}
+
 // ---- pull requests, reviewers, labels, statuses, comments ----
 
 #[tokio::test]

@@ -98,13 +98,27 @@ fn lock(inner: &Inner) -> MutexGuard<'_, State> {
     inner.state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A repository to create: name, base branch, files on it.
+struct RepoSeed {
+    name: String,
+    base: String,
+    files: Vec<(String, String)>,
+}
+
+/// A workflow to declare: file name, display name, inputs (name, required).
+struct WorkflowSeed {
+    file: String,
+    name: String,
+    inputs: Vec<(String, bool)>,
+}
+
 /// What [`FakeGitHub`] starts with.
 pub struct Builder {
     org: String,
-    repos: Vec<(String, String, Vec<(String, String)>)>,
+    repos: Vec<RepoSeed>,
     users: Vec<String>,
     teams: Vec<(String, Vec<String>)>,
-    workflows: Vec<(String, String, Vec<(String, bool)>)>,
+    workflows: Vec<WorkflowSeed>,
     permissions: Perms,
     secret: String,
 }
@@ -114,7 +128,11 @@ impl Builder {
     /// repository added is the one the driver acts on.
     pub fn repo(mut self, name: &str, base: &str, files: &[(&str, &str)]) -> Self {
         let files = files.iter().map(|(p, c)| (p.to_string(), c.to_string()));
-        self.repos.push((name.into(), base.into(), files.collect()));
+        self.repos.push(RepoSeed {
+            name: name.into(),
+            base: base.into(),
+            files: files.collect(),
+        });
         self
     }
 
@@ -135,7 +153,11 @@ impl Builder {
     /// `inputs` (name, required).
     pub fn workflow(mut self, file: &str, name: &str, inputs: &[(&str, bool)]) -> Self {
         let inputs = inputs.iter().map(|(n, r)| (n.to_string(), *r)).collect();
-        self.workflows.push((file.into(), name.into(), inputs));
+        self.workflows.push(WorkflowSeed {
+            file: file.into(),
+            name: name.into(),
+            inputs,
+        });
         self
     }
 
@@ -219,7 +241,7 @@ impl Builder {
             state.teams.insert((self.org.clone(), slug.clone()), team);
         }
         let now = state.now();
-        for (name, base, files) in &self.repos {
+        for RepoSeed { name, base, files } in &self.repos {
             let path = root.join(&self.org).join(format!("{name}.git"));
             git::init_bare(&path, base);
             let files: Vec<_> = files
@@ -247,7 +269,7 @@ impl Builder {
             state.repos.insert(repo.full_name(), repo);
         }
         let first = state.repos.keys().next().unwrap().clone();
-        for (file, name, inputs) in &self.workflows {
+        for WorkflowSeed { file, name, inputs } in &self.workflows {
             let id = state.next_id();
             let wf = Workflow {
                 id,

@@ -104,6 +104,15 @@ pub fn branch_sha(path: &Path, branch: &str) -> Option<String> {
     Some(r.peel_to_commit().ok()?.id().to_string())
 }
 
+/// Deletes branch `branch`; false if it does not exist.
+pub fn delete_branch(path: &Path, branch: &str) -> bool {
+    let repo = open(path);
+    let Ok(mut r) = repo.find_reference(&format!("refs/heads/{branch}")) else {
+        return false;
+    };
+    r.delete().is_ok()
+}
+
 /// Every branch → sha.
 pub fn branches(path: &Path) -> BTreeMap<String, String> {
     let repo = open(path);

@@ -32,8 +32,8 @@ pub(super) async fn fallback(
     let push = rest == "git-receive-pack" || query.contains("service=git-receive-pack");
     let (root, before) = {
         let s = lock(&inner);
-        if let Err(resp) = check(&s, &headers, &full, push) {
-            return resp;
+        if let Some(refused) = refusal(&s, &headers, &full, push) {
+            return refused;
         }
         let r = s.repo(&full).unwrap();
         (inner.root.clone(), git::branches(&r.path))
@@ -59,7 +59,8 @@ pub(super) async fn fallback(
 
 /// GitHub's answers for git over HTTPS: 401 with a Basic challenge without (valid) credentials,
 /// 404 for a repository the token does not reach, 403 for a push without `contents: write`.
-fn check(s: &State, headers: &HeaderMap, full: &str, push: bool) -> Result<(), Response> {
+/// `None` lets the request through.
+fn refusal(s: &State, headers: &HeaderMap, full: &str, push: bool) -> Option<Response> {
     let challenge = || {
         let mut resp = (
             StatusCode::UNAUTHORIZED,
@@ -71,10 +72,12 @@ fn check(s: &State, headers: &HeaderMap, full: &str, push: bool) -> Result<(), R
         resp.headers_mut().insert(header::WWW_AUTHENTICATE, value);
         resp
     };
-    let token = auth::require_token(s, headers).map_err(|_| challenge())?;
+    let Ok(token) = auth::require_token(s, headers) else {
+        return Some(challenge());
+    };
     let inst = s.installation(token.installation_id).unwrap();
     if s.repo(full).is_none() || !token.reaches(inst, full) {
-        return Err((StatusCode::NOT_FOUND, "Repository not found.\n").into_response());
+        return Some((StatusCode::NOT_FOUND, "Repository not found.\n").into_response());
     }
     let level = if push { "write" } else { "read" };
     if !token.grants("contents", level) {
@@ -82,9 +85,9 @@ fn check(s: &State, headers: &HeaderMap, full: &str, push: bool) -> Result<(), R
             "Permission to {full}.git denied to {}.\n",
             s.app.bot_login()
         );
-        return Err((StatusCode::FORBIDDEN, msg).into_response());
+        return Some((StatusCode::FORBIDDEN, msg).into_response());
     }
-    Ok(())
+    None
 }
 
 /// Runs `git http-backend` for one request and turns its CGI output into a response.

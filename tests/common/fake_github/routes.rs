@@ -13,7 +13,7 @@ use axum::extract::{DefaultBodyLimit, Path, Query, Request, State as Ax};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use base64::Engine as _;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -31,6 +31,7 @@ pub(super) fn router(inner: Shared) -> Router {
         .route("/repos/{owner}/{repo}", get(get_repo))
         .route("/repos/{owner}/{repo}/branches/{*branch}", get(get_branch))
         .route("/repos/{owner}/{repo}/git/ref/{*ref}", get(get_ref))
+        .route("/repos/{owner}/{repo}/git/refs/{*ref}", delete(delete_ref))
         .route("/repos/{owner}/{repo}/contents/{*path}", get(get_contents))
         .route("/repos/{owner}/{repo}/git/trees/{sha}", get(get_tree))
         .route("/repos/{owner}/{repo}/git/blobs/{sha}", get(get_blob))
@@ -447,6 +448,33 @@ async fn get_ref(
                 "object": {"sha": sha, "type": "commit", "url": format!("{api}/git/commits/{sha}")},
             }),
         )
+    })
+}
+
+/// Deletes a branch; like GitHub, an open pull request from it is closed (`pull_request`
+/// closed, sent by the bot).
+async fn delete_ref(
+    Ax(inner): Ax<Shared>,
+    Path((owner, repo, name)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    with(&inner, |s| {
+        let full = format!("{owner}/{repo}");
+        auth::require_repo(s, &headers, &full, "contents", "write")?;
+        let r = s.repo(&full).unwrap();
+        let branch = name.strip_prefix("heads/").unwrap_or(&name).to_owned();
+        if !git::delete_branch(&r.path, &branch) {
+            return Err(ApiError::unprocessable("Reference does not exist"));
+        }
+        if let Some(n) = r.open_pull_for(&branch) {
+            let (bot, now) = (s.app.bot_login(), s.now());
+            let p = s.repo_mut(&full).unwrap().pulls.get_mut(&n).unwrap();
+            p.state = super::PullState::Closed;
+            p.closed_at = Some(now);
+            p.updated_at = now;
+            super::pulls::pull_hook(&inner, s, &full, n, "closed", &bot, Value::Null);
+        }
+        empty(204)
     })
 }
 
