@@ -5,8 +5,8 @@
 //!   installation and tokens, repositories backed by real bare git repositories on disk, pull
 //!   requests, reviews, comments, statuses, labels, workflows and runs; the record of every call;
 //!   failure injection ([`FakeGitHub::fail_next`]).
-//! - **HTTP** (`routes.rs`, `pulls.rs`, `teams_actions.rs`, `git_http.rs`, `auth.rs`,
-//!   `shapes.rs`): GitHub's REST API shapes, status codes and error bodies, App JWT and
+//! - **HTTP** (`routes.rs`, `pulls.rs`, `issues.rs`, `teams_actions.rs`, `git_http.rs`,
+//!   `auth.rs`, `shapes.rs`): GitHub's REST API shapes, status codes and error bodies, App JWT and
 //!   installation token authentication, and git smart HTTP (`git http-backend`) at
 //!   `{url}/{owner}/{repo}.git`.
 //! - **driver** (`driver.rs`, `webhooks.rs`): a person's steps ([`FakeGitHub::approve_as`],
@@ -23,6 +23,7 @@ mod auth;
 mod driver;
 mod git;
 mod git_http;
+mod issues;
 mod pulls;
 mod routes;
 mod shapes;

@@ -5,7 +5,7 @@
 //! Every step acts on the first repository and returns once its webhook delivery was attempted.
 
 use super::state::*;
-use super::{FakeGitHub, git, lock, pulls, shapes, webhooks};
+use super::{FakeGitHub, git, issues, lock, pulls, shapes, webhooks};
 use serde_json::{Value, json};
 
 impl FakeGitHub {
@@ -143,7 +143,7 @@ impl FakeGitHub {
             s.user(user);
             let full = s.primary().full_name();
             assert!(s.primary().pulls.contains_key(&pr), "pull request #{pr}");
-            let (c, q) = pulls::add_comment_as(&self.inner, &mut s, &full, pr, user, body);
+            let (c, q) = issues::add_comment_as(&self.inner, &mut s, &full, pr, user, body);
             (c.id, q)
         };
         queued.wait().await;
@@ -167,7 +167,7 @@ impl FakeGitHub {
             c.updated_at = now;
             let c = c.clone();
             let changes = json!({"body": {"from": from}});
-            pulls::comment_hook(&self.inner, &mut s, &full, &c, "edited", user, changes)
+            issues::comment_hook(&self.inner, &mut s, &full, &c, "edited", user, changes)
         };
         queued.wait().await;
     }

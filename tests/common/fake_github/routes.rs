@@ -1,7 +1,7 @@
 //! The fake GitHub's router and the layer every call goes through (recording, failure
 //! injection, `x-ratelimit-*` and `x-github-request-id` headers), plus the App, repository and
-//! git-data routes. Pull requests, issues and statuses are in `pulls.rs`, teams and Actions in
-//! `teams_actions.rs`, git smart HTTP in `git_http.rs`.
+//! git-data routes. Pull requests are in `pulls.rs`, labels, comments and statuses in
+//! `issues.rs`, teams and Actions in `teams_actions.rs`, git smart HTTP in `git_http.rs`.
 
 use super::auth::{self, ApiError};
 use super::state::{Call, Failure, State, Token, grants};
@@ -616,11 +616,11 @@ async fn commits(
         let full = format!("{owner}/{repo}");
         if let Some(rev) = rest.strip_suffix("/statuses") {
             auth::require_repo_any(s, &headers, &full, &[("statuses", "read")])?;
-            return super::pulls::list_statuses(s, &full, rev, &uri, &q);
+            return super::issues::list_statuses(s, &full, rev, &uri, &q);
         }
         if let Some(rev) = rest.strip_suffix("/status") {
             auth::require_repo_any(s, &headers, &full, &[("statuses", "read")])?;
-            return super::pulls::combined_status(s, &full, rev);
+            return super::issues::combined_status(s, &full, rev);
         }
         auth::require_repo(s, &headers, &full, "contents", "read")?;
         let r = s.repo(&full).unwrap();
