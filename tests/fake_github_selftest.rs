@@ -186,12 +186,12 @@ impl Receiver {
         rx
     }
 
-    /// `(event, payload)` of every delivery received, oldest first; asserts all verified.
+    /// `(event, payload)` of every verified delivery received, oldest first.
     fn events(&self) -> Vec<(String, Value)> {
         let got = self.got.lock().unwrap();
         got.iter()
-            .map(|(h, body, valid)| {
-                assert!(valid, "bad signature");
+            .filter(|(_, _, valid)| *valid)
+            .map(|(h, body, _)| {
                 let event = h["x-github-event"].to_str().unwrap().to_owned();
                 (event, serde_json::from_slice(body).unwrap())
             })

@@ -32,7 +32,9 @@ impl FakeGitHub {
             .await
     }
 
-    /// Submits a review (`pull_request_review` submitted); returns the review id.
+    /// Submits a review (`pull_request_review` submitted); returns the review id. GitHub refuses
+    /// an approval from the pull request's author; the driver lets it through so tests can show
+    /// countersign ignores it anyway.
     pub async fn review_as(
         &self,
         user: &str,
@@ -52,10 +54,6 @@ impl FakeGitHub {
                 .pulls
                 .get_mut(&pr)
                 .expect("pull request");
-            assert!(
-                !(state == ReviewState::Approved && p.user == user),
-                "GitHub does not let {user} approve their own pull request"
-            );
             let commit_id = commit.map(str::to_owned).unwrap_or(p.head_sha.clone());
             p.reviews.push(Review {
                 id,
@@ -354,6 +352,39 @@ impl FakeGitHub {
         };
         let index = queued.wait().await;
         lock(&self.inner).deliveries[index].status
+    }
+
+    /// Posts a webhook GitHub never sent: `body` as `event`, with GitHub's headers but signed
+    /// with `secret` (`None`: no signature headers at all). Not recorded as a delivery; returns
+    /// the receiver's status.
+    pub async fn send_forged_webhook(
+        &self,
+        event: &str,
+        body: &str,
+        secret: Option<&str>,
+    ) -> Option<u16> {
+        let (url, hook_id, app_id) = {
+            let s = lock(&self.inner);
+            (s.webhook_url.clone()?, s.hook_id, s.app.id)
+        };
+        let d = Delivery {
+            id: "6f1ad9a0-0000-4000-8000-000000000000".into(),
+            event: event.to_owned(),
+            action: None,
+            body: body.to_owned(),
+            status: None,
+            lost: false,
+            redelivery: false,
+            error: None,
+        };
+        let headers = webhooks::headers(&d, secret.unwrap_or(""), hook_id, app_id);
+        let mut req = reqwest::Client::new().post(url).body(body.to_owned());
+        for (name, value) in headers {
+            if secret.is_some() || !name.starts_with("x-hub-signature") {
+                req = req.header(name, value);
+            }
+        }
+        Some(req.send().await.ok()?.status().as_u16())
     }
 
     /// Every delivery so far (lost ones and redeliveries included), oldest first.
