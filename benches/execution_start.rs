@@ -60,7 +60,7 @@ async fn main() {
     let mut config = ServerConfig::embedded(dir.path().to_path_buf());
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.agents.push(Agent {
-        id: AgentId::parse("bench-agent").unwrap(),
+        id: AgentId::parse("demo-agent").unwrap(),
         owners: vec!["alice".into()],
         keys: vec![AgentKey::new(AGENT_KEY.as_bytes().to_vec()).unwrap()],
     });
@@ -88,19 +88,19 @@ async fn main() {
     server.engine.refresh_policy().await.unwrap();
     let agent = AgentClient::new(
         &url,
-        "bench-agent",
+        "demo-agent",
         AgentKey::new(AGENT_KEY.as_bytes().to_vec()).unwrap(),
     );
     let bob = ReviewerClient::new(&url, BOB);
-    let body = serde_json::to_vec(&json!({
-        "kind": "action", "action": "db.export", "resource": "prod/customers",
-        "environment": "prod", "justification": "benchmark",
-        "payload": {"table": "customers", "limit": 500, "where": {"email": "ann@example.com"}},
-    }))
-    .unwrap();
     let mut latencies = Vec::with_capacity(requests);
     let mut review_calls = Vec::with_capacity(requests);
     for i in 0..requests {
+        let body = serde_json::to_vec(&json!({
+            "kind": "action", "action": "db.export", "resource": "prod/customers",
+            "environment": "prod", "justification": "benchmark",
+            "payload": {"table": "customers", "limit": 500, "n": i, "where": {"email": "ann@example.com"}},
+        }))
+        .unwrap();
         let a = agent.submit(&body, None).await.unwrap();
         assert_eq!(a.status, 202, "{}", a.body);
         let id = a.body["id"].as_str().unwrap().to_owned();

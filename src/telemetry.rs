@@ -45,6 +45,11 @@ pub struct OutcomeLabels {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    pub state: String,
+}
+
 /// The metrics countersign exports.
 pub struct Metrics {
     registry: Registry,
@@ -59,6 +64,8 @@ pub struct Metrics {
     ledger_failures: Counter,
     notify: Family<OutcomeLabels, Counter>,
     notify_pending: Gauge,
+    requests: Family<StateLabels, Gauge>,
+    callbacks: Family<StateLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -107,6 +114,8 @@ impl Metrics {
             ledger_failures: Counter::default(),
             notify: Family::default(),
             notify_pending: Gauge::default(),
+            requests: Family::default(),
+            callbacks: Family::default(),
         };
         let mut registry = metrics.registry;
         registry.register(
@@ -144,9 +153,32 @@ impl Metrics {
             "Notification deliveries waiting to be sent",
             metrics.notify_pending.clone(),
         );
+        registry.register(
+            "requests",
+            "Requests by state (executing, succeeded, failed, outcome_unknown, ...)",
+            metrics.requests.clone(),
+        );
+        registry.register(
+            "callbacks",
+            "Outcome callbacks to agents by state (pending, delivered, failed)",
+            metrics.callbacks.clone(),
+        );
         Self {
             registry,
             ..metrics
+        }
+    }
+
+    /// Sets the per-state gauges from the store's counts.
+    pub fn observe_states(&self, requests: &[(String, i64)], callbacks: &[(String, i64)]) {
+        for (family, counts) in [(&self.requests, requests), (&self.callbacks, callbacks)] {
+            for (state, n) in counts {
+                family
+                    .get_or_create(&StateLabels {
+                        state: state.clone(),
+                    })
+                    .set(*n);
+            }
         }
     }
 

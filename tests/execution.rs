@@ -307,6 +307,13 @@ async fn an_approved_action_runs_once_with_a_token_the_service_verifies() {
     assert_eq!(again.status, 409, "{}", again.body);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(warehouse.calls.lock().unwrap().len(), 1);
+    let metrics = h.metrics().await;
+    assert!(
+        metrics.contains("countersign_requests{state=\"succeeded\"} 1")
+            && metrics.contains("countersign_requests{state=\"executing\"} 0")
+            && metrics.contains("countersign_callbacks{state=\"delivered\"} 1"),
+        "{metrics}"
+    );
 }
 
 /// A command executor whose program appends one line per run to `<dir>/runs`, writes the

@@ -151,6 +151,9 @@ async fn metrics(State(app): State<AppState>) -> Response {
     if let (Some(status), Ok(counts)) = (&app.notify, app.engine.store().notify_counts().await) {
         app.metrics.observe_notify(status, counts);
     }
+    if let Ok((requests, callbacks)) = app.engine.store().state_counts().await {
+        app.metrics.observe_states(&requests, &callbacks);
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

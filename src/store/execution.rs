@@ -333,6 +333,33 @@ impl Store {
         Ok(())
     }
 
+    /// Requests by state and callbacks by state (every known state listed, zero included).
+    pub async fn state_counts(&self) -> anyhow::Result<(Vec<(String, i64)>, Vec<(String, i64)>)> {
+        let found: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM requests GROUP BY state")
+                .fetch_all(&self.reader)
+                .await?;
+        let requests = State::ALL
+            .iter()
+            .map(|s| {
+                let n = found.iter().find(|f| f.0 == s.as_str()).map_or(0, |f| f.1);
+                (s.as_str().to_owned(), n)
+            })
+            .collect();
+        let found: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM callbacks GROUP BY state")
+                .fetch_all(&self.reader)
+                .await?;
+        let callbacks = ["pending", "delivered", "failed"]
+            .iter()
+            .map(|s| {
+                let n = found.iter().find(|f| f.0 == *s).map_or(0, |f| f.1);
+                ((*s).to_owned(), n)
+            })
+            .collect();
+        Ok((requests, callbacks))
+    }
+
     /// The callback of a request, for the status document: `(state, attempts, last_error)`.
     pub async fn callback_status(
         &self,
