@@ -111,12 +111,12 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     step(&format!(
         "the git repository holds the review branch {branch}"
     ));
-    for file in server.forge.review_files(&branch)? {
+    for file in server.local_forge().review_files(&branch)? {
         println!("    {file}");
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let note = loop {
-        if let Some(note) = server.forge.decision_note(&branch)? {
+        if let Some(note) = server.local_forge().decision_note(&branch)? {
             break note;
         }
         ensure!(
@@ -129,7 +129,7 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     for line in note.lines() {
         println!("    {line}");
     }
-    let repo = server.forge.path().to_path_buf();
+    let repo = server.local_forge().path().to_path_buf();
     // Stopping lets the ledger writer commit every entry first.
     server.stop().await?;
     step("the audit ledger (branch countersign/ledger) holds every step, signed and chained");

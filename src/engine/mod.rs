@@ -3,6 +3,7 @@
 //! decides which transitions happen and in what order.
 
 mod audit;
+mod github;
 mod policy_source;
 mod review;
 mod state;
