@@ -28,6 +28,8 @@ pub struct Pushed {
     pub head: Oid,
     /// The rendered description (the pull request body).
     pub description: String,
+    /// The branch was on the remote already (pushed before a crash).
+    pub existed: bool,
 }
 
 impl Mirror {
@@ -130,6 +132,7 @@ impl Mirror {
                 return Ok(Pushed {
                     head: head.id(),
                     description,
+                    existed: true,
                 });
             }
             let parent = repo
@@ -143,6 +146,7 @@ impl Mirror {
             Ok(Pushed {
                 head: built.id,
                 description: built.description,
+                existed: false,
             })
         })
         .await

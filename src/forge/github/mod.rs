@@ -117,12 +117,18 @@ impl GitHubForge {
     async fn open(&self, request: &ReviewRequest<'_>) -> Result<ReviewRef, ForgeError> {
         let content = ReviewContent::prepare(request, "github");
         let branch = content.branch.clone();
-        // After a crash the pull request may exist already: find it instead of opening another.
-        let (pull, fresh) = match self.client.find_pull(&branch).await? {
+        let token = self.git_token().await?;
+        let pushed = self.mirror.push_review(token, content).await?;
+        // A branch that was on GitHub already means an earlier attempt got this far (then
+        // crashed): its pull request may exist, and is reused instead of opening a second one.
+        // A branch pushed just now cannot have one, which saves the look-up.
+        let existing = match pushed.existed {
+            true => self.client.find_pull(&branch).await?,
+            false => None,
+        };
+        let (pull, fresh) = match existing {
             Some(pull) => (pull, false),
             None => {
-                let token = self.git_token().await?;
-                let pushed = self.mirror.push_review(token, content).await?;
                 let title = client::truncate(
                     &format!(
                         "{}: {} on {} ({})",
