@@ -668,7 +668,10 @@ mod tests {
 
     #[test]
     fn a_github_section_is_resolved_and_checked() {
-        let key = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/github/app-key.pem");
+        let key = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/github/test-app-key.pem"
+        );
         let text = format!(
             "base_branch = \"trunk\"\n[github]\napp_id = 9\nprivate_key = {{ file = {key:?} }}\nrepository = \"acme/gitops\"\nwebhook_secrets = [{{ env = \"PATH\" }}]\n"
         );

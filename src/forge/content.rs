@@ -24,6 +24,7 @@ pub(super) fn bot() -> Result<Signature<'static>, git2::Error> {
 }
 
 /// What a review commit holds, prepared before touching a repository.
+#[derive(Clone)]
 pub(super) struct ReviewContent {
     /// `countersign/<id>`.
     pub branch: String,

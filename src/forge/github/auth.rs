@@ -228,12 +228,14 @@ impl InstallationToken {
 mod tests {
     use super::*;
 
-    const PEM: &str = include_str!("../../../tests/data/github/app-key.pem");
-    const PKCS8: &str = include_str!("../../../tests/data/github/app-key.pkcs8.pem");
-    const PUBLIC_DER: &[u8] = include_bytes!("../../../tests/data/github/app-key.pub.der");
+    const PEM: &str = include_str!("../../../tests/data/github/test-app-key.pem");
+    const PKCS8: &str = include_str!("../../../tests/data/github/test-app-key.pkcs8.pem");
+    const PUBLIC: &str = include_str!("../../../tests/data/github/test-app-key.pub.pem");
 
     #[test]
     fn the_app_jwt_is_rs256_and_verifies_with_the_public_key() {
+        let (label, public_der) = pem_rfc7468::decode_vec(PUBLIC.trim().as_bytes()).unwrap();
+        assert_eq!(label, "RSA PUBLIC KEY");
         for pem in [PEM, PKCS8] {
             let key = AppKey::from_pem(42, pem.as_bytes()).unwrap();
             let now = SystemTime::now();
@@ -243,7 +245,7 @@ mod tests {
             validation.set_issuer(&["42"]);
             let data = jsonwebtoken::decode::<serde_json::Value>(
                 jwt.expose(),
-                &jsonwebtoken::DecodingKey::from_rsa_der(PUBLIC_DER),
+                &jsonwebtoken::DecodingKey::from_rsa_der(&public_der),
                 &validation,
             )
             .unwrap();

@@ -263,7 +263,7 @@ impl GitHubClient {
     }
 
     /// Forgets the cached installation token (GitHub answered 401 with it).
-    async fn forget_token(&self) {
+    pub(super) async fn forget_token(&self) {
         *self.token.lock().await = None;
     }
 

@@ -255,7 +255,10 @@ fn derive_git_url(api: &reqwest::Url, owner: &str, repo: &str) -> String {
 mod tests {
     use super::*;
 
-    const KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/github/app-key.pem");
+    const KEY: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/github/test-app-key.pem"
+    );
 
     fn resolve(extra: &str) -> Result<GitHubConfig, String> {
         let dir = tempfile::tempdir().unwrap();

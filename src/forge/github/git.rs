@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// In a git error: GitHub refused the token (see `transport.rs`).
+pub const UNAUTHORIZED: &str = "over HTTP answered 401";
+
 pub struct Mirror {
     repo: Arc<Mutex<Repository>>,
     path: PathBuf,

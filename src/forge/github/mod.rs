@@ -114,11 +114,28 @@ impl GitHubForge {
         Ok(Some(self.client.installation_token().await?.token))
     }
 
+    /// Runs a git operation with the installation token; when git is refused with 401 (the
+    /// token was revoked or expired early), once more with a fresh token.
+    async fn with_git_token<T, F, Fut>(&self, op: F) -> Result<T, ForgeError>
+    where
+        F: Fn(Option<Token>) -> Fut,
+        Fut: Future<Output = Result<T, ForgeError>>,
+    {
+        match op(self.git_token().await?).await {
+            Err(ForgeError::Transient(m)) if m.contains(git::UNAUTHORIZED) => {
+                self.client.forget_token().await;
+                op(self.git_token().await?).await
+            }
+            other => other,
+        }
+    }
+
     async fn open(&self, request: &ReviewRequest<'_>) -> Result<ReviewRef, ForgeError> {
         let content = ReviewContent::prepare(request, "github");
         let branch = content.branch.clone();
-        let token = self.git_token().await?;
-        let pushed = self.mirror.push_review(token, content).await?;
+        let pushed = self
+            .with_git_token(|token| self.mirror.push_review(token, content.clone()))
+            .await?;
         // A branch that was on GitHub already means an earlier attempt got this far (then
         // crashed): its pull request may exist, and is reused instead of opening a second one.
         // A branch pushed just now cannot have one, which saves the look-up.
@@ -264,8 +281,8 @@ impl Forge for GitHubForge {
         commit: &str,
         dir: &str,
     ) -> Result<BTreeMap<String, String>, ForgeError> {
-        let token = self.git_token().await?;
-        self.mirror.read_files(token, commit, dir).await
+        self.with_git_token(|token| self.mirror.read_files(token, commit, dir))
+            .await
     }
 
     async fn health(&self) -> Result<(), ForgeError> {

@@ -156,6 +156,7 @@ impl HttpStream {
             .map_err(|e| io::Error::other(format!("git over HTTP: {}", kind(&e))))?;
         let status = response.status();
         if !status.is_success() {
+            // `git::UNAUTHORIZED` recognises the 401 form of this message.
             let hint = match status.as_u16() {
                 401 | 403 => ": the GitHub App needs the contents permission on the repository",
                 404 => ": repository not found",
