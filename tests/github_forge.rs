@@ -644,3 +644,43 @@ async fn serve_with_a_github_section_opens_pull_requests_and_takes_webhooks() {
             .is_ok()
     );
 }
+
+#[tokio::test]
+async fn reads_for_reconciliation_and_eligibility() {
+    let s = setup().await;
+    let client = s.forge.client();
+    assert_eq!(
+        client.bot_login().await.unwrap(),
+        common::fake_github::BOT_LOGIN
+    );
+    assert!(client.is_team_member("acme", "data", "bob").await.unwrap());
+    assert!(!client.is_team_member("acme", "data", "dave").await.unwrap());
+
+    let request = Request::new();
+    let review = s.forge.open_review(&request.review()).await.unwrap();
+    let n = number(&review);
+    s.fake.approve_as("bob", n).await;
+    s.fake
+        .request_changes_as("carol", n, "not this table")
+        .await;
+    let open = client.list_open_pulls("countersign/").await.unwrap();
+    assert_eq!(open.iter().map(|p| p.number).collect::<Vec<_>>(), [n]);
+    let reviews = client.reviews(n).await.unwrap();
+    let seen: Vec<_> = reviews
+        .iter()
+        .map(|r| {
+            (
+                r.user.as_ref().unwrap().login.as_str(),
+                r.state.as_str(),
+                r.commit_id.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("bob", "APPROVED", Some(review.head.as_str())),
+            ("carol", "CHANGES_REQUESTED", Some(review.head.as_str()))
+        ]
+    );
+}
