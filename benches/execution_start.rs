@@ -73,7 +73,7 @@ async fn main() {
     let url = server.url();
     let (target, arrivals) = service().await;
     server
-        .forge
+        .local_forge()
         .commit_files(
             "main",
             &[(

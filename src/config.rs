@@ -56,6 +56,8 @@ pub struct FileConfig {
     pub notify: crate::notify::NotifyFile,
     #[serde(default)]
     pub execution: crate::execute::ExecutionFile,
+    /// With this section, reviews are GitHub pull requests; without it, the local forge.
+    pub github: Option<crate::forge::github::GitHubFile>,
 }
 
 /// `[ledger]`: where the audit ledger goes and which key signs it.
@@ -259,6 +261,8 @@ pub struct ServerConfig {
     pub notify: crate::notify::NotifyConfig,
     /// How approved requests are run (`[execution]`).
     pub execution: crate::execute::ExecutionConfig,
+    /// The GitHub forge; `None` = the local git repository.
+    pub github: Option<crate::forge::github::GitHubConfig>,
 }
 
 impl ServerConfig {
@@ -287,6 +291,7 @@ impl ServerConfig {
             ledger_signer: "countersign@localhost".into(),
             notify: crate::notify::NotifyConfig::default(),
             execution: crate::execute::ExecutionConfig::default(),
+            github: None,
         }
     }
 
@@ -387,6 +392,11 @@ impl ServerConfig {
         (c.mask_hints, c.pseudonym_key) = load_masking(&file.masking)?;
         c.notify = file.notify.resolve()?;
         c.execution = file.execution.resolve()?;
+        c.github = file
+            .github
+            .as_ref()
+            .map(|g| g.resolve(&c.base_branch))
+            .transpose()?;
         c.agents = load_agents(&file.agents)?;
         c.reviewers = load_reviewers(&file.reviewers)?;
         c.token_clients = load_token_clients(&file.token_clients)?;
@@ -643,6 +653,42 @@ mod tests {
         let file: FileConfig = toml::from_str(include_str!("../countersign.example.toml"))
             .unwrap_or_else(|e| panic!("countersign.example.toml: {e}"));
         assert!(!file.agents.is_empty() && !file.reviewers.is_empty());
+    }
+
+    #[test]
+    fn the_example_github_section_is_valid_when_uncommented() {
+        let example = include_str!("../countersign.example.toml");
+        let block: String = example
+            .lines()
+            .skip_while(|l| *l != "# [github]")
+            .take_while(|l| l.starts_with("# "))
+            .map(|l| format!("{}\n", &l[2..]))
+            .collect();
+        assert!(block.starts_with("[github]\napp_id"), "{block}");
+        let file: FileConfig =
+            toml::from_str(&block).unwrap_or_else(|e| panic!("[github] in the example: {e}"));
+        let github = file.github.unwrap();
+        assert_eq!(github.repository.as_deref(), Some("acme/gitops"));
+        assert_eq!(github.webhook_secrets.len(), 2);
+    }
+
+    #[test]
+    fn a_github_section_is_resolved_and_checked() {
+        let key = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/github/test-app-key.pem"
+        );
+        let text = format!(
+            "base_branch = \"trunk\"\n[github]\napp_id = 9\nprivate_key = {{ file = {key:?} }}\nrepository = \"acme/gitops\"\nwebhook_secrets = [{{ env = \"PATH\" }}]\n"
+        );
+        let c = parse(&text).unwrap();
+        let g = c.github.unwrap();
+        assert_eq!((g.app_id, g.base_branch.as_str()), (9, "trunk"));
+        assert!(parse("").unwrap().github.is_none());
+        let e = parse("[github]\napp_id = 9\n").unwrap_err();
+        assert!(e.contains("github.private_key"), "{e}");
+        let e = parse("[github]\napp_ids = 9\n").unwrap_err();
+        assert!(e.contains("app_ids"), "{e}");
     }
 
     #[test]

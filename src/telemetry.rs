@@ -41,6 +41,14 @@ pub struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GitHubCallLabels {
+    /// `METHOD /path/{template}`.
+    pub route: String,
+    /// ok, client_error, server_error, rate_limited, network_error, timeout.
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub outcome: String,
 }
@@ -66,6 +74,8 @@ pub struct Metrics {
     notify_pending: Gauge,
     requests: Family<StateLabels, Gauge>,
     callbacks: Family<StateLabels, Gauge>,
+    github_calls: Family<GitHubCallLabels, Counter>,
+    github_review_open_calls: Histogram,
 }
 
 impl Default for Metrics {
@@ -116,6 +126,8 @@ impl Metrics {
             notify_pending: Gauge::default(),
             requests: Family::default(),
             callbacks: Family::default(),
+            github_calls: Family::default(),
+            github_review_open_calls: Histogram::new([2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 12.0, 20.0]),
         };
         let mut registry = metrics.registry;
         registry.register(
@@ -163,6 +175,16 @@ impl Metrics {
             "Outcome callbacks to agents by state (pending, delivered, failed)",
             metrics.callbacks.clone(),
         );
+        registry.register(
+            "github_api_calls",
+            "GitHub REST API calls (every attempt) by route template and outcome",
+            metrics.github_calls.clone(),
+        );
+        registry.register(
+            "github_review_open_calls",
+            "GitHub REST API calls made to open one review",
+            metrics.github_review_open_calls.clone(),
+        );
         Self {
             registry,
             ..metrics
@@ -180,6 +202,21 @@ impl Metrics {
                     .set(*n);
             }
         }
+    }
+
+    /// One GitHub REST attempt.
+    pub fn count_github_call(&self, route: &str, outcome: &str) {
+        self.github_calls
+            .get_or_create(&GitHubCallLabels {
+                route: route.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The REST calls one review opening took.
+    pub fn observe_github_review_open(&self, calls: u32) {
+        self.github_review_open_calls.observe(f64::from(calls));
     }
 
     /// Brings the notification metrics up to date with the notifier's counters.

@@ -132,7 +132,7 @@ async fn an_existing_repository_can_be_the_gitops_repository() {
     );
     let files = h
         .server
-        .forge
+        .local_forge()
         .review_files(&format!("countersign/{id}"))
         .unwrap();
     let md = files.iter().find(|f| f.ends_with(".md")).unwrap();

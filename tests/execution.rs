@@ -23,7 +23,7 @@ const AUDIENCE: &str = "https://warehouse.internal";
 /// Replaces `policies/actions.toml` on the base branch and loads the new policy.
 async fn set_actions(h: &Harness, toml: &str) {
     h.server
-        .forge
+        .local_forge()
         .commit_files("main", &[("policies/actions.toml", toml)], "test actions")
         .unwrap();
     h.server.engine.refresh_policy().await.unwrap();

@@ -288,7 +288,7 @@ async fn each_request_keeps_the_policy_commit_it_was_judged_under() {
     let old_commit = h.agent_a().status(&old).await.unwrap().body["policy"]["commit"].clone();
     // The data team shrinks to carol on the base branch.
     h.server
-        .forge
+        .local_forge()
         .commit_files(
             "main",
             &[(
@@ -320,7 +320,7 @@ async fn each_request_keeps_the_policy_commit_it_was_judged_under() {
 async fn a_broken_policy_refuses_everything_until_it_is_fixed() {
     let h = Harness::start().await;
     h.server
-        .forge
+        .local_forge()
         .commit_files(
             "main",
             &[(
@@ -339,7 +339,7 @@ async fn a_broken_policy_refuses_everything_until_it_is_fixed() {
         "{answer}"
     );
     h.server
-        .forge
+        .local_forge()
         .commit_files("main", &[("policies/CODEOWNERS", TEST_CODEOWNERS)], "fix")
         .unwrap();
     h.server.engine.refresh_policy().await.unwrap();
@@ -399,7 +399,7 @@ async fn an_action_without_a_registered_executor_is_refused_at_intake() {
         .collect::<Vec<_>>()
         .join("\n\n");
     h.server
-        .forge
+        .local_forge()
         .commit_files(
             "main",
             &[("policies/actions.toml", without.as_str())],

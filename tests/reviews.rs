@@ -35,7 +35,7 @@ async fn an_independent_reviewer_approves_and_the_decision_reaches_status_and_gi
         "the approval is bound to the request digest"
     );
     let branch = format!("countersign/{id}");
-    let files = h.server.forge.review_files(&branch).unwrap();
+    let files = h.server.local_forge().review_files(&branch).unwrap();
     assert!(
         files
             .iter()
@@ -200,7 +200,7 @@ async fn undecided_requests_expire_and_can_no_longer_be_approved() {
 async fn wait_note(h: &Harness, branch: &str) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        if let Some(note) = h.server.forge.decision_note(branch).unwrap() {
+        if let Some(note) = h.server.local_forge().decision_note(branch).unwrap() {
             return note;
         }
         assert!(

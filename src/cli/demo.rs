@@ -52,7 +52,7 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
          audience = \"{}\"\nidempotent = true\n",
         super::demo_service::AUDIENCE
     );
-    server.forge.commit_files(
+    server.local_forge().commit_files(
         "main",
         &[("policies/actions.toml", &registry)],
         "demo: db.export runs against the loopback exports service",
@@ -138,12 +138,12 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     step(&format!(
         "the git repository holds the review branch {branch}"
     ));
-    for file in server.forge.review_files(&branch)? {
+    for file in server.local_forge().review_files(&branch)? {
         println!("    {file}");
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let note = loop {
-        if let Some(note) = server.forge.decision_note(&branch)? {
+        if let Some(note) = server.local_forge().decision_note(&branch)? {
             break note;
         }
         ensure!(
@@ -156,7 +156,7 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     for line in note.lines() {
         println!("    {line}");
     }
-    let repo = server.forge.path().to_path_buf();
+    let repo = server.local_forge().path().to_path_buf();
     // Stopping lets the ledger writer commit every entry first.
     server.stop().await?;
     step("the audit ledger (branch countersign/ledger) holds every step, signed and chained");

@@ -73,11 +73,19 @@ fn print_banner(server: &Server, config: &ServerConfig, boot: Option<&Bootstrapp
     let url = server.url();
     println!("countersign is listening on {url}");
     println!("  database:   {}", config.database_path().display());
-    println!(
-        "  repository: {} (base branch {})",
-        config.repo_path().display(),
-        config.base_branch
-    );
+    match &config.github {
+        Some(g) => println!(
+            "  repository: GitHub {} (base branch {}, API {})",
+            g.repository(),
+            g.base_branch,
+            g.api_url
+        ),
+        None => println!(
+            "  repository: {} (base branch {})",
+            config.repo_path().display(),
+            config.base_branch
+        ),
+    }
     let policy = server.engine.policy();
     match &policy.policy {
         Ok(_) => println!(

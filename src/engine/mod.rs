@@ -5,6 +5,7 @@
 mod audit;
 mod callback;
 mod execution;
+mod github;
 mod policy_source;
 mod review;
 mod state;

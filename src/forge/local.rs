@@ -5,19 +5,18 @@
 //! Templates are read from the base branch's `templates/`, falling back to built-in copies.
 //! git2 stays inside this module.
 
+use super::content::{
+    self, BUILTIN_COMMIT_TEMPLATE, BUILTIN_PR_TEMPLATE, COMMIT_TEMPLATE, PR_TEMPLATE,
+    ReviewContent, bot,
+};
 use super::{Decision, Forge, ForgeError, ReviewRef, ReviewRequest};
-use crate::request::{Kind, RequestId};
+use crate::request::RequestId;
 use anyhow::Context as _;
-use git2::{Oid, Repository, Signature};
+use git2::{Oid, Repository};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
-
-const PR_TEMPLATE: &str = "templates/pull_request.md.j2";
-const COMMIT_TEMPLATE: &str = "templates/commit_message.txt.j2";
-const BUILTIN_PR_TEMPLATE: &str = include_str!("../../templates/pull_request.md.j2");
-const BUILTIN_COMMIT_TEMPLATE: &str = include_str!("../../templates/commit_message.txt.j2");
 
 /// Files committed on the base branch of a newly created repository.
 const SEED_FILES: &[(&str, &str)] = &[
@@ -62,8 +61,6 @@ const SEED_FILES: &[(&str, &str)] = &[
 ];
 
 const NOTES_REF: &str = "refs/notes/countersign";
-const BOT_NAME: &str = "countersign";
-const BOT_EMAIL: &str = "countersign@localhost";
 /// Lock files older than this in a repository we did not create are considered abandoned.
 const STALE_LOCK_AGE: Duration = Duration::from_secs(600);
 
@@ -248,10 +245,6 @@ fn remove_stale_locks(git_dir: &Path, min_age: Duration) {
     }
 }
 
-fn bot() -> Result<Signature<'static>, git2::Error> {
-    Signature::now(BOT_NAME, BOT_EMAIL)
-}
-
 fn init_seeded(path: &Path, base_branch: &str) -> Result<Repository, git2::Error> {
     let mut opts = git2::RepositoryInitOptions::new();
     opts.bare(true).initial_head(base_branch).mkpath(true);
@@ -278,114 +271,6 @@ fn init_seeded(path: &Path, base_branch: &str) -> Result<Repository, git2::Error
     Ok(repo)
 }
 
-/// What a review commit holds, prepared outside the repository lock.
-struct ReviewContent {
-    branch: String,
-    record_path: String,
-    record: String,
-    context: minijinja::Value,
-    changes: Vec<(String, String)>,
-}
-
-fn prepare(request: &ReviewRequest<'_>) -> ReviewContent {
-    let created = crate::time::rfc3339(request.created_at_ms);
-    let expires = crate::time::rfc3339(request.expires_at_ms);
-    let changes_summary: Vec<_> = request
-        .changes
-        .iter()
-        .map(|c| serde_json::json!({ "path": c.path, "bytes": c.content.len() }))
-        .collect();
-    let record = serde_json::json!({
-        "id": request.id.as_str(),
-        "agent": request.agent.as_str(),
-        "kind": request.kind.as_str(),
-        "action": request.action,
-        "resource": request.resource,
-        "environment": request.environment,
-        "justification": request.justification,
-        "digest": request.digest.as_str(),
-        "created_at": created,
-        "expires_at": expires,
-        "payload": request.payload,
-        "masking": request.masking,
-        "changes": changes_summary,
-        "policy": request.evaluation,
-    });
-    let context = minijinja::context! {
-        id => request.id.as_str(),
-        agent => request.agent.as_str(),
-        kind => request.kind.as_str(),
-        action => request.action,
-        resource => request.resource,
-        environment => request.environment,
-        justification => request.justification,
-        digest => request.digest.as_str(),
-        created_at => created,
-        expires_at => expires,
-        payload => serde_json::to_string_pretty(request.payload).unwrap_or_default(),
-        masking => request.masking,
-        changes => changes_summary,
-        risk => request.evaluation.map(|e| e.risk.as_str()).unwrap_or("unknown"),
-        policy => request.evaluation,
-        policy_commit => request.evaluation.map(|e| e.policy_commit.chars().take(12).collect::<String>()),
-    };
-    ReviewContent {
-        branch: format!("countersign/{}", request.id),
-        record_path: format!("{}/{}.json", request_dir(request.id), request.id),
-        record: serde_json::to_string_pretty(&record).unwrap_or_default() + "\n",
-        context,
-        changes: match request.kind {
-            Kind::Change => request
-                .changes
-                .iter()
-                .map(|c| (c.path.clone(), c.content.clone()))
-                .collect(),
-            Kind::Action => vec![],
-        },
-    }
-}
-
-/// Renders the base branch's copy of a template, falling back to the built-in one (with a
-/// warning) when it is missing or broken. Never fails.
-fn render(
-    repo: &Repository,
-    base: &git2::Tree<'_>,
-    path: &str,
-    builtin: &str,
-    ctx: &minijinja::Value,
-) -> String {
-    let from_repo = base
-        .get_path(Path::new(path))
-        .ok()
-        .and_then(|entry| repo.find_blob(entry.id()).ok())
-        .and_then(|blob| String::from_utf8(blob.content().to_vec()).ok());
-    if let Some(source) = &from_repo {
-        match render_source(source, ctx) {
-            Ok(text) => return text,
-            Err(e) => {
-                tracing::warn!(template = path, error = %e, "template in the repository is broken; using the built-in one")
-            }
-        }
-    } else {
-        tracing::warn!(
-            template = path,
-            "template missing from the base branch; using the built-in one"
-        );
-    }
-    render_source(builtin, ctx).unwrap_or_else(|_| "countersign request".to_owned())
-}
-
-fn render_source(source: &str, ctx: &minijinja::Value) -> Result<String, minijinja::Error> {
-    let env = minijinja::Environment::new();
-    env.render_str(source, ctx)
-}
-
-/// `requests/<yyyy>/<mm>` from the request's creation time.
-fn request_dir(id: &RequestId) -> String {
-    let stamp = crate::time::rfc3339(id.timestamp_ms());
-    format!("requests/{}/{}", &stamp[0..4], &stamp[5..7])
-}
-
 #[async_trait::async_trait]
 impl Forge for LocalForge {
     fn name(&self) -> &'static str {
@@ -393,7 +278,7 @@ impl Forge for LocalForge {
     }
 
     async fn open_review(&self, request: &ReviewRequest<'_>) -> Result<ReviewRef, ForgeError> {
-        let content = prepare(request);
+        let content = ReviewContent::prepare(request, "local");
         let base = self.base_branch.clone();
         let url = format!("{}/v1/requests/{}/review", self.public_url, request.id);
         let branch = content.branch.clone();
@@ -407,37 +292,7 @@ impl Forge for LocalForge {
                     .find_branch(&base, git2::BranchType::Local)?
                     .get()
                     .peel_to_commit()?;
-                let base_tree = parent.tree()?;
-                let description = render(
-                    repo,
-                    &base_tree,
-                    PR_TEMPLATE,
-                    BUILTIN_PR_TEMPLATE,
-                    &content.context,
-                );
-                let message = render(
-                    repo,
-                    &base_tree,
-                    COMMIT_TEMPLATE,
-                    BUILTIN_COMMIT_TEMPLATE,
-                    &content.context,
-                );
-                let description_path = content.record_path.replace(".json", ".md");
-                let mut update = git2::build::TreeUpdateBuilder::new();
-                let files = [
-                    (&content.record_path, &content.record),
-                    (&description_path, &description),
-                ];
-                for (path, text) in files
-                    .into_iter()
-                    .chain(content.changes.iter().map(|(p, c)| (p, c)))
-                {
-                    let blob = repo.blob(text.as_bytes())?;
-                    update.upsert(path.as_str(), blob, git2::FileMode::Blob);
-                }
-                let tree = repo.find_tree(update.create_updated(repo, &base_tree)?)?;
-                let sig = bot()?;
-                let commit = repo.commit(None, &sig, &sig, &message, &tree, &[&parent])?;
+                let commit = content::build_commit(repo, &parent, &content)?.id;
                 repo.branch(&content.branch, &repo.find_commit(commit)?, false)?;
                 Ok(commit)
             })
@@ -520,27 +375,9 @@ impl Forge for LocalForge {
         commit: &str,
         dir: &str,
     ) -> Result<BTreeMap<String, String>, ForgeError> {
-        let (commit, dir) = (commit.to_owned(), dir.trim_end_matches('/').to_owned());
-        self.blocking(move |repo| {
-            let tree = repo.find_commit(Oid::from_str(&commit)?)?.tree()?;
-            let mut files = BTreeMap::new();
-            let Ok(entry) = tree.get_path(Path::new(&dir)) else {
-                return Ok(files);
-            };
-            let subtree = repo.find_tree(entry.id())?;
-            subtree.walk(git2::TreeWalkMode::PreOrder, |parent, e| {
-                if e.kind() == Some(git2::ObjectType::Blob)
-                    && let Ok(blob) = repo.find_blob(e.id())
-                    && let Ok(text) = std::str::from_utf8(blob.content())
-                {
-                    let name = e.name().unwrap_or_default();
-                    files.insert(format!("{dir}/{parent}{name}"), text.to_owned());
-                }
-                git2::TreeWalkResult::Ok
-            })?;
-            Ok(files)
-        })
-        .await
+        let (commit, dir) = (commit.to_owned(), dir.to_owned());
+        self.blocking(move |repo| content::read_files(repo, Oid::from_str(&commit)?, &dir))
+            .await
     }
 
     async fn health(&self) -> Result<(), ForgeError> {
@@ -568,23 +405,5 @@ mod tests {
         );
         remove_stale_locks(dir.path(), Duration::ZERO);
         assert!(!lock.exists());
-    }
-
-    #[test]
-    fn broken_templates_fall_back_to_the_builtin() {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = init_seeded(&dir.path().join("r.git"), "main").unwrap();
-        let builder = repo.treebuilder(None).unwrap();
-        let broken = repo.blob(b"{% if %}").unwrap();
-        let mut builder = builder;
-        let mut sub = repo.treebuilder(None).unwrap();
-        sub.insert("pull_request.md.j2", broken, 0o100644).unwrap();
-        builder
-            .insert("templates", sub.write().unwrap(), 0o040000)
-            .unwrap();
-        let tree = repo.find_tree(builder.write().unwrap()).unwrap();
-        let ctx = minijinja::context! { id => "cr_1", agent => "a", action => "x", resource => "r", environment => "e" };
-        let text = render(&repo, &tree, PR_TEMPLATE, BUILTIN_PR_TEMPLATE, &ctx);
-        assert!(text.contains("a requests `x` on `r` (e)"), "{text}");
     }
 }

@@ -1,9 +1,13 @@
 //! Forges host the human review of a request: the local git repository (the embedded default)
-//! now, GitHub later. The engine talks to them only through [`Forge`].
+//! or a GitHub repository (pull requests, reviews, webhooks). The engine talks to them only
+//! through [`Forge`].
 
+mod content;
+pub mod github;
 mod local;
 mod local_merge;
 
+pub use github::GitHubForge;
 pub use local::LocalForge;
 
 use crate::engine::State;

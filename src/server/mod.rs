@@ -7,13 +7,15 @@ mod error;
 mod intake;
 mod reviews;
 mod tokens;
+mod webhooks;
 
 pub use error::ApiError;
 
 use crate::config::{ServerConfig, Synchronous};
 use crate::credentials::Issuer;
 use crate::engine::Engine;
-use crate::forge::{Forge, LocalForge};
+use crate::forge::github::WebhookSecret;
+use crate::forge::{Forge, GitHubForge, LocalForge};
 use crate::ledger::{LedgerStatus, LedgerWriter, Signer};
 use crate::mask::Masker;
 use crate::notify::{Notifier, NotifyStatus};
@@ -45,6 +47,9 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Services allowed to introspect tokens.
     pub token_clients: Arc<[crate::config::TokenClient]>,
+    /// Secrets GitHub deliveries are signed with; `None` when GitHub is not configured
+    /// (`POST /webhooks/github` answers 404).
+    pub github_webhook_secrets: Option<Arc<[WebhookSecret]>>,
 }
 
 /// The router with every route and the metrics middleware.
@@ -60,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/.well-known/jwks.json", get(tokens::jwks))
         .route("/v1/tokens/introspect", post(tokens::introspect))
+        .route("/webhooks/github", post(webhooks::github))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -172,7 +178,7 @@ async fn not_found() -> ApiError {
 pub struct Server {
     pub addr: SocketAddr,
     pub engine: Arc<Engine>,
-    pub forge: Arc<LocalForge>,
+    forge: ServerForge,
     shutdown: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
     background: JoinHandle<()>,
@@ -200,22 +206,32 @@ impl Server {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
-        let forge = Arc::new(LocalForge::open(
-            &config.repo_path(),
-            &config.base_branch,
-            config.repo.is_none(),
-            &public_url,
-            config.synchronous == Synchronous::Full,
-        )?);
+        let metrics = Arc::new(Metrics::new());
+        let (forge, ledger_repo) = match &config.github {
+            Some(github) => {
+                let forge = Arc::new(GitHubForge::new(
+                    github,
+                    &config.data_dir,
+                    Some(metrics.clone()),
+                )?);
+                let repo = forge.repo_path().to_path_buf();
+                (ServerForge::GitHub(forge), repo)
+            }
+            None => (
+                ServerForge::Local(Arc::new(LocalForge::open(
+                    &config.repo_path(),
+                    &config.base_branch,
+                    config.repo.is_none(),
+                    &public_url,
+                    config.synchronous == Synchronous::Full,
+                )?)),
+                config.repo_path(),
+            ),
+        };
         let signer = Signer::load_or_create(&config.ledger_key_path(), &config.ledger_signer)?;
-        let ledger = LedgerWriter::open(
-            store.clone(),
-            &config.repo_path(),
-            &config.ledger_branch,
-            signer,
-        )
-        .await
-        .context("cannot start the audit ledger")?;
+        let ledger = LedgerWriter::open(store.clone(), &ledger_repo, &config.ledger_branch, signer)
+            .await
+            .context("cannot start the audit ledger")?;
         let ledger_status = ledger.status();
         let vault = match &config.payload_key {
             Some(hex_key) => Vault::from_hex(hex_key)?,
@@ -226,14 +242,7 @@ impl Server {
             Issuer::open(&config.jwt_keys_dir(), &public_url, store.clone())
                 .context("cannot load the JWT signing keys")?,
         );
-        let engine = Engine::new(
-            store,
-            forge.clone() as Arc<dyn Forge>,
-            config,
-            vault,
-            masker,
-            credentials,
-        );
+        let engine = Engine::new(store, forge.as_dyn(), config, vault, masker, credentials);
         engine
             .refresh_policy()
             .await
@@ -244,9 +253,13 @@ impl Server {
             engine: engine.clone(),
             ledger: ledger_status,
             notify: notifier.as_ref().map(Notifier::status),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             max_body_bytes: config.max_body_bytes,
             token_clients: config.token_clients.clone().into(),
+            github_webhook_secrets: config
+                .github
+                .as_ref()
+                .map(|g| g.webhook_secrets.clone().into()),
         };
         let (shutdown, rx) = watch::channel(false);
         let mut http_rx = rx.clone();
@@ -263,7 +276,14 @@ impl Server {
         // The ledger writer stops last, after the engine's final writes.
         let (ledger_shutdown, ledger_rx) = watch::channel(false);
         let ledger = tokio::spawn(ledger.run(ledger_rx));
-        tracing::info!(listen = %addr, data_dir = %config.data_dir.display(), repo = %config.repo_path().display(), "countersign serving");
+        match &config.github {
+            Some(g) => {
+                tracing::info!(listen = %addr, data_dir = %config.data_dir.display(), github.repository = %g.repository(), github.api_url = %g.api_url, "countersign serving")
+            }
+            None => {
+                tracing::info!(listen = %addr, data_dir = %config.data_dir.display(), repo = %config.repo_path().display(), "countersign serving")
+            }
+        }
         Ok(Self {
             addr,
             engine,
@@ -275,6 +295,22 @@ impl Server {
             ledger,
             notifier,
         })
+    }
+
+    /// The embedded forge. Panics when the server runs the GitHub forge (`[github]`).
+    pub fn local_forge(&self) -> &Arc<LocalForge> {
+        match &self.forge {
+            ServerForge::Local(f) => f,
+            ServerForge::GitHub(_) => panic!("this server uses the GitHub forge"),
+        }
+    }
+
+    /// The GitHub forge, when `[github]` is configured.
+    pub fn github_forge(&self) -> Option<&Arc<GitHubForge>> {
+        match &self.forge {
+            ServerForge::GitHub(f) => Some(f),
+            ServerForge::Local(_) => None,
+        }
     }
 
     /// Base URL of the running server.
@@ -304,6 +340,21 @@ impl Server {
         shutdown_signal().await;
         tracing::info!("shutting down");
         self.stop().await
+    }
+}
+
+/// The forge the server was built with.
+enum ServerForge {
+    Local(Arc<LocalForge>),
+    GitHub(Arc<GitHubForge>),
+}
+
+impl ServerForge {
+    fn as_dyn(&self) -> Arc<dyn Forge> {
+        match self {
+            ServerForge::Local(f) => f.clone(),
+            ServerForge::GitHub(f) => f.clone(),
+        }
     }
 }
 

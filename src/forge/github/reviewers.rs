@@ -1,0 +1,320 @@
+//! From the policy evaluation to what GitHub shows: requested reviewers (users and teams from
+//! the owners of the required CODEOWNERS lines), labels, the pending status line, and the
+//! decision's status and comment.
+
+use super::client::{StatusState, truncate};
+use crate::engine::State;
+use crate::forge::Decision;
+use crate::policy::{Evaluation, Outcome};
+
+/// GitHub accepts at most this many requested reviewers (users and teams together).
+const MAX_REVIEWERS: usize = 15;
+
+/// Users and team slugs to request reviews from.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reviewers {
+    pub users: Vec<String>,
+    pub teams: Vec<String>,
+}
+
+/// The owners of every required line: `@user` → user, `@org/team` → team slug when `org` is
+/// the repository's owner (GitHub only takes its own organisation's teams), e-mail owners
+/// skipped. The agent's owners are left out (they can never approve), and so is everyone when
+/// the policy approved the request itself.
+pub fn reviewers(evaluation: Option<&Evaluation>, repo_owner: &str) -> Reviewers {
+    let mut out = Reviewers::default();
+    let Some(e) = evaluation else { return out };
+    if e.outcome == Outcome::AutoApprove {
+        return out;
+    }
+    let excluded: Vec<String> = e
+        .agent_owners
+        .iter()
+        .map(|o| o.trim_start_matches('@').to_ascii_lowercase())
+        .collect();
+    for r in e
+        .requirements
+        .iter()
+        .filter(|r| !r.optional && r.required > 0)
+    {
+        for owner in r.owners.iter() {
+            let Some(name) = owner.strip_prefix('@') else {
+                continue; // an e-mail owner
+            };
+            match name.split_once('/') {
+                Some((org, team)) => {
+                    if !org.eq_ignore_ascii_case(repo_owner) {
+                        tracing::debug!(
+                            owner,
+                            "team of another organisation: not requested as reviewer"
+                        );
+                    } else if !contains(&out.teams, team) {
+                        out.teams.push(team.to_owned());
+                    }
+                }
+                None => {
+                    if !excluded.contains(&name.to_ascii_lowercase()) && !contains(&out.users, name)
+                    {
+                        out.users.push(name.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    let room = MAX_REVIEWERS.saturating_sub(out.teams.len().min(MAX_REVIEWERS));
+    out.teams.truncate(MAX_REVIEWERS);
+    out.users.truncate(room);
+    out
+}
+
+fn contains(list: &[String], name: &str) -> bool {
+    list.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
+/// `countersign` and `risk:<level>`.
+pub fn labels(evaluation: Option<&Evaluation>) -> Vec<String> {
+    let risk = evaluation.map(|e| e.risk.as_str()).unwrap_or("unknown");
+    vec!["countersign".to_owned(), format!("risk:{risk}")]
+}
+
+/// The pending status: "needs 2 of @acme/data; 1 of @alice @bob".
+pub fn pending_description(evaluation: Option<&Evaluation>) -> String {
+    let Some(e) = evaluation else {
+        return "awaiting review".to_owned();
+    };
+    if e.outcome == Outcome::AutoApprove {
+        return "approved by policy (low risk)".to_owned();
+    }
+    let parts: Vec<String> = e
+        .requirements
+        .iter()
+        .filter(|r| !r.optional && r.required > 0)
+        .map(|r| format!("{} of {}", r.required, r.owners.join(" ")))
+        .collect();
+    if parts.is_empty() {
+        return "awaiting review".to_owned();
+    }
+    truncate(&format!("needs {}", parts.join("; ")), 140)
+}
+
+/// What a decision looks like on the pull request.
+#[derive(Debug, PartialEq, Eq)]
+pub struct DecisionView {
+    pub status: StatusState,
+    pub description: String,
+    /// Comment posted before closing (denied, expired, cancelled); `None` keeps it open.
+    pub close_with: Option<String>,
+}
+
+/// The hidden marker that makes the closing comment idempotent.
+pub fn decision_marker(decision: &Decision<'_>) -> String {
+    format!(
+        "<!-- countersign:decision {} {} -->",
+        decision.id,
+        decision.state.as_str()
+    )
+}
+
+pub fn decision_view(decision: &Decision<'_>) -> DecisionView {
+    let actor = mention(decision.actor);
+    let reason = decision
+        .reason
+        .filter(|r| !r.trim().is_empty())
+        .map(|r| format!("\n\nReason:\n\n{}", quote(r)))
+        .unwrap_or_default();
+    let footer = format!(
+        "\n\nRequest `{}`, digest `{}`.\n{}",
+        decision.id,
+        decision.digest,
+        decision_marker(decision)
+    );
+    let (status, description, close_with) = match decision.state {
+        State::Approved => (StatusState::Success, format!("approved by {actor}"), None),
+        State::Denied => (
+            StatusState::Failure,
+            format!("denied by {actor}"),
+            Some(format!(
+                "**countersign: denied** by {actor}; this pull request is closed.{reason}"
+            )),
+        ),
+        State::Expired => (
+            StatusState::Failure,
+            "expired before the required approvals".to_owned(),
+            Some(format!(
+                "**countersign: expired** before it received the approvals its policy requires; this pull request is closed.{reason}"
+            )),
+        ),
+        State::Cancelled => (
+            StatusState::Failure,
+            "cancelled".to_owned(),
+            Some(format!(
+                "**countersign: cancelled**; this pull request is closed.{reason}"
+            )),
+        ),
+        State::Executing => (StatusState::Success, "approved; executing".to_owned(), None),
+        State::Succeeded => (
+            StatusState::Success,
+            "approved and executed".to_owned(),
+            None,
+        ),
+        State::Failed => (
+            StatusState::Failure,
+            "approved; execution failed".to_owned(),
+            None,
+        ),
+        State::OutcomeUnknown => (
+            StatusState::Failure,
+            "approved; outcome unknown (interrupted)".to_owned(),
+            None,
+        ),
+        State::Received | State::PendingReview => {
+            (StatusState::Pending, "awaiting review".to_owned(), None)
+        }
+    };
+    DecisionView {
+        status,
+        description,
+        close_with: close_with.map(|text| text + &footer),
+    }
+}
+
+/// `@name` for GitHub logins, the plain name for countersign's own actors.
+fn mention(actor: &str) -> String {
+    match actor {
+        "countersign" | "policy" => actor.to_owned(),
+        a if a.starts_with('@') => a.to_owned(),
+        a => format!("@{a}"),
+    }
+}
+
+fn quote(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("> {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Requirement, Risk};
+    use crate::request::{Digest, RequestId};
+    use std::sync::Arc;
+
+    fn requirement(owners: &[&str], required: u32, optional: bool) -> Requirement {
+        Requirement {
+            section: "Data".into(),
+            optional,
+            file: "policies/CODEOWNERS".into(),
+            line: 3,
+            pattern: "actions/db.export/*".into(),
+            subjects: vec![],
+            owners: owners.iter().map(|o| o.to_string()).collect(),
+            users: Arc::from(vec![]),
+            emails: Arc::from(vec![]),
+            required,
+            risk: Risk::High,
+            auto_approve: false,
+        }
+    }
+
+    fn evaluation(requirements: Vec<Requirement>) -> Evaluation {
+        Evaluation {
+            policy_commit: "abc".into(),
+            outcome: Outcome::NeedsReview,
+            reason: None,
+            risk: Risk::High,
+            expires_after_secs: None,
+            credential_ttl_secs: None,
+            requirements,
+            agent_owners: vec!["@alice".into()],
+        }
+    }
+
+    #[test]
+    fn owners_become_users_and_teams() {
+        let e = evaluation(vec![
+            requirement(
+                &["@acme/data", "@bob", "dpo@acme.example", "@Alice"],
+                2,
+                false,
+            ),
+            requirement(&["@acme/data", "@carol", "@other/team"], 1, false),
+            requirement(&["@dave"], 0, true),
+        ]);
+        assert_eq!(
+            reviewers(Some(&e), "acme"),
+            Reviewers {
+                users: vec!["bob".into(), "carol".into()],
+                teams: vec!["data".into()],
+            }
+        );
+        assert_eq!(reviewers(None, "acme"), Reviewers::default());
+        let mut auto = e.clone();
+        auto.outcome = Outcome::AutoApprove;
+        assert_eq!(reviewers(Some(&auto), "acme"), Reviewers::default());
+    }
+
+    #[test]
+    fn at_most_fifteen_reviewers() {
+        let owners: Vec<String> = (0..20).map(|i| format!("@user{i}")).collect();
+        let owners: Vec<&str> = owners.iter().map(String::as_str).collect();
+        let mut all = owners.clone();
+        all.push("@acme/ops");
+        let r = reviewers(Some(&evaluation(vec![requirement(&all, 1, false)])), "acme");
+        assert_eq!(r.teams, ["ops"]);
+        assert_eq!(r.users.len(), 14);
+    }
+
+    #[test]
+    fn labels_and_pending_status() {
+        let e = evaluation(vec![
+            requirement(&["@acme/data"], 2, false),
+            requirement(&["@alice", "@bob"], 1, false),
+            requirement(&["@zed"], 0, true),
+        ]);
+        assert_eq!(labels(Some(&e)), ["countersign", "risk:high"]);
+        assert_eq!(labels(None), ["countersign", "risk:unknown"]);
+        assert_eq!(
+            pending_description(Some(&e)),
+            "needs 2 of @acme/data; 1 of @alice @bob"
+        );
+        let long = evaluation(vec![requirement(&["@a-very-long-team-name"; 20], 1, false)]);
+        assert_eq!(pending_description(Some(&long)).chars().count(), 140);
+        assert_eq!(pending_description(None), "awaiting review");
+    }
+
+    #[test]
+    fn decisions_on_the_pull_request() {
+        let id = RequestId::generate();
+        let digest = Digest::of_bytes(b"x");
+        let d = |state, actor, reason| Decision {
+            id: &id,
+            state,
+            actor,
+            reason,
+            digest: &digest,
+        };
+        let approved = decision_view(&d(State::Approved, "bob", None));
+        assert_eq!(approved.status, StatusState::Success);
+        assert_eq!(approved.description, "approved by @bob");
+        assert!(approved.close_with.is_none());
+
+        let denied = decision_view(&d(State::Denied, "bob", Some("wrong table\nuse orders_v2")));
+        assert_eq!(denied.status, StatusState::Failure);
+        assert_eq!(denied.description, "denied by @bob");
+        let comment = denied.close_with.unwrap();
+        assert!(
+            comment.contains("> wrong table\n> use orders_v2"),
+            "{comment}"
+        );
+        assert!(comment.contains(&decision_marker(&d(State::Denied, "bob", None))));
+        assert!(comment.contains(digest.as_str()));
+
+        let expired = decision_view(&d(State::Expired, "countersign", None));
+        assert_eq!(expired.status, StatusState::Failure);
+        assert!(expired.close_with.unwrap().contains("expired"));
+        let cancelled = decision_view(&d(State::Cancelled, "countersign", None));
+        assert!(cancelled.close_with.is_some());
+    }
+}
