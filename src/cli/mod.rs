@@ -96,6 +96,10 @@ pub enum PolicyAction {
         /// The policies directory.
         #[arg(long, env = "COUNTERSIGN_POLICY_DIR", default_value = "policies")]
         dir: PathBuf,
+        /// The server uses GitHub (`[github]`), which resolves `@org/team` owners itself:
+        /// CODEOWNERS teams need not be listed in teams.toml.
+        #[arg(long)]
+        github_teams: bool,
     },
     /// Print, as JSON, which rules match, who must approve and the overall decision.
     Explain {
@@ -412,7 +416,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Command::Ledger(args) => Ok(ledger::run(args)),
             Command::Policy(args) => match args.action {
-                PolicyAction::Check { dir } => policy::check(&dir),
+                PolicyAction::Check { dir, github_teams } => policy::check(&dir, github_teams),
                 PolicyAction::Explain {
                     dir,
                     subject,

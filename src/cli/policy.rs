@@ -41,8 +41,13 @@ fn compile(dir: &Path) -> anyhow::Result<Result<Policy, Vec<crate::policy::Check
 }
 
 /// `policy check`: prints every problem as `file:line:column: message`; exit 1 if any.
-pub fn check(dir: &Path) -> anyhow::Result<ExitCode> {
-    match compile(dir)? {
+pub fn check(dir: &Path, github_teams: bool) -> anyhow::Result<ExitCode> {
+    let compiled = if github_teams {
+        Policy::compile_with_remote_teams("working-tree", &read_dir(dir)?)
+    } else {
+        compile(dir)?
+    };
+    match compiled {
         Ok(_) => {
             println!("{}: policy is valid", dir.display());
             Ok(ExitCode::SUCCESS)

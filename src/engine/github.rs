@@ -1,30 +1,579 @@
-//! GitHub webhook events handed over by `POST /webhooks/github` (signature verified, event
-//! parsed).
+//! Decisions made on GitHub. `POST /webhooks/github` hands each verified delivery to
+//! [`Engine::github_event`], which only queues it (once per `X-GitHub-Delivery`, free text
+//! masked); the GitHub loop applies the queue in order, one delivery at a time, so concurrent
+//! webhooks cannot race. Reconciliation (at start-up and every `reconcile_interval`) re-reads
+//! the open pull requests and their reviews and applies whatever a lost webhook missed.
+//!
+//! The rules: an `APPROVED` review counts only on the commit countersign pushed, while that is
+//! still the pull request's head, from a reviewer eligible under the pinned policy (`@org/team`
+//! owners checked through GitHub's API, cached briefly); `CHANGES_REQUESTED` or a
+//! `/deny <reason>` comment from someone who may deny denies; a dismissed review withdraws the
+//! approval; a push by anyone but countersign denies (the content must not change under
+//! review); closing the pull request cancels; reopening a decided one shows the decision again.
 
-use super::Engine;
-use crate::forge::github::GitHubEvent;
+use super::review::{ReviewDecision, ReviewError, ReviewerIdentity};
+use super::{Engine, State};
+use crate::forge::ForgeError;
+use crate::forge::github::webhook::{
+    CommentAction, PullRequestAction, ReviewAction, ReviewEvent, ReviewState,
+};
+use crate::forge::github::{GitHubClient, GitHubEvent};
+use crate::policy::approval;
+use crate::store::{NewReview, RequestRow, TransitionError};
+use crate::time;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, watch};
+
+/// How long a team membership answer is trusted.
+const TEAM_CACHE: Duration = Duration::from_secs(60);
+/// How long applied deliveries are remembered (GitHub redelivers for a few days).
+const INBOX_RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
+const IDLE_POLL: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// The GitHub side of the engine: the client, a wake-up for the loop, caches.
+pub struct GitHubReviews {
+    client: Arc<GitHubClient>,
+    reconcile_interval: Duration,
+    wake: Notify,
+    teams: Mutex<HashMap<(String, String), (bool, Instant)>>,
+    bot: Mutex<Option<String>>,
+}
+
+impl GitHubReviews {
+    pub fn new(client: Arc<GitHubClient>, reconcile_interval: Duration) -> Self {
+        Self {
+            client,
+            reconcile_interval,
+            wake: Notify::new(),
+            teams: Mutex::default(),
+            bot: Mutex::default(),
+        }
+    }
+}
+
+/// Why a delivery could not be applied now.
+enum Retry {
+    /// GitHub could not be asked (down, rate limited): keep the delivery, try later.
+    Later(String),
+}
+
+impl From<ForgeError> for Retry {
+    fn from(e: ForgeError) -> Self {
+        Retry::Later(e.to_string())
+    }
+}
+
+impl From<anyhow::Error> for Retry {
+    fn from(e: anyhow::Error) -> Self {
+        Retry::Later(format!("{e:#}"))
+    }
+}
+
+type Applied = Result<String, Retry>;
 
 impl Engine {
-    /// A verified and parsed GitHub delivery; `delivery` is its `X-GitHub-Delivery` id.
-    ///
-    /// wired by the engine integration: apply reviews (approved on the current head by an
-    /// eligible reviewer, changes requested, dismissed), pushes (stale approvals, a foreign push
-    /// denies), closes (cancelled), reopens and `/deny <reason>` comments — idempotently per
-    /// delivery and one request at a time. Until then deliveries are only logged.
+    /// A verified and parsed GitHub delivery; `delivery` is its `X-GitHub-Delivery` id. Queued
+    /// once; a repeated delivery id is acknowledged and ignored.
     pub async fn github_event(&self, delivery: &str, event: GitHubEvent) -> anyhow::Result<()> {
-        let (kind, pull) = match &event {
-            GitHubEvent::Review(r) => ("pull_request_review", Some(r.pull.number)),
-            GitHubEvent::PullRequest(p) => ("pull_request", Some(p.pull.number)),
-            GitHubEvent::Comment(c) => ("issue_comment", Some(c.issue)),
-            GitHubEvent::Ping => ("ping", None),
-            GitHubEvent::Unknown { .. } => ("unknown", None),
+        let pull = match &event {
+            GitHubEvent::Review(r) => r.pull.number,
+            GitHubEvent::PullRequest(p) => p.pull.number,
+            GitHubEvent::Comment(c) if c.is_pull_request => c.issue,
+            GitHubEvent::Comment(_) | GitHubEvent::Ping | GitHubEvent::Unknown { .. } => {
+                tracing::debug!(github.delivery = delivery, "GitHub delivery ignored");
+                return Ok(());
+            }
         };
-        tracing::debug!(
-            github.delivery = delivery,
-            github.event = kind,
-            github.pull = pull,
-            "GitHub webhook received (not applied yet)"
-        );
+        let Some(github) = self.github.get() else {
+            return Ok(());
+        };
+        let event = self.masked(event);
+        let fresh = self
+            .store
+            .github_enqueue(
+                delivery,
+                &serde_json::to_string(&event)?,
+                Some(pull),
+                time::now_ms(),
+            )
+            .await?;
+        if fresh {
+            github.wake.notify_one();
+        } else {
+            tracing::info!(
+                github.delivery = delivery,
+                "duplicate GitHub delivery ignored"
+            );
+        }
         Ok(())
     }
+
+    /// Free text people typed on GitHub is stored masked, like every review reason.
+    fn masked(&self, event: GitHubEvent) -> GitHubEvent {
+        match event {
+            GitHubEvent::Review(mut r) => {
+                r.body = r.body.map(|b| self.masker.text(&b));
+                GitHubEvent::Review(r)
+            }
+            GitHubEvent::Comment(mut c) => {
+                c.body = self.masker.text(&c.body);
+                GitHubEvent::Comment(c)
+            }
+            other => other,
+        }
+    }
+
+    /// Applies queued deliveries in order and reconciles periodically, until `shutdown`.
+    pub(super) async fn github_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let Some(github) = self.github.get() else {
+            return;
+        };
+        let mut next_reconcile = Instant::now();
+        let mut failures = 0u32;
+        while !*shutdown.borrow() {
+            let mut delay = IDLE_POLL;
+            match self.apply_inbox(github).await {
+                Ok(()) => failures = 0,
+                Err(Retry::Later(e)) => {
+                    failures += 1;
+                    delay = backoff(failures);
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "could not apply a GitHub delivery; will retry");
+                }
+            }
+            if failures == 0 && Instant::now() >= next_reconcile {
+                match self.reconcile(github).await {
+                    Ok(n) => {
+                        tracing::info!(pending = n, "reconciled pending reviews with GitHub");
+                        next_reconcile = Instant::now() + github.reconcile_interval;
+                    }
+                    Err(Retry::Later(e)) => {
+                        tracing::warn!(error = %e, "reconciliation with GitHub failed; will retry");
+                        next_reconcile = Instant::now() + backoff(2);
+                    }
+                }
+                let _ = self
+                    .store
+                    .github_prune(time::now_ms() - time::duration_ms(INBOX_RETENTION))
+                    .await;
+            }
+            tokio::select! {
+                _ = github.wake.notified(), if failures == 0 => {}
+                _ = tokio::time::sleep(delay) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    async fn apply_inbox(&self, github: &GitHubReviews) -> Result<(), Retry> {
+        loop {
+            let rows = self.store.github_pending(32).await?;
+            if rows.is_empty() {
+                return Ok(());
+            }
+            for row in rows {
+                let outcome = match serde_json::from_str::<GitHubEvent>(&row.event) {
+                    Ok(event) => self.apply(github, &event).await?,
+                    Err(_) => "unreadable stored event".to_owned(),
+                };
+                tracing::info!(github.delivery = %row.delivery_id, outcome = %outcome, "GitHub delivery applied");
+                self.store
+                    .github_processed(row.seq, &outcome, time::now_ms())
+                    .await?;
+            }
+        }
+    }
+
+    async fn apply(&self, github: &GitHubReviews, event: &GitHubEvent) -> Applied {
+        let (number, kind) = match event {
+            GitHubEvent::Review(r) => (r.pull.number, "review"),
+            GitHubEvent::PullRequest(p) => (p.pull.number, "pull request"),
+            GitHubEvent::Comment(c) => (c.issue, "comment"),
+            _ => return Ok("ignored".into()),
+        };
+        let Some(row) = self.store.request_by_review(&number.to_string()).await? else {
+            return Ok(format!("{kind} on #{number}: not a countersign review"));
+        };
+        let bot = self.bot_login(github).await?;
+        match event {
+            GitHubEvent::Review(r) => self.apply_review(github, &row, r, &bot).await,
+            GitHubEvent::PullRequest(p) => {
+                let sender = p.source.sender.as_str();
+                match p.action {
+                    PullRequestAction::Synchronize if sender == bot => {
+                        self.withdraw(&row, None, "new commits make earlier approvals stale", &bot)
+                            .await
+                    }
+                    PullRequestAction::Synchronize => {
+                        let reason = format!(
+                            "@{sender} pushed to the pull request; the content under review must not change"
+                        );
+                        self.system_deny(&row, &reason).await
+                    }
+                    PullRequestAction::Closed { merged } if merged || sender == bot => {
+                        Ok("closed by countersign".into())
+                    }
+                    PullRequestAction::Closed { .. } => self.cancel(&row, sender).await,
+                    PullRequestAction::Reopened => {
+                        if row.state().is_final() {
+                            self.store.republish(&row.request_id()).await?;
+                            self.wake.notify_one();
+                            Ok(format!("reopened, but the request is {}", row.state))
+                        } else {
+                            Ok("reopened".into())
+                        }
+                    }
+                }
+            }
+            GitHubEvent::Comment(c) => {
+                if c.action == CommentAction::Edited {
+                    return Ok("edited comment ignored".into());
+                }
+                let Some(rest) = c.body.trim_start().strip_prefix("/deny") else {
+                    return Ok("comment".into());
+                };
+                if !(rest.is_empty() || rest.starts_with(char::is_whitespace)) {
+                    return Ok("comment".into());
+                }
+                let reason = match rest.trim() {
+                    "" => "denied on GitHub with /deny (no reason given)",
+                    r => r,
+                };
+                self.human_decision(github, &row, &c.author, ReviewDecision::Deny, Some(reason))
+                    .await
+            }
+            _ => Ok("ignored".into()),
+        }
+    }
+
+    async fn apply_review(
+        &self,
+        github: &GitHubReviews,
+        row: &RequestRow,
+        r: &ReviewEvent,
+        bot: &str,
+    ) -> Applied {
+        match (r.action, r.state) {
+            (ReviewAction::Dismissed, _) | (_, ReviewState::Dismissed) => {
+                self.withdraw(
+                    row,
+                    Some(&r.reviewer),
+                    "the review was dismissed on GitHub",
+                    bot,
+                )
+                .await
+            }
+            (_, ReviewState::Approved) => {
+                self.github_approval(github, row, &r.reviewer, r.commit_id.as_deref(), bot)
+                    .await
+            }
+            (_, ReviewState::ChangesRequested) => {
+                let reason = r
+                    .body
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|b| !b.is_empty())
+                    .unwrap_or("changes requested on GitHub");
+                self.human_decision(github, row, &r.reviewer, ReviewDecision::Deny, Some(reason))
+                    .await
+            }
+            _ => Ok("review without a decision".into()),
+        }
+    }
+
+    /// An `APPROVED` review: counted only on the head countersign pushed, still current.
+    async fn github_approval(
+        &self,
+        github: &GitHubReviews,
+        row: &RequestRow,
+        login: &str,
+        commit: Option<&str>,
+        bot: &str,
+    ) -> Applied {
+        let id = row.request_id();
+        if row.state() != State::PendingReview {
+            return Ok(format!(
+                "approval by @{login} after the request was {}",
+                row.state
+            ));
+        }
+        if login == bot {
+            self.refuse_approval(row, login, "is countersign itself")
+                .await?;
+            return Ok("countersign's own approval ignored".into());
+        }
+        let expected = row.review_head.as_deref().unwrap_or("");
+        let number: u64 = row.review_ref.as_deref().unwrap_or("").parse().unwrap_or(0);
+        let head = github.client.get_pull(number).await?.head.sha;
+        if commit != Some(expected) || head != expected {
+            let on = commit
+                .map(|c| &c[..c.len().min(12)])
+                .unwrap_or("a vanished commit");
+            self.refuse_approval(
+                row,
+                login,
+                &format!("approved commit {on}, not the commit under review"),
+            )
+            .await?;
+            tracing::warn!(request.id = %id, reviewer = login, "approval on another commit not counted");
+            return Ok(format!(
+                "approval by @{login} on another commit not counted"
+            ));
+        }
+        self.human_decision(github, row, login, ReviewDecision::Approve, None)
+            .await
+    }
+
+    /// Records a human's decision with the teams GitHub says they are in.
+    async fn human_decision(
+        &self,
+        github: &GitHubReviews,
+        row: &RequestRow,
+        login: &str,
+        decision: ReviewDecision,
+        reason: Option<&str>,
+    ) -> Applied {
+        let teams = self.teams_of(github, row, login).await?;
+        let who = ReviewerIdentity {
+            name: login,
+            email: None,
+            teams: &teams,
+        };
+        let what = decision.as_str();
+        Ok(
+            match self
+                .review_as(&row.request_id(), &who, decision, reason)
+                .await
+            {
+                Ok(state) => format!("{what} by @{login} recorded; request {state}"),
+                Err(ReviewError::Store(e)) => return Err(Retry::Later(format!("{e:#}"))),
+                Err(e) => format!("{what} by @{login} not counted: {e}"),
+            },
+        )
+    }
+
+    /// The `org/team` owners of the request's requirements that `login` is an active member
+    /// of, asked of GitHub (answers cached for a minute).
+    async fn teams_of(
+        &self,
+        github: &GitHubReviews,
+        row: &RequestRow,
+        login: &str,
+    ) -> Result<Vec<String>, Retry> {
+        let Some(eval) = row.evaluation()? else {
+            return Ok(vec![]);
+        };
+        let mut wanted: Vec<String> = eval
+            .requirements
+            .iter()
+            .flat_map(|r| {
+                approval::team_owners(r)
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        wanted.sort();
+        wanted.dedup();
+        let mut member_of = Vec::new();
+        for team in wanted {
+            let Some((org, slug)) = team.split_once('/') else {
+                continue;
+            };
+            let key = (team.to_lowercase(), login.to_lowercase());
+            let cached = github
+                .teams
+                .lock()
+                .expect("team cache")
+                .get(&key)
+                .filter(|(_, at)| at.elapsed() < TEAM_CACHE)
+                .map(|(m, _)| *m);
+            let member = match cached {
+                Some(m) => m,
+                None => {
+                    let m = github.client.is_team_member(org, slug, login).await?;
+                    github
+                        .teams
+                        .lock()
+                        .expect("team cache")
+                        .insert(key, (m, Instant::now()));
+                    m
+                }
+            };
+            if member {
+                member_of.push(team);
+            }
+        }
+        Ok(member_of)
+    }
+
+    async fn bot_login(&self, github: &GitHubReviews) -> Result<String, Retry> {
+        if let Some(b) = github.bot.lock().expect("bot login").clone() {
+            return Ok(b);
+        }
+        let login = github.client.bot_login().await?;
+        *github.bot.lock().expect("bot login") = Some(login.clone());
+        Ok(login)
+    }
+
+    async fn refuse_approval(&self, row: &RequestRow, login: &str, why: &str) -> Result<(), Retry> {
+        self.store
+            .record_refusal(&row.request_id(), login, why, time::now_ms())
+            .await?;
+        Ok(())
+    }
+
+    async fn withdraw(
+        &self,
+        row: &RequestRow,
+        reviewer: Option<&str>,
+        why: &str,
+        actor: &str,
+    ) -> Applied {
+        let id = row.request_id();
+        match self
+            .store
+            .withdraw_approvals(&id, reviewer, why, actor, time::now_ms())
+            .await
+        {
+            Ok(n) => Ok(format!("{n} approval(s) withdrawn: {why}")),
+            Err(TransitionError::Store(e)) => Err(e.into()),
+            Err(e) => Ok(format!("nothing withdrawn: {e}")),
+        }
+    }
+
+    /// A denial countersign itself decides (the content changed under review).
+    async fn system_deny(&self, row: &RequestRow, reason: &str) -> Applied {
+        let id = row.request_id();
+        let detail = json!({ "source": "github" });
+        let review = NewReview {
+            reviewer: approval::BOT_IDENTITY,
+            teams: &[],
+            decision: "deny",
+            reason: Some(reason),
+            digest: &row.digest,
+            detail: Some(&detail),
+        };
+        match self
+            .store
+            .record_review(&id, review, time::now_ms(), |_| Some(State::Denied))
+            .await
+        {
+            Ok(_) => {
+                tracing::warn!(request.id = %id, reason, "request denied: its pull request changed");
+                self.wake.notify_one();
+                Ok(format!("denied: {reason}"))
+            }
+            Err(TransitionError::Store(e)) => Err(e.into()),
+            Err(e) => Ok(format!("not denied: {e}")),
+        }
+    }
+
+    async fn cancel(&self, row: &RequestRow, by: &str) -> Applied {
+        let id = row.request_id();
+        let detail = json!({ "reason": format!("the pull request was closed by @{by}") });
+        match self.store.cancel(&id, by, &detail, time::now_ms()).await {
+            Ok(()) => {
+                tracing::info!(request.id = %id, by, "request cancelled: its pull request was closed");
+                self.wake.notify_one();
+                Ok("cancelled".into())
+            }
+            Err(TransitionError::Store(e)) => Err(e.into()),
+            Err(e) => Ok(format!("not cancelled: {e}")),
+        }
+    }
+
+    /// Applies what lost webhooks would have: closed pull requests, foreign pushes, and the
+    /// latest review of each reviewer. Returns how many requests were pending.
+    async fn reconcile(&self, github: &GitHubReviews) -> Result<usize, Retry> {
+        let pending = self.store.pending_reviews().await?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let open = github.client.list_open_pulls("countersign/").await?;
+        let bot = self.bot_login(github).await?;
+        for row in &pending {
+            let Ok(number) = row.review_ref.as_deref().unwrap_or("").parse::<u64>() else {
+                continue;
+            };
+            let Some(pull) = open.iter().find(|p| p.number == number) else {
+                let pull = github.client.get_pull(number).await?;
+                if !pull.is_open() && !pull.is_merged() {
+                    self.cancel(row, "github").await?;
+                }
+                continue;
+            };
+            if Some(pull.head.sha.as_str()) != row.review_head.as_deref() {
+                let reason = "the pull request's head moved after countersign opened it; the content under review must not change";
+                self.system_deny(row, reason).await?;
+                continue;
+            }
+            let events = self.store.events(&row.request_id()).await?;
+            let recorded = self.store.reviews(&row.request_id()).await?;
+            // GitHub's rule: a reviewer's latest approving or blocking review is their decision.
+            let mut latest: HashMap<String, &crate::forge::github::Review> = HashMap::new();
+            let reviews = github.client.reviews(number).await?;
+            for r in &reviews {
+                let Some(login) = r.user.as_ref().map(|u| u.login.clone()) else {
+                    continue;
+                };
+                if matches!(
+                    r.state.as_str(),
+                    "APPROVED" | "CHANGES_REQUESTED" | "DISMISSED"
+                ) {
+                    latest.insert(login, r);
+                }
+            }
+            for (login, r) in latest {
+                let seen = recorded.iter().any(|x| x.reviewer == login)
+                    || events
+                        .iter()
+                        .any(|e| e.kind == "approval_refused" && e.actor == login);
+                let outcome = match r.state.as_str() {
+                    "APPROVED" if !seen => {
+                        self.github_approval(github, row, &login, r.commit_id.as_deref(), &bot)
+                            .await?
+                    }
+                    "CHANGES_REQUESTED" => {
+                        let reason = r
+                            .body
+                            .as_deref()
+                            .map(|b| self.masker.text(b.trim()))
+                            .filter(|b| !b.is_empty())
+                            .unwrap_or_else(|| "changes requested on GitHub".to_owned());
+                        self.human_decision(
+                            github,
+                            row,
+                            &login,
+                            ReviewDecision::Deny,
+                            Some(&reason),
+                        )
+                        .await?
+                    }
+                    "DISMISSED"
+                        if recorded
+                            .iter()
+                            .any(|x| x.reviewer == login && x.decision == "approve") =>
+                    {
+                        self.withdraw(
+                            row,
+                            Some(&login),
+                            "the review was dismissed on GitHub",
+                            &bot,
+                        )
+                        .await?
+                    }
+                    _ => continue,
+                };
+                tracing::info!(request.id = %row.id, reviewer = %login, outcome = %outcome, "reconciled a review from GitHub");
+            }
+        }
+        Ok(pending.len())
+    }
+}
+
+fn backoff(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.min(9)).min(MAX_BACKOFF)
 }

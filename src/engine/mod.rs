@@ -13,7 +13,7 @@ mod views;
 mod worker;
 
 pub use policy_source::{LoadedPolicy, PolicySource};
-pub use review::{ReviewDecision, ReviewError};
+pub use review::{ReviewDecision, ReviewError, ReviewerIdentity};
 pub use state::State;
 
 use crate::config::{Agent, Reviewer, ServerConfig};
@@ -54,6 +54,8 @@ pub struct Engine {
     exec_wake: Notify,
     /// Wakes the callback loop (an outcome is waiting to be told).
     callback_wake: Notify,
+    /// Reviews on GitHub (set once, by the server, when `[github]` is configured).
+    github: std::sync::OnceLock<github::GitHubReviews>,
 }
 
 /// The agent's view of a signed, verified submission.
@@ -124,6 +126,7 @@ impl Engine {
             execution: config.execution.clone(),
             exec_wake: Notify::new(),
             callback_wake: Notify::new(),
+            github: std::sync::OnceLock::new(),
         })
     }
 
@@ -131,6 +134,19 @@ impl Engine {
     /// approved request (see [`crate::credentials`]).
     pub fn credentials(&self) -> &Arc<crate::credentials::Issuer> {
         &self.credentials
+    }
+
+    /// Applies GitHub reviews, comments and pushes to the requests (webhooks and
+    /// reconciliation every `reconcile_interval`). Call before the background work starts.
+    pub fn attach_github(
+        &self,
+        client: Arc<crate::forge::github::GitHubClient>,
+        reconcile_interval: Duration,
+    ) {
+        self.policy.set_remote_teams(true);
+        let _ = self
+            .github
+            .set(github::GitHubReviews::new(client, reconcile_interval));
     }
 
     pub fn store(&self) -> &Store {

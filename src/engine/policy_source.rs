@@ -4,6 +4,7 @@
 
 use crate::forge::Forge;
 use crate::policy::{CheckError, POLICY_DIR, Policy};
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 /// The policy at one base-branch commit, or why it cannot be used.
@@ -16,6 +17,8 @@ pub struct PolicySource {
     current: RwLock<Arc<LoadedPolicy>>,
     /// The last policy loaded at an older commit (requests execute under their pinned one).
     pinned: RwLock<Option<Arc<LoadedPolicy>>>,
+    /// The forge resolves `@org/team` owners (GitHub).
+    remote_teams: std::sync::atomic::AtomicBool,
 }
 
 impl Default for PolicySource {
@@ -27,11 +30,30 @@ impl Default for PolicySource {
                 policy: Err(vec![not_loaded]),
             })),
             pinned: RwLock::new(None),
+            remote_teams: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
 
 impl PolicySource {
+    /// Teams missing from `teams.toml` are resolved by the forge (set before the first load).
+    pub fn set_remote_teams(&self, on: bool) {
+        self.remote_teams
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn compile(
+        &self,
+        commit: &str,
+        files: &BTreeMap<String, String>,
+    ) -> Result<Policy, Vec<CheckError>> {
+        if self.remote_teams.load(std::sync::atomic::Ordering::Relaxed) {
+            Policy::compile_with_remote_teams(commit, files)
+        } else {
+            Policy::compile(commit, files)
+        }
+    }
+
     pub fn current(&self) -> Arc<LoadedPolicy> {
         self.current.read().expect("policy lock").clone()
     }
@@ -51,7 +73,7 @@ impl PolicySource {
         let files = forge.read_files(commit, POLICY_DIR).await?;
         let loaded = Arc::new(LoadedPolicy {
             commit: commit.to_owned(),
-            policy: Policy::compile(commit, &files).map(Arc::new),
+            policy: self.compile(commit, &files).map(Arc::new),
         });
         *self.pinned.write().expect("policy lock") = Some(loaded.clone());
         Ok(loaded)
@@ -65,7 +87,7 @@ impl PolicySource {
         }
         let files = forge.read_files(&commit, POLICY_DIR).await?;
         let started = std::time::Instant::now();
-        let policy = Policy::compile(&commit, &files).map(Arc::new);
+        let policy = self.compile(&commit, &files).map(Arc::new);
         let duration_ms = started.elapsed().as_millis() as u64;
         match &policy {
             Ok(_) => tracing::info!(policy.commit = %commit, duration_ms, "policy loaded"),

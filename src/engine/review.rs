@@ -10,6 +10,32 @@ use crate::store::{NewReview, RequestRow, ReviewRow, TransitionError};
 use crate::time;
 use serde_json::json;
 
+/// A recorded approval, as the policy counts it.
+pub(super) struct Approver {
+    name: String,
+    email: Option<String>,
+    teams: Vec<String>,
+}
+
+/// Borrowed views of approvers for the policy functions.
+pub(super) fn as_reviewers(list: &[Approver]) -> Vec<approval::Reviewer<'_>> {
+    list.iter()
+        .map(|a| approval::Reviewer {
+            name: &a.name,
+            email: a.email.as_deref(),
+            teams: &a.teams,
+        })
+        .collect()
+}
+
+/// Who is reviewing: a configured reviewer (API, CLI) or a forge identity (a GitHub login,
+/// with the teams GitHub says it is in).
+pub struct ReviewerIdentity<'a> {
+    pub name: &'a str,
+    pub email: Option<&'a str>,
+    pub teams: &'a [String],
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReviewDecision {
     Approve,
@@ -63,18 +89,16 @@ impl Engine {
         }
     }
 
-    /// The approvals recorded on the request's current digest, with reviewers' e-mails.
-    pub(super) fn approvals<'a>(
-        &'a self,
-        row: &RequestRow,
-        reviews: &'a [ReviewRow],
-    ) -> Vec<approval::Reviewer<'a>> {
+    /// The approvals recorded on the request's current digest, with reviewers' e-mails and
+    /// the teams they were in when they approved.
+    pub(super) fn approvals(&self, row: &RequestRow, reviews: &[ReviewRow]) -> Vec<Approver> {
         reviews
             .iter()
             .filter(|r| r.decision == "approve" && r.digest == row.digest)
-            .map(|r| approval::Reviewer {
-                name: &r.reviewer,
-                email: self.email_of(&r.reviewer),
+            .map(|r| Approver {
+                name: r.reviewer.clone(),
+                email: self.email_of(&r.reviewer).map(str::to_owned),
+                teams: r.teams(),
             })
             .collect()
     }
@@ -94,6 +118,22 @@ impl Engine {
         decision: ReviewDecision,
         reason: Option<&str>,
     ) -> Result<State, ReviewError> {
+        let who = ReviewerIdentity {
+            name: &reviewer.name,
+            email: reviewer.email.as_deref(),
+            teams: &[],
+        };
+        self.review_as(id, &who, decision, reason).await
+    }
+
+    /// Records a decision by any reviewer identity (see [`Engine::review`]).
+    pub async fn review_as(
+        &self,
+        id: &RequestId,
+        reviewer: &ReviewerIdentity<'_>,
+        decision: ReviewDecision,
+        reason: Option<&str>,
+    ) -> Result<State, ReviewError> {
         let row = self
             .store
             .get_request(id)
@@ -102,8 +142,9 @@ impl Engine {
         let eval = row.evaluation()?.ok_or(ReviewError::NoPolicy)?;
         let exclusions = self.exclusions(&row.agent_id, &eval);
         let who = approval::Reviewer {
-            name: &reviewer.name,
-            email: reviewer.email.as_deref(),
+            name: reviewer.name,
+            email: reviewer.email,
+            teams: reviewer.teams,
         };
         let now = time::now_ms();
         let counted = match decision {
@@ -112,20 +153,22 @@ impl Engine {
                 Err(why) => {
                     if let Err(e) = self
                         .store
-                        .record_refusal(id, &reviewer.name, why.explain(), now)
+                        .record_refusal(id, reviewer.name, why.explain(), now)
                         .await
                     {
                         tracing::error!(request.id = %id, error = %e, "could not record a refused approval");
                     }
                     tracing::warn!(request.id = %id, reviewer = %reviewer.name, why = why.explain(), "approval refused");
                     return Err(ReviewError::NotEligible {
-                        reviewer: reviewer.name.clone(),
+                        reviewer: reviewer.name.to_owned(),
                         why,
                     });
                 }
             },
             ReviewDecision::Deny if approval::may_deny(&eval, who, &exclusions) => vec![],
-            ReviewDecision::Deny => return Err(ReviewError::MayNotDeny(reviewer.name.clone())),
+            ReviewDecision::Deny => {
+                return Err(ReviewError::MayNotDeny(reviewer.name.to_owned()));
+            }
         };
         let state = row.state();
         if state == State::PendingReview && row.expires_at <= now {
@@ -142,7 +185,7 @@ impl Engine {
                 .iter()
                 .any(|a| a.name == reviewer.name)
         {
-            return Err(ReviewError::AlreadyApproved(reviewer.name.clone()));
+            return Err(ReviewError::AlreadyApproved(reviewer.name.to_owned()));
         }
         let counted_for: Vec<_> = counted
             .iter()
@@ -152,7 +195,8 @@ impl Engine {
         // Reasons are free text: they are stored and shown masked.
         let masked_reason = reason.map(|r| self.masker.text(r));
         let review = NewReview {
-            reviewer: &reviewer.name,
+            reviewer: reviewer.name,
+            teams: reviewer.teams,
             decision: decision.as_str(),
             reason: masked_reason.as_deref(),
             digest: &row.digest,
@@ -162,7 +206,8 @@ impl Engine {
             ReviewDecision::Deny => Some(State::Denied),
             ReviewDecision::Approve => {
                 let approvals = self.approvals(&row, all);
-                approval::satisfied(&eval, &approvals, &exclusions).then_some(State::Approved)
+                approval::satisfied(&eval, &as_reviewers(&approvals), &exclusions)
+                    .then_some(State::Approved)
             }
         };
         match self.store.record_review(id, review, now, decide).await {

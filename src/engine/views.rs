@@ -140,7 +140,7 @@ impl Engine {
                 "commit": eval.policy_commit,
                 "outcome": eval.outcome,
                 "risk": eval.risk,
-                "requirements": approval::progress(&eval, &approvals, &exclusions),
+                "requirements": approval::progress(&eval, &super::review::as_reviewers(&approvals), &exclusions),
             });
         }
         if row.state() == super::State::Received && row.forge_attempts > 0 {

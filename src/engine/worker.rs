@@ -32,8 +32,9 @@ impl Engine {
         let policy = tokio::spawn(self.clone().policy_loop(shutdown.clone()));
         let execution = tokio::spawn(self.clone().execution_loop(shutdown.clone()));
         let callbacks = tokio::spawn(self.clone().callback_loop(shutdown.clone()));
+        let github = tokio::spawn(self.clone().github_loop(shutdown.clone()));
         let sweep = tokio::spawn(self.sweep_loop(shutdown));
-        let _ = tokio::join!(forge, policy, execution, callbacks, sweep);
+        let _ = tokio::join!(forge, policy, execution, callbacks, github, sweep);
     }
 
     /// Follows the base branch: a merged policy change is in force within [`POLICY_POLL`].
@@ -149,13 +150,7 @@ impl Engine {
             Ok(review) => {
                 match self
                     .store
-                    .review_opened(
-                        &id,
-                        &review.reference,
-                        &review.url,
-                        time::now_ms(),
-                        auto_approved_by.as_deref(),
-                    )
+                    .review_opened(&id, &review, time::now_ms(), auto_approved_by.as_deref())
                     .await
                 {
                     Ok(state) => {

@@ -13,6 +13,9 @@ pub const BOT_IDENTITY: &str = "countersign";
 pub struct Reviewer<'a> {
     pub name: &'a str,
     pub email: Option<&'a str>,
+    /// Teams (`org/team`) the forge says the reviewer is in, checked against `@org/team`
+    /// owners (teams listed in `teams.toml` are already expanded into `users`).
+    pub teams: &'a [String],
 }
 
 /// Who can never approve a given request.
@@ -79,6 +82,20 @@ fn owns(r: &Requirement, who: Reviewer<'_>) -> bool {
         || who
             .email
             .is_some_and(|e| r.emails.iter().any(|x| x.eq_ignore_ascii_case(e)))
+        || who.teams.iter().any(|t| {
+            r.owners.iter().any(|o| {
+                o.strip_prefix('@')
+                    .is_some_and(|o| o.eq_ignore_ascii_case(t))
+            })
+        })
+}
+
+/// The `@org/team` owners of a requirement, as `org/team`.
+pub fn team_owners(r: &Requirement) -> impl Iterator<Item = &str> {
+    r.owners
+        .iter()
+        .filter_map(|o| o.strip_prefix('@'))
+        .filter(|o| o.contains('/'))
 }
 
 /// Whether `who` may approve: the indices of the requirements their approval counts for.
@@ -161,7 +178,15 @@ pub fn progress(
                 .users
                 .iter()
                 .partition(|u| exclusions.excluded(u).is_none());
-            let eligible_count = eligible.len() + r.emails.len();
+            // Members of a team are not all known here (the forge may resolve them when
+            // they review), so a requirement with a team owner is never called unsatisfiable.
+            let eligible_count = eligible.len()
+                + r.emails.len()
+                + if team_owners(r).next().is_some() {
+                    r.required as usize
+                } else {
+                    0
+                };
             Progress {
                 section: r.section.clone(),
                 file: r.file.clone(),

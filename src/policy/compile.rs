@@ -15,6 +15,7 @@ const TEAMS_FILE: &str = "policies/teams.toml";
 pub(super) fn compile(
     commit: &str,
     files: &BTreeMap<String, String>,
+    remote_teams: bool,
 ) -> Result<Policy, Vec<CheckError>> {
     let mut errors = Vec::new();
     let text = |name: &str| files.get(name).map(String::as_str);
@@ -146,7 +147,7 @@ pub(super) fn compile(
         }
         pattern_settings.insert(pattern.get_ref().clone(), settings.clone());
     }
-    check_owners(&codeowners, &teams, &mut errors);
+    check_owners(&codeowners, &teams, remote_teams, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -357,14 +358,20 @@ fn compile_agents(
 }
 
 /// Teams must be defined, and no rule may need more approvals than it has owners.
+///
+/// With `remote_teams` (the GitHub forge), a CODEOWNERS team missing from `teams.toml` is
+/// resolved through GitHub when its members review: its size is unknown here, so the count
+/// check passes for rules it owns.
 fn check_owners(
     c: &Codeowners,
     teams: &HashMap<String, Vec<String>>,
+    remote_teams: bool,
     errors: &mut Vec<CheckError>,
 ) {
     for (index, rule) in c.rules.iter().enumerate() {
         let section = &c.sections[rule.section];
         let mut people = BTreeSet::new();
+        let mut unknown_size = false;
         for owner in c.effective_owners(index) {
             match owner {
                 Owner::User(u) => {
@@ -375,6 +382,7 @@ fn check_owners(
                 }
                 Owner::Team { org, team } => match teams.get(&format!("{org}/{team}")) {
                     Some(members) => people.extend(members.iter().cloned()),
+                    None if remote_teams => unknown_size = true,
                     None => errors.push(CheckError::at_line(
                         CODEOWNERS_FILE,
                         rule.line,
@@ -385,7 +393,11 @@ fn check_owners(
             }
         }
         let owned = !c.effective_owners(index).is_empty();
-        if owned && !section.optional && (people.len() as u64) < u64::from(section.approvals) {
+        if owned
+            && !unknown_size
+            && !section.optional
+            && (people.len() as u64) < u64::from(section.approvals)
+        {
             errors.push(CheckError::at_line(
                 CODEOWNERS_FILE,
                 rule.line,

@@ -127,7 +127,16 @@ impl Policy {
         commit: &str,
         files: &BTreeMap<String, String>,
     ) -> Result<Policy, Vec<CheckError>> {
-        compile::compile(commit, files)
+        compile::compile(commit, files, false)
+    }
+
+    /// Like [`Policy::compile`], for a forge that resolves `@org/team` owners itself (GitHub):
+    /// CODEOWNERS teams need not be listed in `teams.toml`. Agent owners still must be.
+    pub fn compile_with_remote_teams(
+        commit: &str,
+        files: &BTreeMap<String, String>,
+    ) -> Result<Policy, Vec<CheckError>> {
+        compile::compile(commit, files, true)
     }
 
     pub fn agent(&self, id: &str) -> Option<&AgentPolicy> {

@@ -86,7 +86,11 @@ fn exclusions(p: &Policy) -> Exclusions {
 }
 
 fn who(name: &str) -> Reviewer<'_> {
-    Reviewer { name, email: None }
+    Reviewer {
+        name,
+        email: None,
+        teams: &[],
+    }
 }
 
 #[test]

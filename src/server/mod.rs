@@ -243,6 +243,9 @@ impl Server {
                 .context("cannot load the JWT signing keys")?,
         );
         let engine = Engine::new(store, forge.as_dyn(), config, vault, masker, credentials);
+        if let (ServerForge::GitHub(f), Some(g)) = (&forge, &config.github) {
+            engine.attach_github(f.client().clone(), g.reconcile_interval);
+        }
         engine
             .refresh_policy()
             .await

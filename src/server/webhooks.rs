@@ -45,7 +45,13 @@ pub async fn github(
             "the X-GitHub-Event header is missing",
         )
     })?;
-    let delivery = header_text(&headers, "x-github-delivery").unwrap_or_default();
+    let delivery = header_text(&headers, "x-github-delivery").ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "missing_delivery",
+            "the X-GitHub-Delivery header is missing",
+        )
+    })?;
     let payload = json_payload(&headers, &body)?;
     let event = parse_event(&event, &payload)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_event", e.to_string()))?;

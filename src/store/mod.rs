@@ -16,6 +16,7 @@ use std::time::Duration;
 
 pub mod credentials;
 pub mod execution;
+pub mod github;
 mod intake;
 mod ledger;
 pub mod notify;
@@ -55,6 +56,8 @@ pub struct RequestRow {
     pub evaluation: Option<String>,
     /// When the raw submission was replaced by its masked copy.
     pub payload_erased_at: Option<i64>,
+    /// The commit countersign pushed for the review.
+    pub review_head: Option<String>,
 }
 
 impl RequestRow {
@@ -80,10 +83,22 @@ impl RequestRow {
 #[derive(Debug, Clone, FromRow)]
 pub struct ReviewRow {
     pub reviewer: String,
+    /// `approve`, `deny`, or `withdrawn` (an approval dismissed or made stale).
     pub decision: String,
     pub reason: Option<String>,
     pub digest: String,
     pub at: i64,
+    /// Teams (`org/team`) the reviewer was in when the decision was recorded (JSON array).
+    pub teams: Option<String>,
+}
+
+impl ReviewRow {
+    pub fn teams(&self) -> Vec<String> {
+        self.teams
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or_default()
+    }
 }
 
 /// The distinct reviewers whose approvals of `digest` are recorded, in order.
@@ -163,6 +178,8 @@ pub struct StateConflict {
 /// A review to record with its transition.
 pub struct NewReview<'a> {
     pub reviewer: &'a str,
+    /// Teams the reviewer is in (resolved by the forge), if any.
+    pub teams: &'a [String],
     pub decision: &'a str,
     pub reason: Option<&'a str>,
     pub digest: &'a str,
@@ -260,7 +277,7 @@ impl Store {
 
     pub async fn reviews(&self, id: &RequestId) -> anyhow::Result<Vec<ReviewRow>> {
         Ok(sqlx::query_as(
-            "SELECT reviewer, decision, reason, digest, at FROM reviews WHERE request_id = ? ORDER BY id",
+            "SELECT reviewer, decision, reason, digest, at, teams FROM reviews WHERE request_id = ? ORDER BY id",
         )
         .bind(id.as_str())
         .fetch_all(&self.reader)
@@ -311,11 +328,11 @@ impl Store {
     pub async fn review_opened(
         &self,
         id: &RequestId,
-        review_ref: &str,
-        review_url: &str,
+        review: &crate::forge::ReviewRef,
         now_ms: i64,
         auto_approved_by: Option<&str>,
     ) -> Result<State, TransitionError> {
+        let (review_ref, review_url) = (review.reference.as_str(), review.url.as_str());
         let to = if auto_approved_by.is_some() {
             State::Approved
         } else {
@@ -323,13 +340,14 @@ impl Store {
         };
         let mut tx = self.writer.begin().await?;
         let updated = sqlx::query(
-            "UPDATE requests SET state = ?, review_ref = ?, review_url = ?, \
+            "UPDATE requests SET state = ?, review_ref = ?, review_url = ?, review_head = ?, \
              updated_at = ?, last_error = NULL, next_attempt_at = 0, forge_attempts = 0 \
              WHERE id = ? AND state = 'received'",
         )
         .bind(to.as_str())
         .bind(review_ref)
         .bind(review_url)
+        .bind(&review.head)
         .bind(now_ms)
         .bind(id.as_str())
         .execute(&mut *tx)
@@ -441,17 +459,19 @@ impl Store {
             }
             Some(_) => {}
         }
-        sqlx::query("INSERT INTO reviews (request_id, reviewer, decision, reason, digest, at) VALUES (?, ?, ?, ?, ?, ?)")
+        let teams = (!review.teams.is_empty()).then(|| serde_json::json!(review.teams).to_string());
+        sqlx::query("INSERT INTO reviews (request_id, reviewer, decision, reason, digest, at, teams) VALUES (?, ?, ?, ?, ?, ?, ?)")
             .bind(id.as_str())
             .bind(review.reviewer)
             .bind(review.decision)
             .bind(review.reason)
             .bind(review.digest)
             .bind(now_ms)
+            .bind(teams)
             .execute(&mut *tx)
             .await?;
         let all: Vec<ReviewRow> = sqlx::query_as(
-            "SELECT reviewer, decision, reason, digest, at FROM reviews WHERE request_id = ? ORDER BY id",
+            "SELECT reviewer, decision, reason, digest, at, teams FROM reviews WHERE request_id = ? ORDER BY id",
         )
         .bind(id.as_str())
         .fetch_all(&mut *tx)

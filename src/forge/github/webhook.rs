@@ -4,6 +4,7 @@
 //! GitHub adding fields never breaks parsing.
 
 use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
@@ -52,7 +53,7 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
 }
 
 /// A webhook event countersign acts on; anything else is [`GitHubEvent::Unknown`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GitHubEvent {
     /// `pull_request_review` submitted / edited / dismissed.
     Review(ReviewEvent),
@@ -70,7 +71,7 @@ pub enum GitHubEvent {
 }
 
 /// Where an event happened.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Source {
     /// `owner/name`.
     pub repository: Option<String>,
@@ -80,7 +81,7 @@ pub struct Source {
 }
 
 /// The pull request as the event shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PullRef {
     pub number: u64,
     pub head_sha: String,
@@ -90,14 +91,14 @@ pub struct PullRef {
     pub state: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReviewAction {
     Submitted,
     Edited,
     Dismissed,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReviewState {
     Approved,
     ChangesRequested,
@@ -107,7 +108,7 @@ pub enum ReviewState {
     Other,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReviewEvent {
     pub action: ReviewAction,
     pub source: Source,
@@ -120,14 +121,14 @@ pub struct ReviewEvent {
     pub body: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PullRequestAction {
     Synchronize,
     Closed { merged: bool },
     Reopened,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PullRequestEvent {
     pub action: PullRequestAction,
     pub source: Source,
@@ -136,13 +137,13 @@ pub struct PullRequestEvent {
     pub before: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CommentAction {
     Created,
     Edited,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommentEvent {
     pub action: CommentAction,
     pub source: Source,

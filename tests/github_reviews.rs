@@ -1,0 +1,383 @@
+//! Decisions made on GitHub, end to end: `countersign serve` with `[github]` against the
+//! stateful fake GitHub, people acting through the fake's driver (reviews, comments, pushes,
+//! closing), webhooks signed as GitHub signs them. Team owners (`@acme/data`) are resolved
+//! through GitHub's API: the policy here has no `teams.toml` entry for them.
+
+mod common;
+
+use common::fake_github::{
+    APP_ID, BASE, BOT_LOGIN, FULL_NAME, Failure, FakeGitHub, WEBHOOK_SECRET,
+};
+use common::{KEY_A_NEW, TEST_ACTIONS_TOML, TEST_AGENTS_TOML, TEST_CODEOWNERS, TEST_POLICY_TOML};
+use countersign::cli::client::AgentClient;
+use countersign::forge::github::GitHubFile;
+use countersign::server::Server;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::Duration;
+
+const CANARY: &str = "canary.person@example.org";
+
+struct Setup {
+    fake: FakeGitHub,
+    server: Server,
+    _dir: tempfile::TempDir,
+}
+
+impl Setup {
+    async fn start(reconcile: &str) -> Setup {
+        let fake = FakeGitHub::start(&[
+            ("policies/CODEOWNERS", TEST_CODEOWNERS),
+            ("policies/policy.toml", TEST_POLICY_TOML),
+            ("policies/agents.toml", TEST_AGENTS_TOML),
+            ("policies/teams.toml", "[teams]\n"),
+            ("policies/actions.toml", TEST_ACTIONS_TOML),
+        ])
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = common::config(dir.path());
+        config.github = Some(github_config(&fake, dir.path(), reconcile));
+        let server = Server::start(&config).await.unwrap();
+        fake.set_webhook_url(&format!("{}/webhooks/github", server.url()));
+        Setup {
+            fake,
+            server,
+            _dir: dir,
+        }
+    }
+
+    fn agent(&self) -> AgentClient {
+        AgentClient::new(&self.server.url(), "agent-a", common::key(KEY_A_NEW))
+    }
+
+    /// Submits `body` and waits for its pull request: (request id, PR number).
+    async fn pending(&self, body: &[u8]) -> (String, u64) {
+        let a = self.agent().submit(body, None).await.unwrap();
+        assert_eq!(a.status, 202, "{}", a.body);
+        let id = a.body["id"].as_str().unwrap().to_owned();
+        let status = self.wait(&id, "pending_review").await;
+        let number = status["review"]["reference"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        (id, number)
+    }
+
+    async fn wait(&self, id: &str, state: &str) -> Value {
+        self.agent()
+            .wait_for(id, Duration::from_secs(30), |s| s["state"] == state)
+            .await
+            .unwrap_or_else(|e| panic!("{id} never became {state}: {e}"))
+    }
+
+    async fn status(&self, id: &str) -> Value {
+        self.agent().status(id).await.unwrap().body
+    }
+
+    async fn event_kinds(&self, id: &str) -> Vec<String> {
+        let id = countersign::request::RequestId::parse(id).unwrap();
+        self.server
+            .engine
+            .store()
+            .events(&id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect()
+    }
+}
+
+fn github_config(
+    fake: &FakeGitHub,
+    dir: &Path,
+    reconcile: &str,
+) -> countersign::forge::github::GitHubConfig {
+    let key = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/github/test-app-key.pem"
+    );
+    let secret = dir.join("webhook-secret");
+    std::fs::write(&secret, WEBHOOK_SECRET).unwrap();
+    let text = format!(
+        "app_id = {APP_ID}\nprivate_key = {{ file = {key:?} }}\nrepository = \"{FULL_NAME}\"\n\
+         webhook_secrets = [{{ file = {secret:?} }}]\napi_url = \"{}\"\nrequest_timeout = \"10s\"\n\
+         reconcile_interval = \"{reconcile}\"\n",
+        fake.url()
+    );
+    toml::from_str::<GitHubFile>(&text)
+        .unwrap()
+        .resolve(BASE)
+        .unwrap()
+}
+
+fn export(n: u32) -> Vec<u8> {
+    common::action_body(json!({ "limit": n, "notify": CANARY }))
+}
+
+/// iam.grant needs two of alice, bob and carol (alice owns the agent, so bob and carol).
+fn grant(n: u32) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "kind": "action", "action": "iam.grant", "resource": format!("prod/role-{n}"),
+        "environment": "prod", "justification": "on-call", "payload": {"n": n},
+    }))
+    .unwrap()
+}
+
+fn not_counted(status: &Value) -> Vec<(String, String)> {
+    status["policy"]["not_counted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["reviewer"].as_str().unwrap().to_owned(),
+                r["why"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_team_members_approval_on_github_approves_and_the_action_runs() {
+    let s = Setup::start("5m").await;
+    let (id, pr) = s.pending(&export(1)).await;
+    s.fake.approve_as("bob", pr).await;
+    let status = s.wait(&id, "succeeded").await;
+    assert_eq!(status["decisions"][0]["reviewer"], "bob");
+    assert_eq!(status["decisions"][0]["decision"], "approve");
+    let exports = &status["policy"]["requirements"][0];
+    assert_eq!(exports["approved_by"], json!(["bob"]), "{status}");
+    // The raw payload never reached anything GitHub shows.
+    assert_eq!(s.fake.find_visible(CANARY), Vec::<String>::new());
+    // A pending request sees the approval as counted for the team's line only.
+    let kinds = s.event_kinds(&id).await;
+    assert!(kinds.contains(&"approved".to_owned()), "{kinds:?}");
+}
+
+#[tokio::test]
+async fn approvals_by_the_agents_owner_the_bot_a_non_owner_or_on_an_old_commit_do_not_count() {
+    let s = Setup::start("5m").await;
+    let (id, pr) = s.pending(&export(2)).await;
+    let head = s.fake.pull(pr).head_sha;
+    s.fake.approve_as("alice", pr).await; // owns agent-a
+    s.fake.approve_as(BOT_LOGIN, pr).await; // countersign itself
+    s.fake.approve_as("mallory", pr).await; // not in @acme/data
+    s.fake
+        .approve_on_commit_as("carol", pr, "0123456789abcdef0123456789abcdef01234567")
+        .await;
+    let mut refused = Vec::new();
+    for _ in 0..100 {
+        refused = not_counted(&s.status(&id).await);
+        if refused.len() == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let why = |who: &str| {
+        refused
+            .iter()
+            .find(|(r, _)| r == who)
+            .map(|(_, w)| w.clone())
+            .unwrap_or_else(|| panic!("{who} not refused: {refused:?}"))
+    };
+    assert_eq!(why("alice"), "owns the submitting agent");
+    assert_eq!(why(BOT_LOGIN), "is countersign itself");
+    assert_eq!(
+        why("mallory"),
+        "is not an owner of any rule this request matched"
+    );
+    assert!(why("carol").contains("not the commit under review"));
+    let status = s.status(&id).await;
+    assert_eq!(status["state"], "pending_review", "{status}");
+    assert_eq!(s.fake.pull(pr).head_sha, head);
+    // carol approving the head counts.
+    s.fake.approve_as("carol", pr).await;
+    s.wait(&id, "succeeded").await;
+}
+
+#[tokio::test]
+async fn a_push_to_the_pull_request_denies_and_a_dismissed_approval_stops_counting() {
+    let s = Setup::start("5m").await;
+    let (id, pr) = s.pending(&grant(1)).await;
+    let review = s.fake.approve_as("carol", pr).await;
+    s.fake.dismiss_review(pr, review, "bob").await;
+    for _ in 0..100 {
+        if s.event_kinds(&id)
+            .await
+            .contains(&"approval_withdrawn".into())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    s.fake.approve_as("bob", pr).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = s.status(&id).await;
+    assert_eq!(
+        status["state"], "pending_review",
+        "carol's dismissed approval no longer counts: {status}"
+    );
+    // Anyone pushing to the branch changes what is under review: denied.
+    s.fake
+        .push_to_pr_as("erin", pr, "requests/extra.txt", "sneaky\n")
+        .await;
+    let status = s.wait(&id, "denied").await;
+    let reason = status["decisions"].as_array().unwrap().last().unwrap()["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(reason.contains("@erin pushed"), "{reason}");
+}
+
+#[tokio::test]
+async fn changes_requested_and_deny_comments_deny_with_their_reason() {
+    let s = Setup::start("5m").await;
+    let (first, pr1) = s.pending(&export(3)).await;
+    s.fake
+        .request_changes_as("carol", pr1, "limit is too high")
+        .await;
+    let status = s.wait(&first, "denied").await;
+    assert_eq!(status["decisions"][0]["reviewer"], "carol");
+    assert_eq!(status["decisions"][0]["reason"], "limit is too high");
+
+    let (second, pr2) = s.pending(&export(4)).await;
+    // Edited comments are ignored (they can be rewritten after the fact), and so are other
+    // people's denials and ordinary comments.
+    let c = s.fake.comment_as("bob", pr2, "looks fine").await;
+    s.fake.edit_comment_as("bob", c, "/deny edited later").await;
+    s.fake
+        .comment_as("mallory", pr2, "/deny not mine to deny")
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(s.status(&second).await["state"], "pending_review");
+    s.fake.comment_as("bob", pr2, "/deny wrong table").await;
+    let status = s.wait(&second, "denied").await;
+    assert_eq!(status["decisions"][0]["reviewer"], "bob");
+    assert_eq!(status["decisions"][0]["reason"], "wrong table");
+    // The denial is shown on GitHub: the pull request is closed with the reason.
+    for _ in 0..100 {
+        if s.fake.pull(pr2).state == common::fake_github::PullState::Closed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        s.fake.pull(pr2).state,
+        common::fake_github::PullState::Closed
+    );
+}
+
+#[tokio::test]
+async fn a_policy_change_in_the_pull_request_branch_is_ignored() {
+    let s = Setup::start("5m").await;
+    // A change request that would make mallory an owner of policies/.
+    let change = serde_json::to_vec(&json!({
+        "kind": "change", "action": "apply", "resource": "gitops", "environment": "prod",
+        "justification": "let mallory own policies",
+        "changes": [{"path": "policies/CODEOWNERS", "content": "[Policy]\n/policies/ @mallory\n"}],
+    }))
+    .unwrap();
+    let (id, pr) = s.pending(&change).await;
+    s.fake.approve_as("mallory", pr).await;
+    for _ in 0..100 {
+        if !not_counted(&s.status(&id).await).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = s.status(&id).await;
+    assert_eq!(status["state"], "pending_review");
+    assert_eq!(
+        not_counted(&status),
+        [(
+            "mallory".to_owned(),
+            "is not an owner of any rule this request matched".to_owned()
+        )]
+    );
+}
+
+#[tokio::test]
+async fn forged_webhooks_are_refused_and_duplicates_applied_once() {
+    let s = Setup::start("5m").await;
+    let (id, pr) = s.pending(&grant(2)).await;
+    let forged = json!({
+        "action": "submitted",
+        "review": {"id": 1, "state": "approved", "commit_id": s.fake.pull(pr).head_sha, "user": {"login": "bob"}},
+        "pull_request": {"number": pr, "head": {"sha": s.fake.pull(pr).head_sha, "ref": format!("countersign/{id}")}, "state": "open"},
+        "sender": {"login": "bob"},
+    })
+    .to_string();
+    assert_eq!(
+        s.fake
+            .send_forged_webhook("pull_request_review", &forged, Some("not-the-secret"))
+            .await,
+        Some(401)
+    );
+    assert_eq!(
+        s.fake
+            .send_forged_webhook("pull_request_review", &forged, None)
+            .await,
+        Some(401)
+    );
+    s.fake.approve_as("carol", pr).await;
+    let delivery = s
+        .fake
+        .deliveries()
+        .into_iter()
+        .rfind(|d| d.event == "pull_request_review")
+        .unwrap();
+    assert_eq!(s.fake.redeliver(&delivery.id).await, Some(200));
+    assert_eq!(s.fake.redeliver(&delivery.id).await, Some(200));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let kinds = s.event_kinds(&id).await;
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "approval_recorded").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert!(!kinds.iter().any(|k| k == "approval_refused"), "{kinds:?}");
+    assert_eq!(s.status(&id).await["state"], "pending_review");
+}
+
+#[tokio::test]
+async fn a_lost_webhook_is_recovered_by_reconciliation_through_rate_limits_and_502s() {
+    let s = Setup::start("1s").await;
+    let (id, pr) = s.pending(&export(5)).await;
+    s.fake.lose_next_webhooks(1);
+    // GitHub misbehaves while countersign reconciles: a secondary rate limit, then a 502.
+    s.fake.fail_next(
+        "GET",
+        "/repos/acme/gitops/pulls",
+        1,
+        Failure::SecondaryRateLimit {
+            retry_after_secs: 1,
+        },
+    );
+    s.fake.fail_next(
+        "GET",
+        "/repos/acme/gitops/pulls",
+        1,
+        Failure::ServerError(502),
+    );
+    s.fake.approve_as("bob", pr).await;
+    assert!(s.fake.deliveries().last().unwrap().lost);
+    s.wait(&id, "succeeded").await;
+}
+
+#[tokio::test]
+async fn closing_the_pull_request_cancels_the_request() {
+    let s = Setup::start("5m").await;
+    let (id, pr) = s.pending(&export(6)).await;
+    s.fake.close_pr_as("carol", pr).await;
+    let status = s.wait(&id, "cancelled").await;
+    assert!(status["decisions"].as_array().unwrap().is_empty());
+    let kinds = s.event_kinds(&id).await;
+    assert!(kinds.contains(&"cancelled".to_owned()), "{kinds:?}");
+    // An approval after that changes nothing.
+    s.fake.reopen_pr_as("carol", pr).await;
+    s.fake.approve_as("bob", pr).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(s.status(&id).await["state"], "cancelled");
+}
