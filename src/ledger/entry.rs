@@ -249,6 +249,7 @@ pub fn sentence(entry: &Map<String, Value>) -> String {
         "denied" => format!("{id} denied by @{actor}"),
         "expired" => format!("{id} expired"),
         "cancelled" => format!("{id} cancelled by {actor}"),
+        "approval_withdrawn" => format!("{id} approval withdrawn: {}", s("why")),
         "credential_issued" => format!(
             "{id} credential {} issued for {} ({}) until {}",
             s("jti"),
