@@ -5,16 +5,12 @@
 
 mod common;
 
-use common::fake_github::{
-    APP_ID, BASE, FULL_NAME, Failure, FakeGitHub, PullState, REPO, WEBHOOK_SECRET,
-};
+use common::fake_github::{BASE, FULL_NAME, Failure, FakeGitHub, PullState, REPO};
 use common::{
     TEST_ACTIONS_TOML, TEST_AGENTS_TOML, TEST_CODEOWNERS, TEST_POLICY_TOML, TEST_TEAMS_TOML,
 };
 use countersign::engine::State;
-use countersign::forge::github::{
-    Access, GitHubConfig, GitHubFile, GitHubForge, Permissions, RetryPolicy,
-};
+use countersign::forge::github::{Access, GitHubConfig, GitHubForge, Permissions, RetryPolicy};
 use countersign::forge::{Decision, Forge, ForgeError, ReviewRef, ReviewRequest};
 use countersign::mask::Masker;
 use countersign::policy::{Evaluation, Outcome, Requirement, Risk};
@@ -42,19 +38,7 @@ fn seed_files() -> Vec<(&'static str, &'static str)> {
 
 /// `[github]` for the fake, as an operator would write it.
 fn github_config(fake: &FakeGitHub, dir: &Path) -> GitHubConfig {
-    let key = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/github/test-app-key.pem"
-    );
-    let secret = dir.join("webhook-secret");
-    std::fs::write(&secret, WEBHOOK_SECRET).unwrap();
-    let text = format!(
-        "app_id = {APP_ID}\nprivate_key = {{ file = {key:?} }}\nrepository = \"{FULL_NAME}\"\n\
-         webhook_secrets = [{{ file = {secret:?} }}]\napi_url = \"{}\"\nrequest_timeout = \"10s\"\n",
-        fake.url()
-    );
-    let file: GitHubFile = toml::from_str(&text).unwrap();
-    let config = file.resolve(BASE).unwrap();
+    let config = fake.countersign_config(dir, "");
     assert_eq!(config.git_url, fake.git_url(REPO));
     config
 }

@@ -5,15 +5,11 @@
 
 mod common;
 
-use common::fake_github::{
-    APP_ID, BASE, BOT_LOGIN, FULL_NAME, Failure, FakeGitHub, WEBHOOK_SECRET,
-};
+use common::fake_github::{BOT_LOGIN, Failure, FakeGitHub};
 use common::{KEY_A_NEW, TEST_ACTIONS_TOML, TEST_AGENTS_TOML, TEST_CODEOWNERS, TEST_POLICY_TOML};
 use countersign::cli::client::AgentClient;
-use countersign::forge::github::GitHubFile;
 use countersign::server::Server;
 use serde_json::{Value, json};
-use std::path::Path;
 use std::time::Duration;
 
 const CANARY: &str = "canary.person@example.org";
@@ -36,7 +32,9 @@ impl Setup {
         .await;
         let dir = tempfile::tempdir().unwrap();
         let mut config = common::config(dir.path());
-        config.github = Some(github_config(&fake, dir.path(), reconcile));
+        config.github = Some(
+            fake.countersign_config(dir.path(), &format!("reconcile_interval = \"{reconcile}\"")),
+        );
         let server = Server::start(&config).await.unwrap();
         fake.set_webhook_url(&format!("{}/webhooks/github", server.url()));
         Setup {
@@ -87,29 +85,6 @@ impl Setup {
             .map(|e| e.kind)
             .collect()
     }
-}
-
-fn github_config(
-    fake: &FakeGitHub,
-    dir: &Path,
-    reconcile: &str,
-) -> countersign::forge::github::GitHubConfig {
-    let key = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/github/test-app-key.pem"
-    );
-    let secret = dir.join("webhook-secret");
-    std::fs::write(&secret, WEBHOOK_SECRET).unwrap();
-    let text = format!(
-        "app_id = {APP_ID}\nprivate_key = {{ file = {key:?} }}\nrepository = \"{FULL_NAME}\"\n\
-         webhook_secrets = [{{ file = {secret:?} }}]\napi_url = \"{}\"\nrequest_timeout = \"10s\"\n\
-         reconcile_interval = \"{reconcile}\"\n",
-        fake.url()
-    );
-    toml::from_str::<GitHubFile>(&text)
-        .unwrap()
-        .resolve(BASE)
-        .unwrap()
 }
 
 fn export(n: u32) -> Vec<u8> {

@@ -547,3 +547,29 @@ pub fn sign_jwt(claims: &Value) -> String {
     let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
     jsonwebtoken::encode(&header, claims, &key).unwrap()
 }
+
+impl FakeGitHub {
+    /// `[github]` for a countersign server using this fake, as an operator would write it
+    /// (`extra`: more `key = value` lines, e.g. `reconcile_interval = "1s"`).
+    pub fn countersign_config(
+        &self,
+        dir: &std::path::Path,
+        extra: &str,
+    ) -> countersign::forge::github::GitHubConfig {
+        let key = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/github/test-app-key.pem"
+        );
+        let secret = dir.join("webhook-secret");
+        std::fs::write(&secret, WEBHOOK_SECRET).unwrap();
+        let text = format!(
+            "app_id = {APP_ID}\nprivate_key = {{ file = {key:?} }}\nrepository = \"{FULL_NAME}\"\n\
+             webhook_secrets = [{{ file = {secret:?} }}]\napi_url = \"{}\"\nrequest_timeout = \"10s\"\n{extra}\n",
+            self.url()
+        );
+        toml::from_str::<countersign::forge::github::GitHubFile>(&text)
+            .unwrap()
+            .resolve(BASE)
+            .unwrap()
+    }
+}
