@@ -179,28 +179,57 @@ impl Engine {
         Ok(())
     }
 
+    /// Shows the decision on the forge. A request already running or done shows its approval
+    /// first (so the approval is never skipped because execution was quick), then its outcome;
+    /// `executing` itself is not published (its outcome will be).
     async fn publish(&self, row: &RequestRow) -> anyhow::Result<()> {
+        use crate::engine::State;
         let id = row.request_id();
         let review = row.review_ref.clone().unwrap_or_default();
         let reviews = self.store.reviews(&id).await?;
-        let last = reviews.last();
         let state = row.state();
         let digest = stored_digest(row);
-        let (actor, reason) = match (state, last) {
-            (crate::engine::State::Approved | crate::engine::State::Denied, Some(r)) => {
-                (r.reviewer.clone(), r.reason.clone())
+        let approver = || {
+            reviews
+                .iter()
+                .rev()
+                .find(|r| r.decision == "approve")
+                .map_or("policy".to_owned(), |r| r.reviewer.clone())
+        };
+        let mut shown: Vec<(State, String, Option<String>)> = Vec::new();
+        match state {
+            State::Approved => shown.push((state, approver(), None)),
+            State::Denied => {
+                let last = reviews.iter().rev().find(|r| r.decision == "deny");
+                shown.push((
+                    state,
+                    last.map_or("countersign".to_owned(), |r| r.reviewer.clone()),
+                    last.and_then(|r| r.reason.clone()),
+                ));
             }
-            _ => ("countersign".to_owned(), None),
-        };
+            State::Executing | State::Succeeded | State::Failed | State::OutcomeUnknown => {
+                shown.push((State::Approved, approver(), None));
+                if state != State::Executing {
+                    shown.push((state, "countersign".to_owned(), None));
+                }
+            }
+            _ => shown.push((state, "countersign".to_owned(), None)),
+        }
         let started = Instant::now();
-        let decision = Decision {
-            id: &id,
-            state,
-            actor: &actor,
-            reason: reason.as_deref(),
-            digest: &digest,
-        };
-        let result = self.forge.publish_decision(&review, &decision).await;
+        let mut result = Ok(());
+        for (state, actor, reason) in &shown {
+            let decision = Decision {
+                id: &id,
+                state: *state,
+                actor,
+                reason: reason.as_deref(),
+                digest: &digest,
+            };
+            result = self.forge.publish_decision(&review, &decision).await;
+            if result.is_err() {
+                break;
+            }
+        }
         let duration_ms = started.elapsed().as_millis() as u64;
         match result {
             Ok(()) => {
