@@ -54,6 +54,9 @@ pub struct Engine {
     exec_wake: Notify,
     /// Wakes the callback loop (an outcome is waiting to be told).
     callback_wake: Notify,
+    /// The GitHub App's client, with `[github]`: `github_workflow` actions and actions with a
+    /// `github` credential need it (without it they are refused before running).
+    github: std::sync::OnceLock<Arc<crate::forge::github::GitHubClient>>,
 }
 
 /// The agent's view of a signed, verified submission.
@@ -124,7 +127,20 @@ impl Engine {
             execution: config.execution.clone(),
             exec_wake: Notify::new(),
             callback_wake: Notify::new(),
+            github: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Gives the engine the GitHub App's client (`Server::start` does, with `[github]`), for
+    /// the `github_workflow` executor and narrowed GitHub tokens. Set once; later calls are
+    /// ignored.
+    pub fn attach_github(&self, client: Arc<crate::forge::github::GitHubClient>) {
+        let _ = self.github.set(client);
+    }
+
+    /// The GitHub App's client, when `[github]` is configured.
+    pub fn github(&self) -> Option<&Arc<crate::forge::github::GitHubClient>> {
+        self.github.get()
     }
 
     /// The token issuer: `engine.credentials().issue(&grant)` signs a credential for an

@@ -243,6 +243,9 @@ impl Server {
                 .context("cannot load the JWT signing keys")?,
         );
         let engine = Engine::new(store, forge.as_dyn(), config, vault, masker, credentials);
+        if let ServerForge::GitHub(github) = &forge {
+            engine.attach_github(github.client().clone());
+        }
         engine
             .refresh_policy()
             .await
