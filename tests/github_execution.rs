@@ -128,6 +128,13 @@ async fn setup(actions: &str, more: impl FnOnce(Builder) -> Builder) -> Setup {
 impl Setup {
     /// Submits, waits for the pull request, approves as bob; returns the id and the PR number.
     async fn approved(&self, body: Value) -> (String, u64) {
+        let (id, pull) = self.pending(body).await;
+        self.approve(&id).await;
+        (id, pull)
+    }
+
+    /// Submits and waits for the pull request; returns the id and the PR number.
+    async fn pending(&self, body: Value) -> (String, u64) {
         let answer = self
             .agent
             .submit(&serde_json::to_vec(&body).unwrap(), None)
@@ -147,7 +154,6 @@ impl Setup {
             .unwrap()
             .parse()
             .unwrap();
-        self.approve(&id).await;
         (id, pull)
     }
 
@@ -381,7 +387,7 @@ async fn waiting_follows_the_run_to_its_conclusion() {
 
     // success: GitHub names the run; it is read with an `actions: read` token.
     s.fake.auto_finish_runs(Some("success"));
-    let (ok, _) = s.approved(deploy("deploy.wait", json!({}))).await;
+    let (ok, _) = s.approved(deploy("deploy.wait", json!({ "n": 0 }))).await;
     let status = s.final_state(&ok).await;
     assert_eq!(status["state"], "succeeded", "{status}");
     let run = s.fake.runs()[0].clone();
@@ -406,7 +412,7 @@ async fn waiting_follows_the_run_to_its_conclusion() {
     // failure, on a GitHub that does not name the run (204): found among the new runs.
     s.fake.dispatch_run_details(false);
     s.fake.auto_finish_runs(Some("failure"));
-    let (failed, _) = s.approved(deploy("deploy.wait", json!({}))).await;
+    let (failed, _) = s.approved(deploy("deploy.wait", json!({ "n": -1 }))).await;
     let status = s.final_state(&failed).await;
     assert_eq!(status["state"], "failed", "{status}");
     let outcome = &status["execution"]["outcome"];
@@ -433,7 +439,26 @@ async fn waiting_follows_the_run_to_its_conclusion() {
     assert_eq!(s.fake.runs().len(), 3, "each request dispatched once");
     assert_eq!(s.fake.calls_to("POST", DISPATCHES).len(), 3);
 
-    s.assert_no_token_leaked(&[&ok, &failed, &slow]).await;
+    // Two requests of one workflow at once, GitHub naming neither run: each finds its own.
+    s.fake.auto_finish_runs(Some("success"));
+    let (a, _) = s.pending(deploy("deploy.wait", json!({ "n": 1 }))).await;
+    let (b, _) = s.pending(deploy("deploy.wait", json!({ "n": 2 }))).await;
+    tokio::join!(s.approve(&a), s.approve(&b));
+    let mut seen = Vec::new();
+    for id in [&a, &b] {
+        let status = s.final_state(id).await;
+        assert_eq!(status["state"], "succeeded", "{status}");
+        let output: Value =
+            serde_json::from_str(status["execution"]["outcome"]["output"].as_str().unwrap())
+                .unwrap();
+        seen.push(output["run_id"].as_u64().unwrap());
+    }
+    let fresh: Vec<u64> = s.fake.runs()[3..].iter().map(|r| r.id).collect();
+    seen.sort();
+    assert_eq!(seen, fresh, "one run each, none taken twice");
+
+    s.assert_no_token_leaked(&[&ok, &failed, &slow, &a, &b])
+        .await;
     s.server.stop().await.unwrap();
 }
 
@@ -652,24 +677,7 @@ async fn an_approved_change_is_squash_merged_at_the_reviewed_head() {
 #[tokio::test]
 async fn a_pull_request_pushed_to_after_review_is_not_merged() {
     let s = setup("", |b| b).await;
-    let answer = s
-        .agent
-        .submit(&serde_json::to_vec(&change("replicas: 3\n")).unwrap(), None)
-        .await
-        .unwrap();
-    let id = answer.body["id"].as_str().unwrap().to_owned();
-    let status = s
-        .agent
-        .wait_for(&id, Duration::from_secs(30), |s| {
-            s["state"] == "pending_review"
-        })
-        .await
-        .unwrap();
-    let pull: u64 = status["review"]["reference"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (id, pull) = s.pending(change("replicas: 3\n")).await;
     let reviewed = s.fake.pull(pull).head_sha;
     // Someone with push access changes the pull request; the approval is for the digest.
     s.fake

@@ -304,8 +304,9 @@ pub(crate) fn pick_run(
     }
 }
 
-/// One lock per `(repository, workflow)`: from listing the runs before a dispatch until the
-/// dispatched run is found, no other dispatch of that workflow starts here.
+/// One lock per `(repository, workflow)`: every dispatch of the workflow takes it, and a waiting
+/// one holds it from listing the runs before the dispatch until its run is found, so no other
+/// dispatch of that workflow starts here meanwhile.
 fn dispatch_lock(key: &str) -> Arc<tokio::sync::Mutex<()>> {
     static LOCKS: OnceLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
     let mut locks = LOCKS
@@ -411,7 +412,10 @@ async fn follow(
     let workflow = spec.workflow.as_path();
     let token = cx.minter.mint(&actions(Access::Write), repository).await?;
     report.credential = Some(token.id.clone());
-    let dispatched = dispatch(spec, cx, repository, &workflow, &inputs, &token, report).await;
+    let dispatched = dispatch(
+        spec, cx, repository, &workflow, &inputs, &token, deadline, report,
+    )
+    .await;
     cx.minter.revoke(&token).await;
     let (found, lock) = dispatched?;
     if !spec.wait {
@@ -441,6 +445,7 @@ enum Found {
 
 type Held = Option<tokio::sync::OwnedMutexGuard<()>>;
 
+#[allow(clippy::too_many_arguments)]
 async fn dispatch(
     spec: &WorkflowSpec,
     cx: &WorkflowContext<'_>,
@@ -448,6 +453,7 @@ async fn dispatch(
     workflow: &str,
     inputs: &BTreeMap<String, String>,
     token: &MintedToken,
+    deadline: Instant,
     report: &mut Report,
 ) -> Result<(Found, Held), String> {
     let git_ref = match &spec.git_ref {
@@ -460,13 +466,17 @@ async fn dispatch(
             .map_err(|e| format!("cannot read the repository's default branch: {e}"))?,
     };
     report.git_ref = git_ref.clone();
-    // Listing the runs before the dispatch (only needed to find the run if GitHub does not
-    // name it) happens under the workflow's lock.
-    let mut held = None;
+    // Every dispatch of this workflow from here takes its lock, so that while one request looks
+    // for its run among the new ones, no other dispatch (waiting or not) adds a run.
+    let lock = dispatch_lock(&format!("{repository}/{workflow}"));
+    let held = tokio::time::timeout_at(deadline.into(), lock.lock_owned())
+        .await
+        .map_err(|_| {
+            "timed out waiting for another dispatch of this workflow to find its run (nothing was dispatched)".to_owned()
+        })?;
+    // The runs before the dispatch: only needed to find the run if GitHub does not name it.
     let mut known = HashSet::new();
     if spec.wait {
-        let lock = dispatch_lock(&format!("{repository}/{workflow}"));
-        held = Some(lock.lock_owned().await);
         let runs = cx
             .client
             .workflow_runs_as(&token.token, repository, workflow, RUNS_PAGE)
@@ -493,12 +503,19 @@ async fn dispatch(
             report.run_url = run.html_url.clone();
             Ok((Found::Run(run.workflow_run_id), None))
         }
-        None => Ok((
+        None if spec.wait => Ok((
             Found::Search {
                 known,
                 branch: branch_of(&git_ref).map(str::to_owned),
             },
-            held,
+            Some(held),
+        )),
+        None => Ok((
+            Found::Search {
+                known,
+                branch: None,
+            },
+            None,
         )),
     }
 }
