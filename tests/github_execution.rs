@@ -354,7 +354,7 @@ async fn a_workflow_is_dispatched_once_with_a_token_narrowed_to_actions() {
 
     // After success, the action's pull request is merged (squash, narrowed token).
     assert!(
-        eventually(Duration::from_secs(20), || s.fake.pull(pull).merged).await,
+        eventually(Duration::from_secs(40), || s.fake.pull(pull).merged).await,
         "the action's pull request is merged"
     );
     let merges = s
@@ -435,7 +435,6 @@ async fn waiting_follows_the_run_to_its_conclusion() {
     assert_eq!(status["state"], "failed", "{status}");
     let error = status["execution"]["outcome"]["error"].as_str().unwrap();
     assert!(error.contains("timed out after 2s"), "{error}");
-    assert!(error.contains("not cancelled"), "{error}");
     assert_eq!(s.fake.runs().len(), 3, "each request dispatched once");
     assert_eq!(s.fake.calls_to("POST", DISPATCHES).len(), 3);
 

@@ -304,7 +304,7 @@ pub(crate) fn pick_run(
     }
 }
 
-/// One lock per `(repository, workflow)`: every dispatch of the workflow takes it, and a waiting
+/// One lock per `(GitHub, repository, workflow)`: every dispatch of the workflow takes it, and a waiting
 /// one holds it from listing the runs before the dispatch until its run is found, so no other
 /// dispatch of that workflow starts here meanwhile.
 fn dispatch_lock(key: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -468,11 +468,14 @@ async fn dispatch(
     report.git_ref = git_ref.clone();
     // Every dispatch of this workflow from here takes its lock, so that while one request looks
     // for its run among the new ones, no other dispatch (waiting or not) adds a run.
-    let lock = dispatch_lock(&format!("{repository}/{workflow}"));
+    let lock = dispatch_lock(&format!("{} {repository}/{workflow}", cx.client.api_url()));
     let held = tokio::time::timeout_at(deadline.into(), lock.lock_owned())
         .await
         .map_err(|_| {
-            "timed out waiting for another dispatch of this workflow to find its run (nothing was dispatched)".to_owned()
+            format!(
+                "timed out after {} waiting for another dispatch of this workflow to find its run (nothing was dispatched)",
+                humantime::format_duration(spec.timeout)
+            )
         })?;
     // The runs before the dispatch: only needed to find the run if GitHub does not name it.
     let mut known = HashSet::new();
@@ -601,7 +604,7 @@ async fn wait_for_run(
                 }
                 if Instant::now() + spec.poll_interval > deadline {
                     return Err(format!(
-                        "the workflow was dispatched, but its run did not appear within {timeout}"
+                        "timed out after {timeout}: the workflow was dispatched, but its run did not appear"
                     ));
                 }
                 tokio::time::sleep(spec.poll_interval).await;

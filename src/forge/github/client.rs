@@ -127,6 +127,7 @@ pub struct GitHubClient {
     owner: String,
     repo: String,
     base_branch: String,
+    api_url: String,
     configured_installation: Option<u64>,
     installation: OnceCell<u64>,
     token: Mutex<Option<InstallationToken>>,
@@ -157,6 +158,7 @@ impl GitHubClient {
             owner: config.owner.clone(),
             repo: config.repo.clone(),
             base_branch: config.base_branch.clone(),
+            api_url: config.api_url.trim_end_matches('/').to_owned(),
             configured_installation: config.installation_id,
             installation: OnceCell::new(),
             token: Mutex::new(None),
@@ -170,6 +172,11 @@ impl GitHubClient {
 
     pub fn repo(&self) -> &str {
         &self.repo
+    }
+
+    /// The API base URL (`[github] api_url`).
+    pub fn api_url(&self) -> &str {
+        &self.api_url
     }
 
     /// The GitOps repository's base branch (`[github] base_branch`).
