@@ -17,6 +17,7 @@ use common::fake_github::{
 };
 use common::{BOB, KEY_A_NEW, TEST_TEAMS_TOML};
 use countersign::cli::client::{AgentClient, ReviewerClient};
+use countersign::forge::Forge;
 use countersign::forge::github::{GitHubConfig, GitHubFile};
 use countersign::request::RequestId;
 use countersign::server::Server;
@@ -376,6 +377,20 @@ async fn a_workflow_is_dispatched_once_with_a_token_narrowed_to_actions() {
         s.fake.pull(pull).merge_commit_sha.as_deref(),
         Some(main.as_str())
     );
+    // The status shows the outcome last.
+    let head = s.fake.pull(pull).head_sha;
+    assert!(
+        eventually(Duration::from_secs(40), || {
+            s.fake
+                .statuses(&head)
+                .last()
+                .and_then(|st| st.description.clone())
+                == Some("approved and executed".to_owned())
+        })
+        .await,
+        "{:?}",
+        s.fake.statuses(&head)
+    );
 
     s.assert_no_token_leaked(&[&id]).await;
     s.server.stop().await.unwrap();
@@ -669,6 +684,14 @@ async fn an_approved_change_is_squash_merged_at_the_reviewed_head() {
     );
     assert_eq!(repositories, only_gitops());
     assert_eq!(s.fake.pull(pull).head_sha, reviewed);
+    // Merging again (a retry after a crash) answers the same commit and changes nothing.
+    let forge = s.server.github_forge().unwrap();
+    let again = forge
+        .merge_review(&pull.to_string(), &RequestId::parse(&id).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(again, main);
+    assert_eq!(s.fake.branch_sha(BASE).as_deref(), Some(main.as_str()));
     s.assert_no_token_leaked(&[&id]).await;
     s.server.stop().await.unwrap();
 }

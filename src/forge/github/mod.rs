@@ -239,15 +239,16 @@ impl Forge for GitHubForge {
         let number = pull_number(review)?;
         let pull = self.client.get_pull(number).await?;
         let view = reviewers::decision_view(decision);
-        self.client
-            .set_status(&pull.head.sha, view.status, &view.description)
-            .await?;
         // An executed `action` request's pull request is still open (a `change` request's was
-        // merged when it ran): merging it keeps the record on the base branch.
+        // merged when it ran): merging it keeps the record on the base branch. Before the
+        // status, so the status shows the outcome last.
         if decision.state == crate::engine::State::Succeeded && pull.is_open() && !pull.is_merged()
         {
             self.merge_after_success(number, decision.id).await?;
         }
+        self.client
+            .set_status(&pull.head.sha, view.status, &view.description)
+            .await?;
         if let Some(text) = view.close_with
             && pull.is_open()
         {
