@@ -697,3 +697,61 @@ async fn a_credential_helper_exchanges_the_token_for_what_the_action_gets() {
         "the action did not run"
     );
 }
+
+#[tokio::test]
+async fn github_actions_are_refused_without_the_github_configuration() {
+    let h = Harness::start().await;
+    set_actions(
+        &h,
+        r#"
+[actions."db.export"]
+executor = { type = "github_workflow", workflow = "export.yml" }
+
+[actions.deploy]
+executor = { type = "command", argv = ["/bin/true"] }
+github = { permissions = { contents = "read" } }
+"#,
+    )
+    .await;
+    let (workflow, _) = h.pending_with(&action_body(json!({"limit": 1}))).await;
+    h.reviewer(BOB)
+        .review(&workflow, "approve", None)
+        .await
+        .unwrap();
+    let deploy = serde_json::to_vec(&json!({
+        "kind": "action", "action": "deploy", "resource": "staging/api",
+        "environment": "staging", "justification": "ship it", "payload": {},
+    }))
+    .unwrap();
+    // Deploying to staging is auto-approved.
+    let answer = h.agent_a().submit(&deploy, None).await.unwrap();
+    assert_eq!(answer.status, 202, "{}", answer.body);
+    let credential = answer.body["id"].as_str().unwrap().to_owned();
+    for (id, why) in [
+        (
+            &workflow,
+            "the github_workflow executor needs the [github] configuration",
+        ),
+        (
+            &credential,
+            "action `deploy` declares a `github` credential, which needs the [github] configuration",
+        ),
+    ] {
+        let status = wait_final(&h, id).await;
+        assert_eq!(status["state"], "failed", "{status}");
+        assert!(status.get("execution").is_none(), "nothing ran: {status}");
+        let events = h
+            .server
+            .engine
+            .store()
+            .events(&RequestId::parse(id).unwrap())
+            .await
+            .unwrap();
+        let refused = events
+            .iter()
+            .find(|e| e.kind == "execution_refused")
+            .expect("the refusal is recorded");
+        assert!(refused.detail.contains(why), "{}", refused.detail);
+        assert!(!events.iter().any(|e| e.kind == "credential_issued"));
+    }
+}

@@ -6,14 +6,25 @@
 //! executor, and its masked outcome ends the attempt — with the callback to the agent and,
 //! with retention zero, the erasure of the raw payload, in the same transaction.
 //!
+//! With `[github]`, a `github_workflow` action dispatches its workflow with an installation
+//! token narrowed to `actions`, and an action declaring `github = {...}` gets an installation
+//! token narrowed to that repository and those permissions instead of the JWT; each GitHub token
+//! is recorded in the ledger before use and revoked when the attempt ends. Without `[github]`
+//! both are refused before anything runs.
+//!
 //! After a crash, a request found `executing` was interrupted: an idempotent action is retried
 //! once with the same idempotency key; any other becomes `outcome_unknown`, never re-run.
 
 use super::Engine;
 use crate::credentials::Grant;
+use crate::execute::github_credential::{GitHubCredentialSpec, MintedToken, TokenMinter};
+use crate::execute::github_workflow::{self, WorkflowContext, WorkflowSpec};
 use crate::execute::{self, ExecutorSpec, Invocation, Outcome, helper::HelperSpec};
 use crate::forge::ForgeError;
+use crate::forge::github::{Access, GitHubClient, Permissions};
 use crate::request::{AgentId, Kind, Submission};
+use crate::store::Store;
+use crate::store::credentials::NewGitHubCredential;
 use crate::store::execution::{Attempt, Finish};
 use crate::store::{RequestRow, TransitionError};
 use crate::time;
@@ -35,13 +46,26 @@ const MERGE_TRIES: u32 = 3;
 /// How an approved request is carried out, resolved from the action registry at the
 /// request's pinned policy commit.
 enum Plan {
+    /// `http` or `command`.
     Run {
         spec: Box<ExecutorSpec>,
+        credential: Credential,
+    },
+    /// `github_workflow` (with `[github]`).
+    Workflow { spec: Box<WorkflowSpec> },
+    /// `kind: change`: merge the review into the base branch.
+    Merge,
+}
+
+/// What an `http` or `command` action gets as its credential.
+enum Credential {
+    /// countersign's JWT, optionally exchanged by a credential helper.
+    Jwt {
         audience: String,
         helper: Option<HelperSpec>,
     },
-    /// `kind: change`: merge the review into the base branch.
-    Merge,
+    /// A GitHub installation token narrowed as the action declares (with `[github]`).
+    GitHub(GitHubCredentialSpec),
 }
 
 struct Prepared {
@@ -209,24 +233,37 @@ impl Engine {
                 super::short(commit)
             )
         })?;
-        if action.executor_type == "github_workflow" {
+        let github = self.github().is_some();
+        if action.executor_type == "github_workflow" && !github {
             return Err("the github_workflow executor needs the [github] configuration".into());
+        }
+        if action.github.is_some() && !github {
+            return Err(format!(
+                "action `{}` declares a `github` credential, which needs the [github] configuration",
+                action.name
+            ));
         }
         let spec = toml::Value::Table(action.executor.clone())
             .try_into::<ExecutorSpec>()
             .map_err(|e| format!("action `{}`: executor: {}", action.name, e.message()))?;
-        let executor = match spec {
-            ExecutorSpec::Command(_) => "command",
-            ExecutorSpec::Http(_) => "http",
+        let executor = spec.kind();
+        let plan = match spec {
+            ExecutorSpec::GithubWorkflow(w) => Plan::Workflow { spec: Box::new(w) },
+            spec => Plan::Run {
+                spec: Box::new(spec),
+                credential: match &action.github {
+                    Some(g) => Credential::GitHub(g.clone()),
+                    None => Credential::Jwt {
+                        audience: action.audience.clone().unwrap_or_default(),
+                        helper: action.credential_helper.clone(),
+                    },
+                },
+            },
         };
         Ok(Prepared {
             submission,
             agent,
-            plan: Plan::Run {
-                spec: Box::new(spec),
-                audience: action.audience.clone().unwrap_or_default(),
-                helper: action.credential_helper.clone(),
-            },
+            plan,
             executor,
             idempotent: action.idempotent,
             credential_ttl,
@@ -239,14 +276,8 @@ impl Engine {
         let started = Instant::now();
         tracing::info!(request.id = %id, agent.id = %p.agent, attempt.id = attempt_id, attempt, executor = p.executor, "execution started");
         let outcome = match &p.plan {
-            Plan::Run {
-                spec,
-                audience,
-                helper,
-            } => {
-                self.run_executor(row, &p, spec, audience, helper.as_ref())
-                    .await
-            }
+            Plan::Run { spec, credential } => self.run_executor(row, &p, spec, credential).await,
+            Plan::Workflow { spec } => self.run_workflow(row, &p, spec).await,
             Plan::Merge => self.merge(row).await,
         };
         let duration_ms = time::duration_ms(started.elapsed());
@@ -293,10 +324,66 @@ impl Engine {
         row: &RequestRow,
         p: &Prepared,
         spec: &ExecutorSpec,
-        audience: &str,
-        helper: Option<&HelperSpec>,
+        credential: &Credential,
     ) -> Outcome {
         let started_at = time::now_ms();
+        let minter = self.github().map(|client| GitHubMinter {
+            client,
+            store: &self.store,
+            request_id: &row.id,
+            agent_id: &row.agent_id,
+        });
+        let (token, credential_id, minted) = match credential {
+            Credential::Jwt { audience, helper } => {
+                match self.jwt_credential(row, p, audience, helper.as_ref()).await {
+                    Ok((token, jti)) => (token, jti, None),
+                    Err(e) => return Outcome::failed(started_at, e),
+                }
+            }
+            Credential::GitHub(g) => {
+                let Some(minter) = &minter else {
+                    return Outcome::failed(
+                        started_at,
+                        "a `github` credential needs the [github] configuration".into(),
+                    );
+                };
+                let repository = g.repository.clone().unwrap_or_else(|| {
+                    format!("{}/{}", minter.client.owner(), minter.client.repo())
+                });
+                match minter.mint(&g.permissions(), &repository).await {
+                    Ok(m) => (
+                        Zeroizing::new(m.token.expose().to_owned()),
+                        m.id.clone(),
+                        Some(m),
+                    ),
+                    Err(e) => return Outcome::failed(started_at, e),
+                }
+            }
+        };
+        let fields = fields_of(row, p);
+        let invocation = Invocation {
+            request_id: &row.id,
+            payload: &p.submission.payload,
+            token: &token,
+            fields: &fields,
+        };
+        let mut outcome = execute::run(spec, &invocation, &self.masker).await;
+        if let (Some(minter), Some(m)) = (&minter, &minted) {
+            minter.revoke(m).await;
+        }
+        outcome.credential = Some(credential_id);
+        outcome
+    }
+
+    /// countersign's JWT for the request (recorded before it is returned), or what the
+    /// credential helper exchanged it for; with the token's `jti`.
+    async fn jwt_credential(
+        &self,
+        row: &RequestRow,
+        p: &Prepared,
+        audience: &str,
+        helper: Option<&HelperSpec>,
+    ) -> Result<(Zeroizing<String>, String), String> {
         let approvers = self
             .store
             .reviews(&row.request_id())
@@ -314,36 +401,43 @@ impl Engine {
             environment: p.submission.environment.clone(),
             approvers,
         };
-        let issued = match self.credentials.issue(&grant).await {
-            Ok(i) => i,
-            Err(e) => return Outcome::failed(started_at, format!("no credential: {e}")),
-        };
+        let issued = self
+            .credentials
+            .issue(&grant)
+            .await
+            .map_err(|e| format!("no credential: {e}"))?;
         let credential: Zeroizing<String> = match helper {
             None => issued.token.clone(),
-            Some(h) => match execute::helper::run(h, &issued.token, &self.masker).await {
-                Ok(c) => c,
-                Err(e) => return Outcome::failed(started_at, e),
-            },
+            Some(h) => execute::helper::run(h, &issued.token, &self.masker).await?,
         };
-        let fields: BTreeMap<String, String> = [
-            ("action", &p.submission.action),
-            ("resource", &p.submission.resource),
-            ("environment", &p.submission.environment),
-            ("agent", &row.agent_id),
-            ("request_id", &row.id),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.clone()))
-        .collect();
-        let invocation = Invocation {
+        Ok((credential, issued.jti.clone()))
+    }
+
+    /// The `github_workflow` executor: dispatch (and maybe follow) the workflow with narrowed
+    /// tokens minted and recorded for this attempt.
+    async fn run_workflow(&self, row: &RequestRow, p: &Prepared, spec: &WorkflowSpec) -> Outcome {
+        let Some(client) = self.github() else {
+            return Outcome::failed(
+                time::now_ms(),
+                "the github_workflow executor needs the [github] configuration".into(),
+            );
+        };
+        let minter = GitHubMinter {
+            client,
+            store: &self.store,
             request_id: &row.id,
-            payload: &p.submission.payload,
-            token: &credential,
-            fields: &fields,
+            agent_id: &row.agent_id,
         };
-        let mut outcome = execute::run(spec, &invocation, &self.masker).await;
-        outcome.credential = Some(issued.jti.clone());
-        outcome
+        let fields = fields_of(row, p);
+        let cx = WorkflowContext {
+            client,
+            minter: &minter,
+            request_id: &row.id,
+            fields: &fields,
+            payload: &p.submission.payload,
+            masker: &self.masker,
+        };
+        github_workflow::run(spec, &cx).await
     }
 
     /// The executor of `kind: change`: merges the review on the forge.
@@ -592,6 +686,96 @@ impl Engine {
             tracing::info!(request.id = %id, "raw payload erased");
         }
         Ok(())
+    }
+}
+
+/// The request fields templates may use: action, resource, environment, agent, request_id.
+fn fields_of(row: &RequestRow, p: &Prepared) -> BTreeMap<String, String> {
+    [
+        ("action", &p.submission.action),
+        ("resource", &p.submission.resource),
+        ("environment", &p.submission.environment),
+        ("agent", &row.agent_id),
+        ("request_id", &row.id),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.clone()))
+    .collect()
+}
+
+/// Mints GitHub installation tokens for one attempt: narrowed by GitHub, recorded in the
+/// ledger (`credential_issued`, `kind = "github_installation_token"`) before they are used,
+/// revoked when the attempt is done.
+struct GitHubMinter<'a> {
+    client: &'a GitHubClient,
+    store: &'a Store,
+    request_id: &'a str,
+    agent_id: &'a str,
+}
+
+#[async_trait::async_trait]
+impl TokenMinter for GitHubMinter<'_> {
+    async fn mint(
+        &self,
+        permissions: &Permissions,
+        repository: &str,
+    ) -> Result<MintedToken, String> {
+        let issued = self
+            .client
+            .token_for(permissions, repository)
+            .await
+            .map_err(|e| format!("no GitHub token for {repository}: {e}"))?;
+        let id = ulid::Ulid::new().to_string();
+        let now = time::now_ms();
+        let expires_at_ms = issued
+            .expires_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(now, |d| d.as_millis() as i64);
+        let granted: BTreeMap<String, String> = issued
+            .permissions
+            .iter()
+            .map(|(name, access)| {
+                let level = match access {
+                    Access::Read => "read",
+                    Access::Write => "write",
+                };
+                (name.clone(), level.to_owned())
+            })
+            .collect();
+        let recorded = self
+            .store
+            .record_github_credential(&NewGitHubCredential {
+                id: &id,
+                request_id: self.request_id,
+                agent_id: self.agent_id,
+                repository,
+                permissions: &granted,
+                issued_at_ms: now,
+                expires_at_ms,
+            })
+            .await;
+        if let Err(e) = recorded {
+            let _ = self.client.revoke(&issued.token).await;
+            return Err(format!("could not record the GitHub token: {e}"));
+        }
+        tracing::info!(request.id = self.request_id, credential.id = %id, github.repository = repository, permissions = ?granted, expires_at = %time::rfc3339(expires_at_ms), "GitHub installation token issued");
+        Ok(MintedToken {
+            token: issued.token,
+            id,
+            repository: repository.to_owned(),
+            expires_at: issued.expires_at,
+        })
+    }
+
+    async fn revoke(&self, token: &MintedToken) {
+        match self.client.revoke(&token.token).await {
+            Ok(()) => {
+                tracing::debug!(request.id = self.request_id, credential.id = %token.id, "GitHub installation token revoked")
+            }
+            Err(e) => {
+                tracing::warn!(request.id = self.request_id, credential.id = %token.id, error = %e, "could not revoke a GitHub installation token (it expires within the hour)")
+            }
+        }
     }
 }
 

@@ -44,6 +44,10 @@ pub struct GitHubReviews {
 }
 
 impl GitHubReviews {
+    pub fn client(&self) -> &Arc<GitHubClient> {
+        &self.client
+    }
+
     pub fn new(client: Arc<GitHubClient>, reconcile_interval: Duration) -> Self {
         Self {
             client,

@@ -130,6 +130,12 @@ impl Engine {
         })
     }
 
+    /// The GitHub App's client, when `[github]` is configured (for the `github_workflow`
+    /// executor and narrowed GitHub tokens).
+    pub fn github(&self) -> Option<&Arc<crate::forge::github::GitHubClient>> {
+        self.github.get().map(github::GitHubReviews::client)
+    }
+
     /// The token issuer: `engine.credentials().issue(&grant)` signs a credential for an
     /// approved request (see [`crate::credentials`]).
     pub fn credentials(&self) -> &Arc<crate::credentials::Issuer> {

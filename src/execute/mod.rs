@@ -2,10 +2,15 @@
 //! environment in its own process group, the raw payload on stdin and the just-in-time
 //! credential in one variable; an [`http`] call sends the payload as JSON with the credential
 //! as a bearer token and the request id as `Idempotency-Key`. Specs ([`spec`]) come from TOML.
+//! A [`github_workflow`] dispatches a GitHub Actions workflow with a narrowed installation token
+//! (the engine runs it: it needs the GitHub client); [`github_credential`] is the narrowed token
+//! an `http` or `command` action may get instead of countersign's JWT.
 //! Either way the result is an [`Outcome`] fit to store and show: output masked, the credential
 //! replaced by `[credential]`, at most [`OUTPUT_LIMIT`] bytes.
 
 pub mod command;
+pub mod github_credential;
+pub mod github_workflow;
 pub mod helper;
 pub mod http;
 pub mod output;
@@ -88,5 +93,10 @@ pub async fn run(spec: &ExecutorSpec, inv: &Invocation<'_>, masker: &Masker) -> 
     match spec {
         ExecutorSpec::Command(c) => command::run(c, inv, masker).await,
         ExecutorSpec::Http(h) => http::run(h, inv, masker).await,
+        ExecutorSpec::GithubWorkflow(_) => Outcome::failed(
+            crate::time::now_ms(),
+            "the github_workflow executor runs through the GitHub client (see `github_workflow::run`)"
+                .to_owned(),
+        ),
     }
 }

@@ -35,6 +35,10 @@ pub const TEMPLATE_FIELDS: &[&str] = &["action", "resource", "environment", "age
 pub enum ExecutorSpec {
     Command(CommandSpec),
     Http(HttpSpec),
+    /// A GitHub Actions `workflow_dispatch` (needs `[github]`), see
+    /// [`super::github_workflow`].
+    #[serde(rename = "github_workflow")]
+    GithubWorkflow(super::github_workflow::WorkflowSpec),
 }
 
 /// Run a program (no shell) with a clean environment, the payload on stdin and the
@@ -110,6 +114,16 @@ impl ExecutorSpec {
         match self {
             ExecutorSpec::Command(c) => c.validate(),
             ExecutorSpec::Http(h) => h.validate(),
+            ExecutorSpec::GithubWorkflow(w) => w.validate(),
+        }
+    }
+
+    /// The executor's `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ExecutorSpec::Command(_) => "command",
+            ExecutorSpec::Http(_) => "http",
+            ExecutorSpec::GithubWorkflow(_) => "github_workflow",
         }
     }
 
@@ -117,6 +131,7 @@ impl ExecutorSpec {
         match self {
             ExecutorSpec::Command(c) => c.timeout,
             ExecutorSpec::Http(h) => h.timeout,
+            ExecutorSpec::GithubWorkflow(w) => w.timeout,
         }
     }
 }

@@ -250,6 +250,12 @@ pub fn sentence(entry: &Map<String, Value>) -> String {
         "expired" => format!("{id} expired"),
         "cancelled" => format!("{id} cancelled by {actor}"),
         "approval_withdrawn" => format!("{id} approval withdrawn: {}", s("why")),
+        "credential_issued" if s("kind") == "github_installation_token" => format!(
+            "{id} GitHub token {} issued for {} until {}",
+            s("id"),
+            s("repository"),
+            s("expires_at")
+        ),
         "credential_issued" => format!(
             "{id} credential {} issued for {} ({}) until {}",
             s("jti"),

@@ -9,7 +9,18 @@
 //! executor = { type = "http", method = "POST", url = "https://exports.internal/{{ resource }}" }
 //! audience = "https://exports.internal"
 //! idempotent = true
+//!
+//! [actions."release.tag"]   # a GitHub installation token instead of countersign's JWT
+//! executor = { type = "command", argv = ["/usr/local/bin/tag-release"] }
+//! github = { repository = "acme/service", permissions = { contents = "write" } }
+//!
+//! [actions.deploy]          # a workflow_dispatch, with its own narrowed token
+//! executor = { type = "github_workflow", workflow = "deploy.yml", inputs = { service = "{{ resource }}" } }
 //! ```
+//!
+//! The credential: countersign's JWT with `audience` (required for `http` and `command`), or a
+//! narrowed GitHub installation token with `github` (then no `audience` and no
+//! `credential_helper`). `github_workflow` takes neither: it mints its own `actions` token.
 
 use super::files::CheckError;
 use serde::{Deserialize, Serialize};
@@ -40,6 +51,9 @@ pub struct ActionEntry {
     pub description: Option<String>,
     /// A program exchanging countersign's token for the credential the executor gets.
     pub credential_helper: Option<Spanned<toml::Table>>,
+    /// A GitHub installation token narrowed to a repository and permissions, instead of
+    /// countersign's JWT (`http` and `command`).
+    pub github: Option<Spanned<toml::Table>>,
 }
 
 /// A registered action, as the engine uses it.
@@ -53,6 +67,8 @@ pub struct Action {
     pub audience: Option<String>,
     pub idempotent: bool,
     pub credential_helper: Option<crate::execute::helper::HelperSpec>,
+    /// The GitHub token the executor gets instead of countersign's JWT.
+    pub github: Option<crate::execute::github_credential::GitHubCredentialSpec>,
 }
 
 /// Checks every entry; returns the registry by action name.
@@ -101,19 +117,51 @@ pub(super) fn compile(
                 continue;
             }
         };
-        if kind != "github_workflow" {
-            let spec = toml::Value::Table(exec.clone()).try_into::<crate::execute::ExecutorSpec>();
-            let problem = match spec {
-                Ok(spec) => spec.validate().err().map(|e| e.to_string()),
-                Err(e) => Some(e.message().to_owned()),
-            };
-            if let Some(problem) = problem {
+        let spec = toml::Value::Table(exec.clone()).try_into::<crate::execute::ExecutorSpec>();
+        let problem = match spec {
+            Ok(spec) => spec.validate().err().map(|e| e.to_string()),
+            Err(e) => Some(e.message().to_owned()),
+        };
+        if let Some(problem) = problem {
+            errors.push(at(
+                entry.executor.span().start,
+                format!("action `{n}`: executor: {problem}"),
+            ));
+            continue;
+        }
+        let workflow = kind == "github_workflow";
+        let github = match &entry.github {
+            None => None,
+            Some(_) if workflow => {
                 errors.push(at(
-                    entry.executor.span().start,
-                    format!("action `{n}`: executor: {problem}"),
+                    name.span().start,
+                    format!("action `{n}`: `github` is for `http` and `command`; the github_workflow executor gets its own token narrowed to `actions`"),
                 ));
                 continue;
             }
+            Some(g) => {
+                let spec = toml::Value::Table(g.get_ref().clone())
+                    .try_into::<crate::execute::github_credential::GitHubCredentialSpec>()
+                    .map_err(|e| e.message().to_owned())
+                    .and_then(|s| s.validate().map(|()| s).map_err(|e| e.to_string()));
+                match spec {
+                    Ok(s) => Some(s),
+                    Err(problem) => {
+                        errors.push(at(
+                            g.span().start,
+                            format!("action `{n}`: github: {problem}"),
+                        ));
+                        continue;
+                    }
+                }
+            }
+        };
+        if entry.credential_helper.is_some() && (workflow || github.is_some()) {
+            errors.push(at(
+                name.span().start,
+                format!("action `{n}`: `credential_helper` exchanges countersign's JWT; an action with a GitHub token has none"),
+            ));
+            continue;
         }
         let credential_helper = match &entry.credential_helper {
             None => None,
@@ -135,7 +183,14 @@ pub(super) fn compile(
             }
         };
         let audience = entry.audience.clone().filter(|a| !a.trim().is_empty());
-        if audience.is_none() && kind != "github_workflow" {
+        if audience.is_some() && (workflow || github.is_some()) {
+            errors.push(at(
+                name.span().start,
+                format!("action `{n}`: `audience` is the `aud` of countersign's JWT; an action with a GitHub token has none"),
+            ));
+            continue;
+        }
+        if audience.is_none() && !workflow && github.is_none() {
             errors.push(at(
                 name.span().start,
                 format!(
@@ -153,6 +208,7 @@ pub(super) fn compile(
                 audience,
                 idempotent: entry.idempotent,
                 credential_helper,
+                github,
             },
         );
     }
@@ -204,5 +260,45 @@ mod tests {
         let (_, errors) =
             check("[actions.a]\nexecutor = { type = \"http\" }\naudience = \"x\"\ntimeout = 3\n");
         assert!(errors[0].contains("unknown field `timeout`"), "{errors:?}");
+    }
+
+    #[test]
+    fn github_workflows_and_github_tokens_are_checked() {
+        let (actions, errors) = check(
+            "[actions.deploy]\nexecutor = { type = \"github_workflow\", workflow = \"deploy.yml\", repository = \"acme/svc\", inputs = { service = \"{{ resource }}\", version = \"{{ payload.version }}\" }, wait = true, timeout = \"45m\" }\n\n[actions.tag]\nexecutor = { type = \"command\", argv = [\"/bin/true\"] }\ngithub = { repository = \"acme/svc\", permissions = { contents = \"write\", pull_requests = \"read\" } }\n",
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(actions["deploy"].executor_type, "github_workflow");
+        let github = actions["tag"].github.as_ref().unwrap();
+        assert_eq!(github.repository.as_deref(), Some("acme/svc"));
+        assert_eq!(
+            github.permissions["contents"],
+            crate::forge::github::Access::Write
+        );
+        assert_eq!(actions["tag"].audience, None);
+
+        let (_, errors) = check(
+            "[actions.a]\nexecutor = { type = \"github_workflow\", workflow = \"deploy\" }\n\n\
+             [actions.b]\nexecutor = { type = \"github_workflow\", workflow = \"d.yml\", inputs = { x = \"{{ nope }}\" } }\n\n\
+             [actions.c]\nexecutor = { type = \"command\", argv = [\"/bin/true\"] }\ngithub = { permissions = { contents = \"admin\" } }\n\n\
+             [actions.d]\nexecutor = { type = \"command\", argv = [\"/bin/true\"] }\ngithub = { permissions = { everything = \"write\" } }\n\n\
+             [actions.e]\nexecutor = { type = \"command\", argv = [\"/bin/true\"] }\naudience = \"x\"\ngithub = { permissions = { issues = \"write\" } }\n\n\
+             [actions.f]\nexecutor = { type = \"github_workflow\", workflow = \"d.yml\" }\ngithub = { permissions = { issues = \"write\" } }\n\n\
+             [actions.g]\nexecutor = { type = \"github_workflow\", workflow = \"d.yml\" }\ncredential_helper = { argv = [\"/bin/cat\"] }\n",
+        );
+        assert_eq!(errors.len(), 7, "{errors:?}");
+        assert!(
+            errors[0].starts_with("policies/actions.toml:2:") && errors[0].contains("`workflow`"),
+            "{errors:?}"
+        );
+        assert!(errors[1].contains("`inputs.x`"), "{errors:?}");
+        assert!(
+            errors[2].contains("github:") && errors[2].contains("admin"),
+            "{errors:?}"
+        );
+        assert!(errors[3].contains("`permissions.everything`"), "{errors:?}");
+        assert!(errors[4].contains("`audience`"), "{errors:?}");
+        assert!(errors[5].contains("its own token"), "{errors:?}");
+        assert!(errors[6].contains("`credential_helper`"), "{errors:?}");
     }
 }

@@ -20,6 +20,21 @@ pub struct NewCredential<'a> {
     pub expires_at_ms: i64,
 }
 
+/// A GitHub installation token about to be used for a request.
+#[derive(Debug, Clone)]
+pub struct NewGitHubCredential<'a> {
+    /// countersign's id for the token (a ULID).
+    pub id: &'a str,
+    pub request_id: &'a str,
+    pub agent_id: &'a str,
+    /// `owner/name`.
+    pub repository: &'a str,
+    /// Permission → `read`/`write`, as GitHub granted them.
+    pub permissions: &'a std::collections::BTreeMap<String, String>,
+    pub issued_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
 #[derive(Debug, Clone, FromRow)]
 pub struct CredentialRow {
     pub jti: String,
@@ -51,6 +66,38 @@ impl Store {
             "jti": c.jti,
             "audience": c.audience,
             "scope": c.scope,
+            "expires_at": crate::time::rfc3339(c.expires_at_ms),
+        });
+        append(
+            &mut tx,
+            &self.masker,
+            c.request_id,
+            "credential_issued",
+            "countersign",
+            c.issued_at_ms,
+            object(fields),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a GitHub installation token countersign minted for a request (narrowed to one
+    /// repository and `permissions`): a `credential_issued` ledger entry with
+    /// `kind = "github_installation_token"`, the token's id (countersign's, a ULID), repository,
+    /// permissions and expiry. Never the token. GitHub tokens are not introspectable here, so
+    /// there is no `credentials` row.
+    pub async fn record_github_credential(
+        &self,
+        c: &NewGitHubCredential<'_>,
+    ) -> anyhow::Result<()> {
+        let mut tx = self.writer.begin().await?;
+        let fields = json!({
+            "kind": "github_installation_token",
+            "id": c.id,
+            "agent": c.agent_id,
+            "repository": c.repository,
+            "permissions": c.permissions,
             "expires_at": crate::time::rfc3339(c.expires_at_ms),
         });
         append(

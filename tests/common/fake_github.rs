@@ -207,6 +207,7 @@ impl Builder {
             hook_id: HOOK_ID,
             clock_offset: 0,
             auto_finish_runs: None,
+            dispatch_run_details: true,
             failures: Vec::new(),
             lose_next_webhooks: 0,
             next_id: 1_000_000,
@@ -515,6 +516,12 @@ impl FakeGitHub {
     /// `completed` with `conclusion` at the next (`None` stops that).
     pub fn auto_finish_runs(&self, conclusion: Option<&str>) {
         lock(&self.inner).auto_finish_runs = conclusion.map(str::to_owned);
+    }
+
+    /// Whether a dispatch asking for `return_run_details` gets `200` with the run (the default,
+    /// as on GitHub.com) or `204` without it (older GitHub Enterprise Server).
+    pub fn dispatch_run_details(&self, on: bool) {
+        lock(&self.inner).dispatch_run_details = on;
     }
 
     /// Moves the fake's clock forward (token and JWT expiry).

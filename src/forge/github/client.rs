@@ -17,6 +17,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 use tokio::sync::{Mutex, OnceCell};
 
+mod actions;
+pub use actions::{DispatchAnswer, DispatchedRun, WorkflowRun};
+
 /// The commit status countersign sets on its pull requests.
 pub const STATUS_CONTEXT: &str = "countersign/approval";
 
@@ -123,6 +126,8 @@ pub struct GitHubClient {
     key: Arc<AppKey>,
     owner: String,
     repo: String,
+    base_branch: String,
+    api_url: String,
     configured_installation: Option<u64>,
     installation: OnceCell<u64>,
     token: Mutex<Option<InstallationToken>>,
@@ -152,6 +157,8 @@ impl GitHubClient {
             key: config.app_key.clone(),
             owner: config.owner.clone(),
             repo: config.repo.clone(),
+            base_branch: config.base_branch.clone(),
+            api_url: config.api_url.trim_end_matches('/').to_owned(),
             configured_installation: config.installation_id,
             installation: OnceCell::new(),
             token: Mutex::new(None),
@@ -165,6 +172,16 @@ impl GitHubClient {
 
     pub fn repo(&self) -> &str {
         &self.repo
+    }
+
+    /// The API base URL (`[github] api_url`).
+    pub fn api_url(&self) -> &str {
+        &self.api_url
+    }
+
+    /// The GitOps repository's base branch (`[github] base_branch`).
+    pub fn base_branch(&self) -> &str {
+        &self.base_branch
     }
 
     fn app_jwt(&self) -> Result<Token, ForgeError> {
@@ -357,6 +374,36 @@ impl GitHubClient {
         unreachable!("the loop returns on its second pass")
     }
 
+    /// Sends a call authenticated with `token` (a narrowed token minted for one operation);
+    /// no refresh on 401: such a token is not replaced behind the caller's back.
+    async fn send_as(
+        &self,
+        token: &Token,
+        method: Method,
+        route: &'static str,
+        path: String,
+        body: Option<serde_json::Value>,
+    ) -> Result<Reply, ForgeError> {
+        let mut call = Call::new(method, route, path, token);
+        call.body = body;
+        self.rest.send(&call).await
+    }
+
+    /// Sends with `token` when given, else with the cached installation token.
+    async fn send_either(
+        &self,
+        token: Option<&Token>,
+        method: Method,
+        route: &'static str,
+        path: String,
+        body: Option<serde_json::Value>,
+    ) -> Result<Reply, ForgeError> {
+        match token {
+            Some(token) => self.send_as(token, method, route, path, body).await,
+            None => self.send(method, route, path, body).await,
+        }
+    }
+
     /// `send`, requiring a 2xx answer, decoded.
     async fn send_json<T: serde::de::DeserializeOwned>(
         &self,
@@ -418,13 +465,22 @@ impl GitHubClient {
     }
 
     pub async fn get_pull(&self, number: u64) -> Result<Pull, ForgeError> {
-        self.send_json(
+        self.get_pull_with(None, number).await
+    }
+
+    async fn get_pull_with(&self, token: Option<&Token>, number: u64) -> Result<Pull, ForgeError> {
+        let route = "/repos/{owner}/{repo}/pulls/{number}";
+        let label = format!("GET {route}");
+        self.send_either(
+            token,
             Method::GET,
-            "/repos/{owner}/{repo}/pulls/{number}",
+            route,
             self.repo_path(&format!("/pulls/{number}")),
             None,
         )
-        .await
+        .await?
+        .ok(&label)?
+        .json(&label)
     }
 
     /// Opens a pull request. If GitHub says one already exists for the branch (a concurrent or
@@ -592,30 +648,57 @@ impl GitHubClient {
     /// Squash-merges pull request `number` if its head is still `sha`; returns the merge
     /// commit. Idempotent: an already merged pull request returns its merge commit.
     pub async fn merge(&self, number: u64, sha: &str) -> Result<String, ForgeError> {
+        self.merge_with(None, number, sha, None).await
+    }
+
+    /// [`GitHubClient::merge`] with a narrowed `token` (`contents: write`, `pull_requests:
+    /// write`) when given, and `message` as the squash commit's message (GitHub's default
+    /// otherwise). A pull request whose head is no longer `sha` is not merged (permanent
+    /// error); one merged by someone else at another head is reported, not taken as ours.
+    pub async fn merge_with(
+        &self,
+        token: Option<&Token>,
+        number: u64,
+        sha: &str,
+        message: Option<&str>,
+    ) -> Result<String, ForgeError> {
         #[derive(Deserialize)]
         struct Merged {
             sha: String,
         }
         let route = "/repos/{owner}/{repo}/pulls/{number}/merge";
         let label = format!("PUT {route}");
+        let mut body = json!({ "merge_method": "squash", "sha": sha });
+        if let Some(message) = message {
+            body["commit_message"] = json!(message);
+        }
         let reply = self
-            .send(
+            .send_either(
+                token,
                 Method::PUT,
                 route,
                 self.repo_path(&format!("/pulls/{number}/merge")),
-                Some(json!({ "merge_method": "squash", "sha": sha })),
+                Some(body),
             )
             .await?;
         match reply.status.as_u16() {
             200..=299 => Ok(reply.json::<Merged>(&label)?.sha),
             // Not mergeable: maybe because it already is merged.
             405 | 409 | 422 => {
-                let pull = self.get_pull(number).await?;
+                let pull = self.get_pull_with(token, number).await?;
                 match (&pull.merge_commit_sha, pull.is_merged()) {
-                    (Some(commit), true) => Ok(commit.clone()),
-                    _ if reply.status == StatusCode::CONFLICT => Err(ForgeError::Permanent(
-                        "the pull request's head moved; it was not merged".to_owned(),
-                    )),
+                    (Some(commit), true) if pull.head.sha == sha => Ok(commit.clone()),
+                    (_, true) => Err(ForgeError::Permanent(format!(
+                        "the pull request was merged by someone else at another head than {}",
+                        short(sha)
+                    ))),
+                    _ if reply.status == StatusCode::CONFLICT || pull.head.sha != sha => {
+                        Err(ForgeError::Permanent(format!(
+                            "the pull request changed after review (its head is {}, not {}); it was not merged",
+                            short(&pull.head.sha),
+                            short(sha)
+                        )))
+                    }
                     _ => Err(client_error(reply.status, &label)),
                 }
             }
@@ -691,6 +774,11 @@ impl GitHubClient {
         }
         Ok(reply.ok(&label)?.json::<Membership>(&label)?.state == "active")
     }
+}
+
+/// The first 12 characters of a commit id.
+pub(super) fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
 }
 
 /// At most `max` characters, with `…` when cut.

@@ -5,7 +5,10 @@
 //! - `auth.rs`: the app JWT, installation tokens (refreshed before expiry) and narrowed tokens.
 //! - `rest.rs`: timeouts, rate limits, retries with backoff and jitter, metrics.
 //! - `client.rs`: [`GitHubClient`], the typed REST calls (including [`GitHubClient::token_for`]
-//!   and [`GitHubClient::merge`] for execution).
+//!   and [`GitHubClient::merge`] for execution); `client/actions.rs`: workflow dispatch and runs
+//!   (with narrowed tokens, for the `github_workflow` executor).
+//! - `merge.rs`: squash merges pinned to the head a review was opened on, with a narrowed token
+//!   (`change` requests when they execute, `action` requests after they succeeded).
 //! - `git.rs` + `transport.rs`: the local clone, review commits pushed over HTTPS with the
 //!   installation token (git2 through a reqwest transport: one TLS stack).
 //! - `reviewers.rs`: owners → requested reviewers, labels, status lines, decision comments.
@@ -17,19 +20,24 @@ mod auth;
 mod client;
 mod config;
 mod git;
+mod merge;
 mod rest;
 mod reviewers;
 mod transport;
 pub mod webhook;
 
 pub use auth::{Access, InstallationToken, Permissions, Token};
-pub use client::{GitHubClient, Pull, Review, STATUS_CONTEXT, StatusState};
-pub use config::{GitHubConfig, GitHubFile, WebhookSecret};
+pub use client::{
+    DispatchAnswer, DispatchedRun, GitHubClient, Login, Pull, Review, STATUS_CONTEXT, StatusState,
+    WorkflowRun,
+};
+pub use config::{GitHubConfig, GitHubFile, WebhookSecret, parse_repository};
 pub use rest::RetryPolicy;
 pub use webhook::{GitHubEvent, SignatureError, parse_event, verify_signature};
 
 use super::content::ReviewContent;
 use super::{Decision, Forge, ForgeError, ReviewRef, ReviewRequest};
+use crate::request::RequestId;
 use crate::telemetry::Metrics;
 use client::Conditional;
 use std::collections::BTreeMap;
@@ -231,6 +239,13 @@ impl Forge for GitHubForge {
         let number = pull_number(review)?;
         let pull = self.client.get_pull(number).await?;
         let view = reviewers::decision_view(decision);
+        // An executed `action` request's pull request is still open (a `change` request's was
+        // merged when it ran): merging it keeps the record on the base branch. Before the
+        // status, so the status shows the outcome last.
+        if decision.state == crate::engine::State::Succeeded && pull.is_open() && !pull.is_merged()
+        {
+            self.merge_after_success(number, decision.id).await?;
+        }
         self.client
             .set_status(&pull.head.sha, view.status, &view.description)
             .await?;
@@ -252,6 +267,12 @@ impl Forge for GitHubForge {
             self.client.close_pull(number).await?;
         }
         Ok(())
+    }
+
+    /// Squash-merges the request's pull request at the head the review was opened on, with a
+    /// narrowed token; see `merge.rs`.
+    async fn merge_review(&self, review: &str, id: &RequestId) -> Result<String, ForgeError> {
+        self.squash(pull_number(review)?, id).await
     }
 
     async fn base_commit(&self) -> Result<String, ForgeError> {

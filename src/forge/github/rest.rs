@@ -65,6 +65,10 @@ pub struct Call<'a> {
     pub token: &'a Token,
     pub accept: &'static str,
     pub if_none_match: Option<String>,
+    /// Sent at most once: a 5xx answer, a timeout or a network error is not retried (a call
+    /// that starts something, like a workflow dispatch, may have done so). Rate limits are
+    /// still waited out: GitHub did nothing then.
+    pub once: bool,
 }
 
 impl<'a> Call<'a> {
@@ -77,6 +81,7 @@ impl<'a> Call<'a> {
             token,
             accept: "application/vnd.github+json",
             if_none_match: None,
+            once: false,
         }
     }
 
@@ -243,7 +248,7 @@ impl Rest {
                 }
                 Next::Retry => {
                     attempts += 1;
-                    if attempts >= self.policy.max_attempts {
+                    if call.once || attempts >= self.policy.max_attempts {
                         let what = match reply {
                             Some(r) => format!("GitHub answered {}", r.status),
                             None => format!("GitHub unreachable ({outcome})"),

@@ -28,6 +28,7 @@ pub(super) fn router(inner: Shared) -> Router {
         .route("/app/installations/{id}", get(get_installation))
         .route("/app/installations/{id}/access_tokens", post(create_token))
         .route("/repos/{owner}/{repo}/installation", get(repo_installation))
+        .route("/installation/token", delete(revoke_token))
         .route("/repos/{owner}/{repo}", get(get_repo))
         .route("/repos/{owner}/{repo}/branches/{*branch}", get(get_branch))
         .route("/repos/{owner}/{repo}/git/ref/{*ref}", get(get_ref))
@@ -280,6 +281,15 @@ async fn get_installation(
         auth::require_app(s, &headers)?;
         let inst = s.installation(id).ok_or_else(ApiError::not_found)?;
         json(200, shapes::installation(s, inst))
+    })
+}
+
+/// `DELETE /installation/token`: the token revokes itself (`204`).
+async fn revoke_token(Ax(inner): Ax<Shared>, headers: HeaderMap) -> Response {
+    with(&inner, |s| {
+        let token = auth::require_token(s, &headers)?;
+        s.tokens.retain(|t| t.value != token.value);
+        empty(204)
     })
 }
 

@@ -389,6 +389,9 @@ pub struct State {
     /// When set, a workflow run turns `in_progress` at its first read and `completed` with this
     /// conclusion at its second.
     pub auto_finish_runs: Option<String>,
+    /// A dispatch asking for `return_run_details` gets `200` with the run (GitHub.com since
+    /// 2026); when false, `204` without it (GitHub Enterprise Server before the feature).
+    pub dispatch_run_details: bool,
     pub(super) failures: Vec<FailureRule>,
     pub(super) lose_next_webhooks: usize,
     pub(super) next_id: u64,

@@ -1,6 +1,8 @@
 //! Organisation team routes (membership, members) and GitHub Actions routes (workflow dispatch,
-//! runs). A dispatch records its inputs and ref and creates a `queued` run; the test finishes it
-//! with the conclusion it wants (`FakeGitHub::finish_run` / `auto_finish_runs`).
+//! runs). A dispatch records its inputs and ref and creates a `queued` run (answering `200` with
+//! the run when asked to `return_run_details`, unless `FakeGitHub::dispatch_run_details(false)`);
+//! the test finishes it with the conclusion it wants (`FakeGitHub::finish_run` /
+//! `auto_finish_runs`).
 
 use super::auth::{self, ApiError};
 use super::routes::{Params, empty, json, page, paged, with};
@@ -158,6 +160,15 @@ async fn dispatch(
             updated_at: now,
             reads: 0,
         });
+        if s.dispatch_run_details && req["return_run_details"] == json!(true) {
+            let html_url = format!("{}/{full}/actions/runs/{id}", s.base_url);
+            let r = s.repo(&full).unwrap();
+            let run_url = format!("{}/actions/runs/{id}", shapes::repo_api(s, r));
+            return json(
+                200,
+                json!({"workflow_run_id": id, "run_url": run_url, "html_url": html_url}),
+            );
+        }
         empty(204)
     })
 }
