@@ -9,7 +9,9 @@
 //! libgit2 runs a fetch or push synchronously on the calling thread, so the HTTP client, the
 //! runtime handle and the token are handed to the transport through a thread-local set only
 //! for the duration of one operation ([`with_context`]); the token never enters a URL, a git
-//! config or an error message.
+//! config or an error message. An operation may carry a deadline: every request and read then
+//! gives up at it (the ledger push bounds its attempts this way), which ends libgit2's
+//! operation with an error instead of leaving it blocked.
 
 use super::auth::Token;
 use git2::transport::{Service, SmartSubtransport, SmartSubtransportStream, Transport};
@@ -29,6 +31,8 @@ pub struct HttpContext {
     pub client: reqwest::Client,
     pub runtime: tokio::runtime::Handle,
     pub token: Option<Token>,
+    /// Every request and read of the operation fails once this passes.
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 /// The URL libgit2 is given for `git_url`: http(s) goes through this transport, anything else
@@ -128,6 +132,17 @@ struct HttpStream {
     pos: usize,
 }
 
+/// Runs `f` on the runtime, up to the operation's deadline.
+fn wait<F: Future>(ctx: &HttpContext, f: F) -> io::Result<F::Output> {
+    match ctx.deadline {
+        None => Ok(ctx.runtime.block_on(f)),
+        Some(at) => ctx
+            .runtime
+            .block_on(tokio::time::timeout_at(at, f))
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "git over HTTP: timeout")),
+    }
+}
+
 impl HttpStream {
     fn send(&mut self) -> io::Result<reqwest::Response> {
         let mut request = if self.post {
@@ -149,10 +164,7 @@ impl HttpStream {
         if let Some(token) = &self.ctx.token {
             request = request.basic_auth("x-access-token", Some(token.expose()));
         }
-        let response = self
-            .ctx
-            .runtime
-            .block_on(request.send())
+        let response = wait(&self.ctx, request.send())?
             .map_err(|e| io::Error::other(format!("git over HTTP: {}", kind(&e))))?;
         let status = response.status();
         if !status.is_success() {
@@ -194,7 +206,7 @@ impl Read for HttpStream {
                 return Ok(n);
             }
             let response = self.response.as_mut().expect("sent above");
-            match self.ctx.runtime.block_on(response.chunk()) {
+            match wait(&self.ctx, response.chunk())? {
                 Ok(Some(chunk)) => {
                     self.chunk = chunk.to_vec();
                     self.pos = 0;

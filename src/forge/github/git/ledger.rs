@@ -1,0 +1,273 @@
+//! The audit ledger's remote on GitHub ([`GitHubForge::ledger_remote`]): the ledger branch of
+//! the local clone pushed to the GitOps repository over HTTPS, **fast-forward only**, with an
+//! installation token narrowed to this repository and `contents: write` (cached until five
+//! minutes before it expires, so a push costs no token request).
+//!
+//! The push is checked twice before anything is sent: in libgit2's push negotiation (once the
+//! remote's refs are known) countersign refuses unless GitHub's branch is absent, at the tip
+//! already, or one of the local branch's own commits; libgit2 then refuses a non-fast-forward
+//! itself (the refspec has no `+`), and GitHub's receive-pack refuses an update whose old value
+//! is no longer current. When GitHub's branch has commits countersign does not have, they are
+//! fetched into `refs/remotes/origin/<branch>` only to describe them (how many, on top of which
+//! of countersign's commits); nothing is built on them.
+
+use super::{Git, Mirror, UNAUTHORIZED};
+use crate::forge::ForgeError;
+use crate::forge::github::auth::{Access, InstallationToken, Permissions, Token};
+use crate::forge::github::{GitHubClient, GitHubForge};
+use crate::ledger::{LedgerRemote, PushError, Pushed};
+use git2::Oid;
+use std::cell::Cell;
+use std::sync::Arc;
+use std::time::SystemTime;
+use tokio::time::Instant;
+
+/// What a ledger push found on the remote.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum LedgerPush {
+    UpToDate,
+    /// `from`: the remote branch's previous commit (`None`: created).
+    FastForward {
+        from: Option<Oid>,
+    },
+    Diverged {
+        remote: Oid,
+        base: Option<Oid>,
+        foreign: Option<usize>,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Verdict {
+    UpToDate,
+    Create,
+    FastForward(Oid),
+    Diverged(Oid),
+}
+
+/// The negotiation stopped a push that must not (or need not) happen.
+const STOPPED: &str = "countersign stopped the ledger push";
+
+impl Mirror {
+    /// Makes the remote's `branch` point at `tip` if it is absent or an ancestor of `tip`.
+    pub(super) async fn push_ledger(
+        &self,
+        token: Option<Token>,
+        branch: &str,
+        tip: Oid,
+        deadline: Instant,
+    ) -> Result<LedgerPush, ForgeError> {
+        let branch = branch.to_owned();
+        self.run_until(token, Some(deadline), move |git| {
+            let dst = format!("refs/heads/{branch}");
+            let verdict = Cell::new(None::<Verdict>);
+            let pushed = git.push_negotiated(&format!("{tip}:{dst}"), |updates| {
+                let Some(update) = updates
+                    .iter()
+                    .find(|u| u.dst_refname() == Some(dst.as_str()))
+                else {
+                    return Ok(());
+                };
+                let remote = update.src();
+                let v = if remote == tip {
+                    Verdict::UpToDate
+                } else if remote.is_zero() {
+                    Verdict::Create
+                } else if git.repo.find_commit(remote).is_ok()
+                    && git.repo.graph_descendant_of(tip, remote)?
+                {
+                    Verdict::FastForward(remote)
+                } else {
+                    Verdict::Diverged(remote)
+                };
+                verdict.set(Some(v));
+                match v {
+                    Verdict::UpToDate | Verdict::Diverged(_) => Err(git2::Error::from_str(STOPPED)),
+                    Verdict::Create | Verdict::FastForward(_) => Ok(()),
+                }
+            });
+            match (verdict.get(), pushed) {
+                (Some(Verdict::UpToDate), _) => Ok(LedgerPush::UpToDate),
+                (Some(Verdict::Diverged(remote)), _) => Ok(git.diverged(&branch, tip, remote)),
+                (Some(Verdict::Create), Ok(())) => Ok(LedgerPush::FastForward { from: None }),
+                (Some(Verdict::FastForward(from)), Ok(())) => {
+                    Ok(LedgerPush::FastForward { from: Some(from) })
+                }
+                (_, Err(e)) => Err(e),
+                (None, Ok(())) => Err(git2::Error::from_str("the push did not name the branch")),
+            }
+        })
+        .await
+    }
+
+    /// Fetches the remote's `branch` into `refs/remotes/origin/<branch>`; its commit, or
+    /// `None` when the remote has no such branch.
+    pub(super) async fn fetch_ledger(
+        &self,
+        token: Option<Token>,
+        branch: &str,
+        deadline: Instant,
+    ) -> Result<Option<Oid>, ForgeError> {
+        let branch = branch.to_owned();
+        self.run_until(token, Some(deadline), move |git| {
+            let tracking = tracking(&branch);
+            git.fetch(&[&format!("+refs/heads/{branch}:{tracking}")])?;
+            match git.repo.find_reference(&tracking) {
+                Ok(r) => Ok(Some(r.peel_to_commit()?.id())),
+                Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+    }
+}
+
+fn tracking(branch: &str) -> String {
+    format!("refs/remotes/origin/{branch}")
+}
+
+impl Git<'_> {
+    /// Describes a remote branch that is not on the local one's history: fetched (if its
+    /// commit is unknown here) only to count its foreign commits and find the newest commit
+    /// both share. A failed fetch leaves those unknown.
+    fn diverged(&self, branch: &str, tip: Oid, remote: Oid) -> LedgerPush {
+        if self.repo.find_commit(remote).is_err() {
+            let tracking = tracking(branch);
+            if let Err(e) = self.fetch(&[&format!("+refs/heads/{branch}:{tracking}")]) {
+                tracing::debug!(error = %e.message(), "cannot fetch the diverged ledger branch");
+            }
+        }
+        if self.repo.find_commit(remote).is_err() {
+            return LedgerPush::Diverged {
+                remote,
+                base: None,
+                foreign: None,
+            };
+        }
+        let base = self.repo.merge_base(tip, remote).ok();
+        let foreign = (|| {
+            let mut walk = self.repo.revwalk()?;
+            walk.push(remote)?;
+            walk.hide(tip)?;
+            Ok::<_, git2::Error>(walk.take(100_000).count())
+        })()
+        .ok();
+        LedgerPush::Diverged {
+            remote,
+            base,
+            foreign,
+        }
+    }
+}
+
+/// The ledger branch published to the GitHub repository.
+struct GitHubLedger {
+    client: Arc<GitHubClient>,
+    /// Its own handle on the clone: pushes never wait behind review work, nor it behind them.
+    mirror: Mirror,
+    branch: String,
+    token: tokio::sync::Mutex<Option<InstallationToken>>,
+}
+
+impl GitHubForge {
+    /// Where the ledger writer publishes `branch` of the clone ([`GitHubForge::repo_path`]):
+    /// this GitHub repository, fast-forward only.
+    pub fn ledger_remote(&self, branch: &str) -> anyhow::Result<Arc<dyn LedgerRemote>> {
+        Ok(Arc::new(GitHubLedger {
+            client: self.client.clone(),
+            mirror: self.mirror.reopen()?,
+            branch: branch.to_owned(),
+            token: tokio::sync::Mutex::new(None),
+        }))
+    }
+}
+
+impl GitHubLedger {
+    /// A token for git: narrowed to this repository and `contents: write` (the installation
+    /// token when GitHub refuses to narrow it), cached until shortly before it expires.
+    async fn token(&self) -> Result<Option<Token>, ForgeError> {
+        if !self.mirror.needs_token() {
+            return Ok(None);
+        }
+        let mut cached = self.token.lock().await;
+        if let Some(t) = cached.as_ref().filter(|t| t.fresh(SystemTime::now())) {
+            return Ok(Some(t.token.clone()));
+        }
+        let permissions = Permissions::new()
+            .with("contents", Access::Write)
+            .expect("a valid permission name");
+        let token = match self
+            .client
+            .token_for(&permissions, self.client.repo())
+            .await
+        {
+            Ok(t) => t,
+            Err(ForgeError::Permanent(m)) => {
+                tracing::warn!(error = %m, "no narrowed token for the ledger push; using the installation token");
+                self.client.installation_token().await?
+            }
+            Err(e) => return Err(e),
+        };
+        *cached = Some(token.clone());
+        Ok(Some(token.token))
+    }
+
+    /// Runs `op` with the token; when git answers 401 (the token was revoked), once more with
+    /// a new one.
+    async fn with_token<T, F, Fut>(&self, op: F) -> Result<T, PushError>
+    where
+        F: Fn(Option<Token>) -> Fut,
+        Fut: Future<Output = Result<T, ForgeError>>,
+    {
+        let token = self.token().await.map_err(failed)?;
+        match op(token).await {
+            Err(ForgeError::Transient(m)) if m.contains(UNAUTHORIZED) => {
+                *self.token.lock().await = None;
+                let token = self.token().await.map_err(failed)?;
+                op(token).await.map_err(failed)
+            }
+            other => other.map_err(failed),
+        }
+    }
+}
+
+fn failed(e: ForgeError) -> PushError {
+    PushError::Failed(e.to_string())
+}
+
+#[async_trait::async_trait]
+impl LedgerRemote for GitHubLedger {
+    fn describe(&self) -> String {
+        format!("{}/{} on GitHub", self.client.owner(), self.client.repo())
+    }
+
+    async fn push(&self, tip: &str, deadline: Instant) -> Result<Pushed, PushError> {
+        let tip = Oid::from_str(tip)
+            .map_err(|_| PushError::Failed(format!("`{tip}` is not a commit id")))?;
+        let pushed = self
+            .with_token(|token| self.mirror.push_ledger(token, &self.branch, tip, deadline))
+            .await?;
+        match pushed {
+            LedgerPush::UpToDate => Ok(Pushed::UpToDate),
+            LedgerPush::FastForward { from } => Ok(Pushed::FastForward {
+                from: from.map(|o| o.to_string()),
+            }),
+            LedgerPush::Diverged {
+                remote,
+                base,
+                foreign,
+            } => Err(PushError::Diverged {
+                remote: remote.to_string(),
+                base: base.map(|o| o.to_string()),
+                foreign,
+            }),
+        }
+    }
+
+    async fn fetch(&self, deadline: Instant) -> Result<Option<String>, PushError> {
+        let fetched = self
+            .with_token(|token| self.mirror.fetch_ledger(token, &self.branch, deadline))
+            .await?;
+        Ok(fetched.map(|o| o.to_string()))
+    }
+}
