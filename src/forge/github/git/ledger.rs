@@ -271,3 +271,179 @@ impl LedgerRemote for GitHubLedger {
         Ok(fetched.map(|o| o.to_string()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use git2::Repository;
+    use std::path::Path;
+    use std::time::Duration;
+
+    const BRANCH: &str = "countersign/ledger";
+    const REF: &str = "refs/heads/countersign/ledger";
+
+    /// A commit on `REF` of `repo` on top of its tip.
+    fn commit(repo: &Path, text: &str) -> Oid {
+        let repo = Repository::open_bare(repo).unwrap();
+        let parent = repo
+            .find_reference(REF)
+            .ok()
+            .map(|r| r.peel_to_commit().unwrap());
+        let mut update = git2::build::TreeUpdateBuilder::new();
+        update.upsert(
+            "file",
+            repo.blob(text.as_bytes()).unwrap(),
+            git2::FileMode::Blob,
+        );
+        let base = match &parent {
+            Some(p) => p.tree().unwrap(),
+            None => repo
+                .find_tree(repo.treebuilder(None).unwrap().write().unwrap())
+                .unwrap(),
+        };
+        let tree = repo
+            .find_tree(update.create_updated(&repo, &base).unwrap())
+            .unwrap();
+        let sig = git2::Signature::now("t", "t@example.com").unwrap();
+        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        repo.commit(Some(REF), &sig, &sig, text, &tree, &parents)
+            .unwrap()
+    }
+
+    fn head(repo: &Path) -> Option<Oid> {
+        let repo = Repository::open_bare(repo).unwrap();
+        repo.find_reference(REF).ok().map(|r| r.target().unwrap())
+    }
+
+    fn later() -> Instant {
+        Instant::now() + Duration::from_secs(30)
+    }
+
+    #[tokio::test]
+    async fn pushes_fast_forward_only_and_describes_a_divergence() {
+        let dir = tempfile::tempdir().unwrap();
+        let origin = dir.path().join("origin.git");
+        Repository::init_bare(&origin).unwrap();
+        let clone = dir.path().join("clone.git");
+        let url = origin.to_str().unwrap();
+        let mirror = Mirror::open(&clone, url, "main", Duration::from_secs(5)).unwrap();
+        assert!(!mirror.needs_token());
+        let mirror = mirror.reopen().unwrap();
+        assert_eq!(
+            mirror.fetch_ledger(None, BRANCH, later()).await.unwrap(),
+            None
+        );
+
+        // Created, then up to date, then fast-forwarded over several commits at once.
+        let one = commit(&clone, "one");
+        let pushed = mirror
+            .push_ledger(None, BRANCH, one, later())
+            .await
+            .unwrap();
+        assert_eq!(pushed, LedgerPush::FastForward { from: None });
+        assert_eq!(head(&origin), Some(one));
+        let pushed = mirror
+            .push_ledger(None, BRANCH, one, later())
+            .await
+            .unwrap();
+        assert_eq!(pushed, LedgerPush::UpToDate);
+        commit(&clone, "two");
+        let three = commit(&clone, "three");
+        let pushed = mirror
+            .push_ledger(None, BRANCH, three, later())
+            .await
+            .unwrap();
+        assert_eq!(pushed, LedgerPush::FastForward { from: Some(one) });
+        assert_eq!(head(&origin), Some(three));
+
+        // A commit on the origin countersign does not have: never overwritten, described.
+        let foreign = commit(&origin, "foreign");
+        let four = commit(&clone, "four");
+        let expected = LedgerPush::Diverged {
+            remote: foreign,
+            base: Some(three),
+            foreign: Some(1),
+        };
+        let pushed = mirror
+            .push_ledger(None, BRANCH, four, later())
+            .await
+            .unwrap();
+        assert_eq!(pushed, expected);
+        assert_eq!(head(&origin), Some(foreign));
+        // Known locally now (fetched to describe it): still refused.
+        let pushed = mirror
+            .push_ledger(None, BRANCH, four, later())
+            .await
+            .unwrap();
+        assert_eq!(pushed, expected);
+        assert_eq!(head(&origin), Some(foreign));
+        // The local branch never took it in.
+        assert_eq!(head(&clone), Some(four));
+
+        // Once the origin is back on countersign's history, everything is caught up.
+        Repository::open_bare(&origin)
+            .unwrap()
+            .reference(REF, three, true, "reset")
+            .unwrap();
+        let pushed = mirror
+            .push_ledger(None, BRANCH, four, later())
+            .await
+            .unwrap();
+        assert_eq!(pushed, LedgerPush::FastForward { from: Some(three) });
+        assert_eq!(head(&origin), Some(four));
+
+        // A fresh clone finds the published branch.
+        let other = Mirror::open(
+            &dir.path().join("other.git"),
+            url,
+            "main",
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert_eq!(
+            other.fetch_ledger(None, BRANCH, later()).await.unwrap(),
+            Some(four)
+        );
+    }
+
+    /// A server that accepts connections and never answers.
+    async fn silent_server() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        format!("http://{addr}/acme/gitops.git")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_push_gives_up_at_its_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = silent_server().await;
+        // The per-read timeout is far longer than the deadline.
+        let mirror = Mirror::open(
+            &dir.path().join("clone.git"),
+            &url,
+            "main",
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        let tip = commit(&dir.path().join("clone.git"), "one");
+        let started = std::time::Instant::now();
+        let deadline = Instant::now() + Duration::from_millis(300);
+        let e = mirror
+            .push_ledger(Some(Token::new("t".into())), BRANCH, tip, deadline)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("timeout"), "{e}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+}
