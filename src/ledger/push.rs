@@ -101,6 +101,9 @@ impl Default for PushSettings {
     }
 }
 
+/// How long the last push at shutdown may take.
+const LAST_PUSH: Duration = Duration::from_secs(10);
+
 /// The outcomes pushes are counted by (`countersign_ledger_pushes_total{outcome}`).
 pub const OUTCOMES: [&str; 5] = ["ok", "up_to_date", "error", "timeout", "diverged"];
 
@@ -237,11 +240,23 @@ impl Pusher {
             let allowed = retry_at.is_none_or(|at| at <= Instant::now());
             if let Some(tip) = tip.filter(|_| due && (allowed || finishing)) {
                 let timeout = if finishing {
-                    self.settings.timeout.min(Duration::from_secs(10))
+                    self.settings.timeout.min(LAST_PUSH)
                 } else {
                     self.settings.timeout
                 };
-                match self.attempt(&tip, timeout, &mut known).await {
+                // A push in flight when the writer finishes gets [`LAST_PUSH`] more, at most.
+                let stopping = async {
+                    let _ = finish.wait_for(|f| *f).await;
+                    tokio::time::sleep(LAST_PUSH).await;
+                };
+                let result = tokio::select! {
+                    r = self.attempt(&tip, timeout, &mut known) => r,
+                    _ = stopping, if !finishing => {
+                        tracing::warn!(ledger.remote = %self.push_status().remote, "ledger push still running at shutdown; abandoned, it is retried at the next start");
+                        return;
+                    }
+                };
+                match result {
                     Ok(()) => {
                         failures = 0;
                         retry_at = None;
@@ -264,7 +279,7 @@ impl Pusher {
             tokio::select! {
                 _ = self.status.committed.notified() => {}
                 _ = sleep_until(retry_at) => {}
-                _ = finish.changed() => {}
+                _ = finish.wait_for(|f| *f) => {}
             }
         }
     }
