@@ -164,7 +164,7 @@ impl Metrics {
         registry.register(
             "ledger_pushes",
             "Attempts to publish the ledger branch to the forge, by outcome (ok, up_to_date, \
-             error, timeout, diverged)",
+             error, timeout, rate_limited, diverged)",
             metrics.ledger_pushes.clone(),
         );
         registry.register(

@@ -1,7 +1,7 @@
 //! The audit ledger published to GitHub (`[github]`): the ledger branch of the local clone is
 //! pushed to the fake GitHub's repository after every commit and at start-up, fast-forward
 //! only. Every entry arrives and verifies there; a 502 is recovered without losing or
-//! duplicating entries; a foreign commit on GitHub's branch is never overwritten nor built upon
+//! duplicating entries, a rate limit is waited out as asked; a foreign commit on GitHub's branch is never overwritten nor built upon
 //! (readiness says so, local commits go on); a clone lost with GitHub's branch intact continues
 //! it; and a `kill -9` between a commit and its push is caught up after the restart.
 
@@ -266,6 +266,44 @@ async fn a_failed_push_is_retried_without_losing_or_duplicating_entries() {
     let (status, ready) = get_json(&format!("{url}/readyz")).await;
     assert_eq!(status, 200, "{ready}");
     assert!(ready["ledger"]["push"].get("error").is_none(), "{ready}");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_rate_limited_push_waits_as_github_asks() {
+    let fake = FakeGitHub::start(&seed_files()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let fake_repo = fake.repo_path(FULL_NAME);
+    fake.fail_next(
+        "POST",
+        RECEIVE_PACK,
+        1,
+        Failure::SecondaryRateLimit {
+            retry_after_secs: 1,
+        },
+    );
+    let started = Instant::now();
+    let server = start(&fake, dir.path()).await;
+    until(30, "the ledger branch is on GitHub", async || {
+        tip(&fake_repo).is_some()
+    })
+    .await;
+    // Backoff alone would have retried after a few hundred milliseconds.
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    let pushes = fake.calls_to("POST", RECEIVE_PACK);
+    assert_eq!(
+        pushes.iter().map(|c| c.status).collect::<Vec<_>>(),
+        [403, 200]
+    );
+    until(10, "the status has caught up", async || {
+        let text = metrics(&server.url()).await;
+        sample(
+            &text,
+            "countersign_ledger_pushes_total{outcome=\"rate_limited\"}",
+        ) == 1.0
+            && sample(&text, "countersign_ledger_pushes_total{outcome=\"ok\"}") == 1.0
+    })
+    .await;
     server.stop().await.unwrap();
 }
 

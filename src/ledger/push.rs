@@ -17,7 +17,8 @@
 //!   many commits arrived meanwhile; nothing is sent while the published branch is known to
 //!   be at the local tip. One push is attempted at start-up, to catch up.
 //! - Each attempt is bounded by [`PushSettings::timeout`]; failures (network, 5xx, rate limits,
-//!   timeouts, refusals) are retried with exponential backoff and jitter, forever.
+//!   timeouts, refusals) are retried with exponential backoff and jitter, forever, and not
+//!   before a rate limit's `retry-after`.
 
 use super::git::LedgerRepo;
 use super::writer::LedgerStatus;
@@ -67,7 +68,13 @@ pub enum PushError {
         /// How many commits the published branch has that countersign does not.
         foreign: Option<usize>,
     },
-    /// Anything worth retrying: network errors, timeouts, 5xx answers, rate limits, refusals.
+    /// The remote asked to wait before trying again.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after: Duration,
+    },
+    /// Anything else worth retrying: network errors, timeouts, 5xx answers, refusals.
     #[error("{0}")]
     Failed(String),
 }
@@ -105,7 +112,16 @@ impl Default for PushSettings {
 const LAST_PUSH: Duration = Duration::from_secs(10);
 
 /// The outcomes pushes are counted by (`countersign_ledger_pushes_total{outcome}`).
-pub const OUTCOMES: [&str; 5] = ["ok", "up_to_date", "error", "timeout", "diverged"];
+pub const OUTCOMES: [&str; 6] = [
+    "ok",
+    "up_to_date",
+    "error",
+    "timeout",
+    "rate_limited",
+    "diverged",
+];
+/// A rate limit's wait is honoured up to this long.
+const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(15 * 60);
 
 /// What the pusher has done, for readiness and metrics.
 #[derive(Debug)]
@@ -261,9 +277,10 @@ impl Pusher {
                         failures = 0;
                         retry_at = None;
                     }
-                    Err(()) => {
+                    Err(asked) => {
                         failures += 1;
-                        retry_at = Some(Instant::now() + self.backoff(failures));
+                        let wait = self.backoff(failures).max(asked.min(MAX_RATE_LIMIT_WAIT));
+                        retry_at = Some(Instant::now() + wait);
                     }
                 }
                 self.observe(&known).await;
@@ -295,8 +312,14 @@ impl Pusher {
         half + half.mul_f64(rand::random::<f64>())
     }
 
-    /// One push of `tip`; updates the status and logs. `Err` means retry later.
-    async fn attempt(&self, tip: &str, timeout: Duration, known: &mut Known) -> Result<(), ()> {
+    /// One push of `tip`; updates the status and logs. `Err` means retry later, not before
+    /// the time given (a rate limit's).
+    async fn attempt(
+        &self,
+        tip: &str,
+        timeout: Duration,
+        known: &mut Known,
+    ) -> Result<(), Duration> {
         let status = self.push_status();
         let started = std::time::Instant::now();
         let deadline = Instant::now() + timeout;
@@ -319,6 +342,7 @@ impl Pusher {
             Ok(Pushed::UpToDate) => "up_to_date",
             Ok(Pushed::FastForward { .. }) => "ok",
             Err(PushError::Diverged { .. }) => "diverged",
+            Err(PushError::RateLimited { .. }) => "rate_limited",
             Err(PushError::Failed(m)) if m.contains("timeout") || m.contains("timed out") => {
                 "timeout"
             }
@@ -344,6 +368,10 @@ impl Pusher {
                 Ok(())
             }
             Err(e) => {
+                let asked = match &e {
+                    PushError::RateLimited { retry_after, .. } => *retry_after,
+                    _ => Duration::ZERO,
+                };
                 if let PushError::Diverged { base, .. } = &e {
                     *known = Known {
                         commit: base.clone(),
@@ -355,7 +383,7 @@ impl Pusher {
                 if status.set_error(Some(e)) {
                     tracing::error!(ledger.remote = %status.remote, error = %message, "cannot publish the ledger branch; entries stay committed locally and the push is retried");
                 }
-                Err(())
+                Err(asked)
             }
         }
     }

@@ -20,6 +20,8 @@ use std::io::{self, Read, Write};
 use std::sync::Once;
 
 pub const PREFIX: &str = "countersign+";
+/// In a git error: GitHub rate-limited the request and asked to wait (seconds follow).
+pub const RETRY_AFTER: &str = "rate limited, retry after ";
 
 thread_local! {
     static CONTEXT: RefCell<Option<HttpContext>> = const { RefCell::new(None) };
@@ -168,11 +170,15 @@ impl HttpStream {
             .map_err(|e| io::Error::other(format!("git over HTTP: {}", kind(&e))))?;
         let status = response.status();
         if !status.is_success() {
-            // `git::UNAUTHORIZED` recognises the 401 form of this message.
-            let hint = match status.as_u16() {
-                401 | 403 => ": the GitHub App needs the contents permission on the repository",
-                404 => ": repository not found",
-                _ => "",
+            // `git::UNAUTHORIZED` recognises the 401 form of this message, and callers find
+            // [`RETRY_AFTER`] in it.
+            let hint = match (status.as_u16(), rate_limit_wait(response.headers())) {
+                (403 | 429, Some(secs)) => format!(": {RETRY_AFTER}{secs} s"),
+                (401 | 403, None) => {
+                    ": the GitHub App needs the contents permission on the repository".to_owned()
+                }
+                (404, _) => ": repository not found".to_owned(),
+                _ => String::new(),
             };
             return Err(io::Error::other(format!(
                 "git {} over HTTP answered {status}{hint}",
@@ -181,6 +187,26 @@ impl HttpStream {
         }
         Ok(response)
     }
+}
+
+/// How long a rate-limited answer asks to wait: `retry-after` (seconds), or the primary
+/// limit's reset time when none are left.
+fn rate_limit_wait(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    let number = |name: &str| {
+        let value = headers.get(name)?.to_str().ok()?;
+        value.trim().parse::<u64>().ok()
+    };
+    if let Some(secs) = number("retry-after") {
+        return Some(secs);
+    }
+    if number("x-ratelimit-remaining") == Some(0) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        return number("x-ratelimit-reset").map(|reset| reset.saturating_sub(now));
+    }
+    None
 }
 
 fn kind(e: &reqwest::Error) -> &'static str {

@@ -22,7 +22,8 @@ impl LedgerRemote for Scripted {
 
     async fn push(&self, tip: &str, _deadline: Instant) -> Result<Pushed, PushError> {
         self.calls.lock().unwrap().push(tip.to_owned());
-        let result = match self.script.lock().unwrap().pop_front() {
+        let next = self.script.lock().unwrap().pop_front();
+        match next {
             Some(e) => Err(e),
             None => {
                 let mut published = self.published.lock().unwrap();
@@ -33,8 +34,7 @@ impl LedgerRemote for Scripted {
                     Ok(Pushed::FastForward { from })
                 }
             }
-        };
-        result
+        }
     }
 
     async fn fetch(&self, _deadline: Instant) -> Result<Option<String>, PushError> {

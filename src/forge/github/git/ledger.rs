@@ -11,6 +11,7 @@
 //! fetched into `refs/remotes/origin/<branch>` only to describe them (how many, on top of which
 //! of countersign's commits); nothing is built on them.
 
+use super::super::transport::RETRY_AFTER;
 use super::{Git, Mirror, UNAUTHORIZED};
 use crate::forge::ForgeError;
 use crate::forge::github::auth::{Access, InstallationToken, Permissions, Token};
@@ -231,8 +232,19 @@ impl GitHubLedger {
     }
 }
 
+/// A failed push, retried later: after the wait GitHub asked for, if it was rate-limited.
 fn failed(e: ForgeError) -> PushError {
-    PushError::Failed(e.to_string())
+    let message = e.to_string();
+    let asked = message
+        .split_once(RETRY_AFTER)
+        .and_then(|(_, rest)| rest.split(' ').next()?.parse::<u64>().ok());
+    match asked {
+        Some(secs) => PushError::RateLimited {
+            message,
+            retry_after: std::time::Duration::from_secs(secs),
+        },
+        None => PushError::Failed(message),
+    }
 }
 
 #[async_trait::async_trait]
