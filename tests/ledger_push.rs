@@ -290,6 +290,10 @@ async fn a_rate_limited_push_waits_as_github_asks() {
     .await;
     // Backoff alone would have retried after a few hundred milliseconds.
     assert!(started.elapsed() >= Duration::from_secs(1));
+    until(10, "the fake has recorded the push", async || {
+        fake.calls_to("POST", RECEIVE_PACK).len() >= 2
+    })
+    .await;
     let pushes = fake.calls_to("POST", RECEIVE_PACK);
     assert_eq!(
         pushes.iter().map(|c| c.status).collect::<Vec<_>>(),
