@@ -70,6 +70,9 @@ pub struct Metrics {
     ledger_commits: Counter,
     ledger_entries: Counter,
     ledger_failures: Counter,
+    ledger_pushes: Family<OutcomeLabels, Counter>,
+    ledger_push_pending: Gauge,
+    ledger_pushed_seq: Gauge,
     notify: Family<OutcomeLabels, Counter>,
     notify_pending: Gauge,
     requests: Family<StateLabels, Gauge>,
@@ -122,6 +125,9 @@ impl Metrics {
             ledger_commits: Counter::default(),
             ledger_entries: Counter::default(),
             ledger_failures: Counter::default(),
+            ledger_pushes: Family::default(),
+            ledger_push_pending: Gauge::default(),
+            ledger_pushed_seq: Gauge::default(),
             notify: Family::default(),
             notify_pending: Gauge::default(),
             requests: Family::default(),
@@ -154,6 +160,22 @@ impl Metrics {
             "ledger_failures",
             "Failed attempts to write the ledger branch",
             metrics.ledger_failures.clone(),
+        );
+        registry.register(
+            "ledger_pushes",
+            "Attempts to publish the ledger branch to the forge, by outcome (ok, up_to_date, \
+             error, timeout, rate_limited, diverged)",
+            metrics.ledger_pushes.clone(),
+        );
+        registry.register(
+            "ledger_push_pending_commits",
+            "Ledger commits not yet on the forge's ledger branch (-1: not known yet)",
+            metrics.ledger_push_pending.clone(),
+        );
+        registry.register(
+            "ledger_pushed_seq",
+            "The last ledger entry on the forge's ledger branch (-1: not known yet)",
+            metrics.ledger_pushed_seq.clone(),
         );
         registry.register(
             "notifications",
@@ -251,6 +273,17 @@ impl Metrics {
             (&self.ledger_failures, status.failures.load(Relaxed)),
         ] {
             counter.inc_by(total.saturating_sub(counter.get()));
+        }
+        if let Some(push) = status.push.get() {
+            for (outcome, total) in push.attempts() {
+                let counter = self.ledger_pushes.get_or_create(&OutcomeLabels {
+                    outcome: outcome.to_owned(),
+                });
+                counter.inc_by(total.saturating_sub(counter.get()));
+            }
+            self.ledger_push_pending
+                .set(push.pending_commits.load(Relaxed));
+            self.ledger_pushed_seq.set(push.pushed_seq.load(Relaxed));
         }
     }
 

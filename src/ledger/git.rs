@@ -109,6 +109,89 @@ impl LedgerRepo {
         self.head.as_ref()
     }
 
+    /// The branch's tip commit (`None`: the branch does not exist yet).
+    pub fn tip(&self) -> Option<String> {
+        self.tip.map(|t| t.to_string())
+    }
+
+    /// The last entry at `commit` (`None`: the commit is not in this repository, or holds no
+    /// entry yet).
+    pub fn entry_at(&self, commit: &str) -> anyhow::Result<Option<Head>> {
+        let Ok(oid) = Oid::from_str(commit) else {
+            return Ok(None);
+        };
+        let Ok(found) = self.repo.find_commit(oid) else {
+            return Ok(None);
+        };
+        let Some(segment) = last_segment(&self.repo, &found.tree()?)? else {
+            return Ok(None);
+        };
+        let text = std::str::from_utf8(&segment.content)
+            .with_context(|| format!("{} is not UTF-8", segment.path))?;
+        let Some(last) = text.lines().last() else {
+            return Ok(None);
+        };
+        let checked = entry::check_line(last)
+            .with_context(|| format!("the last line of {} is damaged", segment.path))?;
+        Ok(Some(Head {
+            seq: checked.seq,
+            hash: checked.hash,
+            commit: commit.to_owned(),
+        }))
+    }
+
+    /// How many commits of the branch `base` does not hold (all of them when `base` is `None`
+    /// or not in this repository); counting stops at `limit`.
+    pub fn commits_after(&self, base: Option<&str>, limit: usize) -> anyhow::Result<usize> {
+        let Some(tip) = self.tip else {
+            return Ok(0);
+        };
+        let mut walk = self.repo.revwalk()?;
+        walk.push(tip)?;
+        if let Some(base) = base.and_then(|b| Oid::from_str(b).ok())
+            && self.repo.find_commit(base).is_ok()
+        {
+            walk.hide(base)?;
+        }
+        Ok(walk.take(limit).count())
+    }
+
+    /// Makes `commit` (fetched from the forge's copy of the branch) the local branch, which
+    /// must not exist yet: after a lost clone, the ledger continues where the published branch
+    /// ends instead of starting a second history. The commit must be a ledger that verifies
+    /// against the keys it publishes itself; the writer then checks that its last entry is the
+    /// database's.
+    pub fn adopt(&mut self, commit: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.tip.is_none(),
+            "the ledger branch exists already; only a missing branch is adopted"
+        );
+        let oid = Oid::from_str(commit).context("not a commit id")?;
+        let signers = {
+            let tree = self.repo.find_commit(oid)?.tree()?;
+            read_text(&self.repo, &tree, ALLOWED_SIGNERS)?
+        }
+        .with_context(|| format!("the published ledger branch has no {ALLOWED_SIGNERS}"))?;
+        let allowed = super::sign::AllowedSigners::parse(&signers)?;
+        let path = self.repo.path().to_path_buf();
+        match super::verify::verify_commit(&path, oid, Some(&allowed))? {
+            Ok(_) => {}
+            Err(broken) => bail!(
+                "the published ledger branch does not verify, so countersign will not continue \
+                 it: {broken}"
+            ),
+        }
+        self.repo
+            .reference(
+                &self.refname,
+                oid,
+                false,
+                "countersign: adopt the published ledger",
+            )
+            .context("cannot create the ledger branch")?;
+        self.reload()
+    }
+
     /// Creates the branch (README and allowed signers) if it does not exist, and publishes the
     /// signing key in `allowed_signers` if it is not there yet (keys are never removed, so
     /// older commits stay verifiable).

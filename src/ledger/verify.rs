@@ -77,10 +77,28 @@ pub fn verify(
     branch: &str,
     allowed: Option<&AllowedSigners>,
 ) -> anyhow::Result<Result<Report, Broken>> {
-    let started = Instant::now();
     let repo = open(repo_path)?;
     let tip = branch_tip(&repo, branch)?;
-    match walk(&repo, tip, allowed) {
+    verify_in(&repo, tip, allowed)
+}
+
+/// [`verify`] of the history ending at `tip` (a commit that need not be on a branch: the
+/// writer checks a fetched copy of the branch before adopting it).
+pub fn verify_commit(
+    repo_path: &Path,
+    tip: Oid,
+    allowed: Option<&AllowedSigners>,
+) -> anyhow::Result<Result<Report, Broken>> {
+    verify_in(&open(repo_path)?, tip, allowed)
+}
+
+fn verify_in(
+    repo: &Repository,
+    tip: Oid,
+    allowed: Option<&AllowedSigners>,
+) -> anyhow::Result<Result<Report, Broken>> {
+    let started = Instant::now();
+    match walk(repo, tip, allowed) {
         Ok(mut report) => {
             report.elapsed = started.elapsed();
             Ok(Ok(report))

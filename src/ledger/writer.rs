@@ -4,14 +4,19 @@
 //! writer resumes after the branch's last entry. Before writing it checks that the branch's
 //! last entry is the database's entry of that `seq` (same hash); a branch rewritten or shared
 //! with another database stops the writer (fail closed) and marks it unhealthy.
+//!
+//! With a remote ([`LedgerWriter::open_with_remote`], the GitHub forge), a missing local branch
+//! is first fetched from the remote (a lost clone continues the published ledger), and the
+//! writer runs a [`Pusher`] beside it that publishes every commit (`push.rs`).
 
 use super::git::{Head, LedgerRepo};
+use super::push::{LedgerRemote, PushSettings, PushStatus, Pusher};
 use super::sign::Signer;
 use crate::store::Store;
 use anyhow::Context as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -34,6 +39,10 @@ pub struct LedgerStatus {
     pub failures: AtomicU64,
     /// Why the last pass failed (cleared by a successful one).
     pub error: Mutex<Option<String>>,
+    /// Signalled after each commit (the pusher waits on it).
+    pub committed: tokio::sync::Notify,
+    /// The pusher's status, when the branch is published to a remote.
+    pub push: OnceLock<PushStatus>,
 }
 
 impl LedgerStatus {
@@ -52,6 +61,7 @@ pub struct LedgerWriter {
     status: Arc<LedgerStatus>,
     /// The branch commit whose last entry was found equal to the database's.
     checked: Mutex<Option<String>>,
+    pusher: Option<Pusher>,
 }
 
 impl LedgerWriter {
@@ -63,19 +73,68 @@ impl LedgerWriter {
         branch: &str,
         signer: Signer,
     ) -> anyhow::Result<LedgerWriter> {
+        Self::open_with_remote(store, repo_path, branch, signer, None).await
+    }
+
+    /// [`LedgerWriter::open`], publishing the branch to `remote`: a branch missing locally is
+    /// fetched from the remote first (and adopted only if it verifies), and [`LedgerWriter::run`]
+    /// pushes every commit.
+    pub async fn open_with_remote(
+        store: Store,
+        repo_path: &Path,
+        branch: &str,
+        signer: Signer,
+        remote: Option<(Arc<dyn LedgerRemote>, PushSettings)>,
+    ) -> anyhow::Result<LedgerWriter> {
         let (path, branch) = (repo_path.to_owned(), branch.to_owned());
+        let mut repo =
+            tokio::task::spawn_blocking(move || LedgerRepo::open(&path, &branch, signer))
+                .await
+                .context("ledger task panicked")??;
+        if let Some((remote, settings)) = &remote
+            && repo.tip().is_none()
+        {
+            let deadline = tokio::time::Instant::now() + settings.timeout;
+            let fetched = remote.fetch(deadline).await.with_context(|| {
+                format!(
+                    "the ledger branch is not in the local clone, and the published one on {} \
+                     cannot be read",
+                    remote.describe()
+                )
+            })?;
+            if let Some(commit) = fetched {
+                repo = tokio::task::spawn_blocking(move || {
+                    repo.adopt(&commit)?;
+                    anyhow::Ok(repo)
+                })
+                .await
+                .context("ledger task panicked")??;
+                tracing::info!(ledger.remote = %remote.describe(), ledger.seq = repo.head().map_or(0, |h| h.seq), "ledger branch missing locally: continuing the published one");
+            }
+        }
         let repo = tokio::task::spawn_blocking(move || -> anyhow::Result<LedgerRepo> {
-            let mut repo = LedgerRepo::open(&path, &branch, signer)?;
             repo.ensure_started()?;
             Ok(repo)
         })
         .await
         .context("ledger task panicked")??;
+        let repo = Arc::new(Mutex::new(repo));
+        let status = Arc::<LedgerStatus>::default();
+        let pusher = remote.map(|(remote, settings)| Pusher {
+            repo: repo.clone(),
+            status: status.clone(),
+            remote,
+            settings,
+        });
+        if let Some(p) = &pusher {
+            p.install();
+        }
         let writer = LedgerWriter {
-            repo: Arc::new(Mutex::new(repo)),
+            repo,
             store,
-            status: Arc::default(),
+            status,
             checked: Mutex::new(None),
+            pusher,
         };
         writer.check_head().await?;
         Ok(writer)
@@ -133,6 +192,7 @@ impl LedgerWriter {
         *self.checked.lock().expect("ledger lock") = Some(commit.clone());
         self.status.committed_seq.store(last, Ordering::Relaxed);
         self.status.commits.fetch_add(1, Ordering::Relaxed);
+        self.status.committed.notify_one();
         self.status.entries.fetch_add(n as u64, Ordering::Relaxed);
         tracing::debug!(
             ledger.first = first,
@@ -156,9 +216,23 @@ impl LedgerWriter {
         }
     }
 
-    /// Runs until shutdown, then commits what is left. Failures are logged once per distinct
-    /// error and retried with exponential backoff; entries wait in the database meanwhile.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    /// Runs until shutdown, then commits what is left (and, with a remote, pushes it). Failures
+    /// are logged once per distinct error and retried with exponential backoff; entries wait in
+    /// the database meanwhile.
+    pub async fn run(mut self, shutdown: watch::Receiver<bool>) {
+        let Some(pusher) = self.pusher.take() else {
+            return self.write(shutdown).await;
+        };
+        let (finish, finishing) = watch::channel(false);
+        let pushing = tokio::spawn(pusher.run(finishing));
+        self.write(shutdown).await;
+        let _ = finish.send(true);
+        if let Err(e) = pushing.await {
+            tracing::error!(error = %e, "ledger pusher panicked");
+        }
+    }
+
+    async fn write(&self, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = Duration::ZERO;
         while !*shutdown.borrow() {
             let wait = match self.pass().await {

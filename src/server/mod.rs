@@ -16,7 +16,7 @@ use crate::credentials::Issuer;
 use crate::engine::Engine;
 use crate::forge::github::WebhookSecret;
 use crate::forge::{Forge, GitHubForge, LocalForge};
-use crate::ledger::{LedgerStatus, LedgerWriter, Signer};
+use crate::ledger::{LedgerStatus, LedgerWriter, PushSettings, Signer};
 use crate::mask::Masker;
 use crate::notify::{Notifier, NotifyStatus};
 use crate::store::Store;
@@ -130,7 +130,8 @@ async fn readyz(State(app): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// How far the ledger writer got, and whether it is failing.
+/// How far the ledger writer got, and whether it is failing; with a remote, how far the
+/// published branch lags and why a push fails.
 async fn ledger_state(app: &AppState) -> serde_json::Value {
     let committed = app
         .ledger
@@ -142,12 +143,23 @@ async fn ledger_state(app: &AppState) -> serde_json::Value {
         .ledger_last_seq()
         .await
         .unwrap_or(committed);
-    match app.ledger.error() {
-        None => json!({ "ok": true, "committed_seq": committed, "pending": last - committed }),
-        Some(e) => {
-            json!({ "ok": false, "committed_seq": committed, "pending": last - committed, "error": e })
-        }
+    let error = app.ledger.error();
+    let mut state = json!({
+        "ok": error.is_none(),
+        "committed_seq": committed,
+        "pending": last - committed,
+    });
+    if let Some(e) = error {
+        state["error"] = e.into();
     }
+    if let Some(push) = app.ledger.push.get() {
+        let push = push.to_json(committed);
+        if push["ok"] != true {
+            state["ok"] = false.into();
+        }
+        state["push"] = push;
+    }
+    state
 }
 
 async fn metrics(State(app): State<AppState>) -> Response {
@@ -229,9 +241,23 @@ impl Server {
             ),
         };
         let signer = Signer::load_or_create(&config.ledger_key_path(), &config.ledger_signer)?;
-        let ledger = LedgerWriter::open(store.clone(), &ledger_repo, &config.ledger_branch, signer)
-            .await
-            .context("cannot start the audit ledger")?;
+        // With GitHub, the ledger committed in the clone is published to the repository.
+        let ledger_remote = match &forge {
+            ServerForge::GitHub(f) => Some((
+                f.ledger_remote(&config.ledger_branch)?,
+                PushSettings::default(),
+            )),
+            ServerForge::Local(_) => None,
+        };
+        let ledger = LedgerWriter::open_with_remote(
+            store.clone(),
+            &ledger_repo,
+            &config.ledger_branch,
+            signer,
+            ledger_remote,
+        )
+        .await
+        .context("cannot start the audit ledger")?;
         let ledger_status = ledger.status();
         let vault = match &config.payload_key {
             Some(hex_key) => Vault::from_hex(hex_key)?,

@@ -1,7 +1,8 @@
 //! The local clone of the GitOps repository (`<data_dir>/github/<owner>/<name>.git`, bare):
 //! review commits are built here on top of the fetched base branch and pushed as
 //! `countersign/<id>`; policy and templates are read here at a pinned commit. Only the refs
-//! countersign needs are fetched (the base branch, one review branch at a time).
+//! countersign needs are fetched (the base branch, one review branch at a time). The audit
+//! ledger is committed into this clone and published from it (`git/ledger.rs`).
 
 use super::auth::Token;
 use super::transport::{self, HttpContext};
@@ -79,6 +80,18 @@ impl Mirror {
         &self.path
     }
 
+    /// A second handle on the same clone, for work that should not wait behind this one's
+    /// operations (the ledger's pushes).
+    pub fn reopen(&self) -> anyhow::Result<Self> {
+        Ok(Self {
+            repo: Arc::new(Mutex::new(Repository::open_bare(&self.path)?)),
+            path: self.path.clone(),
+            remote_url: self.remote_url.clone(),
+            base_branch: self.base_branch.clone(),
+            http: self.http.clone(),
+        })
+    }
+
     /// Whether git needs a token (http(s) remotes do; `file://` in tests does not).
     pub fn needs_token(&self) -> bool {
         self.remote_url.starts_with(transport::PREFIX)
@@ -90,11 +103,22 @@ impl Mirror {
         token: Option<Token>,
         f: impl FnOnce(&Git<'_>) -> Result<T, git2::Error> + Send + 'static,
     ) -> Result<T, ForgeError> {
+        self.run_until(token, None, f).await
+    }
+
+    /// [`Mirror::run`] whose HTTP requests give up at `deadline`.
+    async fn run_until<T: Send + 'static>(
+        &self,
+        token: Option<Token>,
+        deadline: Option<tokio::time::Instant>,
+        f: impl FnOnce(&Git<'_>) -> Result<T, git2::Error> + Send + 'static,
+    ) -> Result<T, ForgeError> {
         let repo = self.repo.clone();
         let ctx = HttpContext {
             client: self.http.clone(),
             runtime: tokio::runtime::Handle::current(),
             token,
+            deadline,
         };
         let remote_url = self.remote_url.clone();
         let base = self.base_branch.clone();
@@ -222,10 +246,21 @@ impl Git<'_> {
 
     /// Pushes one refspec without force; a rejected update is an error.
     fn push(&self, refspec: &str) -> Result<(), git2::Error> {
+        self.push_negotiated(refspec, |_| Ok(()))
+    }
+
+    /// [`Git::push`], showing the updates to `negotiate` once the remote's refs are known and
+    /// before anything is sent: an error from it aborts the push.
+    fn push_negotiated(
+        &self,
+        refspec: &str,
+        negotiate: impl FnMut(&[git2::PushUpdate<'_>]) -> Result<(), git2::Error>,
+    ) -> Result<(), git2::Error> {
         let mut remote = self.repo.remote_anonymous(self.remote_url)?;
         let rejected = std::cell::RefCell::new(None::<String>);
         {
             let mut callbacks = RemoteCallbacks::new();
+            callbacks.push_negotiation(negotiate);
             callbacks.push_update_reference(|_refname, status| {
                 if let Some(message) = status {
                     *rejected.borrow_mut() = Some(message.to_owned());
@@ -245,5 +280,6 @@ impl Git<'_> {
     }
 }
 
+mod ledger;
 #[cfg(test)]
 mod tests;

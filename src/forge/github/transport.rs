@@ -9,7 +9,9 @@
 //! libgit2 runs a fetch or push synchronously on the calling thread, so the HTTP client, the
 //! runtime handle and the token are handed to the transport through a thread-local set only
 //! for the duration of one operation ([`with_context`]); the token never enters a URL, a git
-//! config or an error message.
+//! config or an error message. An operation may carry a deadline: every request and read then
+//! gives up at it (the ledger push bounds its attempts this way), which ends libgit2's
+//! operation with an error instead of leaving it blocked.
 
 use super::auth::Token;
 use git2::transport::{Service, SmartSubtransport, SmartSubtransportStream, Transport};
@@ -18,6 +20,8 @@ use std::io::{self, Read, Write};
 use std::sync::Once;
 
 pub const PREFIX: &str = "countersign+";
+/// In a git error: GitHub rate-limited the request and asked to wait (seconds follow).
+pub const RETRY_AFTER: &str = "rate limited, retry after ";
 
 thread_local! {
     static CONTEXT: RefCell<Option<HttpContext>> = const { RefCell::new(None) };
@@ -29,6 +33,8 @@ pub struct HttpContext {
     pub client: reqwest::Client,
     pub runtime: tokio::runtime::Handle,
     pub token: Option<Token>,
+    /// Every request and read of the operation fails once this passes.
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 /// The URL libgit2 is given for `git_url`: http(s) goes through this transport, anything else
@@ -128,6 +134,17 @@ struct HttpStream {
     pos: usize,
 }
 
+/// Runs `f` on the runtime, up to the operation's deadline.
+fn wait<F: Future>(ctx: &HttpContext, f: F) -> io::Result<F::Output> {
+    match ctx.deadline {
+        None => Ok(ctx.runtime.block_on(f)),
+        Some(at) => ctx
+            .runtime
+            .block_on(tokio::time::timeout_at(at, f))
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "git over HTTP: timeout")),
+    }
+}
+
 impl HttpStream {
     fn send(&mut self) -> io::Result<reqwest::Response> {
         let mut request = if self.post {
@@ -149,18 +166,19 @@ impl HttpStream {
         if let Some(token) = &self.ctx.token {
             request = request.basic_auth("x-access-token", Some(token.expose()));
         }
-        let response = self
-            .ctx
-            .runtime
-            .block_on(request.send())
+        let response = wait(&self.ctx, request.send())?
             .map_err(|e| io::Error::other(format!("git over HTTP: {}", kind(&e))))?;
         let status = response.status();
         if !status.is_success() {
-            // `git::UNAUTHORIZED` recognises the 401 form of this message.
-            let hint = match status.as_u16() {
-                401 | 403 => ": the GitHub App needs the contents permission on the repository",
-                404 => ": repository not found",
-                _ => "",
+            // `git::UNAUTHORIZED` recognises the 401 form of this message, and callers find
+            // [`RETRY_AFTER`] in it.
+            let hint = match (status.as_u16(), rate_limit_wait(response.headers())) {
+                (403 | 429, Some(secs)) => format!(": {RETRY_AFTER}{secs} s"),
+                (401 | 403, None) => {
+                    ": the GitHub App needs the contents permission on the repository".to_owned()
+                }
+                (404, _) => ": repository not found".to_owned(),
+                _ => String::new(),
             };
             return Err(io::Error::other(format!(
                 "git {} over HTTP answered {status}{hint}",
@@ -169,6 +187,26 @@ impl HttpStream {
         }
         Ok(response)
     }
+}
+
+/// How long a rate-limited answer asks to wait: `retry-after` (seconds), or the primary
+/// limit's reset time when none are left.
+fn rate_limit_wait(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    let number = |name: &str| {
+        let value = headers.get(name)?.to_str().ok()?;
+        value.trim().parse::<u64>().ok()
+    };
+    if let Some(secs) = number("retry-after") {
+        return Some(secs);
+    }
+    if number("x-ratelimit-remaining") == Some(0) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        return number("x-ratelimit-reset").map(|reset| reset.saturating_sub(now));
+    }
+    None
 }
 
 fn kind(e: &reqwest::Error) -> &'static str {
@@ -194,7 +232,7 @@ impl Read for HttpStream {
                 return Ok(n);
             }
             let response = self.response.as_mut().expect("sent above");
-            match self.ctx.runtime.block_on(response.chunk()) {
+            match wait(&self.ctx, response.chunk())? {
                 Ok(Some(chunk)) => {
                     self.chunk = chunk.to_vec();
                     self.pos = 0;
