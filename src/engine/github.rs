@@ -509,7 +509,11 @@ impl Engine {
                 }
                 continue;
             };
-            if Some(pull.head.sha.as_str()) != row.review_head.as_deref() {
+            if row
+                .review_head
+                .as_deref()
+                .is_some_and(|head| head != pull.head.sha)
+            {
                 let reason = "the pull request's head moved after countersign opened it; the content under review must not change";
                 self.system_deny(row, reason).await?;
                 continue;
