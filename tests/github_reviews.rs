@@ -356,3 +356,26 @@ async fn closing_the_pull_request_cancels_the_request() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(s.status(&id).await["state"], "cancelled");
 }
+
+#[tokio::test]
+async fn a_deny_comment_whose_webhook_was_lost_is_found_by_reconciliation() {
+    let s = Setup::start("1s").await;
+    let (id, pr) = s.pending(&export(7)).await;
+    s.fake.lose_next_webhooks(2);
+    let edited = s.fake.comment_as("carol", pr, "first thoughts").await;
+    s.fake.advance_clock(Duration::from_secs(2)); // GitHub's timestamps are whole seconds
+    s.fake
+        .edit_comment_as("carol", edited, "/deny added later")
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        s.status(&id).await["state"],
+        "pending_review",
+        "an edited comment is not a denial"
+    );
+    s.fake.lose_next_webhooks(1);
+    s.fake.comment_as("bob", pr, "/deny wrong bucket").await;
+    let status = s.wait(&id, "denied").await;
+    assert_eq!(status["decisions"][0]["reviewer"], "bob");
+    assert_eq!(status["decisions"][0]["reason"], "wrong bucket");
+}

@@ -2,7 +2,8 @@
 //! [`Engine::github_event`], which only queues it (once per `X-GitHub-Delivery`, free text
 //! masked); the GitHub loop applies the queue in order, one delivery at a time, so concurrent
 //! webhooks cannot race. Reconciliation (at start-up and every `reconcile_interval`) re-reads
-//! the open pull requests and their reviews and applies whatever a lost webhook missed.
+//! the open pull requests, their reviews and `/deny` comments and applies whatever a lost
+//! webhook missed.
 //!
 //! The rules: an `APPROVED` review counts only on the commit countersign pushed, while that is
 //! still the pull request's head, from a reviewer eligible under the pinned policy (`@org/team`
@@ -236,15 +237,8 @@ impl Engine {
                 if c.action == CommentAction::Edited {
                     return Ok("edited comment ignored".into());
                 }
-                let Some(rest) = c.body.trim_start().strip_prefix("/deny") else {
+                let Some(reason) = deny_command(&c.body) else {
                     return Ok("comment".into());
-                };
-                if !(rest.is_empty() || rest.starts_with(char::is_whitespace)) {
-                    return Ok("comment".into());
-                }
-                let reason = match rest.trim() {
-                    "" => "denied on GitHub with /deny (no reason given)",
-                    r => r,
                 };
                 self.human_decision(github, &row, &c.author, ReviewDecision::Deny, Some(reason))
                     .await
@@ -489,8 +483,8 @@ impl Engine {
         }
     }
 
-    /// Applies what lost webhooks would have: closed pull requests, foreign pushes, and the
-    /// latest review of each reviewer. Returns how many requests were pending.
+    /// Applies what lost webhooks would have: closed pull requests, foreign pushes, the latest
+    /// review of each reviewer and `/deny` comments. Returns how many requests were pending.
     async fn reconcile(&self, github: &GitHubReviews) -> Result<usize, Retry> {
         let pending = self.store.pending_reviews().await?;
         if pending.is_empty() {
@@ -577,9 +571,47 @@ impl Engine {
                 };
                 tracing::info!(request.id = %row.id, reviewer = %login, outcome = %outcome, "reconciled a review from GitHub");
             }
+            // `/deny` comments whose webhook was lost. Edited comments are ignored, as live; REST
+            // tells an edit only by `updated_at` (whole seconds), so an edit within the second
+            // of posting is taken as written.
+            for c in github.client.comments(number).await? {
+                let (Some(user), Some(body)) = (c.user.as_ref(), c.body.as_deref()) else {
+                    continue;
+                };
+                if c.updated_at != c.created_at {
+                    continue;
+                }
+                let Some(reason) = deny_command(body) else {
+                    continue;
+                };
+                let reason = self.masker.text(reason);
+                let outcome = self
+                    .human_decision(
+                        github,
+                        row,
+                        &user.login,
+                        ReviewDecision::Deny,
+                        Some(&reason),
+                    )
+                    .await?;
+                tracing::info!(request.id = %row.id, reviewer = %user.login, outcome = %outcome, "reconciled a /deny comment from GitHub");
+            }
         }
         Ok(pending.len())
     }
+}
+
+/// The reason of a `/deny <reason>` comment (a default when none is given), or `None` when
+/// the comment is not a denial.
+fn deny_command(body: &str) -> Option<&str> {
+    let rest = body.trim_start().strip_prefix("/deny")?;
+    if !(rest.is_empty() || rest.starts_with(char::is_whitespace)) {
+        return None;
+    }
+    Some(match rest.trim() {
+        "" => "denied on GitHub with /deny (no reason given)",
+        r => r,
+    })
 }
 
 fn backoff(failures: u32) -> Duration {

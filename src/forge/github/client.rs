@@ -93,6 +93,11 @@ pub struct Comment {
     pub user: Option<Login>,
     #[serde(default)]
     pub body: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<String>,
+    /// Differs from `created_at` once the comment was edited.
+    #[serde(default)]
+    pub updated_at: Option<String>,
 }
 
 /// Commit status states.
