@@ -755,3 +755,50 @@ github = { permissions = { contents = "read" } }
         assert!(!events.iter().any(|e| e.kind == "credential_issued"));
     }
 }
+
+#[tokio::test]
+async fn callbacks_only_go_to_the_allowed_hosts() {
+    let h = Harness::start_with(|c| {
+        c.execution = countersign::execute::ExecutionFile {
+            callback_hosts: vec!["*.agents.internal".into()],
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+    })
+    .await;
+    let before = h.stored().await;
+    let body = |url: &str| {
+        serde_json::to_vec(&json!({
+            "kind": "action", "action": "db.export", "resource": "prod/customers",
+            "environment": "prod", "justification": "weekly report", "payload": {},
+            "callback_url": url,
+        }))
+        .unwrap()
+    };
+    // The cloud metadata service, or any internal host, is not a place to POST outcomes to.
+    let refused = h
+        .agent_a()
+        .submit(&body("http://169.254.169.254/latest/meta-data"), None)
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert_eq!(refused.body["error"]["code"], "callback_not_allowed");
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("*.agents.internal")
+    );
+    assert_eq!(
+        h.stored().await,
+        before,
+        "a refused submission stores nothing"
+    );
+    let accepted = h
+        .agent_a()
+        .submit(&body("https://bot.agents.internal/hook"), None)
+        .await
+        .unwrap();
+    assert_eq!(accepted.status, 202, "{}", accepted.body);
+}

@@ -97,6 +97,12 @@ impl Engine {
     async fn send_callback(&self, client: &reqwest::Client, c: &CallbackRow) -> Result<(), String> {
         let url =
             reqwest::Url::parse(&c.url).map_err(|_| "the callback URL is invalid".to_owned())?;
+        // The allow-list may have changed since the request was accepted.
+        if let Some(hosts) = &self.execution.callback_hosts
+            && !hosts.allows(&c.url)
+        {
+            return Err("the callback host is no longer in execution.callback_hosts".to_owned());
+        }
         let id = crate::request::RequestId::parse(&c.request_id).ok_or("bad request id")?;
         let row = self
             .store

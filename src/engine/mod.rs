@@ -90,6 +90,9 @@ pub enum SubmitError {
     /// No executor is registered for the action (`policies/actions.toml`).
     #[error("{0}")]
     UnregisteredAction(String),
+    /// The `callback_url`'s host is not in `[execution] callback_hosts`.
+    #[error("{0}")]
+    CallbackNotAllowed(String),
     /// The policy on the base branch cannot be used: fail closed.
     #[error("{0}")]
     PolicyUnavailable(String),
@@ -249,6 +252,16 @@ impl Engine {
             self.record_refusal(&intake, &id, "unregistered_action", &why, &loaded.commit)
                 .await;
             return Err(SubmitError::UnregisteredAction(why));
+        }
+        if let (Some(url), Some(hosts)) = (
+            &intake.submission.callback_url,
+            &self.execution.callback_hosts,
+        ) && !hosts.allows(url)
+        {
+            return Err(SubmitError::CallbackNotAllowed(format!(
+                "field `callback_url` must point at one of the hosts this server calls back: {}",
+                hosts.patterns().join(", ")
+            )));
         }
         let now = time::now_ms();
         let ttl = evaluation

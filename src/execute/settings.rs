@@ -24,6 +24,10 @@ pub struct ExecutionFile {
     /// then is stopped and its outcome becomes `outcome_unknown` at the next start.
     #[serde(default, with = "humantime_serde")]
     pub shutdown_grace: Option<Duration>,
+    /// Hosts a `callback_url` may point at (globs over the host name, e.g.
+    /// `"*.agents.internal"`); empty = any host. Submissions with another host are refused.
+    #[serde(default)]
+    pub callback_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -33,6 +37,32 @@ pub struct ExecutionConfig {
     pub callback_max_attempts: u32,
     pub callback_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// `None` = any host.
+    pub callback_hosts: Option<CallbackHosts>,
+}
+
+/// The hosts callbacks may go to.
+#[derive(Debug, Clone)]
+pub struct CallbackHosts {
+    patterns: Vec<String>,
+    set: globset::GlobSet,
+}
+
+impl CallbackHosts {
+    /// Whether `url`'s host is allowed.
+    pub fn allows(&self, url: &str) -> bool {
+        reqwest::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+            .is_some_and(|h| {
+                self.set
+                    .is_match(h.trim_start_matches('[').trim_end_matches(']'))
+            })
+    }
+
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
+    }
 }
 
 impl Default for ExecutionConfig {
@@ -43,8 +73,35 @@ impl Default for ExecutionConfig {
             callback_max_attempts: 10,
             callback_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
+            callback_hosts: None,
         }
     }
+}
+
+fn callback_hosts(patterns: &[String]) -> Result<Option<CallbackHosts>, ConfigError> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut builder = globset::GlobSetBuilder::new();
+    for (i, p) in patterns.iter().enumerate() {
+        let glob = globset::GlobBuilder::new(&p.to_ascii_lowercase())
+            .literal_separator(true)
+            .build()
+            .map_err(|e| {
+                bad(
+                    format!("execution.callback_hosts[{i}]"),
+                    e.kind().to_string(),
+                )
+            })?;
+        builder.add(glob);
+    }
+    let set = builder
+        .build()
+        .map_err(|e| bad("execution.callback_hosts", e.to_string()))?;
+    Ok(Some(CallbackHosts {
+        patterns: patterns.to_vec(),
+        set,
+    }))
 }
 
 const MAX_RETENTION: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -60,6 +117,7 @@ impl ExecutionFile {
                 .unwrap_or(d.callback_max_attempts),
             callback_timeout: self.callback_timeout.unwrap_or(d.callback_timeout),
             shutdown_grace: self.shutdown_grace.unwrap_or(d.shutdown_grace),
+            callback_hosts: callback_hosts(&self.callback_hosts)?,
         };
         if c.payload_retention > MAX_RETENTION {
             return Err(bad(
@@ -88,5 +146,41 @@ impl ExecutionFile {
             return Err(bad("execution.shutdown_grace", "must be at most 1h"));
         }
         Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callback_hosts_are_globs_over_the_host() {
+        let file = ExecutionFile {
+            callback_hosts: vec!["*.agents.internal".into(), "127.0.0.1".into()],
+            ..Default::default()
+        };
+        let hosts = file.resolve().unwrap().callback_hosts.unwrap();
+        assert!(hosts.allows("https://bot.agents.internal/hook?x=1"));
+        assert!(hosts.allows("http://127.0.0.1:9000/done"));
+        assert!(!hosts.allows("http://169.254.169.254/latest/meta-data"));
+        assert!(!hosts.allows("https://agents.internal.evil.example/"));
+        assert!(!hosts.allows("not a url"));
+        assert!(
+            ExecutionFile::default()
+                .resolve()
+                .unwrap()
+                .callback_hosts
+                .is_none()
+        );
+        let bad = ExecutionFile {
+            callback_hosts: vec!["[".into()],
+            ..Default::default()
+        };
+        assert!(
+            bad.resolve()
+                .unwrap_err()
+                .to_string()
+                .contains("callback_hosts[0]")
+        );
     }
 }

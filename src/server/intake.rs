@@ -98,6 +98,9 @@ async fn submit_inner(
             SubmitError::UnregisteredAction(m) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unregistered_action", m)
             }
+            SubmitError::CallbackNotAllowed(m) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "callback_not_allowed", m)
+            }
             SubmitError::PolicyDenied(m) => {
                 ApiError::new(StatusCode::FORBIDDEN, "policy_denied", m)
             }
