@@ -5,6 +5,7 @@
 
 mod common;
 use common::jwt_check::verify_independently;
+use common::logs::captured_logs;
 use common::*;
 
 use axum::extract::State;
@@ -15,39 +16,11 @@ use countersign::credentials::{Grant, Issued};
 use countersign::request::{AgentId, Digest, RequestId};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 const CLIENT_TOKEN: &str = "cstc_resource_service_token_0123456789";
 const AUDIENCE: &str = "https://warehouse.internal";
-
-/// Every log line of this test binary (a global subscriber at TRACE level).
-fn captured_logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .json()
-            .with_writer(move || Sink(sink.clone()))
-            .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
-        logs
-    })
-}
-
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 async fn harness() -> Harness {
     captured_logs();

@@ -15,6 +15,7 @@ use axum::http::HeaderMap;
 use common::fake_github::{
     APP_ID, BASE, Builder, CallAuth, FULL_NAME, FakeGitHub, REPO, WEBHOOK_SECRET,
 };
+use common::logs::captured_logs;
 use common::{BOB, KEY_A_NEW, TEST_TEAMS_TOML};
 use countersign::cli::client::{AgentClient, ReviewerClient};
 use countersign::forge::Forge;
@@ -24,7 +25,7 @@ use countersign::server::Server;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A raw payload value: it may reach the executor (and the workflow's inputs) but nothing
@@ -37,34 +38,6 @@ const POLICY: &str = "[defaults]\nrisk = \"medium\"\n";
 const AGENTS: &str = "[agents.agent-a]\nowners = []\nallowed = [\"actions/**\", \"deploy/**\"]\n";
 
 // ---- logs --------------------------------------------------------------------------------------
-
-/// Every log line of this test binary (a global subscriber at TRACE level).
-fn captured_logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .json()
-            .with_writer(move || Sink(sink.clone()))
-            .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
-        logs
-    })
-}
-
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 // ---- setup -------------------------------------------------------------------------------------
 

@@ -233,7 +233,7 @@ impl Engine {
         let duration_ms = started.elapsed().as_millis() as u64;
         match result {
             Ok(()) => {
-                self.store.decision_published(&id).await?;
+                self.store.decision_published(&id, state).await?;
                 tracing::info!(request.id = %id, state = %state, duration_ms, "decision published on the forge");
             }
             Err(e) => {

@@ -422,9 +422,12 @@ impl Store {
         Ok(())
     }
 
-    pub async fn decision_published(&self, id: &RequestId) -> anyhow::Result<()> {
-        sqlx::query("UPDATE requests SET decision_published = 1, forge_attempts = 0, next_attempt_at = 0, last_error = NULL WHERE id = ?")
+    /// Marks the decision shown, if the request is still in the `state` that was published: a
+    /// request that moved on meanwhile (an execution finished) is published again.
+    pub async fn decision_published(&self, id: &RequestId, state: State) -> anyhow::Result<()> {
+        sqlx::query("UPDATE requests SET decision_published = 1, forge_attempts = 0, next_attempt_at = 0, last_error = NULL WHERE id = ? AND state = ?")
             .bind(id.as_str())
+            .bind(state.as_str())
             .execute(&self.writer)
             .await?;
         Ok(())

@@ -499,3 +499,4 @@ pub async fn burst_then_kill_9(server: &mut Binary, n: u32, min_accepted: usize)
 pub mod fake_chat;
 pub mod fake_github;
 pub mod jwt_check;
+pub mod logs;
