@@ -45,6 +45,34 @@ async fn events_of(h: &Harness, id: &str) -> Vec<String> {
         .collect()
 }
 
+/// The request ended `failed` with an `execution_refused` event naming `why`, before anything
+/// ran: no execution, and no credential on the ledger.
+async fn assert_refused_before_running(h: &Harness, id: &str, why: &str) {
+    let status = wait_final(h, id).await;
+    assert_eq!(status["state"], "failed", "{status}");
+    assert!(status.get("execution").is_none(), "nothing ran: {status}");
+    let events = h
+        .server
+        .engine
+        .store()
+        .events(&RequestId::parse(id).unwrap())
+        .await
+        .unwrap();
+    let refused = events
+        .iter()
+        .find(|e| e.kind == "execution_refused")
+        .expect("the refusal is recorded");
+    assert!(refused.detail.contains(why), "{}", refused.detail);
+    // Credentials are ledger entries (not events): none was issued for this request.
+    let ledger = h.ledger_synced().await;
+    assert!(
+        !ledger
+            .iter()
+            .any(|e| e["request_id"] == id && e["event"] == "credential_issued"),
+        "no credential was issued for {id}"
+    );
+}
+
 async fn wait_final(h: &Harness, id: &str) -> Value {
     h.agent_a()
         .wait_for(id, Duration::from_secs(30), |s| {
@@ -520,22 +548,7 @@ async fn a_tampered_stored_payload_is_refused_before_anything_runs() {
     ] {
         let r = h.reviewer(BOB).review(id, "approve", None).await.unwrap();
         assert_eq!(r.body["state"], "approved", "{}", r.body);
-        let status = wait_final(&h, id).await;
-        assert_eq!(status["state"], "failed", "{status}");
-        assert!(status.get("execution").is_none(), "nothing ran: {status}");
-        let events = h
-            .server
-            .engine
-            .store()
-            .events(&RequestId::parse(id).unwrap())
-            .await
-            .unwrap();
-        let refused = events
-            .iter()
-            .find(|e| e.kind == "execution_refused")
-            .expect("the refusal is recorded");
-        assert!(refused.detail.contains(why), "{}", refused.detail);
-        assert!(!events.iter().any(|e| e.kind == "credential_issued"));
+        assert_refused_before_running(&h, id, why).await;
     }
     assert!(!out.path().join("runs").exists(), "the command never ran");
     let entries = h.ledger_synced().await;
@@ -737,22 +750,7 @@ github = { permissions = { contents = "read" } }
             "action `deploy` declares a `github` credential, which needs the [github] configuration",
         ),
     ] {
-        let status = wait_final(&h, id).await;
-        assert_eq!(status["state"], "failed", "{status}");
-        assert!(status.get("execution").is_none(), "nothing ran: {status}");
-        let events = h
-            .server
-            .engine
-            .store()
-            .events(&RequestId::parse(id).unwrap())
-            .await
-            .unwrap();
-        let refused = events
-            .iter()
-            .find(|e| e.kind == "execution_refused")
-            .expect("the refusal is recorded");
-        assert!(refused.detail.contains(why), "{}", refused.detail);
-        assert!(!events.iter().any(|e| e.kind == "credential_issued"));
+        assert_refused_before_running(&h, id, why).await;
     }
 }
 
