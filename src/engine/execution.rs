@@ -298,7 +298,7 @@ impl Engine {
         let finished = self
             .finish(
                 row,
-                &p.submission,
+                Some(&p.submission),
                 Some(attempt_id),
                 to,
                 event,
@@ -472,34 +472,17 @@ impl Engine {
         tracing::error!(request.id = %id, agent.id = %row.agent_id, reason, "execution refused");
         let submission = self.submission_of(row).ok();
         let detail = json!({ "reason": reason });
-        let result = match &submission {
-            Some(s) => {
-                self.finish(
-                    row,
-                    s,
-                    None,
-                    super::State::Failed,
-                    "execution_refused",
-                    detail,
-                    None,
-                )
-                .await
-            }
-            None => {
-                let f = Finish {
-                    id: &id,
-                    attempt_id: None,
-                    to: super::State::Failed,
-                    event: "execution_refused",
-                    detail,
-                    outcome: None,
-                    callback: None,
-                    erase_with: None,
-                    now_ms: time::now_ms(),
-                };
-                self.store.finish_execution(f).await
-            }
-        };
+        let result = self
+            .finish(
+                row,
+                submission.as_ref(),
+                None,
+                super::State::Failed,
+                "execution_refused",
+                detail,
+                None,
+            )
+            .await;
         match result {
             Ok(()) | Err(TransitionError::Conflict(_)) => {}
             Err(e) => {
@@ -508,12 +491,13 @@ impl Engine {
         }
     }
 
-    /// Records the end of an execution (or a refusal): outcome, callback, erasure.
+    /// Records the end of an execution (or a refusal): outcome, callback, erasure. Without the
+    /// submission (it could not be opened) there is no callback to make and nothing to erase.
     #[allow(clippy::too_many_arguments)]
     async fn finish(
         &self,
         row: &RequestRow,
-        submission: &Submission,
+        submission: Option<&Submission>,
         attempt_id: Option<&str>,
         to: super::State,
         event: &str,
@@ -523,7 +507,7 @@ impl Engine {
         let now = time::now_ms();
         let id = row.request_id();
         let outcome_json = outcome.map(|o| json!(o));
-        let callback = submission.callback_url.as_ref().map(|url| {
+        let callback = submission.and_then(|s| s.callback_url.as_ref()).map(|url| {
             let body = json!({
                 "id": row.id,
                 "state": to.as_str(),
@@ -535,8 +519,9 @@ impl Engine {
             });
             (url.clone(), body.to_string())
         });
-        let erase_with =
-            (self.execution.payload_retention.is_zero()).then(|| self.masked_copy(row, submission));
+        let erase_with = submission
+            .filter(|_| self.execution.payload_retention.is_zero())
+            .map(|s| self.masked_copy(row, s));
         self.store
             .finish_execution(Finish {
                 id: &id,
@@ -617,36 +602,16 @@ impl Engine {
                     "countersign stopped while the action ran; it is not idempotent, so it is not run again"
                 },
             });
-            let result = match &submission {
-                Some(s) => {
-                    self.finish(
-                        &row,
-                        s,
-                        Some(&exec.attempt_id),
-                        super::State::OutcomeUnknown,
-                        "outcome_unknown",
-                        detail,
-                        None,
-                    )
-                    .await
-                }
-                None => {
-                    self.store
-                        .finish_execution(Finish {
-                            id: &id,
-                            attempt_id: Some(&exec.attempt_id),
-                            to: super::State::OutcomeUnknown,
-                            event: "outcome_unknown",
-                            detail,
-                            outcome: None,
-                            callback: None,
-                            erase_with: None,
-                            now_ms: time::now_ms(),
-                        })
-                        .await
-                }
-            };
-            result?;
+            self.finish(
+                &row,
+                submission.as_ref(),
+                Some(&exec.attempt_id),
+                super::State::OutcomeUnknown,
+                "outcome_unknown",
+                detail,
+                None,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -657,18 +622,18 @@ impl Engine {
         let o = Outcome::failed(time::now_ms(), reason.to_owned());
         let mut detail = outcome_fields(&o);
         detail["attempt_id"] = json!(attempt_id);
-        let f = Finish {
-            id: &row.request_id(),
-            attempt_id: Some(attempt_id),
-            to: super::State::Failed,
-            event: "execution_failed",
-            detail,
-            outcome: Some(json!(o)),
-            callback: None,
-            erase_with: None,
-            now_ms: time::now_ms(),
-        };
-        if let Err(e) = self.store.finish_execution(f).await {
+        let finished = self
+            .finish(
+                row,
+                None,
+                Some(attempt_id),
+                super::State::Failed,
+                "execution_failed",
+                detail,
+                Some(&o),
+            )
+            .await;
+        if let Err(e) = finished {
             tracing::error!(request.id = %row.id, error = %e, "could not record a failed execution");
         }
     }
