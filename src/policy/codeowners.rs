@@ -14,9 +14,11 @@
 //!
 //! Patterns follow gitignore: a leading or middle `/` anchors to the root, a trailing `/` only
 //! matches directories (i.e. proper ancestors of the subject), and a pattern matching a directory
-//! matches everything below it (`apps/web` covers `apps/web/src/main.rs`). As on GitHub, a
-//! pattern whose last component has a wildcard matches only files themselves: `docs/*` owns
-//! `docs/a.md` but not `docs/sub/b.md`, which falls to an earlier rule (last match wins). Glob
+//! matches everything below it (`apps/web` covers `apps/web/src/main.rs`, `f*` covers
+//! `foo/bar`, `foo/**/` covers `foo/bar`). As on GitHub, an anchored pattern ending in a lone `*`
+//! matches only the files directly there: `docs/*` owns `docs/a.md` but not `docs/sub/b.md`,
+//! which falls to an earlier rule (last match wins). The matcher agrees with the published test
+//! vectors of an independent implementation (`tests/data/codeowners/`). Glob
 //! syntax is globset's: `*`, `?`, `[a-z]`, `**` as a whole path component, `{a,b}`. Each rule
 //! becomes one glob, validated by globset when the file is parsed and matched with fast-glob
 //! through an index (see `Index`) against the subject and each of its ancestors (`a`, `a/b`,
@@ -96,8 +98,8 @@ pub struct Codeowners {
     index: Index,
     /// Per rule: the pattern had a trailing `/`, so it may only match proper ancestors.
     dir_only: Vec<bool>,
-    /// Per rule: the last component has a wildcard (`docs/*`, `*.md`), so, as on GitHub, it
-    /// matches files themselves and never extends to what lies below a matching directory.
+    /// Per rule: anchored with a lone `*` last (`docs/*`), so, as on GitHub, it matches the
+    /// files directly there and never extends to what lies below a matching directory.
     files_only: Vec<bool>,
 }
 
@@ -325,7 +327,7 @@ impl Parser {
                     self.globs.push(glob);
                     self.dir_only.push(dir_only);
                     self.files_only
-                        .push(!dir_only && wildcard_last_component(&pattern));
+                        .push(!dir_only && lone_wildcard_last_component(&pattern));
                 }
                 Err(msg) => self.error(n, text, byte, msg),
             }
@@ -348,15 +350,17 @@ fn tokens(text: &str, from: usize) -> impl Iterator<Item = (usize, &str)> {
         .take_while(|(_, token)| !token.starts_with('#'))
 }
 
-/// Whether the pattern's last component has a wildcard other than `**` (GitHub: `docs/*` owns
-/// `docs/a.md` but not `docs/sub/b.md`).
-fn wildcard_last_component(pattern: &str) -> bool {
-    let last = pattern
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or_default();
-    last != "**" && last.contains(['*', '?', '['])
+/// Whether the pattern is anchored and ends in a lone `*` component (`docs/*`, `/*`): as on
+/// GitHub, it owns the files directly in that directory (`docs/a.md`) but not deeper ones
+/// (`docs/sub/b.md`). Any other last component, wildcards included (`f*`, `*.d`), also matches a
+/// directory and so covers everything below it, as in gitignore.
+fn lone_wildcard_last_component(pattern: &str) -> bool {
+    let rooted = pattern.starts_with('/');
+    let body = pattern.trim_start_matches('/');
+    match body.rsplit_once('/') {
+        Some((_, last)) => last == "*",
+        None => rooted && body == "*",
+    }
 }
 
 /// Translates a gitignore-style pattern into one glob, to be tested against the subject and each
@@ -364,8 +368,9 @@ fn wildcard_last_component(pattern: &str) -> bool {
 fn compile(pattern: &str) -> Result<(Glob, bool), String> {
     let rooted = pattern.strip_prefix('/');
     let trimmed = rooted.unwrap_or(pattern);
-    let dir_only = trimmed.ends_with('/');
     let body = trimmed.trim_end_matches('/');
+    // `foo/**/` is `foo/**`: everything below `foo`, whether directory or file.
+    let dir_only = trimmed.ends_with('/') && !body.ends_with("/**");
     let anchored = rooted.is_some() || body.contains('/');
     let glob = if body.is_empty() || body == "**" || anchored {
         if body.is_empty() { "**" } else { body }.to_string()
@@ -929,6 +934,53 @@ impl Index {
             self.wild
                 .for_each_match(&subject[..end(k)], &parts[..=k], |rule| hit(rule, whole));
         }
+    }
+}
+
+/// The published pattern test vectors of an independent CODEOWNERS implementation
+/// (hmarr/codeowners, MIT; see tests/data/codeowners/README.md): every pattern, every path.
+#[cfg(test)]
+mod independent_vectors {
+    use super::Codeowners;
+
+    #[derive(serde::Deserialize)]
+    struct Case {
+        name: String,
+        pattern: String,
+        paths: std::collections::BTreeMap<String, bool>,
+    }
+
+    #[test]
+    fn matcher_agrees_with_hmarr_codeowners_vectors() {
+        let cases: Vec<Case> = serde_json::from_str(include_str!(
+            "../../tests/data/codeowners/hmarr-patterns.json"
+        ))
+        .expect("vectors parse");
+        let mut wrong = Vec::new();
+        let mut checked = 0;
+        for case in &cases {
+            let co = Codeowners::parse(&format!("{} @owner\n", case.pattern))
+                .unwrap_or_else(|e| panic!("{}: {e:?}", case.name));
+            for (path, expected) in &case.paths {
+                checked += 1;
+                // A trailing slash on a path names a directory; subjects are files below it.
+                let subject = path.trim_end_matches('/');
+                let subject = if path.ends_with('/') {
+                    format!("{subject}/file")
+                } else {
+                    subject.to_owned()
+                };
+                let got = !co.matches(&subject).is_empty();
+                if got != *expected {
+                    wrong.push(format!(
+                        "{} (`{}`): `{path}` expected {expected}, got {got}",
+                        case.name, case.pattern
+                    ));
+                }
+            }
+        }
+        assert!(checked > 140, "only {checked} vectors checked");
+        assert!(wrong.is_empty(), "{} wrong:\n{}", wrong.len(), wrong.join("\n"));
     }
 }
 
