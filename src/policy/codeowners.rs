@@ -980,7 +980,12 @@ mod independent_vectors {
             }
         }
         assert!(checked > 140, "only {checked} vectors checked");
-        assert!(wrong.is_empty(), "{} wrong:\n{}", wrong.len(), wrong.join("\n"));
+        assert!(
+            wrong.is_empty(),
+            "{} wrong:\n{}",
+            wrong.len(),
+            wrong.join("\n")
+        );
     }
 }
 

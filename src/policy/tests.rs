@@ -231,6 +231,45 @@ fn deny_by_default_names_the_subject() {
 }
 
 #[test]
+fn a_change_inside_a_directory_matched_by_a_wildcard_needs_that_directory_owner() {
+    // As on GitHub: `deploy/f*` matches the directory `deploy/frontend`, so it owns what lies
+    // inside; countersign used to answer "no owner" here and deny by default.
+    let codeowners = "deploy/f* @ops\n/b*/ @ops\nconf/**/ @ops\n";
+    let agents = "[agents.exporter]\nowners = []\nallowed = [\"**\"]\n";
+    let p = Policy::compile(
+        "c0ffee",
+        &files(&[
+            ("policies/CODEOWNERS", codeowners),
+            ("policies/agents.toml", agents),
+            ("policies/policy.toml", ""),
+        ]),
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    for path in [
+        "deploy/frontend/values.yaml",
+        "deploy/frontend/charts/web/Chart.yaml",
+        "base/kustomization.yaml",
+        "conf/prod/app.toml",
+    ] {
+        let e = p.evaluate("exporter", "prod", &[path.into()]);
+        assert_eq!(e.outcome, Outcome::NeedsReview, "{path}: {:?}", e.reason);
+        assert_eq!(e.requirements[0].users.to_vec(), ["ops"], "{path}");
+    }
+    // An anchored lone `*` still owns only the files directly in the directory.
+    let p = Policy::compile(
+        "c0ffee",
+        &files(&[
+            ("policies/CODEOWNERS", "deploy/* @ops\n"),
+            ("policies/agents.toml", agents),
+            ("policies/policy.toml", ""),
+        ]),
+    )
+    .unwrap();
+    let e = p.evaluate("exporter", "prod", &["deploy/web/values.yaml".into()]);
+    assert_eq!(e.outcome, Outcome::Deny);
+}
+
+#[test]
 fn environments_restrict_sections_and_auto_approval_needs_low_risk_everywhere() {
     let p = policy();
     let staging = p.evaluate(
