@@ -187,8 +187,10 @@ fn mention(actor: &str) -> String {
     }
 }
 
+/// A reason as a Markdown quote, invisible characters shown (`<U+202E>`).
 fn quote(text: &str) -> String {
-    text.lines()
+    crate::text::visible(text)
+        .lines()
         .map(|l| format!("> {l}"))
         .collect::<Vec<_>>()
         .join("\n")
