@@ -263,6 +263,12 @@ mod tests {
         }
         let text = render(Some("{{ agent }}"), PR_TEMPLATE, BUILTIN_PR_TEMPLATE, &ctx);
         assert_eq!(text, "a<U+202E>b");
+        let commit = render(None, COMMIT_TEMPLATE, BUILTIN_COMMIT_TEMPLATE, &ctx);
+        assert!(commit.contains("Why: x<U+200B>y\n"), "{commit}");
+        let long = minijinja::context! { justification => "line one\nline two ".repeat(100) };
+        let commit = render(None, COMMIT_TEMPLATE, BUILTIN_COMMIT_TEMPLATE, &long);
+        let why = commit.lines().find(|l| l.starts_with("Why: ")).unwrap();
+        assert!(why.starts_with("Why: line one line two") && why.chars().count() == 305, "{commit}");
     }
 
     #[test]
