@@ -480,6 +480,7 @@ async fn a_burst_of_replays_and_retries_stores_each_request_once_without_hurting
     assert!(rows.contains(&("requests", 1 + 1 + 20)), "{rows:?}");
 }
 
+/// A `change` request (agent-a may propose changes under `policies/`).
 fn change_body(path: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "kind": "change", "action": "apply", "resource": "gitops", "environment": "prod",
@@ -498,11 +499,11 @@ async fn bidi_and_zero_width_characters_in_a_path_or_identifier_get_422_naming_t
         serde_json::to_vec(&body).unwrap()
     };
     let cases: Vec<(Vec<u8>, &str, Option<&str>)> = vec![
-        (change_body("deploy/\u{202E}lmay.exe"), "`changes[0].path`", Some("U+202E")),
-        (change_body("deploy/a\u{200B}pp/values.yaml"), "`changes[0].path`", Some("U+200B")),
-        (change_body("deploy/\u{2066}app\u{2069}/x"), "`changes[0].path`", Some("U+2066")),
-        (change_body("deploy/\u{200E}x"), "`changes[0].path`", Some("U+200E")),
-        (change_body("\u{FEFF}deploy/x"), "`changes[0].path`", Some("U+FEFF")),
+        (change_body("policies/\u{202E}lmay.exe"), "`changes[0].path`", Some("U+202E")),
+        (change_body("policies/a\u{200B}pp/values.yaml"), "`changes[0].path`", Some("U+200B")),
+        (change_body("policies/\u{2066}app\u{2069}/x"), "`changes[0].path`", Some("U+2066")),
+        (change_body("policies/\u{200E}x"), "`changes[0].path`", Some("U+200E")),
+        (change_body("policies/\u{FEFF}x"), "`changes[0].path`", Some("U+FEFF")),
         (action("action", "db.\u{202E}tropxe"), "`action`", None),
         (action("resource", "prod/\u{200B}customers"), "`resource`", None),
         (action("environment", "pr\u{200F}od"), "`environment`", None),
@@ -525,13 +526,13 @@ async fn bidi_and_zero_width_characters_in_a_path_or_identifier_get_422_naming_t
 async fn change_paths_git_refuses_get_422_naming_the_path_and_store_nothing() {
     let h = Harness::start().await;
     for path in [
-        "deploy/.git./x",
-        "deploy/.git /x",
-        "deploy/git~1/x",
-        ".GIT/x",
-        "deploy/.gIt/hooks/post-checkout",
-        "deploy/GIT~1 ./x",
-        "deploy/.git.../config",
+        "policies/.git./x",
+        "policies/.git /x",
+        "policies/git~1/x",
+        "policies/.GIT/x",
+        "policies/.gIt/hooks/post-checkout",
+        "policies/GIT~1 ./x",
+        "policies/.git.../config",
     ] {
         let body = change_body(path);
         let headers = signed_headers("agent-a", KEY_A_NEW, now(), "POST", PATH, &body);
