@@ -499,13 +499,37 @@ async fn bidi_and_zero_width_characters_in_a_path_or_identifier_get_422_naming_t
         serde_json::to_vec(&body).unwrap()
     };
     let cases: Vec<(Vec<u8>, &str, Option<&str>)> = vec![
-        (change_body("policies/\u{202E}lmay.exe"), "`changes[0].path`", Some("U+202E")),
-        (change_body("policies/a\u{200B}pp/values.yaml"), "`changes[0].path`", Some("U+200B")),
-        (change_body("policies/\u{2066}app\u{2069}/x"), "`changes[0].path`", Some("U+2066")),
-        (change_body("policies/\u{200E}x"), "`changes[0].path`", Some("U+200E")),
-        (change_body("policies/\u{FEFF}x"), "`changes[0].path`", Some("U+FEFF")),
+        (
+            change_body("policies/\u{202E}lmay.exe"),
+            "`changes[0].path`",
+            Some("U+202E"),
+        ),
+        (
+            change_body("policies/a\u{200B}pp/values.yaml"),
+            "`changes[0].path`",
+            Some("U+200B"),
+        ),
+        (
+            change_body("policies/\u{2066}app\u{2069}/x"),
+            "`changes[0].path`",
+            Some("U+2066"),
+        ),
+        (
+            change_body("policies/\u{200E}x"),
+            "`changes[0].path`",
+            Some("U+200E"),
+        ),
+        (
+            change_body("policies/\u{FEFF}x"),
+            "`changes[0].path`",
+            Some("U+FEFF"),
+        ),
         (action("action", "db.\u{202E}tropxe"), "`action`", None),
-        (action("resource", "prod/\u{200B}customers"), "`resource`", None),
+        (
+            action("resource", "prod/\u{200B}customers"),
+            "`resource`",
+            None,
+        ),
         (action("environment", "pr\u{200F}od"), "`environment`", None),
     ];
     for (body, field, code_point) in cases {
@@ -625,7 +649,12 @@ async fn a_justification_with_a_bidi_override_is_shown_by_code_point_in_review_t
     let record = file(".json");
     assert!(record.contains("\\u202e"), "{record}");
     let parsed: serde_json::Value = serde_json::from_str(&record).unwrap();
-    assert!(parsed["justification"].as_str().unwrap().contains('\u{202E}'));
+    assert!(
+        parsed["justification"]
+            .as_str()
+            .unwrap()
+            .contains('\u{202E}')
+    );
 
     let arrived = fake
         .wait_for(

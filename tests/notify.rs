@@ -530,7 +530,9 @@ fn section_starting(blocks: &serde_json::Value, heading: &str) -> String {
 
 /// The Teams card's text blocks, in order.
 fn card_texts(post: &serde_json::Value) -> Vec<serde_json::Value> {
-    let body = post["attachments"][0]["content"]["body"].as_array().unwrap();
+    let body = post["attachments"][0]["content"]["body"]
+        .as_array()
+        .unwrap();
     body.iter()
         .filter(|e| e["type"] == "TextBlock")
         .cloned()
@@ -563,7 +565,10 @@ async fn a_payload_full_of_ampersands_is_still_announced_and_updated_in_slack() 
     let blocks = announced.blocks.clone().unwrap();
     let payload = section_starting(&blocks, "*Payload*");
     assert!(payload.contains("&amp;&amp;") && payload.chars().count() <= 3000);
-    assert!(payload.ends_with("…\n```"), "the code block is closed: {payload}");
+    assert!(
+        payload.ends_with("…\n```"),
+        "the code block is closed: {payload}"
+    );
     assert!(blocks.to_string().contains(&id));
     let r = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
@@ -613,7 +618,10 @@ async fn a_destination_that_refuses_the_rich_message_gets_the_minimal_one() {
     let hook = fake.webhook_posts("slack")[0].1.clone();
     let teams = fake.webhook_posts("teams")[0].1.clone();
     for (what, message) in [
-        ("bot", json!({"text": announced.text, "blocks": announced.blocks})),
+        (
+            "bot",
+            json!({"text": announced.text, "blocks": announced.blocks}),
+        ),
         ("webhook", hook),
         ("teams", teams.clone()),
     ] {
@@ -676,13 +684,20 @@ async fn a_justification_with_a_markdown_link_renders_as_text_in_teams_and_slack
     let texts = card_texts(&teams);
     let why = texts
         .iter()
-        .find_map(|t| t["text"].as_str().filter(|s| s.starts_with("**Justification:**")))
+        .find_map(|t| {
+            t["text"]
+                .as_str()
+                .filter(|s| s.starts_with("**Justification:**"))
+        })
         .unwrap();
     assert!(
         why.contains(r"\[click here\]\(https://evil.example/x\)"),
         "not a link: {why}"
     );
-    assert!(why.contains(r"\*\*\*\*\*\*\*\*"), "masks stay visible: {why}");
+    assert!(
+        why.contains(r"\*\*\*\*\*\*\*\*"),
+        "masks stay visible: {why}"
+    );
     let agent_text = why.strip_prefix("**Justification:** ").unwrap();
     let escaped = |c: char| {
         let at = agent_text.match_indices(c);
@@ -709,6 +724,9 @@ async fn a_justification_with_a_markdown_link_renders_as_text_in_teams_and_slack
     let payload = section_starting(&blocks, "*Payload*");
     let code = payload.split_once("```").unwrap().1;
     let code = code.strip_suffix("```").unwrap();
-    assert!(!code.contains("```"), "the payload cannot close its code block: {payload}");
+    assert!(
+        !code.contains("```"),
+        "the payload cannot close its code block: {payload}"
+    );
     assert!(code.contains("********"), "{payload}");
 }

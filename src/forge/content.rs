@@ -86,8 +86,10 @@ impl ReviewContent {
         ReviewContent {
             branch: format!("countersign/{}", request.id),
             record_path: format!("{}/{}.json", request_dir(request.id), request.id),
-            record: crate::text::visible_json(&serde_json::to_string_pretty(&record).unwrap_or_default())
-                .into_owned()
+            record: crate::text::visible_json(
+                &serde_json::to_string_pretty(&record).unwrap_or_default(),
+            )
+            .into_owned()
                 + "\n",
             context,
             changes: match request.kind {
@@ -268,7 +270,10 @@ mod tests {
         let long = minijinja::context! { justification => "line one\nline two ".repeat(100) };
         let commit = render(None, COMMIT_TEMPLATE, BUILTIN_COMMIT_TEMPLATE, &long);
         let why = commit.lines().find(|l| l.starts_with("Why: ")).unwrap();
-        assert!(why.starts_with("Why: line one line two") && why.chars().count() == 305, "{commit}");
+        assert!(
+            why.starts_with("Why: line one line two") && why.chars().count() == 305,
+            "{commit}"
+        );
     }
 
     #[test]

@@ -243,8 +243,16 @@ mod tests {
         ]});
         fit_slack(&mut msg);
         let text = msg["blocks"][0]["text"]["text"].as_str().unwrap();
-        assert!(text.chars().count() <= slack::SECTION_TEXT, "{}", text.len());
-        assert!(text.ends_with("&amp;…\n```"), "{}", &text[text.len() - 20..]);
+        assert!(
+            text.chars().count() <= slack::SECTION_TEXT,
+            "{}",
+            text.len()
+        );
+        assert!(
+            text.ends_with("&amp;…\n```"),
+            "{}",
+            &text[text.len() - 20..]
+        );
         assert_eq!(text.matches("```").count(), 2, "the code block is closed");
     }
 
@@ -300,7 +308,11 @@ mod tests {
         assert!(serde_json::to_vec(&msg).unwrap().len() <= teams::BUDGET_BYTES);
         let body = &msg["attachments"][0]["content"]["body"];
         let cut = body[0]["text"].as_str().unwrap();
-        assert!(cut.ends_with("\\*…"), "no half escape: {}", &cut[cut.len() - 8..]);
+        assert!(
+            cut.ends_with("\\*…"),
+            "no half escape: {}",
+            &cut[cut.len() - 8..]
+        );
         assert_eq!(body[1]["text"], "short <U+200B>");
     }
 }

@@ -411,7 +411,20 @@ pub fn escape_teams(text: &str) -> String {
         let at_start = line_start || digits;
         let escape = matches!(
             c,
-            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '~' | '<' | '>' | '#' | '&' | '!' | '|'
+            '\\' | '`'
+                | '*'
+                | '_'
+                | '['
+                | ']'
+                | '('
+                | ')'
+                | '~'
+                | '<'
+                | '>'
+                | '#'
+                | '&'
+                | '!'
+                | '|'
         ) || (line_start && matches!(c, '-' | '+' | '=' | '{' | '}'))
             || (digits && matches!(c, '.' | ')'));
         if escape {

@@ -352,9 +352,12 @@ impl Notifier {
         let root = thread.ts.as_str();
         if d.event != "approval_recorded" {
             let (rich, minimal) = (templates.slack(ctx), message::minimal_slack(ctx));
-            self.rich_or_minimal(d, rich, minimal, |m| async move {
-                bot.update(root, &m).await
-            })
+            self.rich_or_minimal(
+                d,
+                rich,
+                minimal,
+                |m| async move { bot.update(root, &m).await },
+            )
             .await?;
         }
         let mut reply = serde_json::json!({ "text": message::reply_text(ctx) });

@@ -44,7 +44,9 @@ const SLACK_REFUSED: &[&str] = &[
 /// A webhook's `400 Bad Request` or `413 Payload Too Large` is about the message.
 fn refused_by_webhook(e: SendError) -> SendError {
     match e {
-        SendError::Permanent(status) if status.starts_with("HTTP 400") || status.starts_with("HTTP 413") => {
+        SendError::Permanent(status)
+            if status.starts_with("HTTP 400") || status.starts_with("HTTP 413") =>
+        {
             SendError::Refused(status)
         }
         e => e,

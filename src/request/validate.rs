@@ -258,9 +258,7 @@ fn check_path(path: &str) -> Result<(), String> {
         return Err("is too long".into());
     }
     if path.starts_with('/') || path.contains('\\') || path.contains(':') {
-        return Err(
-            "must be a relative path with '/' separators (path traversal refused)".into(),
-        );
+        return Err("must be a relative path with '/' separators (path traversal refused)".into());
     }
     if path.chars().any(|c| c.is_control()) {
         return Err("contains control characters".into());
@@ -283,7 +281,9 @@ fn check_path(path: &str) -> Result<(), String> {
         }
     }
     if !git_accepts(path) {
-        return Err("is a path git refuses (a disguised `.git` such as `.git.`, `.git ` or `git~1`)".into());
+        return Err(
+            "is a path git refuses (a disguised `.git` such as `.git.`, `.git ` or `git~1`)".into(),
+        );
     }
     Ok(())
 }
@@ -429,12 +429,23 @@ mod tests {
             "deploy/.git::$INDEX_ALLOCATION/x",
         ] {
             match parse_submission(&change(p)) {
-                Err(SubmissionError::Invalid(m)) => assert!(m.contains("`changes[0].path`"), "{p}: {m}"),
+                Err(SubmissionError::Invalid(m)) => {
+                    assert!(m.contains("`changes[0].path`"), "{p}: {m}")
+                }
                 other => panic!("{p} should be refused: {other:?}"),
             }
         }
-        for p in ["deploy/.gitignore", "deploy/.github/x", "deploy/git/x", "deploy/a.git/x", "x/gitx~1/y"] {
-            assert!(parse_submission(&change(p)).is_ok(), "{p} is an ordinary path");
+        for p in [
+            "deploy/.gitignore",
+            "deploy/.github/x",
+            "deploy/git/x",
+            "deploy/a.git/x",
+            "x/gitx~1/y",
+        ] {
+            assert!(
+                parse_submission(&change(p)).is_ok(),
+                "{p} is an ordinary path"
+            );
         }
     }
 

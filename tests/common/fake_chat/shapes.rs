@@ -144,7 +144,9 @@ fn chars(v: Option<&Value>) -> usize {
 fn text_object(v: Option<&Value>, max: usize) -> Result<(), &'static str> {
     let Some(v) = v else { return Ok(()) };
     let kind = v.get("type").and_then(Value::as_str);
-    if !matches!(kind, Some("plain_text" | "mrkdwn")) || !v.get("text").is_some_and(Value::is_string) {
+    if !matches!(kind, Some("plain_text" | "mrkdwn"))
+        || !v.get("text").is_some_and(Value::is_string)
+    {
         return Err("invalid_blocks");
     }
     if chars(v.get("text")) > max {
