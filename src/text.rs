@@ -100,6 +100,19 @@ mod tests {
     }
 
     #[test]
+    fn every_code_point_hfs_ignores_in_file_names_is_invisible() {
+        // git's `next_hfs_char` (utf8.c): what HFS+ drops when comparing names, so `.g\u{200C}it`
+        // is `.git` there. Intake relies on these being refused with the rest.
+        let hfs_ignored = ('\u{200C}'..='\u{200F}')
+            .chain('\u{202A}'..='\u{202E}')
+            .chain('\u{206A}'..='\u{206F}')
+            .chain(['\u{FEFF}']);
+        for c in hfs_ignored {
+            assert!(is_invisible(c), "{}", code_point(c));
+        }
+    }
+
+    #[test]
     fn ordinary_text_is_left_alone() {
         for text in [
             "weekly report\n\tindented",

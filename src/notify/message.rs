@@ -404,28 +404,21 @@ pub fn escape_slack_code(text: &str) -> String {
 /// backslash-escaped, and so are list and heading markers at the start of a line. So
 /// `[click here](https://evil.example/x)` is not a link and `********` stays eight asterisks.
 pub fn escape_teams(text: &str) -> String {
+    const MARKUP: &str = "\\`*[]()~<>#&!|";
+    let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len() + 16);
     let mut line_start = true;
     let mut digits = false;
-    for c in text.chars() {
+    for (i, &c) in chars.iter().enumerate() {
         let at_start = line_start || digits;
-        let escape = matches!(
-            c,
-            '\\' | '`'
-                | '*'
-                | '_'
-                | '['
-                | ']'
-                | '('
-                | ')'
-                | '~'
-                | '<'
-                | '>'
-                | '#'
-                | '&'
-                | '!'
-                | '|'
-        ) || (line_start && matches!(c, '-' | '+' | '=' | '{' | '}'))
+        // `_` inside a word (`cr_01…`, `db_export`) never emphasises.
+        let inside_word = |j: Option<usize>| {
+            j.and_then(|j| chars.get(j))
+                .is_some_and(|c| c.is_alphanumeric())
+        };
+        let escape = MARKUP.contains(c)
+            || (c == '_' && !(inside_word(i.checked_sub(1)) && inside_word(Some(i + 1))))
+            || (line_start && matches!(c, '-' | '+' | '=' | '{' | '}'))
             || (digits && matches!(c, '.' | ')'));
         if escape {
             out.push('\\');
@@ -526,6 +519,50 @@ mod tests {
             card["content"]["actions"][0]["url"],
             "https://github.com/acme/gitops/pull/7"
         );
+    }
+
+    #[test]
+    fn teams_markdown_is_escaped_so_agent_text_shows_as_written() {
+        assert_eq!(
+            escape_teams("[click here](https://evil.example/x) ******** _x_ ~y~ `z`"),
+            r"\[click here\]\(https://evil.example/x\) \*\*\*\*\*\*\*\* \_x\_ \~y\~ \`z\`"
+        );
+        assert_eq!(
+            escape_teams("- item\n+ item\n12. item\n# title\n---\nv1.2 a-b"),
+            "\\- item\n\\+ item\n12\\. item\n\\# title\n\\---\nv1.2 a-b"
+        );
+        assert_eq!(escape_teams("&amp; <b>"), r"\&amp; \<b\>");
+        assert_eq!(
+            escape_teams("cr_01 db_export _x snake_"),
+            r"cr_01 db_export \_x snake\_"
+        );
+    }
+
+    #[test]
+    fn slack_code_cannot_close_its_block() {
+        assert_eq!(escape_slack_code("a```b`c <@U1>"), "a` ` `b`c &lt;@U1&gt;");
+    }
+
+    #[test]
+    fn the_minimal_messages_carry_id_agent_action_risk_and_link_and_no_free_text() {
+        let slack = minimal_slack(&ctx()).to_string();
+        let teams = minimal_teams(&ctx()).to_string();
+        for text in [&slack, &teams] {
+            for needle in [
+                "cr_01JD00000000000000000000AA",
+                "deploy-bot",
+                "db.export",
+                "high",
+                "https://github.com/acme/gitops/pull/7",
+            ] {
+                assert!(text.contains(needle), "{needle}: {text}");
+            }
+            assert!(
+                !text.contains("weekly report") && !text.contains("j***"),
+                "{text}"
+            );
+        }
+        assert!(slack.contains("<https://github.com/acme/gitops/pull/7|Review on GitHub>"));
     }
 
     #[test]
