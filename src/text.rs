@@ -9,7 +9,8 @@
 //! messages, pull request comments, Slack and Teams messages) [`visible`] shows each one as
 //! `<U+202E>`. The sets come from Unicode's own property tables (`Bidi_Control`,
 //! `Default_Ignorable_Code_Point`, through `icu_properties`), plus control characters and the
-//! line and paragraph separators; newline and tab are ordinary text.
+//! line and paragraph separators; newline and tab are ordinary text. [`escape_markdown`]
+//! shows text as written in Markdown (pull request descriptions, Teams cards).
 
 use icu_properties::CodePointSetData;
 use icu_properties::props::{BidiControl, DefaultIgnorableCodePoint};
@@ -81,6 +82,41 @@ pub fn visible_json(json: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// Markdown (CommonMark, GitHub's, Teams' Adaptive Card subset) that shows `text` as written:
+/// every character that can start markup (emphasis, links, images, code, headings, HTML,
+/// entities, table cells) is backslash-escaped, and so are list and heading markers at the
+/// start of a line; `_` inside a word (`cr_01…`) is left alone, it never emphasises.
+pub fn escape_markdown(text: &str) -> String {
+    const MARKUP: &str = "\\`*[]()~<>#&!|";
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut line_start = true;
+    let mut digits = false;
+    for (i, &c) in chars.iter().enumerate() {
+        let at_start = line_start || digits;
+        // `_` inside a word (`cr_01…`, `db_export`) never emphasises.
+        let inside_word = |j: Option<usize>| {
+            j.and_then(|j| chars.get(j))
+                .is_some_and(|c| c.is_alphanumeric())
+        };
+        let escape = MARKUP.contains(c)
+            || (c == '_' && !(inside_word(i.checked_sub(1)) && inside_word(Some(i + 1))))
+            || (line_start && matches!(c, '-' | '+' | '=' | '{' | '}'))
+            || (digits && matches!(c, '.' | ')'));
+        if escape {
+            out.push('\\');
+        }
+        out.push(c);
+        match c {
+            '\n' => (line_start, digits) = (true, false),
+            ' ' | '\t' if line_start => {}
+            '0'..='9' if at_start => (line_start, digits) = (false, true),
+            _ => (line_start, digits) = (false, false),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

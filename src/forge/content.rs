@@ -193,8 +193,10 @@ fn render_any(source: Option<&str>, path: &str, builtin: &str, ctx: &minijinja::
     render_source(builtin, ctx).unwrap_or_else(|_| "countersign request".to_owned())
 }
 
+/// Templates get a `markdown` filter: agent text shown as written, never as links or markup.
 fn render_source(source: &str, ctx: &minijinja::Value) -> Result<String, minijinja::Error> {
-    let env = minijinja::Environment::new();
+    let mut env = minijinja::Environment::new();
+    env.add_filter("markdown", |s: String| crate::text::escape_markdown(&s));
     env.render_str(source, ctx)
 }
 
@@ -265,6 +267,12 @@ mod tests {
         }
         let text = render(Some("{{ agent }}"), PR_TEMPLATE, BUILTIN_PR_TEMPLATE, &ctx);
         assert_eq!(text, "a<U+202E>b");
+        let link = minijinja::context! { justification => "[click here](https://evil.example/x) <a href=x>" };
+        let text = render(None, PR_TEMPLATE, BUILTIN_PR_TEMPLATE, &link);
+        assert!(
+            text.contains(r"**Why:** \[click here\]\(https://evil.example/x\) \<a href=x\>"),
+            "{text}"
+        );
         let commit = render(None, COMMIT_TEMPLATE, BUILTIN_COMMIT_TEMPLATE, &ctx);
         assert!(commit.contains("Why: x<U+200B>y\n"), "{commit}");
         let long = minijinja::context! { justification => "line one\nline two ".repeat(100) };

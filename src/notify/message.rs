@@ -399,39 +399,11 @@ pub fn escape_slack_code(text: &str) -> String {
     out
 }
 
-/// Text for the Markdown subset of Teams' Adaptive Cards, shown as written: every character
-/// that can start markup (emphasis, links, images, code, headings, HTML, entities) is
-/// backslash-escaped, and so are list and heading markers at the start of a line. So
-/// `[click here](https://evil.example/x)` is not a link and `********` stays eight asterisks.
+/// Text for the Markdown subset of Teams' Adaptive Cards, shown as written
+/// ([`crate::text::escape_markdown`]): `[click here](https://evil.example/x)` is not a link and
+/// `********` stays eight asterisks.
 pub fn escape_teams(text: &str) -> String {
-    const MARKUP: &str = "\\`*[]()~<>#&!|";
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = String::with_capacity(text.len() + 16);
-    let mut line_start = true;
-    let mut digits = false;
-    for (i, &c) in chars.iter().enumerate() {
-        let at_start = line_start || digits;
-        // `_` inside a word (`cr_01…`, `db_export`) never emphasises.
-        let inside_word = |j: Option<usize>| {
-            j.and_then(|j| chars.get(j))
-                .is_some_and(|c| c.is_alphanumeric())
-        };
-        let escape = MARKUP.contains(c)
-            || (c == '_' && !(inside_word(i.checked_sub(1)) && inside_word(Some(i + 1))))
-            || (line_start && matches!(c, '-' | '+' | '=' | '{' | '}'))
-            || (digits && matches!(c, '.' | ')'));
-        if escape {
-            out.push('\\');
-        }
-        out.push(c);
-        match c {
-            '\n' => (line_start, digits) = (true, false),
-            ' ' | '\t' if line_start => {}
-            '0'..='9' if at_start => (line_start, digits) = (false, true),
-            _ => (line_start, digits) = (false, false),
-        }
-    }
-    out
+    crate::text::escape_markdown(text)
 }
 
 /// At most `n` characters, with `…` when cut.
