@@ -19,5 +19,6 @@ pub mod request;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod text;
 pub mod time;
 pub mod vault;

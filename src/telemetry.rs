@@ -179,7 +179,7 @@ impl Metrics {
         );
         registry.register(
             "notifications",
-            "Notification attempts by outcome: delivered, retried, failed (given up)",
+            "Notification attempts by outcome: delivered, retried, failed (given up), minimal (the destination refused the message; a minimal one was sent)",
             metrics.notify.clone(),
         );
         registry.register(
@@ -253,6 +253,7 @@ impl Metrics {
             ("delivered", status.delivered.load(Relaxed)),
             ("retried", status.retried.load(Relaxed)),
             ("failed", status.failed.load(Relaxed)),
+            ("minimal", status.minimal.load(Relaxed)),
         ] {
             let counter = self.notify.get_or_create(&OutcomeLabels {
                 outcome: outcome.to_owned(),

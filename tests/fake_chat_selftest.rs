@@ -331,6 +331,21 @@ async fn bad_auth_unknown_channels_and_bad_shapes_are_refused_like_slack() {
         refused(json!({"channel": "C-OPS", "text": "t", "blocks": {"type": "divider"}})).await,
         "invalid_blocks"
     );
+    // Block Kit's other limits.
+    let plain = |text: String| json!({"type": "plain_text", "text": text});
+    let over_limit = [
+        json!({"type": "header", "text": plain("h".repeat(151))}),
+        json!({"type": "section", "fields": vec![json!({"type": "mrkdwn", "text": "f"}); 11]}),
+        json!({"type": "section", "fields": [{"type": "mrkdwn", "text": "f".repeat(2001)}]}),
+        json!({"type": "context", "elements": vec![json!({"type": "mrkdwn", "text": "c"}); 11]}),
+        json!({"type": "actions", "elements": [{"type": "button", "text": plain("b".repeat(76)), "url": "https://x"}]}),
+    ];
+    for block in over_limit {
+        let body = json!({"channel": "C-OPS", "text": "t", "blocks": [block]});
+        assert_eq!(refused(body).await, "invalid_blocks", "{block}");
+    }
+    let long_text = json!({"channel": "C-OPS", "text": "t".repeat(40_001)});
+    assert_eq!(refused(long_text).await, "msg_too_long");
     let bad_md = json!({"channel": "C-OPS", "text": "t", "metadata": {"event_type": "x"}});
     assert_eq!(refused(bad_md).await, "invalid_metadata_format");
     let fifty: Vec<Value> = (0..50).map(|_| section("x".repeat(3000))).collect();
@@ -433,8 +448,20 @@ async fn injected_errors_are_fifo_and_can_target_one_route() {
         .await
         .unwrap();
     assert_eq!(teams.status(), 202);
+    // Teams refuses a message over 28 KB.
+    let mut big = card();
+    big["attachments"][0]["content"]["body"] =
+        json!([{"type": "TextBlock", "text": "x".repeat(29 * 1024)}]);
+    let teams = slack
+        .http
+        .post(fake.teams_webhook_url("t1"))
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(teams.status(), 413);
     assert_eq!(fake.calls("chat.postMessage"), 3);
-    assert_eq!(fake.calls("webhook/teams"), 2);
+    assert_eq!(fake.calls("webhook/teams"), 3);
     assert_eq!(fake.webhook_posts("teams").len(), 1);
 }
 

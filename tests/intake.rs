@@ -479,3 +479,200 @@ async fn a_burst_of_replays_and_retries_stores_each_request_once_without_hurting
     let (rows, _) = h.stored().await;
     assert!(rows.contains(&("requests", 1 + 1 + 20)), "{rows:?}");
 }
+
+/// A `change` request (agent-a may propose changes under `policies/`).
+fn change_body(path: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "kind": "change", "action": "apply", "resource": "gitops", "environment": "prod",
+        "justification": "bump", "changes": [{"path": path, "content": "x"}],
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn bidi_and_zero_width_characters_in_a_path_or_identifier_get_422_naming_the_field() {
+    let h = Harness::start().await;
+    let action = |field: &str, value: &str| {
+        let mut body: serde_json::Value =
+            serde_json::from_slice(&action_body(json!({"limit": 1}))).unwrap();
+        body[field] = json!(value);
+        serde_json::to_vec(&body).unwrap()
+    };
+    let cases: Vec<(Vec<u8>, &str, Option<&str>)> = vec![
+        (
+            change_body("policies/\u{202E}lmay.exe"),
+            "`changes[0].path`",
+            Some("U+202E"),
+        ),
+        (
+            change_body("policies/a\u{200B}pp/values.yaml"),
+            "`changes[0].path`",
+            Some("U+200B"),
+        ),
+        (
+            change_body("policies/\u{2066}app\u{2069}/x"),
+            "`changes[0].path`",
+            Some("U+2066"),
+        ),
+        (
+            change_body("policies/\u{200E}x"),
+            "`changes[0].path`",
+            Some("U+200E"),
+        ),
+        (
+            change_body("policies/\u{FEFF}x"),
+            "`changes[0].path`",
+            Some("U+FEFF"),
+        ),
+        (action("action", "db.\u{202E}tropxe"), "`action`", None),
+        (
+            action("resource", "prod/\u{200B}customers"),
+            "`resource`",
+            None,
+        ),
+        (action("environment", "pr\u{200F}od"), "`environment`", None),
+    ];
+    for (body, field, code_point) in cases {
+        let headers = signed_headers("agent-a", KEY_A_NEW, now(), "POST", PATH, &body);
+        let (status, answer) = h.raw("POST", PATH, &headers, body.clone()).await;
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert_eq!(status, 422, "{answer}");
+        assert_eq!(answer["error"]["code"], "invalid_request", "{answer}");
+        assert!(message.contains(field), "{field}: {answer}");
+        if let Some(c) = code_point {
+            assert!(message.contains(c), "{c}: {answer}");
+        }
+    }
+    assert_nothing_stored(&h).await;
+}
+
+#[tokio::test]
+async fn change_paths_git_refuses_get_422_naming_the_path_and_store_nothing() {
+    let h = Harness::start().await;
+    for path in [
+        "policies/.git./x",
+        "policies/.git /x",
+        "policies/git~1/x",
+        "policies/.GIT/x",
+        "policies/.gIt/hooks/post-checkout",
+        "policies/GIT~1 ./x",
+        "policies/.git.../config",
+    ] {
+        let body = change_body(path);
+        let headers = signed_headers("agent-a", KEY_A_NEW, now(), "POST", PATH, &body);
+        let (status, answer) = h.raw("POST", PATH, &headers, body).await;
+        assert_eq!(status, 422, "{path}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("`changes[0].path`"), "{path}: {answer}");
+    }
+    assert_nothing_stored(&h).await;
+}
+
+#[tokio::test]
+async fn a_justification_with_a_bidi_override_is_shown_by_code_point_in_review_text_commit_and_chat()
+ {
+    use common::fake_chat::FakeChat;
+    use countersign::notify::{NotifyConfig, Target, TargetKind};
+    let fake = FakeChat::start().await;
+    let hook = |name: &str, kind: TargetKind| Target {
+        name: name.into(),
+        kind,
+        route: Default::default(),
+        mention: None,
+    };
+    let targets = vec![
+        hook(
+            "slack",
+            TargetKind::SlackWebhook {
+                url: zeroize::Zeroizing::new(fake.slack_webhook_url("slack")),
+            },
+        ),
+        hook(
+            "teams",
+            TargetKind::TeamsWebhook {
+                url: zeroize::Zeroizing::new(fake.teams_webhook_url("teams")),
+            },
+        ),
+    ];
+    let h = Harness::start_with(|c| {
+        c.notify = NotifyConfig {
+            targets,
+            max_attempts: 5,
+        }
+    })
+    .await;
+    // Reads "export of the weekly table" but is stored reversed after the override.
+    let body = serde_json::to_vec(&json!({
+        "kind": "action", "action": "db.export", "resource": "prod/customers",
+        "environment": "prod",
+        "justification": "export of the \u{202E}elbat ylkeew\u{202C} and a\u{200B}b",
+        "payload": {"note": "x\u{2066}y\u{2069}"},
+    }))
+    .unwrap();
+    let (id, status) = h.pending_with(&body).await;
+    let reference = status["review"]["reference"].as_str().unwrap();
+    let repo = git2::Repository::open(h.repo_path()).unwrap();
+    let commit = repo
+        .find_reference(&format!("refs/heads/{reference}"))
+        .unwrap()
+        .peel_to_commit()
+        .unwrap();
+    let tree = commit.tree().unwrap();
+    let file = |suffix: &str| {
+        let mut found = None;
+        tree.walk(git2::TreeWalkMode::PreOrder, |dir, e| {
+            if e.name().is_some_and(|n| n == format!("{id}{suffix}")) {
+                found = Some(format!("{dir}{}", e.name().unwrap()));
+            }
+            git2::TreeWalkResult::Ok
+        })
+        .unwrap();
+        let path = found.unwrap_or_else(|| panic!("no {suffix} file for {id}"));
+        let entry = tree.get_path(std::path::Path::new(&path)).unwrap();
+        let blob = repo.find_blob(entry.id()).unwrap();
+        String::from_utf8(blob.content().to_vec()).unwrap()
+    };
+    let description = file(".md");
+    let message = commit.message().unwrap().to_owned();
+    for (what, text) in [("review text", &description), ("commit message", &message)] {
+        assert!(
+            text.contains("export of the <U+202E>elbat ylkeew<U+202C> and a<U+200B>b"),
+            "{what}: {text}"
+        );
+        assert!(
+            countersign::text::first_invisible(text).is_none(),
+            "{what} holds an invisible character: {text:?}"
+        );
+    }
+    assert!(description.contains("x<U+2066>y<U+2069>"), "{description}");
+    // The record keeps the exact value, written as escapes.
+    let record = file(".json");
+    assert!(record.contains("\\u202e"), "{record}");
+    let parsed: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert!(
+        parsed["justification"]
+            .as_str()
+            .unwrap()
+            .contains('\u{202E}')
+    );
+
+    let arrived = fake
+        .wait_for(
+            |s| s.webhook_posts("slack").len() == 1 && s.webhook_posts("teams").len() == 1,
+            std::time::Duration::from_secs(20),
+        )
+        .await;
+    assert!(arrived, "the chat messages");
+    for kind in ["slack", "teams"] {
+        let text = fake.webhook_posts(kind)[0].1.to_string();
+        assert!(
+            !text.contains('\u{202E}') && !text.contains('\u{200B}') && !text.contains('\u{2066}'),
+            "{kind}: {text}"
+        );
+    }
+    let slack = fake.webhook_posts("slack")[0].1.to_string();
+    assert!(slack.contains("&lt;U+202E&gt;elbat"), "{slack}");
+    assert!(slack.contains("x&lt;U+2066&gt;y"), "{slack}");
+    let teams = fake.webhook_posts("teams")[0].1.to_string();
+    assert!(teams.contains(r"\\<U+202E\\>elbat"), "{teams}");
+}

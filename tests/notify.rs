@@ -515,3 +515,218 @@ async fn events_queued_long_ago_are_not_announced_and_settled_ones_are_pruned() 
         .unwrap();
     assert_eq!(left, 0, "settled events are pruned with their deliveries");
 }
+
+/// The text of the announcement's block that starts with `heading` (`*Payload*`, …).
+fn section_starting(blocks: &serde_json::Value, heading: &str) -> String {
+    blocks
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["text"]["text"].as_str())
+        .find(|t| t.starts_with(heading))
+        .unwrap_or_else(|| panic!("no section {heading}: {blocks}"))
+        .to_owned()
+}
+
+/// The Teams card's text blocks, in order.
+fn card_texts(post: &serde_json::Value) -> Vec<serde_json::Value> {
+    let body = post["attachments"][0]["content"]["body"]
+        .as_array()
+        .unwrap();
+    body.iter()
+        .filter(|e| e["type"] == "TextBlock")
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn a_payload_full_of_ampersands_is_still_announced_and_updated_in_slack() {
+    let fake = FakeChat::start().await;
+    let h = harness(
+        vec![
+            bot(&fake, "ops", "C-OPS"),
+            slack_hook(&fake, "hook"),
+            teams_hook(&fake, "teams"),
+        ],
+        5,
+    )
+    .await;
+    // Five-fold once escaped for Slack (`&amp;`): far past a section's 3,000 characters.
+    let (id, _) = h
+        .pending_with(&action_body(json!({ "q": "&".repeat(3000) })))
+        .await;
+    wait(&fake, "the announcements", |s| {
+        s.top_level("C-OPS").len() == 1
+            && s.webhook_posts("slack").len() == 1
+            && s.webhook_posts("teams").len() == 1
+    })
+    .await;
+    let announced = fake.messages("C-OPS")[0].clone();
+    let blocks = announced.blocks.clone().unwrap();
+    let payload = section_starting(&blocks, "*Payload*");
+    assert!(payload.contains("&amp;&amp;") && payload.chars().count() <= 3000);
+    assert!(
+        payload.ends_with("…\n```"),
+        "the code block is closed: {payload}"
+    );
+    assert!(blocks.to_string().contains(&id));
+    let r = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait(&fake, "the updates and the thread replies", |s| {
+        let top = s.top_level("C-OPS");
+        top.len() == 1 && top[0].updated == 2 && s.replies("C-OPS", &top[0].ts).len() == 2
+    })
+    .await;
+    let updated = &fake.messages("C-OPS")[0];
+    assert!(updated.text.starts_with("Executed:"), "{}", updated.text);
+    assert!(
+        section_starting(updated.blocks.as_ref().unwrap(), "*Payload*").contains("&amp;"),
+        "the update is the full message, not the minimal one"
+    );
+    let metrics = h.metrics().await;
+    assert!(
+        !metrics.contains("countersign_notifications_total{outcome=\"failed\"} 1")
+            && !metrics.contains("outcome=\"minimal\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_destination_that_refuses_the_rich_message_gets_the_minimal_one() {
+    let fake = FakeChat::start().await;
+    fake.fail_next_on("chat.postMessage", 1, Failure::SlackError("invalid_blocks"));
+    fake.fail_next_on("webhook/slack", 1, Failure::SlackError("invalid_blocks"));
+    fake.fail_next_on("webhook/teams", 1, Failure::SlackError("card too large"));
+    let h = harness(
+        vec![
+            bot(&fake, "ops", "C-OPS"),
+            slack_hook(&fake, "hook"),
+            teams_hook(&fake, "teams"),
+        ],
+        5,
+    )
+    .await;
+    let (id, status) = h.pending_with(&export(8)).await;
+    let link = status["review"]["url"].as_str().unwrap().to_owned();
+    wait(&fake, "the minimal announcements", |s| {
+        s.top_level("C-OPS").len() == 1
+            && s.webhook_posts("slack").len() == 1
+            && s.webhook_posts("teams").len() == 1
+    })
+    .await;
+    let announced = fake.messages("C-OPS")[0].clone();
+    let hook = fake.webhook_posts("slack")[0].1.clone();
+    let teams = fake.webhook_posts("teams")[0].1.clone();
+    for (what, message) in [
+        (
+            "bot",
+            json!({"text": announced.text, "blocks": announced.blocks}),
+        ),
+        ("webhook", hook),
+        ("teams", teams.clone()),
+    ] {
+        let text = message.to_string();
+        for needle in [id.as_str(), "agent-a", "db.export", "high", link.as_str()] {
+            assert!(text.contains(needle), "{what} lacks {needle}: {text}");
+        }
+        assert!(!text.contains("weekly report"), "{what} is minimal: {text}");
+    }
+    assert_eq!(
+        teams["attachments"][0]["content"]["actions"][0]["url"],
+        link
+    );
+    // Later updates still go out, in full when the destination takes them.
+    let r = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait(&fake, "the updates", |s| {
+        let top = s.top_level("C-OPS");
+        top.len() == 1
+            && top[0].updated == 2
+            && s.webhook_posts("slack").len() == 3
+            && s.webhook_posts("teams").len() == 3
+    })
+    .await;
+    assert!(fake.messages("C-OPS")[0].text.starts_with("Executed:"));
+    let metrics = h.metrics().await;
+    assert!(
+        metrics.contains("countersign_notifications_total{outcome=\"minimal\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("countersign_notifications_total{outcome=\"failed\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_justification_with_a_markdown_link_renders_as_text_in_teams_and_slack() {
+    let fake = FakeChat::start().await;
+    let h = harness(
+        vec![bot(&fake, "ops", "C-OPS"), teams_hook(&fake, "teams")],
+        5,
+    )
+    .await;
+    let body = serde_json::to_vec(&json!({
+        "kind": "action", "action": "db.export", "resource": "prod/customers",
+        "environment": "prod",
+        "justification": "[click here](https://evil.example/x) <https://evil.example/y|docs> masked ********",
+        "payload": { "password": "********", "note": "```breakout``` *bold*" },
+    }))
+    .unwrap();
+    h.pending_with(&body).await;
+    wait(&fake, "the announcements", |s| {
+        s.top_level("C-OPS").len() == 1 && s.webhook_posts("teams").len() == 1
+    })
+    .await;
+
+    // Teams: every markup character escaped, the payload in a monospace block.
+    let teams = fake.webhook_posts("teams")[0].1.clone();
+    let texts = card_texts(&teams);
+    let why = texts
+        .iter()
+        .find_map(|t| {
+            t["text"]
+                .as_str()
+                .filter(|s| s.starts_with("**Justification:**"))
+        })
+        .unwrap();
+    assert!(
+        why.contains(r"\[click here\]\(https://evil.example/x\)"),
+        "not a link: {why}"
+    );
+    assert!(
+        why.contains(r"\*\*\*\*\*\*\*\*"),
+        "masks stay visible: {why}"
+    );
+    let agent_text = why.strip_prefix("**Justification:** ").unwrap();
+    let escaped = |c: char| {
+        let at = agent_text.match_indices(c);
+        at.into_iter().all(|(i, _)| agent_text[..i].ends_with('\\'))
+    };
+    assert!(
+        ['[', ']', '(', ')', '<', '>', '*'].into_iter().all(escaped),
+        "every markup character is escaped: {why}"
+    );
+    let code = texts
+        .iter()
+        .find(|t| t["fontType"] == "Monospace")
+        .expect("the payload is shown as code");
+    let code = code["text"].as_str().unwrap();
+    assert!(code.contains(r"\*\*\*\*\*\*\*\*"), "{code}");
+
+    // Slack: `&`, `<`, `>` escaped so nothing links or mentions; the payload in a code block
+    // that its backticks cannot close.
+    let blocks = fake.messages("C-OPS")[0].blocks.clone().unwrap();
+    let why = section_starting(&blocks, "*Justification*");
+    assert!(why.contains("&lt;https://evil.example/y|docs&gt;"), "{why}");
+    assert!(!why.contains("<https"), "{why}");
+    assert!(why.contains("********"), "{why}");
+    let payload = section_starting(&blocks, "*Payload*");
+    let code = payload.split_once("```").unwrap().1;
+    let code = code.strip_suffix("```").unwrap();
+    assert!(
+        !code.contains("```"),
+        "the payload cannot close its code block: {payload}"
+    );
+    assert!(code.contains("********"), "{payload}");
+}

@@ -468,8 +468,11 @@ fn agent_client(file: &ClientFile, args: &AgentArgs) -> anyhow::Result<AgentClie
     ))
 }
 
+/// Prints a server answer as JSON, invisible and bidirectional characters written as `\u202e`
+/// escapes (the same JSON, but a terminal cannot be made to show it reordered).
 fn print_answer(a: Answer) -> anyhow::Result<ExitCode> {
     let text = serde_json::to_string_pretty(&a.body)?;
+    let text = crate::text::visible_json(&text);
     if a.status.is_success() {
         println!("{text}");
         Ok(ExitCode::SUCCESS)

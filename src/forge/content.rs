@@ -2,7 +2,9 @@
 //! `requests/<yyyy>/<mm>/<id>.json`, its description rendered from `templates/pull_request.md.j2`
 //! (`.md`, also the pull request body on GitHub), the commit message, and for `change` requests
 //! the proposed files. Templates come from the base branch's tree, falling back to the built-in
-//! copies with a warning; a template never blocks a review.
+//! copies with a warning; a template never blocks a review. Whatever a template renders, the
+//! description and commit message show invisible and bidirectional characters as `<U+202E>`,
+//! and the record as `\u202e` escapes ([`crate::text`]).
 
 use super::ReviewRequest;
 use crate::request::{Kind, RequestId};
@@ -84,7 +86,11 @@ impl ReviewContent {
         ReviewContent {
             branch: format!("countersign/{}", request.id),
             record_path: format!("{}/{}.json", request_dir(request.id), request.id),
-            record: serde_json::to_string_pretty(&record).unwrap_or_default() + "\n",
+            record: crate::text::visible_json(
+                &serde_json::to_string_pretty(&record).unwrap_or_default(),
+            )
+            .into_owned()
+                + "\n",
             context,
             changes: match request.kind {
                 Kind::Change => request
@@ -160,13 +166,18 @@ pub(super) fn template_in_tree(
 }
 
 /// Renders the repository's copy of a template (`source`), falling back to the built-in one
-/// (with a warning) when it is missing or broken. Never fails.
+/// (with a warning) when it is missing or broken, with invisible and bidirectional characters
+/// shown as `<U+202E>` whatever the template did. Never fails.
 pub(super) fn render(
     source: Option<&str>,
     path: &str,
     builtin: &str,
     ctx: &minijinja::Value,
 ) -> String {
+    crate::text::visible(&render_any(source, path, builtin, ctx)).into_owned()
+}
+
+fn render_any(source: Option<&str>, path: &str, builtin: &str, ctx: &minijinja::Value) -> String {
     match source {
         Some(source) => match render_source(source, ctx) {
             Ok(text) => return text,
@@ -182,8 +193,10 @@ pub(super) fn render(
     render_source(builtin, ctx).unwrap_or_else(|_| "countersign request".to_owned())
 }
 
+/// Templates get a `markdown` filter: agent text shown as written, never as links or markup.
 fn render_source(source: &str, ctx: &minijinja::Value) -> Result<String, minijinja::Error> {
-    let env = minijinja::Environment::new();
+    let mut env = minijinja::Environment::new();
+    env.add_filter("markdown", |s: String| crate::text::escape_markdown(&s));
     env.render_str(source, ctx)
 }
 
@@ -240,6 +253,35 @@ mod tests {
             &ctx("local"),
         );
         assert_eq!(text, "custom a");
+    }
+
+    #[test]
+    fn invisible_characters_are_shown_in_every_template_output() {
+        let ctx = minijinja::context! { agent => "a\u{202E}b", justification => "x\u{200B}y" };
+        for (source, builtin) in [
+            (Some("{{ agent }} {{ justification }}"), BUILTIN_PR_TEMPLATE),
+            (None, BUILTIN_COMMIT_TEMPLATE),
+        ] {
+            let text = render(source, PR_TEMPLATE, builtin, &ctx);
+            assert!(crate::text::first_invisible(&text).is_none(), "{text}");
+        }
+        let text = render(Some("{{ agent }}"), PR_TEMPLATE, BUILTIN_PR_TEMPLATE, &ctx);
+        assert_eq!(text, "a<U+202E>b");
+        let link = minijinja::context! { justification => "[click here](https://evil.example/x) <a href=x>" };
+        let text = render(None, PR_TEMPLATE, BUILTIN_PR_TEMPLATE, &link);
+        assert!(
+            text.contains(r"**Why:** \[click here\]\(https://evil.example/x\) \<a href=x\>"),
+            "{text}"
+        );
+        let commit = render(None, COMMIT_TEMPLATE, BUILTIN_COMMIT_TEMPLATE, &ctx);
+        assert!(commit.contains("Why: x<U+200B>y\n"), "{commit}");
+        let long = minijinja::context! { justification => "line one\nline two ".repeat(100) };
+        let commit = render(None, COMMIT_TEMPLATE, BUILTIN_COMMIT_TEMPLATE, &long);
+        let why = commit.lines().find(|l| l.starts_with("Why: ")).unwrap();
+        assert!(
+            why.starts_with("Why: line one line two") && why.chars().count() == 305,
+            "{commit}"
+        );
     }
 
     #[test]

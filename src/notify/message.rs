@@ -3,6 +3,13 @@
 //! repository's `templates/slack_message.json.j2` and `templates/teams_card.json.j2` on the
 //! base branch, falling back to the built-in copies (with a warning) when one is missing,
 //! broken or does not render valid JSON.
+//!
+//! Agent- and reviewer-provided text is shown as text: invisible and bidirectional characters
+//! as `<U+202E>` ([`crate::text::visible`]), then escaped for the platform's markup by the
+//! templates' filters (`slack` for Slack's mrkdwn, `slack_code` inside a Slack code block,
+//! `teams` for the Markdown subset of Teams' Adaptive Cards), then bounded by the platform's
+//! limits after escaping ([`super::limits`]). A destination that still refuses a message gets
+//! [`minimal_slack`] / [`minimal_teams`] instead.
 
 use crate::engine::Engine;
 use crate::store::RequestRow;
@@ -114,16 +121,20 @@ pub async fn context(
         resource: row.resource.clone(),
         environment: row.environment.clone(),
         risk,
-        justification: truncate(&masked.justification, JUSTIFICATION_PREVIEW),
+        justification: shown(&truncate(&masked.justification, JUSTIFICATION_PREVIEW)),
         payload_summary: masked.summary.clone(),
-        payload_preview: truncate(&masked.payload.to_string(), PAYLOAD_PREVIEW),
-        approvals,
+        payload_preview: shown(&truncate(&masked.payload.to_string(), PAYLOAD_PREVIEW)),
+        approvals: approvals.iter().map(|a: &String| shown(a)).collect(),
         expires_at: crate::time::rfc3339(row.expires_at),
         review_url,
         review_label,
-        decision,
+        decision: decision.as_deref().map(shown),
         mention: None,
     })
+}
+
+fn shown(text: &str) -> String {
+    crate::text::visible(text).into_owned()
 }
 
 /// The decision as people read it, from the stored reviews (reasons are stored masked).
@@ -225,7 +236,7 @@ async fn execution_summary(
 /// The thread reply for an event (Slack bot destinations).
 pub fn reply_text(ctx: &Context) -> String {
     let text = match ctx.event.as_str() {
-        "approval_recorded" => format!("Approval by @{} counted", ctx.actor),
+        "approval_recorded" => format!("Approval by @{} counted", shown(&ctx.actor)),
         "review_opened" => format!("Review opened: {}", ctx.review_url),
         _ => ctx
             .decision
@@ -272,13 +283,74 @@ impl Templates {
         }
     }
 
+    /// The Slack message, within Block Kit's limits.
     pub fn slack(&self, ctx: &Context) -> Value {
-        render_or_builtin(&self.slack, BUILTIN_SLACK, SLACK_TEMPLATE, ctx)
+        let mut message = render_or_builtin(&self.slack, BUILTIN_SLACK, SLACK_TEMPLATE, ctx);
+        super::limits::fit_slack(&mut message);
+        message
     }
 
+    /// The Teams message, within the Workflows webhook's size.
     pub fn teams(&self, ctx: &Context) -> Value {
-        render_or_builtin(&self.teams, BUILTIN_TEAMS, TEAMS_TEMPLATE, ctx)
+        let mut message = render_or_builtin(&self.teams, BUILTIN_TEAMS, TEAMS_TEMPLATE, ctx);
+        super::limits::fit_teams(&mut message);
+        message
     }
+}
+
+/// The one line a minimal message says: what is asked, by whom, how risky, and its id.
+fn minimal_line(ctx: &Context, escape: fn(&str) -> String) -> String {
+    format!(
+        "{}: {} on {} ({}) requested by {}, risk {}. Request {}",
+        escape(&ctx.headline),
+        escape(&ctx.action),
+        escape(&ctx.resource),
+        escape(&ctx.environment),
+        escape(&ctx.agent),
+        escape(&ctx.risk),
+        escape(&ctx.request_id),
+    )
+}
+
+/// What a Slack destination gets when it refuses the rendered message: nothing from the
+/// request's free text, only its id, agent, action, risk and the link.
+pub fn minimal_slack(ctx: &Context) -> Value {
+    let line = minimal_line(ctx, escape_slack);
+    let url_is_plain = !ctx.review_url.is_empty()
+        && !ctx
+            .review_url
+            .contains(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '|'));
+    let link = if url_is_plain {
+        format!("<{}|{}>", ctx.review_url, escape_slack(&ctx.review_label))
+    } else {
+        escape_slack(&ctx.review_url)
+    };
+    let mut message = serde_json::json!({
+        "text": line,
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": format!("{line}\n{link}")}}],
+    });
+    super::limits::fit_slack(&mut message);
+    message
+}
+
+/// What a Teams destination gets when it refuses the rendered card.
+pub fn minimal_teams(ctx: &Context) -> Value {
+    let mut message = serde_json::json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "contentUrl": null,
+            "content": {
+                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                "type": "AdaptiveCard",
+                "version": "1.4",
+                "body": [{"type": "TextBlock", "wrap": true, "text": minimal_line(ctx, escape_teams)}],
+                "actions": [{"type": "Action.OpenUrl", "title": ctx.review_label, "url": ctx.review_url}],
+            },
+        }],
+    });
+    super::limits::fit_teams(&mut message);
+    message
 }
 
 fn render_or_builtin(source: &str, builtin: &str, path: &str, ctx: &Context) -> Value {
@@ -297,6 +369,8 @@ fn render_or_builtin(source: &str, builtin: &str, path: &str, ctx: &Context) -> 
 pub fn render(source: &str, ctx: &Context) -> anyhow::Result<Value> {
     let mut env = minijinja::Environment::new();
     env.add_filter("slack", |s: String| escape_slack(&s));
+    env.add_filter("slack_code", |s: String| escape_slack_code(&s));
+    env.add_filter("teams", |s: String| escape_teams(&s));
     env.add_filter("truncate_chars", |s: String, n: usize| truncate(&s, n));
     let text = env.render_str(source, ctx)?;
     Ok(serde_json::from_str(&text)?)
@@ -307,6 +381,29 @@ pub fn escape_slack(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+/// Text inside a Slack code block (```…```): escaped like [`escape_slack`], and no run of
+/// backticks that could close the block early (a space goes between two backticks).
+pub fn escape_slack_code(text: &str) -> String {
+    let escaped = escape_slack(text);
+    let mut out = String::with_capacity(escaped.len());
+    let mut previous = None;
+    for c in escaped.chars() {
+        if c == '`' && previous == Some('`') {
+            out.push(' ');
+        }
+        out.push(c);
+        previous = Some(c);
+    }
+    out
+}
+
+/// Text for the Markdown subset of Teams' Adaptive Cards, shown as written
+/// ([`crate::text::escape_markdown`]): `[click here](https://evil.example/x)` is not a link and
+/// `********` stays eight asterisks.
+pub fn escape_teams(text: &str) -> String {
+    crate::text::escape_markdown(text)
 }
 
 /// At most `n` characters, with `…` when cut.
@@ -394,6 +491,50 @@ mod tests {
             card["content"]["actions"][0]["url"],
             "https://github.com/acme/gitops/pull/7"
         );
+    }
+
+    #[test]
+    fn teams_markdown_is_escaped_so_agent_text_shows_as_written() {
+        assert_eq!(
+            escape_teams("[click here](https://evil.example/x) ******** _x_ ~y~ `z`"),
+            r"\[click here\]\(https://evil.example/x\) \*\*\*\*\*\*\*\* \_x\_ \~y\~ \`z\`"
+        );
+        assert_eq!(
+            escape_teams("- item\n+ item\n12. item\n# title\n---\nv1.2 a-b"),
+            "\\- item\n\\+ item\n12\\. item\n\\# title\n\\---\nv1.2 a-b"
+        );
+        assert_eq!(escape_teams("&amp; <b>"), r"\&amp; \<b\>");
+        assert_eq!(
+            escape_teams("cr_01 db_export _x snake_"),
+            r"cr_01 db_export \_x snake\_"
+        );
+    }
+
+    #[test]
+    fn slack_code_cannot_close_its_block() {
+        assert_eq!(escape_slack_code("a```b`c <@U1>"), "a` ` `b`c &lt;@U1&gt;");
+    }
+
+    #[test]
+    fn the_minimal_messages_carry_id_agent_action_risk_and_link_and_no_free_text() {
+        let slack = minimal_slack(&ctx()).to_string();
+        let teams = minimal_teams(&ctx()).to_string();
+        for text in [&slack, &teams] {
+            for needle in [
+                "cr_01JD00000000000000000000AA",
+                "deploy-bot",
+                "db.export",
+                "high",
+                "https://github.com/acme/gitops/pull/7",
+            ] {
+                assert!(text.contains(needle), "{needle}: {text}");
+            }
+            assert!(
+                !text.contains("weekly report") && !text.contains("j***"),
+                "{text}"
+            );
+        }
+        assert!(slack.contains("<https://github.com/acme/gitops/pull/7|Review on GitHub>"));
     }
 
     #[test]

@@ -3,6 +3,9 @@
 //! (`store::notify`); the [`Notifier`] routes each to the configured destinations and delivers
 //! it with retries: exponential backoff, `429` + `Retry-After` honoured, given up after
 //! `max_attempts` with an error in logs and metrics. Delivery never blocks a decision.
+//! Messages are fitted to each platform's limits after escaping (`limits`); a destination that
+//! still refuses a message's content gets a minimal one (id, agent, action, risk, link) instead,
+//! so nothing an agent writes can keep its request, or its updates, out of a channel.
 //!
 //! On a Slack bot destination the announcement is updated in place as the request moves on and
 //! later events go in its thread; every message carries its delivery id as Slack metadata, so an
@@ -11,6 +14,7 @@
 //! is sent again (at least once).
 
 pub mod config;
+pub mod limits;
 pub mod message;
 mod send;
 
@@ -42,6 +46,8 @@ pub struct NotifyStatus {
     pub delivered: AtomicU64,
     pub retried: AtomicU64,
     pub failed: AtomicU64,
+    /// Messages refused by their destination and replaced by the minimal one.
+    pub minimal: AtomicU64,
 }
 
 pub struct Notifier {
@@ -191,7 +197,7 @@ impl Notifier {
             }
             Err(e) => {
                 let error = e.to_string();
-                let give_up = matches!(e, SendError::Permanent(_))
+                let give_up = matches!(e, SendError::Permanent(_) | SendError::Refused(_))
                     || attempts >= i64::from(self.config.max_attempts);
                 if give_up {
                     self.status.failed.fetch_add(1, Ordering::Relaxed);
@@ -235,11 +241,19 @@ impl Notifier {
         }
         match &target.kind {
             TargetKind::SlackWebhook { url } => {
-                send::slack_webhook(&self.http, url, &templates.slack(&ctx)).await?;
+                let (rich, minimal) = (templates.slack(&ctx), message::minimal_slack(&ctx));
+                self.rich_or_minimal(d, rich, minimal, |m| async move {
+                    send::slack_webhook(&self.http, url, &m).await
+                })
+                .await?;
                 Ok(Outcome::Delivered(None))
             }
             TargetKind::TeamsWebhook { url } => {
-                send::teams_webhook(&self.http, url, &templates.teams(&ctx)).await?;
+                let (rich, minimal) = (templates.teams(&ctx), message::minimal_teams(&ctx));
+                self.rich_or_minimal(d, rich, minimal, |m| async move {
+                    send::teams_webhook(&self.http, url, &m).await
+                })
+                .await?;
                 Ok(Outcome::Delivered(None))
             }
             TargetKind::SlackBot {
@@ -258,6 +272,30 @@ impl Notifier {
         }
     }
 
+    /// Sends `rich`; if the destination refuses its content, sends `minimal` instead (logged and
+    /// counted), so the announcement and its updates still reach the channel.
+    async fn rich_or_minimal<T, F, Fut>(
+        &self,
+        d: &DeliveryRow,
+        rich: serde_json::Value,
+        minimal: serde_json::Value,
+        send: F,
+    ) -> Result<T, SendError>
+    where
+        F: Fn(serde_json::Value) -> Fut,
+        Fut: std::future::Future<Output = Result<T, SendError>>,
+    {
+        match send(rich).await {
+            Err(SendError::Refused(why)) => {
+                tracing::warn!(request.id = %d.request_id, event = %d.event, target = %d.target, error = %why, "destination refused the message; sending the minimal one");
+                let sent = send(minimal).await?;
+                self.status.minimal.fetch_add(1, Ordering::Relaxed);
+                Ok(sent)
+            }
+            other => other,
+        }
+    }
+
     /// Announces, updates in place and replies in the thread on a Slack bot destination.
     async fn slack_bot(
         &self,
@@ -269,6 +307,7 @@ impl Notifier {
         let local = |e: anyhow::Error| SendError::Transient(format!("{e:#}"));
         let store = self.engine.store();
         let delivery = format!("{}:{}", d.outbox_id, d.target);
+        let delivery = delivery.as_str();
         let thread = store
             .notify_thread(&d.request_id, &d.target)
             .await
@@ -290,26 +329,45 @@ impl Notifier {
             }
             // The announcement (or, if it never made it, the current state as a new message).
             if d.in_flight != 0
-                && let Some(ts) = bot.find(&delivery, None).await?
+                && let Some(ts) = bot.find(delivery, None).await?
             {
                 return remember(ts).await;
             }
-            let ts = bot.post(&templates.slack(ctx), None, &delivery).await?;
+            let (rich, minimal) = (templates.slack(ctx), message::minimal_slack(ctx));
+            let ts = self
+                .rich_or_minimal(d, rich, minimal, |m| async move {
+                    bot.post(&m, None, delivery).await
+                })
+                .await?;
             return remember(ts).await;
         };
         if d.event == "review_opened" {
             return Ok(Outcome::Delivered(Some(thread.ts)));
         }
         if d.in_flight != 0
-            && let Some(ts) = bot.find(&delivery, Some(&thread.ts)).await?
+            && let Some(ts) = bot.find(delivery, Some(&thread.ts)).await?
         {
             return Ok(Outcome::Delivered(Some(ts)));
         }
+        let root = thread.ts.as_str();
         if d.event != "approval_recorded" {
-            bot.update(&thread.ts, &templates.slack(ctx)).await?;
+            let (rich, minimal) = (templates.slack(ctx), message::minimal_slack(ctx));
+            self.rich_or_minimal(
+                d,
+                rich,
+                minimal,
+                |m| async move { bot.update(root, &m).await },
+            )
+            .await?;
         }
-        let reply = serde_json::json!({ "text": message::reply_text(ctx) });
-        let ts = bot.post(&reply, Some(&thread.ts), &delivery).await?;
+        let mut reply = serde_json::json!({ "text": message::reply_text(ctx) });
+        limits::fit_slack(&mut reply);
+        let minimal = serde_json::json!({ "text": message::minimal_slack(ctx)["text"] });
+        let ts = self
+            .rich_or_minimal(d, reply, minimal, |m| async move {
+                bot.post(&m, Some(root), delivery).await
+            })
+            .await?;
         Ok(Outcome::Delivered(Some(ts)))
     }
 

@@ -2,7 +2,8 @@
 //! Web API with a bot token (`chat.postMessage`, `chat.update`, and `conversations.history` /
 //! `conversations.replies` to find a message an interrupted attempt already posted), and Teams
 //! Workflows webhooks. Answers become [`SendError`]s a caller can act on: a rate limit with
-//! its delay, a transient failure worth retrying, or a permanent one. Errors never carry a URL
+//! its delay, a transient failure worth retrying, a refusal of this message's content (another
+//! message may pass), or a permanent failure. Errors never carry a URL
 //! (webhook URLs are secrets), a token or message content.
 
 use serde_json::{Value, json};
@@ -21,8 +22,35 @@ pub enum SendError {
     RateLimited(Duration),
     #[error("{0}")]
     Transient(String),
+    /// The destination refused this message's content (Slack's `invalid_blocks`,
+    /// `msg_too_long`, a webhook's `400`/`413`): retrying it cannot help, a simpler one may pass.
+    #[error("message refused: {0}")]
+    Refused(String),
     #[error("{0}")]
     Permanent(String),
+}
+
+/// Slack Web API errors about the message itself.
+const SLACK_REFUSED: &[&str] = &[
+    "invalid_blocks",
+    "invalid_blocks_format",
+    "msg_too_long",
+    "no_text",
+    "invalid_attachments",
+    "too_many_attachments",
+    "markdown_text_conflict",
+];
+
+/// A webhook's `400 Bad Request` or `413 Payload Too Large` is about the message.
+fn refused_by_webhook(e: SendError) -> SendError {
+    match e {
+        SendError::Permanent(status)
+            if status.starts_with("HTTP 400") || status.starts_with("HTTP 413") =>
+        {
+            SendError::Refused(status)
+        }
+        e => e,
+    }
 }
 
 /// Slack Web API errors that retrying cannot fix.
@@ -37,10 +65,6 @@ const SLACK_PERMANENT: &[&str] = &[
     "channel_not_found",
     "not_in_channel",
     "is_archived",
-    "invalid_blocks",
-    "invalid_blocks_format",
-    "msg_too_long",
-    "no_text",
     "message_not_found",
     "cant_update_message",
     "edit_window_closed",
@@ -113,7 +137,8 @@ pub async fn slack_webhook(
         Ok(()) => Ok(()),
         Err(SendError::Permanent(status)) => {
             let body = response.text().await.unwrap_or_default();
-            Err(SendError::Permanent(format!("{status} {}", code_of(&body))))
+            let e = SendError::Permanent(format!("{status} {}", code_of(&body)));
+            Err(refused_by_webhook(e))
         }
         Err(e) => Err(e),
     }
@@ -126,7 +151,7 @@ pub async fn teams_webhook(
     message: &Value,
 ) -> Result<(), SendError> {
     let response = http.post(url).json(message).send().await.map_err(network)?;
-    by_status(&response)
+    by_status(&response).map_err(refused_by_webhook)
 }
 
 enum Body<'a> {
@@ -164,6 +189,8 @@ impl SlackBot<'_> {
         let code = code_of(answer["error"].as_str().unwrap_or("unknown_error"));
         if code == "ratelimited" {
             Err(SendError::RateLimited(wait))
+        } else if SLACK_REFUSED.contains(&code.as_str()) {
+            Err(SendError::Refused(format!("{method}: {code}")))
         } else if SLACK_PERMANENT.contains(&code.as_str()) {
             Err(SendError::Permanent(format!("{method}: {code}")))
         } else {

@@ -248,32 +248,69 @@ fn prefix(e: SubmissionError, i: usize) -> SubmissionError {
     }
 }
 
-/// A repository path must stay inside the repository: relative, no `..`, no `.git`.
-fn check_path(path: &str) -> Result<(), &'static str> {
+/// A repository path must stay inside the repository (relative, no `..`), name what it shows
+/// (no invisible or bidirectional characters) and be one git itself accepts.
+fn check_path(path: &str) -> Result<(), String> {
     if path.is_empty() {
-        return Err("must not be empty");
+        return Err("must not be empty".into());
     }
     if path.len() > MAX_PATH_BYTES {
-        return Err("is too long");
+        return Err("is too long".into());
     }
     if path.starts_with('/') || path.contains('\\') || path.contains(':') {
-        return Err("must be a relative path with '/' separators (path traversal refused)");
+        return Err("must be a relative path with '/' separators (path traversal refused)".into());
     }
     if path.chars().any(|c| c.is_control()) {
-        return Err("contains control characters");
+        return Err("contains control characters".into());
+    }
+    if let Some(c) = crate::text::first_invisible(path) {
+        return Err(format!(
+            "contains {}, an invisible or bidirectional control character",
+            crate::text::code_point(c)
+        ));
     }
     for seg in path.split('/') {
         if seg.is_empty() || seg == "." {
-            return Err("has an empty or '.' segment");
+            return Err("has an empty or '.' segment".into());
         }
         if seg == ".." {
-            return Err("contains '..' (path traversal refused)");
+            return Err("contains '..' (path traversal refused)".into());
         }
         if seg.eq_ignore_ascii_case(".git") {
-            return Err("must not touch .git");
+            return Err("must not touch .git".into());
         }
     }
+    if !git_accepts(path) {
+        return Err(
+            "is a path git refuses (a disguised `.git` such as `.git.`, `.git ` or `git~1`)".into(),
+        );
+    }
     Ok(())
+}
+
+/// Whether git would take `path` into a tree: libgit2's own check, run by adding the path to an
+/// in-memory index (no repository, so `core.protectNTFS` is on, as in git since 2.24). The
+/// HFS+ variants (`.git` with ignorable code points such as U+200C inside) never get here:
+/// [`crate::text::first_invisible`] refuses every code point HFS+ ignores.
+fn git_accepts(path: &str) -> bool {
+    let Ok(mut index) = git2::Index::new() else {
+        return false;
+    };
+    let entry = git2::IndexEntry {
+        ctime: git2::IndexTime::new(0, 0),
+        mtime: git2::IndexTime::new(0, 0),
+        dev: 0,
+        ino: 0,
+        mode: 0o100644,
+        uid: 0,
+        gid: 0,
+        file_size: 0,
+        id: git2::Oid::zero(),
+        flags: 0,
+        flags_extended: 0,
+        path: path.as_bytes().to_vec(),
+    };
+    index.add(&entry).is_ok()
 }
 
 fn check_callback(url: &str) -> Result<(), SubmissionError> {
@@ -377,6 +414,57 @@ mod tests {
             );
         }
         assert!(parse_submission(&change("deploy/app/values.yaml")).is_ok());
+    }
+
+    #[test]
+    fn paths_git_refuses_are_refused_naming_the_path() {
+        for p in [
+            "deploy/.git./x",
+            "deploy/.git /x",
+            "deploy/git~1/x",
+            ".GIT/x",
+            "deploy/.Git/config",
+            "deploy/.git . ./x",
+            "deploy/GIT~1. /x",
+            "deploy/.git::$INDEX_ALLOCATION/x",
+        ] {
+            match parse_submission(&change(p)) {
+                Err(SubmissionError::Invalid(m)) => {
+                    assert!(m.contains("`changes[0].path`"), "{p}: {m}")
+                }
+                other => panic!("{p} should be refused: {other:?}"),
+            }
+        }
+        for p in [
+            "deploy/.gitignore",
+            "deploy/.github/x",
+            "deploy/git/x",
+            "deploy/a.git/x",
+            "x/gitx~1/y",
+        ] {
+            assert!(
+                parse_submission(&change(p)).is_ok(),
+                "{p} is an ordinary path"
+            );
+        }
+    }
+
+    #[test]
+    fn invisible_and_bidi_characters_in_paths_are_refused_by_code_point() {
+        for (p, c) in [
+            ("deploy/\\u202eexe.yaml", "U+202E"),
+            ("deploy/a\\u200bb.yaml", "U+200B"),
+            ("deploy/.g\\u200cit/x", "U+200C"),
+            ("deploy/\\u2066x\\u2069.yaml", "U+2066"),
+            ("deploy/\\ufeffx", "U+FEFF"),
+        ] {
+            match parse_submission(&change(p)) {
+                Err(SubmissionError::Invalid(m)) => {
+                    assert!(m.contains("`changes[0].path`") && m.contains(c), "{p}: {m}")
+                }
+                other => panic!("{p} should be refused: {other:?}"),
+            }
+        }
     }
 
     trait ReplaceKind {

@@ -1,7 +1,9 @@
 //! A stateful fake of Slack (Web API with a bot token, and incoming webhooks) and of Microsoft
 //! Teams (Workflows incoming webhook) on a loopback port, for integration tests.
 //!
-//! It validates requests the way the real services do (auth, channels, block and card shapes),
+//! It validates requests the way the real services do (auth, channels, block and card shapes,
+//! Block Kit's length limits — section text 3,000, header 150, fields 10 × 2,000, context
+//! elements 10, button text 75, 50 blocks, message text 40,000 — and Teams' 28 KB message),
 //! records everything it receives for assertions, and can inject failures (429 with
 //! `Retry-After`, 500, Slack error codes, slow answers) or hold a post's answer after recording it,
 //! so a test can kill countersign between "Slack posted" and "countersign heard back".

@@ -187,8 +187,10 @@ fn mention(actor: &str) -> String {
     }
 }
 
+/// A reason as a Markdown quote, invisible characters shown (`<U+202E>`).
 fn quote(text: &str) -> String {
-    text.lines()
+    crate::text::visible(text)
+        .lines()
         .map(|l| format!("> {l}"))
         .collect::<Vec<_>>()
         .join("\n")
@@ -316,5 +318,23 @@ mod tests {
         assert!(expired.close_with.unwrap().contains("expired"));
         let cancelled = decision_view(&d(State::Cancelled, "countersign", None));
         assert!(cancelled.close_with.is_some());
+    }
+
+    #[test]
+    fn a_reason_with_bidi_controls_is_quoted_with_them_shown() {
+        let id = RequestId::generate();
+        let digest = Digest::of_bytes(b"x");
+        let denied = decision_view(&Decision {
+            id: &id,
+            state: State::Denied,
+            actor: "bob",
+            reason: Some("ok \u{202E}txet desrever\u{202C} a\u{200B}b"),
+            digest: &digest,
+        });
+        let comment = denied.close_with.unwrap();
+        assert!(
+            comment.contains("> ok <U+202E>txet desrever<U+202C> a<U+200B>b"),
+            "{comment}"
+        );
     }
 }

@@ -104,6 +104,7 @@ async fn slack_api(
 fn post_message(s: &mut State, p: &Map<String, Value>) -> Result<Value, &'static str> {
     let channel = s.channel(p)?;
     let text = str_param(p, "text").ok_or("no_text")?.to_owned();
+    check_text(&text)?;
     let blocks = check_blocks(p.get("blocks"))?;
     let metadata = check_metadata(p.get("metadata"))?;
     let thread_ts = match str_param(p, "thread_ts").filter(|t| !t.is_empty()) {
@@ -136,6 +137,7 @@ fn update(s: &mut State, p: &Map<String, Value>) -> Result<Value, &'static str> 
         .and_then(|ts| s.find(&channel, ts))
         .ok_or("message_not_found")?;
     let text = str_param(p, "text").ok_or("no_text")?.to_owned();
+    check_text(&text)?;
     let blocks = check_blocks(p.get("blocks"))?;
     let metadata = check_metadata(p.get("metadata"))?;
     let m = &mut s.messages[at];
@@ -214,6 +216,9 @@ async fn slack_webhook(
         let Some(payload) = payload.filter(|v| v.get("text").is_some_and(Value::is_string)) else {
             return (StatusCode::BAD_REQUEST, "invalid_payload").into_response();
         };
+        if let Err(code) = check_text(payload["text"].as_str().unwrap_or_default()) {
+            return (StatusCode::BAD_REQUEST, code).into_response();
+        }
         if check_blocks(payload.get("blocks")).is_err() {
             return (StatusCode::BAD_REQUEST, "invalid_blocks").into_response();
         }
@@ -251,6 +256,10 @@ async fn teams_webhook(
         if s.disabled_webhooks.contains(&id) {
             let body = json!({ "error": { "code": "NotFound", "message": "no such workflow" } });
             return (StatusCode::NOT_FOUND, Json(body)).into_response();
+        }
+        if body.len() > limits::TEAMS_MESSAGE_BYTES {
+            let body = json!({ "error": { "code": "RequestEntityTooLarge", "message": "the message is larger than 28 KB" } });
+            return (StatusCode::PAYLOAD_TOO_LARGE, Json(body)).into_response();
         }
         let payload = match serde_json::from_slice::<Value>(&body) {
             Ok(payload) => payload,

@@ -111,22 +111,98 @@ pub(super) fn ts_key(ts: &str) -> (u64, u64) {
     )
 }
 
+/// Block Kit's limits, as Slack enforces them (`invalid_blocks` for any block over one).
+pub(super) mod limits {
+    pub const TEXT: usize = 40_000;
+    pub const BLOCKS: usize = 50;
+    pub const SECTION_TEXT: usize = 3_000;
+    pub const SECTION_FIELDS: usize = 10;
+    pub const FIELD_TEXT: usize = 2_000;
+    pub const HEADER_TEXT: usize = 150;
+    pub const CONTEXT_ELEMENTS: usize = 10;
+    pub const CONTEXT_TEXT: usize = 2_000;
+    pub const ACTIONS_ELEMENTS: usize = 25;
+    pub const BUTTON_TEXT: usize = 75;
+    pub const URL: usize = 3_000;
+    /// Teams Workflows webhooks: the whole message.
+    pub const TEAMS_MESSAGE_BYTES: usize = 28 * 1024;
+}
+
+/// A message's `text`: Slack refuses one over 40,000 characters with `msg_too_long`.
+pub(super) fn check_text(text: &str) -> Result<(), &'static str> {
+    if text.chars().count() > limits::TEXT {
+        return Err("msg_too_long");
+    }
+    Ok(())
+}
+
+fn chars(v: Option<&Value>) -> usize {
+    v.and_then(Value::as_str).map_or(0, |s| s.chars().count())
+}
+
+/// A text object: `{"type": "plain_text"|"mrkdwn", "text": …}` within `max` characters.
+fn text_object(v: Option<&Value>, max: usize) -> Result<(), &'static str> {
+    let Some(v) = v else { return Ok(()) };
+    let kind = v.get("type").and_then(Value::as_str);
+    if !matches!(kind, Some("plain_text" | "mrkdwn"))
+        || !v.get("text").is_some_and(Value::is_string)
+    {
+        return Err("invalid_blocks");
+    }
+    if chars(v.get("text")) > max {
+        return Err("invalid_blocks");
+    }
+    Ok(())
+}
+
+fn list<'a>(block: &'a Value, key: &str, max: usize) -> Result<&'a [Value], &'static str> {
+    match block.get(key) {
+        None => Ok(&[]),
+        Some(v) => v
+            .as_array()
+            .filter(|l| l.len() <= max)
+            .map(Vec::as_slice)
+            .ok_or("invalid_blocks"),
+    }
+}
+
 pub(super) fn check_blocks(blocks: Option<&Value>) -> Result<Option<Value>, &'static str> {
     let Some(blocks) = blocks else {
         return Ok(None);
     };
-    let list = blocks
+    let list_of_blocks = blocks
         .as_array()
-        .filter(|l| l.len() <= 50)
+        .filter(|l| l.len() <= limits::BLOCKS)
         .ok_or("invalid_blocks")?;
-    for block in list {
+    for block in list_of_blocks {
         let kind = block
             .get("type")
             .and_then(Value::as_str)
             .ok_or("invalid_blocks")?;
-        let text = block.pointer("/text/text").and_then(Value::as_str);
-        if kind == "section" && text.is_some_and(|t| t.chars().count() > 3000) {
-            return Err("invalid_blocks");
+        match kind {
+            "header" => text_object(block.get("text"), limits::HEADER_TEXT)?,
+            "section" => {
+                text_object(block.get("text"), limits::SECTION_TEXT)?;
+                for field in list(block, "fields", limits::SECTION_FIELDS)? {
+                    text_object(Some(field), limits::FIELD_TEXT)?;
+                }
+            }
+            "context" => {
+                for element in list(block, "elements", limits::CONTEXT_ELEMENTS)? {
+                    if element.get("text").is_some() {
+                        text_object(Some(element), limits::CONTEXT_TEXT)?;
+                    }
+                }
+            }
+            "actions" => {
+                for element in list(block, "elements", limits::ACTIONS_ELEMENTS)? {
+                    text_object(element.get("text"), limits::BUTTON_TEXT)?;
+                    if chars(element.get("url")) > limits::URL {
+                        return Err("invalid_blocks");
+                    }
+                }
+            }
+            _ => {}
         }
     }
     Ok(Some(blocks.clone()))
