@@ -40,7 +40,9 @@ fn compile(dir: &Path) -> anyhow::Result<Result<Policy, Vec<crate::policy::Check
     Ok(Policy::compile("working-tree", &read_dir(dir)?))
 }
 
-/// `policy check`: prints every problem as `file:line:column: message`; exit 1 if any.
+/// `policy check`: prints every problem as `file:line:column: message`; exit 1 if any. With
+/// `github_teams` (the server has `[github]`), teams missing from `teams.toml` are resolved on
+/// GitHub at decision time: listed as notes, not errors.
 pub fn check(dir: &Path, github_teams: bool) -> anyhow::Result<ExitCode> {
     let compiled = if github_teams {
         Policy::compile_with_remote_teams("working-tree", &read_dir(dir)?)
@@ -48,7 +50,10 @@ pub fn check(dir: &Path, github_teams: bool) -> anyhow::Result<ExitCode> {
         compile(dir)?
     };
     match compiled {
-        Ok(_) => {
+        Ok(policy) => {
+            for note in policy.notes() {
+                println!("{note}");
+            }
             println!("{}: policy is valid", dir.display());
             Ok(ExitCode::SUCCESS)
         }
