@@ -662,13 +662,20 @@ mod tests {
         let key = dir.path().join("k");
         std::fs::write(&key, "0123456789abcdef0123456789abcdef").unwrap();
         let agent = |owners: &str| {
-            format!("[[agents]]\nid = \"deployer\"\nowners = {owners}\nkeys = [{{ file = {key:?} }}]\n")
+            format!(
+                "[[agents]]\nid = \"deployer\"\nowners = {owners}\nkeys = [{{ file = {key:?} }}]\n"
+            )
         };
-        let ok = parse(&agent(r#"["@alice", "bob", "@ops/oncall", "ops@example.com"]"#)).unwrap();
+        let ok = parse(&agent(
+            r#"["@alice", "bob", "@ops/oncall", "ops@example.com"]"#,
+        ))
+        .unwrap();
         assert_eq!(ok.agents[0].owners.len(), 4);
         let e = parse(&agent(r#"["@alice", "@ops/on call"]"#)).unwrap_err();
         assert!(
-            e.contains("agents[0].owners[1]") && e.contains("`deployer`") && e.contains("`@ops/on call`"),
+            e.contains("agents[0].owners[1]")
+                && e.contains("`deployer`")
+                && e.contains("`@ops/on call`"),
             "{e}"
         );
     }

@@ -370,6 +370,9 @@ async fn refused_connection_error_has_no_url_query_or_credential() {
     assert!(!error.contains("s3cr3t"), "{error}");
     assert!(!error.contains("/hook"), "{error}");
     assert!(!error.contains("svc-payments"), "{error}");
-    assert!(!outcome.outcome_unknown, "nothing was sent: a clean failure");
+    assert!(
+        !outcome.outcome_unknown,
+        "nothing was sent: a clean failure"
+    );
     assert_clean(&outcome);
 }

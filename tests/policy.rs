@@ -294,7 +294,10 @@ async fn a_reviewer_approving_from_many_connections_at_once_counts_once() {
     let mut answers = Vec::new();
     while let Some(a) = racing.join_next().await {
         let a = a.unwrap();
-        answers.push((a.status.as_u16(), a.body["error"]["code"].as_str().map(str::to_owned)));
+        answers.push((
+            a.status.as_u16(),
+            a.body["error"]["code"].as_str().map(str::to_owned),
+        ));
     }
     let ok = answers.iter().filter(|(s, _)| *s == 200).count();
     assert_eq!(ok, 1, "exactly one approval is accepted: {answers:?}");
@@ -307,7 +310,11 @@ async fn a_reviewer_approving_from_many_connections_at_once_counts_once() {
     );
     let rid = countersign::request::RequestId::parse(&id).unwrap();
     let store = h.server.engine.store();
-    assert_eq!(store.reviews(&rid).await.unwrap().len(), 1, "one review row");
+    assert_eq!(
+        store.reviews(&rid).await.unwrap().len(),
+        1,
+        "one review row"
+    );
     let recorded = |events: &[countersign::store::EventRow]| {
         events
             .iter()
@@ -326,7 +333,13 @@ async fn a_reviewer_approving_from_many_connections_at_once_counts_once() {
     );
     // A withdrawn approval no longer stands: the same reviewer may approve again.
     let withdrawn = store
-        .withdraw_approvals(&rid, Some("bob"), "test", "countersign", countersign::time::now_ms())
+        .withdraw_approvals(
+            &rid,
+            Some("bob"),
+            "test",
+            "countersign",
+            countersign::time::now_ms(),
+        )
         .await
         .unwrap();
     assert_eq!(withdrawn, 1);
@@ -566,7 +579,11 @@ async fn an_agent_owned_by_a_team_or_an_e_mail_address_cannot_be_approved_by_tho
     );
     // dave owns the mail line by his address, and the agent by the same address.
     let mail = pending_action(&h, "mail", "prod/newsletter").await;
-    let dave = h.reviewer(DAVE).review(&mail, "approve", None).await.unwrap();
+    let dave = h
+        .reviewer(DAVE)
+        .review(&mail, "approve", None)
+        .await
+        .unwrap();
     assert_eq!(
         (dave.status.as_u16(), dave.body["error"]["code"].as_str()),
         (403, Some("self_approval_forbidden")),

@@ -128,10 +128,15 @@ fn github_teams_missing_from_teams_toml_are_resolved_on_github_when_github_is_co
     let (code, out, _) = run(&["policy", "check", "--dir", policies]);
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("policies/CODEOWNERS:2:1: team `@acme/platform` is not defined in policies/teams.toml"),
+        out.contains(
+            "policies/CODEOWNERS:2:1: team `@acme/platform` is not defined in policies/teams.toml"
+        ),
         "{out}"
     );
-    assert!(out.contains("@acme/oncall"), "an agent's owner team too: {out}");
+    assert!(
+        out.contains("@acme/oncall"),
+        "an agent's owner team too: {out}"
+    );
     // With the server's configuration naming [github], they are resolved on GitHub.
     let config = dir.path().join("countersign.toml");
     std::fs::write(

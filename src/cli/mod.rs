@@ -432,6 +432,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     request.as_deref(),
                     agent.as_deref(),
                     environment.as_deref(),
+                    file.github.is_some(),
                 ),
             },
         }

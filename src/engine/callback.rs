@@ -21,6 +21,8 @@ use tokio::sync::watch;
 const BATCH: i64 = 16;
 const IDLE_POLL: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How a delivery refused by policy (an internal destination) begins: given up at once.
+const REFUSED: &str = "refused: ";
 /// Names the request a callback is about.
 pub const HEADER_REQUEST: &str = "X-Countersign-Request";
 
@@ -82,6 +84,11 @@ impl Engine {
         let now = time::now_ms();
         let (state, next, error) = match result {
             Ok(()) => ("delivered", now, None),
+            // Refused by policy (an internal destination): retrying cannot change that.
+            Err(e) if e.starts_with(REFUSED) => {
+                tracing::error!(request.id = %c.request_id, attempts = attempt, error = %e, "callback to the agent refused: its destination is internal; opt the host in with [execution] callback_hosts");
+                ("failed", now, Some(e))
+            }
             Err(e) if attempt >= i64::from(self.execution.callback_max_attempts) => {
                 tracing::error!(request.id = %c.request_id, attempts = attempt, error = %e, "callback to the agent given up");
                 ("failed", now, Some(e))
@@ -111,14 +118,12 @@ impl Engine {
         // The allow-list may have changed since the request was accepted.
         match &self.execution.callback_hosts {
             Some(hosts) if !hosts.allows(&c.url) => {
-                return Err(
-                    "the callback host is no longer in execution.callback_hosts".to_owned(),
-                );
+                return Err("the callback host is no longer in execution.callback_hosts".to_owned());
             }
             Some(_) => {}
             None => {
                 if let Some(why) = destination::literal_refusal(&url) {
-                    return Err(format!("refused: {why}"));
+                    return Err(format!("{REFUSED}{why}"));
                 }
             }
         }
@@ -155,7 +160,7 @@ impl Engine {
             .await
             .map_err(|e| {
                 if let Some(internal) = destination::internal_only(&e) {
-                    format!("refused: {internal}")
+                    format!("{REFUSED}{internal}")
                 } else if e.is_timeout() {
                     "timed out".to_owned()
                 } else if e.is_connect() {

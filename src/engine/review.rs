@@ -103,15 +103,17 @@ impl Engine {
             .reviewers
             .iter()
             .filter(|r| {
-                r.email.as_deref().is_some_and(|e| {
-                    agent_owners.iter().any(|o| o.eq_ignore_ascii_case(e))
-                })
+                r.email
+                    .as_deref()
+                    .is_some_and(|e| agent_owners.iter().any(|o| o.eq_ignore_ascii_case(e)))
             })
             .map(|r| r.name.clone())
             .collect();
         agent_owners.extend(by_address);
         if !unresolved_owners.is_empty() {
-            tracing::warn!(agent.id = agent, owners = ?unresolved_owners, "owners of the agent cannot be resolved (not in teams.toml); nobody may approve its requests");
+            // Reported to whoever tries to approve (and recorded as a refusal) rather than
+            // here, where every status view passes.
+            tracing::debug!(agent.id = agent, owners = ?unresolved_owners, "owners of the agent cannot be resolved (not in teams.toml)");
         }
         Exclusions {
             agent: agent.to_owned(),
@@ -177,7 +179,11 @@ impl Engine {
         }
         self.forge_team_membership(github, name, wanted)
             .await
-            .map_err(|e| ReviewError::Store(anyhow::anyhow!("cannot ask GitHub for team membership: {e}")))
+            .map_err(|e| {
+                ReviewError::Store(anyhow::anyhow!(
+                    "cannot ask GitHub for team membership: {e}"
+                ))
+            })
     }
 
     /// Records a decision by any reviewer identity (see [`Engine::review`]).

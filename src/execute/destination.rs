@@ -61,9 +61,8 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
 /// `64:ff9b::a.b.c.d` and 6to4 `2002:aabb:ccdd::`.
 fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = ip.segments();
-    let from = |hi: u16, lo: u16| {
-        Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)
-    };
+    let from =
+        |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
     if let Some(v4) = ip.to_ipv4_mapped() {
         Some(v4)
     } else if s[0] == 0x0064 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
@@ -102,9 +101,7 @@ pub struct PublicOnly;
 pub struct InternalOnly(pub String);
 
 /// The [`InternalOnly`] refusal behind a failed connection, if that is what it was.
-pub fn internal_only<'a>(
-    e: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a InternalOnly> {
+pub fn internal_only<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a InternalOnly> {
     let mut source = Some(e);
     while let Some(err) = source {
         if let Some(found) = err.downcast_ref::<InternalOnly>() {
@@ -119,9 +116,7 @@ impl Resolve for PublicOnly {
     fn resolve(&self, name: Name) -> Resolving {
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let public: Vec<SocketAddr> =
                 all.iter().copied().filter(|a| is_public(a.ip())).collect();
             if public.is_empty() {

@@ -409,7 +409,9 @@ fn check_owners(
                         CODEOWNERS_FILE,
                         rule.line,
                         1,
-                        format!("team `{owner}` is not defined in {TEAMS_FILE}{UNDEFINED_TEAM_HINT}"),
+                        format!(
+                            "team `{owner}` is not defined in {TEAMS_FILE}{UNDEFINED_TEAM_HINT}"
+                        ),
                     )),
                 },
             }

@@ -19,8 +19,7 @@ pub fn parse(raw: &str) -> Result<Owner, String> {
     } else {
         format!("@{raw}")
     };
-    parse_owner(&token)
-        .ok_or_else(|| "expected @user, @org/team or an e-mail address".to_owned())
+    parse_owner(&token).ok_or_else(|| "expected @user, @org/team or an e-mail address".to_owned())
 }
 
 /// How an owner resolved.
@@ -35,7 +34,11 @@ pub enum Resolved {
 /// Resolves one owner: users as they are, e-mail addresses lower-cased, teams through
 /// `teams` (`org/team` → members), else, when the forge resolves teams (`remote_teams`), kept
 /// as `@org/team` for it to answer at decision time.
-pub fn resolve(owner: &Owner, teams: &HashMap<String, Vec<String>>, remote_teams: bool) -> Resolved {
+pub fn resolve(
+    owner: &Owner,
+    teams: &HashMap<String, Vec<String>>,
+    remote_teams: bool,
+) -> Resolved {
     match owner {
         Owner::User(u) => Resolved::Owners(vec![u.clone()]),
         Owner::Email(e) => Resolved::Owners(vec![e.to_ascii_lowercase()]),
@@ -96,7 +99,15 @@ mod tests {
             parse("Dave@Example.com").unwrap(),
             Owner::Email("Dave@Example.com".into())
         );
-        for bad in ["", "@", "@ops/on call", "ops/oncall/x", "dave@", "bob smith", "@a@b.c"] {
+        for bad in [
+            "",
+            "@",
+            "@ops/on call",
+            "ops/oncall/x",
+            "dave@",
+            "bob smith",
+            "@a@b.c",
+        ] {
             assert!(parse(bad).is_err(), "`{bad}` must be refused");
         }
     }
@@ -126,7 +137,12 @@ mod tests {
     #[test]
     fn reviewers_match_owners_by_name_address_or_forge_team() {
         assert!(matches("bob", "@Bob", None, &[]));
-        assert!(matches("dave@example.com", "dave", Some("DAVE@example.com"), &[]));
+        assert!(matches(
+            "dave@example.com",
+            "dave",
+            Some("DAVE@example.com"),
+            &[]
+        ));
         assert!(!matches("dave@example.com", "dave", None, &[]));
         assert!(matches("@acme/sre", "carol", None, &["acme/SRE".into()]));
         assert!(!matches("@acme/sre", "acme/sre", None, &[]));
