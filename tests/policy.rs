@@ -347,6 +347,28 @@ async fn a_reviewer_approving_from_many_connections_at_once_counts_once() {
     assert_eq!(again.status, 200, "{}", again.body);
     let twice = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
     assert_eq!(twice.status, 409, "{}", twice.body);
+    // The database itself holds one standing approval per reviewer and digest, whatever
+    // writes to it.
+    let db = h.dir.path().join("countersign.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let duplicate = sqlx::query(
+        "INSERT INTO reviews (request_id, reviewer, decision, digest, at) \
+         SELECT request_id, reviewer, decision, digest, at FROM reviews \
+         WHERE request_id = ? AND decision = 'approve'",
+    )
+    .bind(&id)
+    .execute(&pool)
+    .await;
+    assert!(
+        duplicate
+            .unwrap_err()
+            .to_string()
+            .contains("UNIQUE constraint failed"),
+        "a second standing approval is refused by the database"
+    );
+    pool.close().await;
 }
 
 #[tokio::test]
