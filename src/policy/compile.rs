@@ -13,7 +13,7 @@ const AGENTS_FILE: &str = "policies/agents.toml";
 const TEAMS_FILE: &str = "policies/teams.toml";
 /// Why an undefined team is an error, and when it would not be.
 const UNDEFINED_TEAM_HINT: &str = " (with [github] configured, teams not listed there are resolved on GitHub: \
-     check with the server's --config, or --github-teams)";
+     check with --config naming the server's configuration, or with --github-teams)";
 
 pub(super) fn compile(
     commit: &str,
