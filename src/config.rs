@@ -491,6 +491,14 @@ fn load_agents(entries: &[AgentEntry]) -> Result<Vec<Agent>, ConfigError> {
         if e.keys.is_empty() {
             return Err(bad(format!("{field}.keys"), "at least one key is required"));
         }
+        for (o, owner) in e.owners.iter().enumerate() {
+            crate::policy::owners::parse(owner).map_err(|why| {
+                bad(
+                    format!("{field}.owners[{o}]"),
+                    format!("agent `{id}`: invalid owner `{owner}`: {why}"),
+                )
+            })?;
+        }
         let mut keys = Vec::new();
         for (k, src) in e.keys.iter().enumerate() {
             let kf = format!("{field}.keys[{k}]");
@@ -644,6 +652,30 @@ mod tests {
         let e = parse(&text).unwrap_err();
         assert!(
             e.contains("reviewers[0].name") && e.contains("agent"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn agent_owners_must_be_users_teams_or_e_mail_addresses() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k");
+        std::fs::write(&key, "0123456789abcdef0123456789abcdef").unwrap();
+        let agent = |owners: &str| {
+            format!(
+                "[[agents]]\nid = \"deployer\"\nowners = {owners}\nkeys = [{{ file = {key:?} }}]\n"
+            )
+        };
+        let ok = parse(&agent(
+            r#"["@alice", "bob", "@ops/oncall", "ops@example.com"]"#,
+        ))
+        .unwrap();
+        assert_eq!(ok.agents[0].owners.len(), 4);
+        let e = parse(&agent(r#"["@alice", "@ops/on call"]"#)).unwrap_err();
+        assert!(
+            e.contains("agents[0].owners[1]")
+                && e.contains("`deployer`")
+                && e.contains("`@ops/on call`"),
             "{e}"
         );
     }

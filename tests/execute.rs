@@ -341,6 +341,10 @@ async fn http_timeout_is_reported() {
     assert!(!outcome.success);
     assert_eq!(outcome.http_status, None);
     assert_eq!(outcome.error.as_deref(), Some("timed out after 1s"));
+    assert!(
+        outcome.outcome_unknown,
+        "the call was sent: the target may have acted on it"
+    );
 }
 
 #[tokio::test]
@@ -366,5 +370,9 @@ async fn refused_connection_error_has_no_url_query_or_credential() {
     assert!(!error.contains("s3cr3t"), "{error}");
     assert!(!error.contains("/hook"), "{error}");
     assert!(!error.contains("svc-payments"), "{error}");
+    assert!(
+        !outcome.outcome_unknown,
+        "nothing was sent: a clean failure"
+    );
     assert_clean(&outcome);
 }

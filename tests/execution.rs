@@ -226,7 +226,16 @@ async fn start_callbacks() -> (Arc<Callbacks>, String) {
 
 #[tokio::test]
 async fn an_approved_action_runs_once_with_a_token_the_service_verifies() {
-    let h = Harness::start().await;
+    // The agent listens on loopback: an internal address, so it is opted in.
+    let h = Harness::start_with(|c| {
+        c.execution = countersign::execute::ExecutionFile {
+            callback_hosts: vec!["127.0.0.1".into()],
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+    })
+    .await;
     let (warehouse, service) = start_warehouse().await;
     *warehouse.countersign.lock().unwrap() = h.url.clone();
     let (callbacks, callback_url) = start_callbacks().await;
@@ -799,4 +808,193 @@ async fn callbacks_only_go_to_the_allowed_hosts() {
         .await
         .unwrap();
     assert_eq!(accepted.status, 202, "{}", accepted.body);
+}
+
+/// A target that accepts connections and reads each request but never answers; counts the
+/// requests that arrived in full (headers and body).
+async fn start_silent_target() -> (Arc<std::sync::atomic::AtomicUsize>, String) {
+    use tokio::io::AsyncReadExt as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = received.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let counter = counter.clone();
+            held.push(tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = socket.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    if seen.ends_with(b"}") {
+                        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            }));
+        }
+    });
+    (received, url)
+}
+
+#[tokio::test]
+async fn an_http_action_that_times_out_after_its_request_was_sent_has_an_unknown_outcome() {
+    let h = Harness::start().await;
+    let (received, target) = start_silent_target().await;
+    // A port that was just free: nothing listens on it, so nothing can be sent.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    set_actions(
+        &h,
+        &format!(
+            "[actions.\"iam.grant\"]\nexecutor = {{ type = \"http\", url = \"{target}/grant\", timeout = \"1s\" }}\naudience = \"iam\"\n\n\
+             [actions.\"db.export\"]\nexecutor = {{ type = \"http\", url = \"http://127.0.0.1:{closed}/export\", timeout = \"1s\" }}\naudience = \"exports\"\n"
+        ),
+    )
+    .await;
+    let grant = serde_json::to_vec(&json!({
+        "kind": "action", "action": "iam.grant", "resource": "prod/admin",
+        "environment": "prod", "justification": "on-call", "payload": {"role": "admin"},
+    }))
+    .unwrap();
+    let (id, _) = h.pending_with(&grant).await;
+    h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    h.reviewer(CAROL)
+        .review(&id, "approve", None)
+        .await
+        .unwrap();
+    let status = wait_final(&h, &id).await;
+    assert_eq!(
+        received.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the target received the call"
+    );
+    assert_eq!(
+        status["state"], "outcome_unknown",
+        "sent but unanswered, and not idempotent: nobody knows whether it happened: {status}"
+    );
+    assert!(
+        events_of(&h, &id)
+            .await
+            .contains(&"outcome_unknown".to_owned())
+    );
+
+    // Nothing could be sent at all: a clean failure.
+    let export = serde_json::to_vec(&json!({
+        "kind": "action", "action": "db.export", "resource": "prod/customers",
+        "environment": "prod", "justification": "weekly", "payload": {"n": 1},
+    }))
+    .unwrap();
+    let (id, _) = h.pending_with(&export).await;
+    h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    let status = wait_final(&h, &id).await;
+    assert_eq!(status["state"], "failed", "{status}");
+}
+
+#[tokio::test]
+async fn callbacks_to_internal_addresses_are_refused_unless_their_host_is_opted_in() {
+    let h = Harness::start().await;
+    let (callbacks, callback_url) = start_callbacks().await;
+    let port = reqwest::Url::parse(&callback_url).unwrap().port().unwrap();
+    let body = |url: &str| {
+        serde_json::to_vec(&json!({
+            "kind": "action", "action": "db.export", "resource": "prod/customers",
+            "environment": "prod", "justification": "weekly report", "payload": {"u": url},
+            "callback_url": url,
+        }))
+        .unwrap()
+    };
+    let before = h.stored().await;
+    // Loopback, metadata, unspecified, private, link-local, shared, multicast — in every
+    // spelling a URL parser accepts.
+    for url in [
+        format!("http://127.0.0.1:{port}/hooks/outcome"),
+        "http://[::1]/x".to_owned(),
+        "http://169.254.169.254/latest/meta-data".to_owned(),
+        format!("http://0.0.0.0:{port}/x"),
+        "http://2130706433/x".to_owned(),
+        "http://0x7f.1/x".to_owned(),
+        format!("http://[::ffff:127.0.0.1]:{port}/x"),
+        "http://10.1.2.3/x".to_owned(),
+        "http://192.168.0.1/x".to_owned(),
+        "http://172.16.5.4/x".to_owned(),
+        "http://100.64.0.1/x".to_owned(),
+        "http://[fe80::1]/x".to_owned(),
+        "http://[fd00::1]/x".to_owned(),
+        "http://224.0.0.1/x".to_owned(),
+    ] {
+        let refused = h.agent_a().submit(&body(&url), None).await.unwrap();
+        assert_eq!(refused.status, 422, "{url}: {}", refused.body);
+        assert_eq!(
+            refused.body["error"]["code"], "callback_not_allowed",
+            "{url}"
+        );
+    }
+    assert_eq!(
+        h.stored().await,
+        before,
+        "refused submissions store nothing"
+    );
+
+    // A name is checked where it resolves, when connecting: `localhost` passes intake but is
+    // never called.
+    let named = callback_url.replace("127.0.0.1", "localhost");
+    let (id, _) = h.pending_with(&body(&named)).await;
+    h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    wait_final(&h, &id).await;
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        status = h.agent_a().status(&id).await.unwrap().body;
+        if status["execution"]["callback"]["attempts"].as_i64() >= Some(1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let callback = &status["execution"]["callback"];
+    assert!(callback["attempts"].as_i64() >= Some(1), "{status}");
+    assert_eq!(
+        (callback["state"].as_str(), callback["attempts"].as_i64()),
+        (Some("failed"), Some(1)),
+        "refused by policy: given up at once, never retried: {status}"
+    );
+    assert!(
+        callback["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("internal address")),
+        "{status}"
+    );
+    assert!(
+        callbacks.received.lock().unwrap().is_empty(),
+        "never called"
+    );
+
+    // Opted in, the same internal host is called.
+    let h = h
+        .restart_with(|c| {
+            c.execution = countersign::execute::ExecutionFile {
+                callback_hosts: vec!["localhost".into()],
+                ..Default::default()
+            }
+            .resolve()
+            .unwrap();
+        })
+        .await;
+    let (id, _) = h.pending_with(&body(&format!("{named}&again=1"))).await;
+    h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    wait_final(&h, &id).await;
+    for _ in 0..100 {
+        if !callbacks.received.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !callbacks.received.lock().unwrap().is_empty(),
+        "opted in: called"
+    );
 }

@@ -22,16 +22,25 @@ struct Setup {
 
 impl Setup {
     async fn start(reconcile: &str) -> Setup {
+        Self::start_with(reconcile, "[teams]\n", |_| {}).await
+    }
+
+    async fn start_with(
+        reconcile: &str,
+        teams_toml: &str,
+        tweak: impl FnOnce(&mut countersign::config::ServerConfig),
+    ) -> Setup {
         let fake = FakeGitHub::start(&[
             ("policies/CODEOWNERS", TEST_CODEOWNERS),
             ("policies/policy.toml", TEST_POLICY_TOML),
             ("policies/agents.toml", TEST_AGENTS_TOML),
-            ("policies/teams.toml", "[teams]\n"),
+            ("policies/teams.toml", teams_toml),
             ("policies/actions.toml", TEST_ACTIONS_TOML),
         ])
         .await;
         let dir = tempfile::tempdir().unwrap();
         let mut config = common::config(dir.path());
+        tweak(&mut config);
         config.github = Some(
             fake.countersign_config(dir.path(), &format!("reconcile_interval = \"{reconcile}\"")),
         );
@@ -378,4 +387,39 @@ async fn a_deny_comment_whose_webhook_was_lost_is_found_by_reconciliation() {
     let status = s.wait(&id, "denied").await;
     assert_eq!(status["decisions"][0]["reviewer"], "bob");
     assert_eq!(status["decisions"][0]["reason"], "wrong bucket");
+}
+
+#[tokio::test]
+async fn members_of_a_team_owning_the_agent_cannot_approve_its_requests_on_github() {
+    // agent-a is owned by ops/oncall (bob, from teams.toml) and acme/oncall (carol, known
+    // only to GitHub).
+    let s = Setup::start_with("5m", "[teams]\n\"ops/oncall\" = [\"@bob\"]\n", |c| {
+        c.agents[0].owners = vec!["@ops/oncall".into(), "@acme/oncall".into()];
+    })
+    .await;
+    s.fake.add_team_member("acme", "oncall", "carol");
+    let (id, pr) = s.pending(&export(40)).await;
+    s.fake.approve_as("bob", pr).await;
+    s.fake.approve_as("carol", pr).await;
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        status = s.status(&id).await;
+        if not_counted(&status).len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let refused = not_counted(&status);
+    for who in ["bob", "carol"] {
+        assert!(
+            refused
+                .iter()
+                .any(|(r, why)| r == who && why.contains("owns the submitting agent")),
+            "{who}: {status}"
+        );
+    }
+    assert_eq!(status["state"], "pending_review", "{status}");
+    // alice does not own the agent any more: hers counts.
+    s.fake.approve_as("alice", pr).await;
+    s.wait(&id, "succeeded").await;
 }

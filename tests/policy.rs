@@ -273,6 +273,104 @@ async fn low_risk_auto_approval_is_recorded_as_approved_by_policy() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reviewer_approving_from_many_connections_at_once_counts_once() {
+    let h = Harness::start().await;
+    // iam.grant needs two approvals, so every one of bob's attempts meets a pending request.
+    let id = pending_action(&h, "iam.grant", "prod/admin").await;
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(16));
+    let mut racing = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        // A client of its own each, connected before the start: a connection of its own.
+        let bob = h.reviewer(BOB);
+        let id = id.clone();
+        let start = start.clone();
+        racing.spawn(async move {
+            bob.show(&id).await.unwrap();
+            start.wait().await;
+            bob.review(&id, "approve", None).await.unwrap()
+        });
+    }
+    let mut answers = Vec::new();
+    while let Some(a) = racing.join_next().await {
+        let a = a.unwrap();
+        answers.push((
+            a.status.as_u16(),
+            a.body["error"]["code"].as_str().map(str::to_owned),
+        ));
+    }
+    let ok = answers.iter().filter(|(s, _)| *s == 200).count();
+    assert_eq!(ok, 1, "exactly one approval is accepted: {answers:?}");
+    assert!(
+        answers
+            .iter()
+            .filter(|(s, _)| *s != 200)
+            .all(|(s, c)| *s == 409 && c.as_deref() == Some("already_approved")),
+        "{answers:?}"
+    );
+    let rid = countersign::request::RequestId::parse(&id).unwrap();
+    let store = h.server.engine.store();
+    assert_eq!(
+        store.reviews(&rid).await.unwrap().len(),
+        1,
+        "one review row"
+    );
+    let recorded = |events: &[countersign::store::EventRow]| {
+        events
+            .iter()
+            .filter(|e| e.kind == "approval_recorded")
+            .count()
+    };
+    assert_eq!(recorded(&store.events(&rid).await.unwrap()), 1);
+    let ledger = h.ledger_synced().await;
+    assert_eq!(
+        ledger
+            .iter()
+            .filter(|e| e["request_id"] == id.as_str() && e["event"] == "approval_recorded")
+            .count(),
+        1,
+        "one ledger entry"
+    );
+    // A withdrawn approval no longer stands: the same reviewer may approve again.
+    let withdrawn = store
+        .withdraw_approvals(
+            &rid,
+            Some("bob"),
+            "test",
+            "countersign",
+            countersign::time::now_ms(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(withdrawn, 1);
+    let again = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    assert_eq!(again.status, 200, "{}", again.body);
+    let twice = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    assert_eq!(twice.status, 409, "{}", twice.body);
+    // The database itself holds one standing approval per reviewer and digest, whatever
+    // writes to it.
+    let db = h.dir.path().join("countersign.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let duplicate = sqlx::query(
+        "INSERT INTO reviews (request_id, reviewer, decision, digest, at) \
+         SELECT request_id, reviewer, decision, digest, at FROM reviews \
+         WHERE request_id = ? AND decision = 'approve'",
+    )
+    .bind(&id)
+    .execute(&pool)
+    .await;
+    assert!(
+        duplicate
+            .unwrap_err()
+            .to_string()
+            .contains("UNIQUE constraint failed"),
+        "a second standing approval is refused by the database"
+    );
+    pool.close().await;
+}
+
 #[tokio::test]
 async fn e_mail_owners_match_reviewers_by_their_configured_address() {
     let h = Harness::start().await;
@@ -465,4 +563,78 @@ fn policy_check_reports_a_broken_action_registry() {
         ),
         "{stdout}{stderr}"
     );
+}
+
+#[tokio::test]
+async fn an_agent_owned_by_a_team_or_an_e_mail_address_cannot_be_approved_by_those_owners() {
+    // agent-a is owned by the team ops/oncall (bob, per teams.toml) and by dave's address.
+    let h = Harness::start_with(|c| {
+        c.agents[0].owners = vec!["@ops/oncall".into(), "dave@example.com".into()];
+    })
+    .await;
+    h.server
+        .local_forge()
+        .commit_files(
+            "main",
+            &[(
+                "policies/teams.toml",
+                "[teams]\n\"acme/data\" = [\"@alice\", \"@bob\", \"@carol\"]\n\"ops/oncall\" = [\"@bob\"]\n",
+            )],
+            "ops/oncall",
+        )
+        .unwrap();
+    h.server.engine.refresh_policy().await.unwrap();
+    // bob owns the matching line (through acme/data) and the agent (through ops/oncall).
+    let id = pending_action(&h, "db.export", "prod/customers").await;
+    let bob = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    assert_eq!(
+        (bob.status.as_u16(), bob.body["error"]["code"].as_str()),
+        (403, Some("self_approval_forbidden")),
+        "{}",
+        bob.body
+    );
+    assert!(
+        bob.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("owns the submitting agent")
+    );
+    // dave owns the mail line by his address, and the agent by the same address.
+    let mail = pending_action(&h, "mail", "prod/newsletter").await;
+    let dave = h
+        .reviewer(DAVE)
+        .review(&mail, "approve", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (dave.status.as_u16(), dave.body["error"]["code"].as_str()),
+        (403, Some("self_approval_forbidden")),
+        "{}",
+        dave.body
+    );
+    // Someone who does not own the agent still can.
+    let carol = h
+        .reviewer(CAROL)
+        .review(&id, "approve", None)
+        .await
+        .unwrap();
+    assert_eq!(carol.body["state"], "approved", "{}", carol.body);
+}
+
+#[tokio::test]
+async fn an_agent_owner_that_is_no_user_team_or_e_mail_address_is_refused_at_start_up() {
+    for bad in ["@ops/on call", "ops/oncall/x", "@", "dave@", "bob smith"] {
+        let dir = tempfile::tempdir().unwrap();
+        seed_repo(dir.path());
+        let mut c = config(dir.path());
+        c.agents[0].owners = vec!["@alice".into(), bad.into()];
+        let err = match countersign::server::Server::start(&c).await {
+            Ok(_) => panic!("owner `{bad}` was accepted"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(
+            err.contains("agent-a") && err.contains(&format!("`{bad}`")),
+            "{err}"
+        );
+    }
 }

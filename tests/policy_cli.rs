@@ -107,3 +107,58 @@ fn check_reports_every_problem_with_its_position_and_fails() {
         "{out}"
     );
 }
+
+#[test]
+fn github_teams_missing_from_teams_toml_are_resolved_on_github_when_github_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    std::fs::write(
+        policies.join("CODEOWNERS"),
+        "[Ops]\n/deploy/** @acme/platform\n",
+    )
+    .unwrap();
+    std::fs::write(
+        policies.join("agents.toml"),
+        "[agents.bot]\nowners = [\"@acme/oncall\", \"ops@example.com\"]\nallowed = [\"deploy/**\"]\n",
+    )
+    .unwrap();
+    let policies = policies.to_str().unwrap();
+    // Without [github] nobody can resolve the teams: an error.
+    let (code, out, _) = run(&["policy", "check", "--dir", policies]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "policies/CODEOWNERS:2:1: team `@acme/platform` is not defined in policies/teams.toml"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("@acme/oncall"),
+        "an agent's owner team too: {out}"
+    );
+    // With the server's configuration naming [github], they are resolved on GitHub.
+    let config = dir.path().join("countersign.toml");
+    std::fs::write(
+        &config,
+        "[github]\napp_id = 9\nprivate_key = { file = \"app.pem\" }\nrepository = \"acme/gitops\"\nwebhook_secrets = [{ env = \"GITHUB_WEBHOOK_SECRET\" }]\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&[
+        "policy",
+        "check",
+        "--config",
+        config.to_str().unwrap(),
+        "--dir",
+        policies,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("@acme/platform") && out.contains("resolved on GitHub at decision time"),
+        "{out}"
+    );
+    assert!(out.contains("@acme/oncall"), "{out}");
+    // --github-teams says the same without a configuration file.
+    let (code, out, _) = run(&["policy", "check", "--github-teams", "--dir", policies]);
+    assert_eq!(code, 0, "{out}");
+}

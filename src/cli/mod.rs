@@ -97,7 +97,8 @@ pub enum PolicyAction {
         #[arg(long, env = "COUNTERSIGN_POLICY_DIR", default_value = "policies")]
         dir: PathBuf,
         /// The server uses GitHub (`[github]`), which resolves `@org/team` owners itself:
-        /// CODEOWNERS teams need not be listed in teams.toml.
+        /// teams need not be listed in teams.toml. Implied when the configuration file
+        /// (`--config`) has a `[github]` section.
         #[arg(long)]
         github_teams: bool,
     },
@@ -416,7 +417,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Command::Ledger(args) => Ok(ledger::run(args)),
             Command::Policy(args) => match args.action {
-                PolicyAction::Check { dir, github_teams } => policy::check(&dir, github_teams),
+                PolicyAction::Check { dir, github_teams } => {
+                    policy::check(&dir, github_teams || file.github.is_some())
+                }
                 PolicyAction::Explain {
                     dir,
                     subject,
@@ -429,6 +432,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     request.as_deref(),
                     agent.as_deref(),
                     environment.as_deref(),
+                    file.github.is_some(),
                 ),
             },
         }

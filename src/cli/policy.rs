@@ -36,19 +36,28 @@ fn read_dir(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     Ok(files)
 }
 
-fn compile(dir: &Path) -> anyhow::Result<Result<Policy, Vec<crate::policy::CheckError>>> {
-    Ok(Policy::compile("working-tree", &read_dir(dir)?))
+/// Compiles `dir`; with `github_teams`, teams missing from `teams.toml` are left to GitHub.
+fn compile(
+    dir: &Path,
+    github_teams: bool,
+) -> anyhow::Result<Result<Policy, Vec<crate::policy::CheckError>>> {
+    let files = read_dir(dir)?;
+    Ok(if github_teams {
+        Policy::compile_with_remote_teams("working-tree", &files)
+    } else {
+        Policy::compile("working-tree", &files)
+    })
 }
 
-/// `policy check`: prints every problem as `file:line:column: message`; exit 1 if any.
+/// `policy check`: prints every problem as `file:line:column: message`; exit 1 if any. With
+/// `github_teams` (the server has `[github]`), teams missing from `teams.toml` are resolved on
+/// GitHub at decision time: listed as notes, not errors.
 pub fn check(dir: &Path, github_teams: bool) -> anyhow::Result<ExitCode> {
-    let compiled = if github_teams {
-        Policy::compile_with_remote_teams("working-tree", &read_dir(dir)?)
-    } else {
-        compile(dir)?
-    };
-    match compiled {
-        Ok(_) => {
+    match compile(dir, github_teams)? {
+        Ok(policy) => {
+            for note in policy.notes() {
+                println!("{note}");
+            }
             println!("{}: policy is valid", dir.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -69,8 +78,9 @@ pub fn explain(
     request: Option<&Path>,
     agent: Option<&str>,
     environment: Option<&str>,
+    github_teams: bool,
 ) -> anyhow::Result<ExitCode> {
-    let policy = match compile(dir)? {
+    let policy = match compile(dir, github_teams)? {
         Ok(p) => p,
         Err(problems) => {
             for p in &problems {

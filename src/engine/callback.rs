@@ -4,8 +4,13 @@
 //! exactly as countersign verifies the agent. Deliveries come from the `callbacks` outbox
 //! (written with the outcome), are retried with exponential backoff and jitter, and given up
 //! after `callback_max_attempts`. A 2xx answer is a delivery.
+//!
+//! Unless `[execution] callback_hosts` opts hosts in, a callback only goes to public addresses
+//! (see [`crate::execute::destination`]): literal internal IPs are refused and names are
+//! resolved through a resolver that drops internal addresses, on every delivery.
 
 use super::Engine;
+use crate::execute::destination;
 use crate::request::signature::{self, HEADER_AGENT, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 use crate::store::execution::CallbackRow;
 use crate::time;
@@ -16,6 +21,8 @@ use tokio::sync::watch;
 const BATCH: i64 = 16;
 const IDLE_POLL: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How a delivery refused by policy (an internal destination) begins: given up at once.
+const REFUSED: &str = "refused: ";
 /// Names the request a callback is about.
 pub const HEADER_REQUEST: &str = "X-Countersign-Request";
 
@@ -28,11 +35,17 @@ fn backoff(attempts: i64) -> Duration {
 
 impl Engine {
     pub(super) async fn callback_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let client = match reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(self.execution.callback_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-        {
+            .redirect(reqwest::redirect::Policy::none());
+        if self.execution.callback_hosts.is_none() {
+            // Any host, but only where it resolves to public addresses, checked when
+            // connecting; no proxy, which would connect on our behalf unchecked.
+            builder = builder
+                .dns_resolver(Arc::new(destination::PublicOnly))
+                .no_proxy();
+        }
+        let client = match builder.build() {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "cannot build the callback HTTP client; callbacks are not delivered");
@@ -71,6 +84,11 @@ impl Engine {
         let now = time::now_ms();
         let (state, next, error) = match result {
             Ok(()) => ("delivered", now, None),
+            // Refused by policy (an internal destination): retrying cannot change that.
+            Err(e) if e.starts_with(REFUSED) => {
+                tracing::error!(request.id = %c.request_id, attempts = attempt, error = %e, "callback to the agent refused: its destination is internal; opt the host in with [execution] callback_hosts");
+                ("failed", now, Some(e))
+            }
             Err(e) if attempt >= i64::from(self.execution.callback_max_attempts) => {
                 tracing::error!(request.id = %c.request_id, attempts = attempt, error = %e, "callback to the agent given up");
                 ("failed", now, Some(e))
@@ -98,10 +116,16 @@ impl Engine {
         let url =
             reqwest::Url::parse(&c.url).map_err(|_| "the callback URL is invalid".to_owned())?;
         // The allow-list may have changed since the request was accepted.
-        if let Some(hosts) = &self.execution.callback_hosts
-            && !hosts.allows(&c.url)
-        {
-            return Err("the callback host is no longer in execution.callback_hosts".to_owned());
+        match &self.execution.callback_hosts {
+            Some(hosts) if !hosts.allows(&c.url) => {
+                return Err("the callback host is no longer in execution.callback_hosts".to_owned());
+            }
+            Some(_) => {}
+            None => {
+                if let Some(why) = destination::literal_refusal(&url) {
+                    return Err(format!("{REFUSED}{why}"));
+                }
+            }
         }
         let id = crate::request::RequestId::parse(&c.request_id).ok_or("bad request id")?;
         let row = self
@@ -135,7 +159,9 @@ impl Engine {
             .send()
             .await
             .map_err(|e| {
-                if e.is_timeout() {
+                if let Some(internal) = destination::internal_only(&e) {
+                    format!("{REFUSED}{internal}")
+                } else if e.is_timeout() {
                     "timed out".to_owned()
                 } else if e.is_connect() {
                     "could not connect".to_owned()

@@ -281,20 +281,25 @@ impl Engine {
             Plan::Merge => self.merge(row).await,
         };
         let duration_ms = time::duration_ms(started.elapsed());
-        let to = if outcome.success {
-            super::State::Succeeded
+        // Sent but unanswered: a non-idempotent action may have happened, so it is neither a
+        // failure (the agent would retry it) nor a success.
+        let unknown = !outcome.success && outcome.outcome_unknown && !p.idempotent;
+        let (to, event) = if outcome.success {
+            (super::State::Succeeded, "execution_succeeded")
+        } else if unknown {
+            (super::State::OutcomeUnknown, "outcome_unknown")
         } else {
-            super::State::Failed
-        };
-        let event = if outcome.success {
-            "execution_succeeded"
-        } else {
-            "execution_failed"
+            (super::State::Failed, "execution_failed")
         };
         let mut detail = outcome_fields(&outcome);
         detail["attempt_id"] = json!(attempt_id);
         detail["attempt"] = json!(attempt);
         detail["executor"] = json!(p.executor);
+        if unknown {
+            detail["reason"] = json!(
+                "the call was sent but no answer came; the action is not idempotent, so it is not run again"
+            );
+        }
         let finished = self
             .finish(
                 row,
@@ -309,6 +314,9 @@ impl Engine {
         match finished {
             Ok(()) if outcome.success => {
                 tracing::info!(request.id = %id, attempt.id = attempt_id, duration_ms, "execution succeeded")
+            }
+            Ok(()) if unknown => {
+                tracing::error!(request.id = %id, attempt.id = attempt_id, duration_ms, "an action was sent but not answered: its outcome is unknown; check the target before retrying")
             }
             Ok(()) => {
                 tracing::warn!(request.id = %id, attempt.id = attempt_id, duration_ms, exit_status = outcome.exit_status, http_status = outcome.http_status, "execution failed")
@@ -754,6 +762,7 @@ fn outcome_fields(o: &Outcome) -> Value {
         "error": o.error,
         "duration_ms": o.duration_ms,
         "credential_jti": o.credential,
+        "outcome_unknown": o.outcome_unknown,
         "output_bytes": o.output.len(),
     })
 }

@@ -353,8 +353,9 @@ impl Engine {
         )
     }
 
-    /// The `org/team` owners of the request's requirements that `login` is an active member
-    /// of, asked of GitHub (answers cached for a minute).
+    /// The `org/team` owners of the request's requirements, and the agent's owner teams
+    /// known only to GitHub, that `login` is an active member of, asked of GitHub (answers
+    /// cached for a minute).
     async fn teams_of(
         &self,
         github: &GitHubReviews,
@@ -373,8 +374,20 @@ impl Engine {
                     .collect::<Vec<_>>()
             })
             .collect();
-        wanted.sort();
-        wanted.dedup();
+        wanted.extend(self.exclusions(&row.agent_id, &eval).forge_teams());
+        Ok(self.forge_team_membership(github, login, wanted).await?)
+    }
+
+    /// Which of `teams` (`org/team`) `login` is an active member of, asked of GitHub (answers
+    /// cached for a minute).
+    pub(super) async fn forge_team_membership(
+        &self,
+        github: &GitHubReviews,
+        login: &str,
+        mut wanted: Vec<String>,
+    ) -> Result<Vec<String>, ForgeError> {
+        wanted.sort_by_key(|t| t.to_lowercase());
+        wanted.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
         let mut member_of = Vec::new();
         for team in wanted {
             let Some((org, slug)) = team.split_once('/') else {

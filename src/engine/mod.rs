@@ -253,15 +253,28 @@ impl Engine {
                 .await;
             return Err(SubmitError::UnregisteredAction(why));
         }
-        if let (Some(url), Some(hosts)) = (
-            &intake.submission.callback_url,
-            &self.execution.callback_hosts,
-        ) && !hosts.allows(url)
-        {
-            return Err(SubmitError::CallbackNotAllowed(format!(
-                "field `callback_url` must point at one of the hosts this server calls back: {}",
-                hosts.patterns().join(", ")
-            )));
+        if let Some(url) = &intake.submission.callback_url {
+            match &self.execution.callback_hosts {
+                Some(hosts) if !hosts.allows(url) => {
+                    return Err(SubmitError::CallbackNotAllowed(format!(
+                        "field `callback_url` must point at one of the hosts this server calls back: {}",
+                        hosts.patterns().join(", ")
+                    )));
+                }
+                Some(_) => {}
+                // Literal addresses now; names where they resolve, at every delivery.
+                None => {
+                    if let Some(why) = reqwest::Url::parse(url)
+                        .ok()
+                        .and_then(|u| crate::execute::destination::literal_refusal(&u))
+                    {
+                        return Err(SubmitError::CallbackNotAllowed(format!(
+                            "field `callback_url` must not point at an internal address: {why}; \
+                             an operator may opt a host in with [execution] callback_hosts"
+                        )));
+                    }
+                }
+            }
         }
         let now = time::now_ms();
         let ttl = evaluation

@@ -5,10 +5,12 @@ use super::{Engine, State};
 use crate::config::Reviewer;
 use crate::policy::Evaluation;
 use crate::policy::approval::{self, Exclusions, Ineligible};
+use crate::policy::owners::{self, Resolved};
 use crate::request::RequestId;
 use crate::store::{NewReview, RequestRow, ReviewRow, TransitionError};
 use crate::time;
 use serde_json::json;
+use std::collections::HashMap;
 
 /// A recorded approval, as the policy counts it.
 pub(super) struct Approver {
@@ -72,20 +74,52 @@ pub enum ReviewError {
 }
 
 impl Engine {
-    /// Who can never approve a request of `agent`.
+    /// Who can never approve a request of `agent`: the agent's owners from `agents.toml` (as
+    /// resolved under the request's pinned policy) and from the configuration (resolved now,
+    /// through the current `teams.toml`, or left to GitHub for teams it alone knows), every
+    /// form through [`owners::resolve`]; e-mail owners also exclude the configured reviewers
+    /// with that address. An owner nothing can resolve excludes everyone (fail closed).
     pub(super) fn exclusions(&self, agent: &str, eval: &Evaluation) -> Exclusions {
         let mut agent_owners = eval.agent_owners.clone();
+        let mut unresolved_owners = Vec::new();
         if let Some(a) = crate::request::AgentId::parse(agent).and_then(|a| self.agents.get(&a)) {
-            agent_owners.extend(
-                a.owners
-                    .iter()
-                    .map(|o| o.trim_start_matches('@').to_owned()),
-            );
+            let loaded = self.policy();
+            let no_teams = HashMap::new();
+            let teams = loaded.policy.as_ref().map_or(&no_teams, |p| p.teams());
+            let remote_teams = self.github.get().is_some();
+            for raw in &a.owners {
+                // Checked at start-up; anything else fails closed.
+                let Ok(owner) = owners::parse(raw) else {
+                    unresolved_owners.push(raw.clone());
+                    continue;
+                };
+                match owners::resolve(&owner, teams, remote_teams) {
+                    Resolved::Owners(resolved) => agent_owners.extend(resolved),
+                    Resolved::Undefined(team) => unresolved_owners.push(team),
+                }
+            }
+        }
+        let by_address: Vec<String> = self
+            .reviewers
+            .iter()
+            .filter(|r| {
+                r.email
+                    .as_deref()
+                    .is_some_and(|e| agent_owners.iter().any(|o| o.eq_ignore_ascii_case(e)))
+            })
+            .map(|r| r.name.clone())
+            .collect();
+        agent_owners.extend(by_address);
+        if !unresolved_owners.is_empty() {
+            // Reported to whoever tries to approve (and recorded as a refusal) rather than
+            // here, where every status view passes.
+            tracing::debug!(agent.id = agent, owners = ?unresolved_owners, "owners of the agent cannot be resolved (not in teams.toml)");
         }
         Exclusions {
             agent: agent.to_owned(),
             agent_owners,
             registered_agents: self.agents.keys().map(|a| a.as_str().to_owned()).collect(),
+            unresolved_owners,
         }
     }
 
@@ -118,12 +152,38 @@ impl Engine {
         decision: ReviewDecision,
         reason: Option<&str>,
     ) -> Result<State, ReviewError> {
+        let teams = self.owner_teams_of(id, &reviewer.name).await?;
         let who = ReviewerIdentity {
             name: &reviewer.name,
             email: reviewer.email.as_deref(),
-            teams: &[],
+            teams: &teams,
         };
         self.review_as(id, &who, decision, reason).await
+    }
+
+    /// The agent's owner teams known only to GitHub that `name` (taken as a GitHub login) is
+    /// a member of, so that the agent's owners are excluded on this path as on GitHub.
+    async fn owner_teams_of(&self, id: &RequestId, name: &str) -> Result<Vec<String>, ReviewError> {
+        let Some(github) = self.github.get() else {
+            return Ok(vec![]);
+        };
+        let Some(row) = self.store.get_request(id).await? else {
+            return Ok(vec![]);
+        };
+        let Some(eval) = row.evaluation()? else {
+            return Ok(vec![]);
+        };
+        let wanted = self.exclusions(&row.agent_id, &eval).forge_teams();
+        if wanted.is_empty() {
+            return Ok(vec![]);
+        }
+        self.forge_team_membership(github, name, wanted)
+            .await
+            .map_err(|e| {
+                ReviewError::Store(anyhow::anyhow!(
+                    "cannot ask GitHub for team membership: {e}"
+                ))
+            })
     }
 
     /// Records a decision by any reviewer identity (see [`Engine::review`]).
@@ -228,6 +288,9 @@ impl Engine {
             }
             Err(TransitionError::Conflict(c)) => Err(ReviewError::NotPending(c.actual)),
             Err(TransitionError::NotFound) => Err(ReviewError::NotFound),
+            Err(TransitionError::AlreadyApproved) => {
+                Err(ReviewError::AlreadyApproved(reviewer.name.to_owned()))
+            }
             Err(TransitionError::Store(e)) => Err(ReviewError::Store(e)),
         }
     }

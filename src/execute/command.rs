@@ -207,6 +207,7 @@ pub async fn run(spec: &CommandSpec, inv: &Invocation<'_>, masker: &Masker) -> O
         started_at_ms,
         duration_ms: crate::time::duration_ms(started.elapsed()),
         credential: None,
+        outcome_unknown: false,
     }
 }
 

@@ -369,6 +369,7 @@ impl Report {
             started_at_ms,
             duration_ms: crate::time::duration_ms(started.elapsed()),
             credential: self.credential.clone(),
+            outcome_unknown: false,
         }
     }
 }

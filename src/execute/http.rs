@@ -2,6 +2,10 @@
 //! raw payload as the JSON body with `Authorization: Bearer <credential>` and
 //! `Idempotency-Key: <request id>`, no redirects, within the timeout. 2xx is success; the
 //! response body is kept bounded and masked. Errors never carry the URL or the credential.
+//!
+//! Only a failure to connect (DNS, TCP, TLS: nothing was sent) is a clean failure. Once the
+//! request may have left, a timeout or a broken connection without an answer leaves the
+//! outcome unknown ([`Outcome::outcome_unknown`]): the target may have acted on it.
 
 use super::output::{self, Capture, clean_error};
 use super::spec::{HttpSpec, parse_url, render};
@@ -25,15 +29,18 @@ pub async fn run(spec: &HttpSpec, inv: &Invocation<'_>, masker: &Masker) -> Outc
     let duration_ms = crate::time::duration_ms(started.elapsed());
     let (status, capture, error) = match answer {
         Ok(Ok(answer)) => answer,
-        Ok(Err(e)) => {
+        Ok(Err(NotAnswered { error, maybe_sent })) => {
             return Outcome {
                 duration_ms,
-                ..failed(e)
+                outcome_unknown: maybe_sent,
+                ..failed(error)
             };
         }
+        // The backstop: the call may well have been sent.
         Err(_) => {
             return Outcome {
                 duration_ms,
+                outcome_unknown: true,
                 ..failed(timed_out(spec.timeout))
             };
         }
@@ -50,6 +57,7 @@ pub async fn run(spec: &HttpSpec, inv: &Invocation<'_>, masker: &Masker) -> Outc
         started_at_ms,
         duration_ms,
         credential: None,
+        outcome_unknown: false,
     }
 }
 
@@ -82,6 +90,9 @@ fn build(spec: &HttpSpec, inv: &Invocation<'_>) -> Result<reqwest::RequestBuilde
     headers.insert("idempotency-key", key);
     let client = reqwest::Client::builder()
         .timeout(spec.timeout)
+        // Shorter than the whole timeout, so that a target that cannot be reached fails as a
+        // connection failure (nothing sent), not as a timeout of a sent call.
+        .connect_timeout(spec.timeout.mul_f64(0.9))
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("countersign/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -92,13 +103,23 @@ fn build(spec: &HttpSpec, inv: &Invocation<'_>) -> Result<reqwest::RequestBuilde
         .json(inv.payload))
 }
 
+/// A call that got no answer, and whether it may have reached the target.
+struct NotAnswered {
+    error: String,
+    /// `false` only when nothing was sent: the connection (DNS, TCP, TLS) never came up.
+    maybe_sent: bool,
+}
+
 /// Sends, then reads at most the capture limit of the body. A body that breaks off midway
 /// keeps what arrived, with an error.
 async fn send(
     request: reqwest::RequestBuilder,
     timeout: Duration,
-) -> Result<(reqwest::StatusCode, Capture, Option<String>), String> {
-    let mut response = request.send().await.map_err(|e| describe(e, timeout))?;
+) -> Result<(reqwest::StatusCode, Capture, Option<String>), NotAnswered> {
+    let mut response = request.send().await.map_err(|e| NotAnswered {
+        maybe_sent: !(e.is_connect() || e.is_builder()),
+        error: describe(e, timeout),
+    })?;
     let status = response.status();
     let mut capture = Capture::default();
     let mut error = None;
@@ -123,7 +144,11 @@ fn timed_out(timeout: Duration) -> String {
 fn describe(e: reqwest::Error, timeout: Duration) -> String {
     let e = e.without_url();
     if e.is_timeout() {
-        return timed_out(timeout);
+        return if e.is_connect() {
+            format!("could not connect: {}", timed_out(timeout))
+        } else {
+            timed_out(timeout)
+        };
     }
     let mut text = if e.is_connect() {
         "could not connect".to_owned()

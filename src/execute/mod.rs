@@ -9,6 +9,7 @@
 //! replaced by `[credential]`, at most [`OUTPUT_LIMIT`] bytes.
 
 pub mod command;
+pub mod destination;
 pub mod github_credential;
 pub mod github_workflow;
 pub mod helper;
@@ -68,6 +69,10 @@ pub struct Outcome {
     /// The `jti` of the credential the action was given (set by the engine).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credential: Option<String>,
+    /// The call was sent (or may have been) but no answer came: the target may have acted.
+    /// Only a failure before anything was sent (no connection) is a clean failure.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub outcome_unknown: bool,
 }
 
 impl Outcome {
@@ -83,6 +88,7 @@ impl Outcome {
             started_at_ms,
             duration_ms: (crate::time::now_ms() - started_at_ms).max(0),
             credential: None,
+            outcome_unknown: false,
         }
     }
 }

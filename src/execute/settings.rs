@@ -25,7 +25,11 @@ pub struct ExecutionFile {
     #[serde(default, with = "humantime_serde")]
     pub shutdown_grace: Option<Duration>,
     /// Hosts a `callback_url` may point at (globs over the host name, e.g.
-    /// `"*.agents.internal"`); empty = any host. Submissions with another host are refused.
+    /// `"*.agents.internal"`); submissions with another host are refused. Listed hosts are
+    /// opted in by the operator and may be internal. Empty = any host, but only at a public
+    /// address: loopback, private, link-local, unspecified, multicast and other
+    /// special-purpose destinations are refused (checked where the name resolves, when
+    /// connecting).
     #[serde(default)]
     pub callback_hosts: Vec<String>,
 }
@@ -37,7 +41,7 @@ pub struct ExecutionConfig {
     pub callback_max_attempts: u32,
     pub callback_timeout: Duration,
     pub shutdown_grace: Duration,
-    /// `None` = any host.
+    /// `None` = any host at a public address.
     pub callback_hosts: Option<CallbackHosts>,
 }
 

@@ -19,12 +19,17 @@ pub struct Reviewer<'a> {
 }
 
 /// Who can never approve a given request.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Exclusions {
     pub agent: String,
-    /// Owners of the agent (configuration and `agents.toml`), without `@`.
+    /// Owners of the agent (configuration and `agents.toml`), resolved by
+    /// [`super::owners::resolve`]: user names, e-mail addresses, and `@org/team` for teams
+    /// only the forge knows (matched against the teams a reviewer is in).
     pub agent_owners: Vec<String>,
     pub registered_agents: Vec<String>,
+    /// Owners of the agent nothing could resolve (a team defined nowhere): fail closed, nobody
+    /// may approve the agent's requests until that is fixed.
+    pub unresolved_owners: Vec<String>,
 }
 
 /// Why someone's approval cannot count.
@@ -39,6 +44,8 @@ pub enum Ineligible {
     IsAnAgent,
     /// The reviewer is countersign itself.
     IsTheBot,
+    /// Some owner of the agent cannot be resolved, so nobody can be told apart from them.
+    OwnersUnresolved,
     /// The reviewer is not an owner of any rule the request matched.
     NotAnOwner,
 }
@@ -50,30 +57,56 @@ impl Ineligible {
             Ineligible::OwnsTheAgent => "owns the submitting agent",
             Ineligible::IsAnAgent => "is an agent, not a human",
             Ineligible::IsTheBot => "is countersign itself",
+            Ineligible::OwnersUnresolved => {
+                "cannot be told apart from the agent's owners (an owner team is defined nowhere)"
+            }
             Ineligible::NotAnOwner => "is not an owner of any rule this request matched",
         }
     }
 }
 
 impl Exclusions {
-    /// Why `name` may never approve this request, if so.
+    /// Why `name` may never approve this request, if so, for a reviewer known by name only
+    /// (see [`Exclusions::excluded_reviewer`]).
     pub fn excluded(&self, name: &str) -> Option<Ineligible> {
-        let name = name.trim_start_matches('@');
+        self.excluded_reviewer(Reviewer {
+            name,
+            email: None,
+            teams: &[],
+        })
+    }
+
+    /// Why `who` may never approve this request, if so: the check every approval path goes
+    /// through, matching the agent's owners in every form (name, e-mail, team).
+    pub fn excluded_reviewer(&self, who: Reviewer<'_>) -> Option<Ineligible> {
+        let name = who.name.trim_start_matches('@');
         if name == self.agent {
             Some(Ineligible::IsTheAgent)
-        } else if self
-            .agent_owners
-            .iter()
-            .any(|o| o.trim_start_matches('@') == name)
-        {
+        } else if self.owns_the_agent(who) {
             Some(Ineligible::OwnsTheAgent)
         } else if self.registered_agents.iter().any(|a| a == name) {
             Some(Ineligible::IsAnAgent)
         } else if name == BOT_IDENTITY {
             Some(Ineligible::IsTheBot)
+        } else if !self.unresolved_owners.is_empty() {
+            Some(Ineligible::OwnersUnresolved)
         } else {
             None
         }
+    }
+
+    /// Whether `who` is one of the agent's owners.
+    pub fn owns_the_agent(&self, who: Reviewer<'_>) -> bool {
+        self.agent_owners
+            .iter()
+            .any(|o| super::owners::matches(o, who.name, who.email, who.teams))
+    }
+
+    /// The agent's owner teams (`org/team`) whose membership the forge must be asked.
+    pub fn forge_teams(&self) -> Vec<String> {
+        super::owners::forge_teams(&self.agent_owners)
+            .map(str::to_owned)
+            .collect()
     }
 }
 
@@ -104,7 +137,7 @@ pub fn check_approver(
     who: Reviewer<'_>,
     exclusions: &Exclusions,
 ) -> Result<Vec<usize>, Ineligible> {
-    if let Some(why) = exclusions.excluded(who.name) {
+    if let Some(why) = exclusions.excluded_reviewer(who) {
         return Err(why);
     }
     let counts: Vec<usize> = (0..eval.requirements.len())
@@ -120,14 +153,14 @@ pub fn check_approver(
 /// Whether `who` may deny: an owner of any matched rule (even one excluded from approving,
 /// such as the agent's owner: stopping a request is always safe) or an owner of the agent.
 pub fn may_deny(eval: &Evaluation, who: Reviewer<'_>, exclusions: &Exclusions) -> bool {
+    let excluded = exclusions.excluded_reviewer(who);
     if matches!(
-        exclusions.excluded(who.name),
+        excluded,
         Some(Ineligible::IsTheAgent | Ineligible::IsAnAgent | Ineligible::IsTheBot)
     ) {
         return false;
     }
-    exclusions.excluded(who.name) == Some(Ineligible::OwnsTheAgent)
-        || eval.requirements.iter().any(|r| owns(r, who))
+    excluded == Some(Ineligible::OwnsTheAgent) || eval.requirements.iter().any(|r| owns(r, who))
 }
 
 /// Progress of one requirement.
@@ -169,7 +202,7 @@ pub fn progress(
         .map(|r| {
             let mut approved_by: Vec<String> = approvals
                 .iter()
-                .filter(|a| exclusions.excluded(a.name).is_none() && owns(r, **a))
+                .filter(|a| exclusions.excluded_reviewer(**a).is_none() && owns(r, **a))
                 .map(|a| a.name.to_owned())
                 .collect();
             approved_by.sort();
@@ -178,10 +211,22 @@ pub fn progress(
                 .users
                 .iter()
                 .partition(|u| exclusions.excluded(u).is_none());
+            // E-mail owners who own the agent by the same address never count either.
+            let emails: Vec<&String> = r
+                .emails
+                .iter()
+                .filter(|e| {
+                    !exclusions.owns_the_agent(Reviewer {
+                        name: "",
+                        email: Some(e.as_str()),
+                        teams: &[],
+                    })
+                })
+                .collect();
             // Members of a team are not all known here (the forge may resolve them when
             // they review), so a requirement with a team owner is never called unsatisfiable.
             let eligible_count = eligible.len()
-                + r.emails.len()
+                + emails.len()
                 + if team_owners(r).next().is_some() {
                     r.required as usize
                 } else {
@@ -201,7 +246,7 @@ pub fn progress(
                 eligible: eligible
                     .into_iter()
                     .cloned()
-                    .chain(r.emails.iter().cloned())
+                    .chain(emails.into_iter().cloned())
                     .collect(),
                 excluded: excluded
                     .into_iter()

@@ -385,7 +385,7 @@ fn compile(pattern: &str) -> Result<(Glob, bool), String> {
         .map_err(|e| format!("invalid pattern `{pattern}`: {}", e.kind()))
 }
 
-fn parse_owner(token: &str) -> Option<Owner> {
+pub(super) fn parse_owner(token: &str) -> Option<Owner> {
     let word = |s: &str, extra: &[u8]| {
         !s.is_empty()
             && s.bytes()

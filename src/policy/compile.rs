@@ -11,6 +11,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 const POLICY_FILE: &str = "policies/policy.toml";
 const AGENTS_FILE: &str = "policies/agents.toml";
 const TEAMS_FILE: &str = "policies/teams.toml";
+/// Why an undefined team is an error, and when it would not be.
+const UNDEFINED_TEAM_HINT: &str = " (with [github] configured, teams not listed there are resolved on GitHub: \
+     check with --config naming the server's configuration, or with --github-teams)";
 
 pub(super) fn compile(
     commit: &str,
@@ -68,11 +71,14 @@ pub(super) fn compile(
         &mut errors,
     );
     let teams = compile_teams(&teams_toml, text(TEAMS_FILE).unwrap_or(""), &mut errors);
+    let mut notes = Vec::new();
     let agents = compile_agents(
         &agents,
         text(AGENTS_FILE).unwrap_or(""),
         &teams,
+        remote_teams,
         &mut errors,
+        &mut notes,
     );
     let Some(codeowners) = codeowners else {
         return Err(errors);
@@ -147,7 +153,7 @@ pub(super) fn compile(
         }
         pattern_settings.insert(pattern.get_ref().clone(), settings.clone());
     }
-    check_owners(&codeowners, &teams, remote_teams, &mut errors);
+    check_owners(&codeowners, &teams, remote_teams, &mut errors, &mut notes);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -187,6 +193,8 @@ pub(super) fn compile(
         rules,
         agents,
         actions,
+        teams,
+        notes,
     })
 }
 
@@ -287,7 +295,9 @@ fn compile_agents(
     a: &AgentsToml,
     text: &str,
     teams: &HashMap<String, Vec<String>>,
+    remote_teams: bool,
     errors: &mut Vec<CheckError>,
+    notes: &mut Vec<CheckError>,
 ) -> HashMap<String, AgentPolicy> {
     let mut agents = HashMap::new();
     for (id, entry) in &a.agents {
@@ -302,28 +312,29 @@ fn compile_agents(
         }
         let mut owners = BTreeSet::new();
         for o in &entry.owners {
-            let raw = o.get_ref().trim_start_matches('@');
-            if let Some(members) = teams.get(raw) {
-                owners.extend(members.iter().cloned());
-            } else if raw.contains('/') {
-                errors.push(CheckError::at(
-                    AGENTS_FILE,
-                    text,
-                    o.span().start,
-                    format!("team `{}` is not defined in {TEAMS_FILE}", o.get_ref()),
-                ));
-            } else if let Some(u) = user_name(o.get_ref()) {
-                owners.insert(u.to_owned());
-            } else {
-                errors.push(CheckError::at(
-                    AGENTS_FILE,
-                    text,
-                    o.span().start,
-                    format!(
-                        "invalid owner `{}`: expected @user or @org/team",
-                        o.get_ref()
-                    ),
-                ));
+            let at = |message: String| CheckError::at(AGENTS_FILE, text, o.span().start, message);
+            let owner = match super::owners::parse(o.get_ref()) {
+                Ok(owner) => owner,
+                Err(why) => {
+                    errors.push(at(format!("invalid owner `{}`: {why}", o.get_ref())));
+                    continue;
+                }
+            };
+            match super::owners::resolve(&owner, teams, remote_teams) {
+                super::owners::Resolved::Owners(resolved) => {
+                    if let Owner::Team { .. } = owner
+                        && resolved.iter().any(|r| r.starts_with('@'))
+                    {
+                        notes.push(at(format!(
+                            "note: team `{owner}` is not in {TEAMS_FILE}: resolved on GitHub at decision time"
+                        )));
+                    }
+                    owners.extend(resolved);
+                }
+                super::owners::Resolved::Undefined(team) => errors.push(at(format!(
+                    "team `{team}` is not defined in {TEAMS_FILE}{}",
+                    UNDEFINED_TEAM_HINT
+                ))),
             }
         }
         let mut builder = globset::GlobSetBuilder::new();
@@ -367,6 +378,7 @@ fn check_owners(
     teams: &HashMap<String, Vec<String>>,
     remote_teams: bool,
     errors: &mut Vec<CheckError>,
+    notes: &mut Vec<CheckError>,
 ) {
     for (index, rule) in c.rules.iter().enumerate() {
         let section = &c.sections[rule.section];
@@ -382,12 +394,24 @@ fn check_owners(
                 }
                 Owner::Team { org, team } => match teams.get(&format!("{org}/{team}")) {
                     Some(members) => people.extend(members.iter().cloned()),
-                    None if remote_teams => unknown_size = true,
+                    None if remote_teams => {
+                        unknown_size = true;
+                        notes.push(CheckError::at_line(
+                            CODEOWNERS_FILE,
+                            rule.line,
+                            1,
+                            format!(
+                                "note: team `{owner}` is not in {TEAMS_FILE}: resolved on GitHub at decision time"
+                            ),
+                        ));
+                    }
                     None => errors.push(CheckError::at_line(
                         CODEOWNERS_FILE,
                         rule.line,
                         1,
-                        format!("team `{owner}` is not defined in {TEAMS_FILE}"),
+                        format!(
+                            "team `{owner}` is not defined in {TEAMS_FILE}{UNDEFINED_TEAM_HINT}"
+                        ),
                     )),
                 },
             }

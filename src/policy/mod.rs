@@ -9,6 +9,7 @@ pub mod approval;
 pub mod codeowners;
 mod compile;
 mod files;
+pub mod owners;
 #[cfg(test)]
 mod tests;
 
@@ -38,6 +39,10 @@ pub struct Policy {
     agents: HashMap<String, AgentPolicy>,
     /// `policies/actions.toml`: the registered actions by name.
     actions: std::collections::BTreeMap<String, actions::Action>,
+    /// `policies/teams.toml`: `org/team` → member user names.
+    teams: HashMap<String, Vec<String>>,
+    /// What is worth knowing but not wrong (teams left for GitHub to resolve).
+    notes: Vec<CheckError>,
 }
 
 /// A CODEOWNERS rule with its settings and owners resolved.
@@ -56,7 +61,8 @@ struct RuleInfo {
 
 /// An agent's entry in `agents.toml`.
 pub struct AgentPolicy {
-    /// Human owners, teams expanded: never eligible to approve the agent's requests.
+    /// Human owners resolved by [`owners::resolve`] (teams in `teams.toml` expanded): never
+    /// eligible to approve the agent's requests.
     pub owners: Vec<String>,
     allowed: globset::GlobSet,
 }
@@ -115,7 +121,7 @@ pub struct Evaluation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_ttl_secs: Option<u64>,
     pub requirements: Vec<Requirement>,
-    /// The agent's owners from `agents.toml` (teams expanded).
+    /// The agent's owners from `agents.toml`, resolved (see [`owners`]).
     #[serde(default)]
     pub agent_owners: Vec<String>,
 }
@@ -131,7 +137,8 @@ impl Policy {
     }
 
     /// Like [`Policy::compile`], for a forge that resolves `@org/team` owners itself (GitHub):
-    /// CODEOWNERS teams need not be listed in `teams.toml`. Agent owners still must be.
+    /// teams (CODEOWNERS owners and agent owners) need not be listed in `teams.toml`; those
+    /// that are not are resolved on GitHub at decision time (see [`Policy::notes`]).
     pub fn compile_with_remote_teams(
         commit: &str,
         files: &BTreeMap<String, String>,
@@ -141,6 +148,17 @@ impl Policy {
 
     pub fn agent(&self, id: &str) -> Option<&AgentPolicy> {
         self.agents.get(id)
+    }
+
+    /// `policies/teams.toml`: `org/team` → member user names.
+    pub fn teams(&self) -> &HashMap<String, Vec<String>> {
+        &self.teams
+    }
+
+    /// Remarks that are not errors, as `file:line:column: message` (teams not in
+    /// `teams.toml` that GitHub resolves at decision time).
+    pub fn notes(&self) -> &[CheckError] {
+        &self.notes
     }
 
     /// The registry entry of an action (`None`: not registered, refused at intake).

@@ -82,6 +82,7 @@ fn exclusions(p: &Policy) -> Exclusions {
         agent: "exporter".into(),
         agent_owners: p.agent("exporter").unwrap().owners.clone(),
         registered_agents: vec!["exporter".into(), "other-bot".into()],
+        unresolved_owners: vec![],
     }
 }
 

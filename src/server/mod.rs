@@ -203,6 +203,14 @@ impl Server {
     /// Opens the store and repository (creating the embedded ones if needed), binds the listener
     /// and starts serving and the background workers.
     pub async fn start(config: &ServerConfig) -> anyhow::Result<Self> {
+        // Owners decide who may never approve: a typo must not pass silently.
+        for agent in &config.agents {
+            for owner in &agent.owners {
+                crate::policy::owners::parse(owner).map_err(|why| {
+                    anyhow::anyhow!("agent `{}`: invalid owner `{owner}`: {why}", agent.id)
+                })?;
+            }
+        }
         crate::store::create_private_dir(&config.data_dir)?;
         let masker = Arc::new(Masker::new(
             config.mask_hints.as_deref(),

@@ -64,6 +64,14 @@ async fn review_inner(
                 "not_an_eligible_approver",
                 e.to_string(),
             ),
+            ReviewError::NotEligible {
+                why: Ineligible::OwnersUnresolved,
+                ..
+            } => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "agent_owners_unresolved",
+                e.to_string(),
+            ),
             ReviewError::NotEligible { .. } => ApiError::new(
                 StatusCode::FORBIDDEN,
                 "self_approval_forbidden",

@@ -83,7 +83,8 @@ impl RequestRow {
 #[derive(Debug, Clone, FromRow)]
 pub struct ReviewRow {
     pub reviewer: String,
-    /// `approve`, `deny`, or `withdrawn` (an approval dismissed or made stale).
+    /// `approve`, `deny`, `withdrawn` (an approval dismissed or made stale), or `duplicate`
+    /// (a second standing approval recorded before migration 0008; never counted).
     pub decision: String,
     pub reason: Option<String>,
     pub digest: String,
@@ -462,6 +463,22 @@ impl Store {
             }
             Some(_) => {}
         }
+        // "Already approved" is decided here, inside the write transaction, so concurrent
+        // approvals from one reviewer are judged against each other; the unique index on
+        // standing approvals backs it up.
+        if review.decision == "approve" {
+            let standing: Option<(i64,)> = sqlx::query_as(
+                "SELECT id FROM reviews WHERE request_id = ? AND reviewer = ? AND digest = ? AND decision = 'approve'",
+            )
+            .bind(id.as_str())
+            .bind(review.reviewer)
+            .bind(review.digest)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if standing.is_some() {
+                return Err(TransitionError::AlreadyApproved);
+            }
+        }
         let teams = (!review.teams.is_empty()).then(|| serde_json::json!(review.teams).to_string());
         sqlx::query("INSERT INTO reviews (request_id, reviewer, decision, reason, digest, at, teams) VALUES (?, ?, ?, ?, ?, ?, ?)")
             .bind(id.as_str())
@@ -472,7 +489,14 @@ impl Store {
             .bind(now_ms)
             .bind(teams)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    TransitionError::AlreadyApproved
+                } else {
+                    e.into()
+                }
+            })?;
         let all: Vec<ReviewRow> = sqlx::query_as(
             "SELECT reviewer, decision, reason, digest, at, teams FROM reviews WHERE request_id = ? ORDER BY id",
         )
@@ -643,6 +667,9 @@ pub enum TransitionError {
     Conflict(#[from] StateConflict),
     #[error("request not found")]
     NotFound,
+    /// The reviewer already has a standing approval of this digest (see `record_review`).
+    #[error("this reviewer has already approved this request")]
+    AlreadyApproved,
     #[error(transparent)]
     Store(#[from] anyhow::Error),
 }
