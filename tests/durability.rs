@@ -544,17 +544,6 @@ async fn stale_git_locks_of_a_killed_run_are_cleared_at_start_and_a_held_lock_is
         c.repo = Some(repo.clone());
     };
     let h = Harness::start_with(with_repo).await;
-    // A second countersign on the same data directory is refused.
-    let mut second = config(h.dir.path());
-    second.repo = Some(repo.clone());
-    let err = countersign::server::Server::start(&second)
-        .await
-        .err()
-        .expect("one countersign per data directory");
-    assert!(
-        format!("{err:#}").contains("another countersign is already running"),
-        "{err:#}"
-    );
     // A request whose review could not be opened yet (the repository was away).
     let hidden = repo.with_extension("away");
     std::fs::rename(&repo, &hidden).unwrap();
@@ -597,6 +586,17 @@ async fn stale_git_locks_of_a_killed_run_are_cleared_at_start_and_a_held_lock_is
     }
     wait_ready(&h, true).await;
     assert!(!heads.join(format!("{id}.lock")).exists());
+
+    // A second countersign on the same data directory is refused (so the locks it would find
+    // are not leftovers).
+    let err = countersign::server::Server::start(&c)
+        .await
+        .err()
+        .expect("one countersign per data directory");
+    assert!(
+        format!("{err:#}").contains("another countersign is already running"),
+        "{err:#}"
+    );
 
     // Another git process holding the ledger branch: the error says it is a lock.
     std::fs::write(heads.join("ledger.lock"), b"").unwrap();
