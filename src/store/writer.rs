@@ -12,8 +12,9 @@
 //! So every time the writer connection is given back it is checked: still inside a transaction
 //! (by sqlx's count or SQLite's own autocommit flag), opened read-only, or its last statement
 //! failed for a storage reason (full, read-only, I/O), it is closed, and until a write succeeds
-//! again no reader connection is kept either. A write therefore only ever succeeds through a real `COMMIT`
-//! on a clean connection, and service resumes by itself once the disk is writable again.
+//! again no reader connection is kept either. A write therefore only ever succeeds through a
+//! real `COMMIT` on a clean connection, and service resumes by itself once the disk is writable
+//! again (`/readyz` commits a one-row write to tell).
 
 use libsqlite3_sys::{
     SQLITE_CANTOPEN, SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY, sqlite3_db_readonly,
