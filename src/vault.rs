@@ -170,7 +170,7 @@ impl Vault {
         vault.with_previous(&previous)
     }
 
-    /// Whether a stored value is sealed (older rows may hold plain JSON).
+    /// Whether a stored value has the form of a sealed value ([`Vault::open`] refuses any other).
     pub fn is_sealed(stored: &str) -> bool {
         stored.starts_with(PREFIX) || stored.starts_with(PREFIX_V1)
     }

@@ -1,10 +1,14 @@
 //! Nothing accepted is lost: requests survive a graceful restart and a `kill -9` of the real
-//! binary at any moment, interrupted work resumes, and forge failures are retried.
+//! binary at any moment, interrupted work resumes, and forge failures are retried. Storage
+//! faults on a real filesystem (full, read-only, damaged database, stale git locks) lose
+//! nothing acknowledged, run nothing twice, show in `/readyz` and heal by themselves.
 
 mod common;
 
+use common::tmpfs::Tmpfs;
 use common::*;
 use countersign::cli::client::AgentClient;
+use serde_json::json;
 use std::process::Command;
 use std::time::Duration;
 
@@ -196,4 +200,414 @@ async fn payloads_sealed_before_a_key_rotation_stay_readable() {
         .await
         .unwrap();
     assert!(sealed.starts_with(&format!("xc2:{id}:")), "{sealed}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Storage faults, on a real small filesystem (tmpfs; the tests skip, saying so, without root).
+
+/// `db.export` runs a command appending the request id to `<out>/runs` (outside the faulty
+/// filesystem), so every run is counted.
+async fn record_runs(h: &Harness, out: &std::path::Path) {
+    let actions = format!(
+        "[actions.\"db.export\"]\n\
+         executor = {{ type = \"command\", argv = [\"/bin/sh\", \"-c\", \"echo $COUNTERSIGN_REQUEST_ID >> {}/runs\"] }}\n\
+         audience = \"exports\"\n",
+        out.display()
+    );
+    h.server
+        .local_forge()
+        .commit_files("main", &[("policies/actions.toml", &actions)], "count runs")
+        .unwrap();
+    h.server.engine.refresh_policy().await.unwrap();
+}
+
+fn runs_of(out: &std::path::Path, id: &str) -> usize {
+    std::fs::read_to_string(out.join("runs"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| *l == id)
+        .count()
+}
+
+/// `/readyz` until `ready` (200 or not), within 30 s; the last body.
+async fn wait_ready(h: &Harness, ready: bool) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = h.raw("GET", "/readyz", &[], vec![]).await;
+        if (status == 200) == ready {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/readyz never became {}: {status} {body}",
+            if ready { "ready" } else { "not ready" }
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_succeeded(h: &Harness, id: &str) {
+    let status = h
+        .agent_a()
+        .wait_for(id, Duration::from_secs(30), |s| {
+            matches!(
+                s["state"].as_str(),
+                Some("succeeded" | "failed" | "outcome_unknown")
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(status["state"], "succeeded", "{status}");
+}
+
+/// Every acknowledged request is there, as its agent sees it (never `404`).
+async fn assert_all_there(h: &Harness, ids: &[String], when: &str) {
+    for id in ids {
+        let r = h.agent_a().status(id).await.unwrap();
+        assert_eq!(
+            r.status, 200,
+            "{when}: acknowledged request {id}: {}",
+            r.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_loses_no_acknowledged_work_runs_nothing_twice_and_heals_by_itself() {
+    let Some(fs) = Tmpfs::mount("4m", "a_full_disk_loses_no_acknowledged_work") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let h = Harness::start_in(fs.path(), |c| {
+        c.sweep_interval = Duration::from_millis(100);
+    })
+    .await;
+    record_runs(&h, out.path()).await;
+    // Before the fault: one action approved and run; one request waiting for its reviewer.
+    let (ran, _) = h.pending_with(&action_body(json!({"limit": 1}))).await;
+    let r = h.reviewer(BOB).review(&ran, "approve", None).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_succeeded(&h, &ran).await;
+    let (waiting, _) = h.pending_with(&action_body(json!({"limit": 2}))).await;
+
+    fs.fill();
+    // Submissions until the full disk refuses one, then some more: whatever is acknowledged,
+    // before or after the first failure, must really be stored.
+    let agent = h.agent_a();
+    let mut acknowledged = Vec::new();
+    let mut refused = 0;
+    let mut after_refusal = 0;
+    for n in 0..1000 {
+        let r = agent
+            .submit(&action_body(json!({ "n": n })), None)
+            .await
+            .unwrap();
+        match r.status.as_u16() {
+            202 => acknowledged.push(r.body["id"].as_str().unwrap().to_owned()),
+            500 => refused += 1,
+            other => panic!("unexpected {other}: {}", r.body),
+        }
+        if refused > 0 {
+            after_refusal += 1;
+            if after_refusal > 20 {
+                break;
+            }
+        }
+    }
+    assert!(refused > 0, "the full disk never made a write fail");
+    let approval = h
+        .reviewer(BOB)
+        .review(&waiting, "approve", None)
+        .await
+        .unwrap();
+    assert!(
+        matches!(approval.status.as_u16(), 200 | 500),
+        "{}: {}",
+        approval.status,
+        approval.body
+    );
+    assert_all_there(&h, &acknowledged, "during the fault").await;
+    let ready = wait_ready(&h, false).await;
+    assert_eq!(ready["database"]["ok"], false, "{ready}");
+
+    // Space comes back: service resumes without a restart.
+    fs.free();
+    let ready = wait_ready(&h, true).await;
+    assert_eq!(ready["database"]["ok"], true, "{ready}");
+    let after = h.submit_ok().await;
+    acknowledged.push(after);
+    if approval.status != 200 {
+        let again = h
+            .reviewer(BOB)
+            .review(&waiting, "approve", None)
+            .await
+            .unwrap();
+        assert_eq!(again.status, 200, "{}", again.body);
+    }
+    wait_succeeded(&h, &waiting).await;
+    assert_all_there(&h, &acknowledged, "after the fault").await;
+
+    // And after a restart: nothing acknowledged is lost, nothing ran twice.
+    let h = h
+        .restart_with(|c| c.sweep_interval = Duration::from_millis(100))
+        .await;
+    assert_all_there(&h, &acknowledged, "after a restart").await;
+    for id in [&ran, &waiting] {
+        let status = h.agent_a().status(id).await.unwrap().body;
+        assert_eq!(status["state"], "succeeded", "{status}");
+    }
+    assert_eq!(
+        runs_of(out.path(), &ran),
+        1,
+        "approved before the fault: ran once"
+    );
+    assert_eq!(
+        runs_of(out.path(), &waiting),
+        1,
+        "approved during the fault: ran once"
+    );
+}
+
+/// `/readyz` of a server at `url` until `ready`, within 30 s; the last body.
+async fn wait_url_ready(url: &str, ready: bool) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = reqwest::get(format!("{url}/readyz")).await.unwrap();
+        let status = r.status().as_u16();
+        let body: serde_json::Value = r.json().await.unwrap();
+        if (status == 200) == ready {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/readyz never became {}: {status} {body}",
+            if ready { "ready" } else { "not ready" }
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The data directory's filesystem is read-only when countersign starts (remounted after a
+/// crash, as the kernel does on errors): it serves what it has, refuses writes with `500` and
+/// reports not ready; once the filesystem is writable again it resumes without a restart.
+#[tokio::test]
+async fn a_read_only_data_directory_refuses_writes_and_heals_once_writable_again() {
+    let Some(fs) = Tmpfs::mount("32m", "a_read_only_data_directory_refuses_writes") else {
+        return;
+    };
+    let config = write_server_config(fs.path());
+    let mut server = spawn_server(&config);
+    let agent = AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
+    let before = agent
+        .submit(&action_body(json!({"limit": 7})), None)
+        .await
+        .unwrap();
+    assert_eq!(before.status, 202, "{}", before.body);
+    let before = before.body["id"].as_str().unwrap().to_owned();
+    agent
+        .wait_for(&before, Duration::from_secs(20), |s| {
+            s["state"] == "pending_review"
+        })
+        .await
+        .unwrap();
+    // Linux remounts read-only only while nothing is open for writing: after a crash.
+    server.kill_9();
+    fs.remount(true);
+
+    let server = spawn_server(&config);
+    let agent = AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
+    let refused = agent
+        .submit(&action_body(json!({"limit": 8})), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.status, 500,
+        "nothing can be stored: {}",
+        refused.body
+    );
+    let ready = wait_url_ready(&server.url, false).await;
+    assert_eq!(ready["database"]["ok"], false, "{ready}");
+    assert_eq!(agent.status(&before).await.unwrap().status, 200);
+
+    fs.remount(false);
+    let ready = wait_url_ready(&server.url, true).await;
+    assert_eq!(ready["database"]["ok"], true, "{ready}");
+    let after = agent
+        .submit(&action_body(json!({"limit": 9})), None)
+        .await
+        .unwrap();
+    assert_eq!(after.status, 202, "{}", after.body);
+    let after = after.body["id"].as_str().unwrap().to_owned();
+    agent
+        .wait_for(&after, Duration::from_secs(20), |s| {
+            s["state"] == "pending_review"
+        })
+        .await
+        .unwrap();
+    let reviewer = countersign::cli::client::ReviewerClient::new(&server.url, BOB);
+    let r = reviewer.review(&before, "approve", None).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    drop(server);
+
+    let server = spawn_server(&config);
+    let agent = AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
+    for id in [&before, &after] {
+        let r = agent.status(id).await.unwrap();
+        assert_eq!(r.status, 200, "{id} after a restart: {}", r.body);
+    }
+    let status = agent.status(&before).await.unwrap().body;
+    assert_ne!(
+        status["state"], "pending_review",
+        "the approval was kept: {status}"
+    );
+}
+
+/// Start-up refuses a damaged database, saying what is wrong and what to do.
+#[tokio::test]
+async fn a_database_truncated_to_half_is_refused_at_start_saying_so() {
+    let h = Harness::start().await;
+    for n in 0..20 {
+        let r = h
+            .agent_a()
+            .submit(
+                &action_body(json!({ "n": n, "pad": "x".repeat(2000) })),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+    let (dir, _http) = h.stop().await;
+    let db = dir.path().join("countersign.db");
+    assert!(
+        !dir.path().join("countersign.db-wal").exists(),
+        "a graceful stop leaves the whole database in its file"
+    );
+    let len = std::fs::metadata(&db).unwrap().len();
+    let file = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+    file.set_len(len / 2).unwrap();
+    drop(file);
+    let err = countersign::server::Server::start(&config(dir.path()))
+        .await
+        .err()
+        .expect("a damaged database is refused");
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("is damaged")
+            && message.contains("restore the database file from a backup"),
+        "{message}"
+    );
+    assert!(message.contains(&db.display().to_string()), "{message}");
+}
+
+#[tokio::test]
+async fn a_deleted_or_emptied_database_is_named_as_such_not_as_another_database() {
+    for emptied in [false, true] {
+        let h = Harness::start().await;
+        h.pending().await;
+        h.ledger_synced().await;
+        let (dir, _http) = h.stop().await;
+        let db = dir.path().join("countersign.db");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        }
+        if emptied {
+            std::fs::write(&db, b"").unwrap();
+        }
+        let err = countersign::server::Server::start(&config(dir.path()))
+            .await
+            .err()
+            .expect("a database without the history of its ledger is refused");
+        let message = format!("{err:#}");
+        assert!(
+            message.contains("was deleted, emptied or replaced")
+                && message.contains("restore the database from a backup"),
+            "{message}"
+        );
+        assert!(
+            !message.contains("another countersign database"),
+            "{message}"
+        );
+    }
+}
+
+/// `--repo` mode (a repository countersign did not create): a `kill -9` during a ref update
+/// leaves its lock file; countersign holds its data directory, so it knows the locks on its own
+/// refs are leftovers and clears them at start: the review opens and the ledger is written at
+/// once. A lock held while running is reported as a lock.
+#[tokio::test]
+async fn stale_git_locks_of_a_killed_run_are_cleared_at_start_and_a_held_lock_is_named() {
+    let repo_dir = tempfile::tempdir().unwrap();
+    seed_repo(repo_dir.path());
+    let repo = repo_dir.path().join("repo.git");
+    let with_repo = |c: &mut countersign::config::ServerConfig| {
+        c.repo = Some(repo.clone());
+    };
+    let h = Harness::start_with(with_repo).await;
+    // A request whose review could not be opened yet (the repository was away).
+    let hidden = repo.with_extension("away");
+    std::fs::rename(&repo, &hidden).unwrap();
+    let id = h.submit_ok().await;
+    h.agent_a()
+        .wait_for(&id, Duration::from_secs(10), |s| {
+            s["forge"]["attempts"].as_i64().unwrap_or(0) >= 1
+        })
+        .await
+        .unwrap();
+    let (dir, http) = h.stop().await;
+    std::fs::rename(&hidden, &repo).unwrap();
+    // What a kill during the review's and the ledger's ref updates leaves behind.
+    let heads = repo.join("refs/heads/countersign");
+    std::fs::create_dir_all(&heads).unwrap();
+    std::fs::write(heads.join(format!("{id}.lock")), b"").unwrap();
+    std::fs::write(heads.join("ledger.lock"), b"").unwrap();
+
+    let mut c = config(dir.path());
+    c.repo = Some(repo.clone());
+    let server = countersign::server::Server::start(&c).await.unwrap();
+    let h = Harness {
+        url: server.url(),
+        dir,
+        server,
+        http,
+    };
+    h.wait_state(&h.agent_a(), &id, "pending_review").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let last = h.server.engine.store().ledger_last_seq().await.unwrap();
+        if ledger_entries(&repo).len() as i64 == last {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the ledger branch did not catch up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_ready(&h, true).await;
+    assert!(!heads.join(format!("{id}.lock")).exists());
+
+    // A second countersign on the same data directory is refused (so the locks it would find
+    // are not leftovers).
+    let err = countersign::server::Server::start(&c)
+        .await
+        .err()
+        .expect("one countersign per data directory");
+    assert!(
+        format!("{err:#}").contains("another countersign is already running"),
+        "{err:#}"
+    );
+
+    // Another git process holding the ledger branch: the error says it is a lock.
+    std::fs::write(heads.join("ledger.lock"), b"").unwrap();
+    h.submit_ok().await;
+    let ready = wait_ready(&h, false).await;
+    let error = ready["ledger"]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(error.contains("is locked"), "{ready}");
+    assert!(!error.contains("moved"), "{ready}");
+    std::fs::remove_file(heads.join("ledger.lock")).unwrap();
+    wait_ready(&h, true).await;
 }

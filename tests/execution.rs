@@ -1,8 +1,8 @@
 //! Execution of approved requests, end to end on the embedded default: the action runs once,
 //! with a just-in-time token a real loopback service verifies through the JWKS (independent
 //! code) and binds to the content it receives; concurrent approvals start one run; a command
-//! gets the payload and token, a slow one is killed; a tampered stored payload is refused
-//! before anything runs; a `change` is merged; the raw payload is erased; the agent's callback
+//! gets the payload and token, a slow one is killed; a tampered or unsealed stored payload is
+//! refused before anything runs; a `change` is merged; the raw payload is erased; the agent's callback
 //! is signed with its own key.
 
 mod common;
@@ -568,6 +568,51 @@ async fn a_tampered_stored_payload_is_refused_before_anything_runs() {
             .count(),
         2
     );
+}
+
+/// Someone with write access to the database file (not to the payload key) replaces a sealed
+/// submission by its plain JSON — here the very same content, so only the missing seal can
+/// tell: it is refused like a value that fails authentication, and nothing runs.
+#[tokio::test]
+async fn an_unsealed_stored_payload_is_refused_like_a_failed_seal() {
+    let h = Harness::start_with(|c| c.sweep_interval = Duration::from_millis(100)).await;
+    let out = tempfile::tempdir().unwrap();
+    set_actions(
+        &h,
+        &format!(
+            "[actions.\"db.export\"]\n{}audience = \"x\"\n",
+            recording_command(out.path(), "true")
+        ),
+    )
+    .await;
+    let (id, _) = h.pending_with(&action_body(json!({"limit": 1}))).await;
+    let (dir, http) = h.stop().await;
+    let db = dir.path().join("countersign.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let (sealed,): (String,) = sqlx::query_as("SELECT submission FROM requests WHERE id = ?")
+        .bind(&id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let vault =
+        countersign::vault::Vault::load_or_create(&dir.path().join("keys/payload.key")).unwrap();
+    let plain = String::from_utf8(vault.open(&id, &sealed).unwrap().to_vec()).unwrap();
+    assert!(plain.starts_with('{'), "the submission is JSON: {plain}");
+    sqlx::query("UPDATE requests SET submission = ? WHERE id = ?")
+        .bind(&plain)
+        .bind(&id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let h = Harness::resume(dir, http).await;
+    let r = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    assert_eq!(r.body["state"], "approved", "{}", r.body);
+    assert_refused_before_running(&h, &id, "cannot be opened").await;
+    assert!(!out.path().join("runs").exists(), "the command never ran");
 }
 
 #[tokio::test]

@@ -174,17 +174,15 @@ impl Engine {
         &self.masker
     }
 
-    /// The raw submission of a stored request (sealed at rest; only the engine opens it).
+    /// The raw submission of a stored request (sealed at rest; only the engine opens it). Only a
+    /// sealed value opens: anything else in the column (plain JSON written into the database
+    /// file) is refused like a value that fails authentication.
     pub(crate) fn submission_of(
         &self,
         row: &crate::store::RequestRow,
     ) -> anyhow::Result<Submission> {
-        if Vault::is_sealed(&row.submission) {
-            let plain = self.vault.open(&row.id, &row.submission)?;
-            serde_json::from_slice(&plain).context("stored submission is unreadable")
-        } else {
-            serde_json::from_str(&row.submission).context("stored submission is unreadable")
-        }
+        let plain = self.vault.open(&row.id, &row.submission)?;
+        serde_json::from_slice(&plain).context("stored submission is unreadable")
     }
 
     /// The policy in force (the base branch's, as of the last refresh).

@@ -218,7 +218,37 @@ fn enable_fsync() {
 #[allow(non_camel_case_types)]
 type libc_int = std::ffi::c_int;
 
-fn remove_stale_locks(git_dir: &Path, min_age: Duration) {
+/// Removes the lock files an interrupted countersign left on the refs only countersign writes
+/// (its review branches `countersign/*`, its notes and the ledger branch), whatever their age.
+/// Only for a caller holding the data directory lock ([`crate::store::DataDirLock`]): then no
+/// other countersign can be writing those refs, and a lock on them is a leftover of a run that
+/// was killed. Locks on other refs keep the age rule of [`LocalForge::open`].
+pub fn remove_own_stale_locks(repo_path: &Path, ledger_branch: &str) {
+    let Ok(repo) = Repository::open(repo_path) else {
+        return;
+    };
+    let git_dir = repo.path().to_path_buf();
+    let ledger_ref = format!("refs/heads/{ledger_branch}");
+    for lock in lock_files(&git_dir) {
+        let Some(refname) = lock
+            .strip_prefix(&git_dir)
+            .ok()
+            .and_then(|p| p.to_str())
+            .and_then(|p| p.strip_suffix(".lock"))
+        else {
+            continue;
+        };
+        let own = refname.starts_with("refs/heads/countersign/")
+            || refname == NOTES_REF
+            || refname == ledger_ref;
+        if own && std::fs::remove_file(&lock).is_ok() {
+            tracing::warn!(lock = %lock.display(), "removed a git lock left by an interrupted countersign");
+        }
+    }
+}
+
+/// Lock files under `refs/`, and `packed-refs.lock`.
+fn lock_files(git_dir: &Path) -> Vec<PathBuf> {
     let mut stack = vec![git_dir.join("refs")];
     let mut candidates = vec![git_dir.join("packed-refs.lock")];
     while let Some(dir) = stack.pop() {
@@ -234,7 +264,11 @@ fn remove_stale_locks(git_dir: &Path, min_age: Duration) {
             }
         }
     }
-    for lock in candidates {
+    candidates
+}
+
+fn remove_stale_locks(git_dir: &Path, min_age: Duration) {
+    for lock in lock_files(git_dir) {
         let age = std::fs::metadata(&lock)
             .and_then(|m| m.modified())
             .ok()

@@ -8,7 +8,7 @@ mod local;
 mod local_merge;
 
 pub use github::GitHubForge;
-pub use local::LocalForge;
+pub use local::{LocalForge, remove_own_stale_locks};
 
 use crate::engine::State;
 use crate::policy::Evaluation;

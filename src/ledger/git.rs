@@ -301,9 +301,23 @@ impl LedgerRepo {
                 .map(drop),
         };
         if let Err(e) = moved {
-            // Someone else moved the branch: forget what we believed about it.
+            let why = match e.code() {
+                // Another git process is updating the ref, or one was killed and left its lock
+                // (countersign's own are removed at start): nothing moved.
+                git2::ErrorCode::Locked => format!(
+                    "the ledger branch is locked: {}/{}.lock exists (a git process is updating \
+                     it, or one that was killed left the lock behind)",
+                    self.repo.path().display(),
+                    self.refname
+                ),
+                // Someone else moved the branch: forget what we believed about it.
+                git2::ErrorCode::Modified | git2::ErrorCode::Exists => {
+                    "the ledger branch moved under countersign".to_owned()
+                }
+                _ => "cannot update the ledger branch".to_owned(),
+            };
             let _ = self.reload();
-            return Err(e).context("the ledger branch moved under countersign");
+            return Err(e).context(why);
         }
         self.tip = Some(oid);
         Ok(oid.to_string())

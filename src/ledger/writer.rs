@@ -161,12 +161,28 @@ impl LedgerWriter {
                      (check it with `countersign ledger verify`)",
                     head.seq
                 ),
-                None => anyhow::bail!(
-                    "the ledger branch ends at entry {}, which this database does not have: it \
-                     belongs to another countersign database; refusing to write (use another \
-                     ledger branch)",
-                    head.seq
-                ),
+                None => {
+                    let last = self.store.ledger_last_seq().await?;
+                    if last == 0 {
+                        anyhow::bail!(
+                            "the database {} has no history, but the ledger branch already holds \
+                             {} entries: the database was deleted, emptied or replaced by a new \
+                             one. Stop countersign and restore the database from a backup; if \
+                             the history is to be abandoned on purpose, configure another ledger \
+                             branch",
+                            self.store.path().display(),
+                            head.seq
+                        )
+                    }
+                    anyhow::bail!(
+                        "the ledger branch ends at entry {}, but the database {} only at entry \
+                         {last}: the database was restored from an older copy, or belongs to \
+                         another countersign; refusing to write (restore the latest backup of \
+                         the database, or use another ledger branch)",
+                        head.seq,
+                        self.store.path().display()
+                    )
+                }
             }
             *self.checked.lock().expect("ledger lock") = Some(head.commit.clone());
         }

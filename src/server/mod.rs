@@ -19,7 +19,7 @@ use crate::forge::{Forge, GitHubForge, LocalForge};
 use crate::ledger::{LedgerStatus, LedgerWriter, PushSettings, Signer};
 use crate::mask::Masker;
 use crate::notify::{Notifier, NotifyStatus};
-use crate::store::Store;
+use crate::store::{DataDirLock, Store};
 use crate::telemetry::{HttpLabels, Metrics, RouteLabels};
 use crate::vault::Vault;
 use anyhow::Context as _;
@@ -108,7 +108,12 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 async fn readyz(State(app): State<AppState>) -> Response {
-    let database = app.engine.store().ping().await.map_err(|e| e.to_string());
+    let database = app
+        .engine
+        .store()
+        .ping()
+        .await
+        .map_err(|e| format!("{e:#}"));
     let forge = app.engine.forge().health().await.map_err(|e| e.to_string());
     let check = |r: &Result<(), String>| match r {
         Ok(()) => json!({ "ok": true }),
@@ -197,6 +202,8 @@ pub struct Server {
     ledger_shutdown: watch::Sender<bool>,
     ledger: JoinHandle<()>,
     notifier: Option<JoinHandle<()>>,
+    /// Released when the server is dropped (after [`Server::stop`] closed the store).
+    _dir_lock: DataDirLock,
 }
 
 impl Server {
@@ -212,6 +219,8 @@ impl Server {
             }
         }
         crate::store::create_private_dir(&config.data_dir)?;
+        // Before anything is opened: from here on, nothing else writes this data directory.
+        let dir_lock = DataDirLock::acquire(&config.data_dir)?;
         let masker = Arc::new(Masker::new(
             config.mask_hints.as_deref(),
             config.pseudonym_key.clone(),
@@ -248,6 +257,9 @@ impl Server {
                 config.repo_path(),
             ),
         };
+        // A `kill -9` during a ref update leaves its lock behind; with the data directory
+        // locked, those on countersign's own refs can only be such leftovers.
+        crate::forge::remove_own_stale_locks(&ledger_repo, &config.ledger_branch);
         let signer = Signer::load_or_create(&config.ledger_key_path(), &config.ledger_signer)?;
         // With GitHub, the ledger committed in the clone is published to the repository.
         let ledger_remote = match &forge {
@@ -331,6 +343,7 @@ impl Server {
             ledger_shutdown,
             ledger,
             notifier,
+            _dir_lock: dir_lock,
         })
     }
 

@@ -8,23 +8,29 @@ use crate::mask::Masker;
 use crate::request::{AgentId, Digest, RequestId};
 use anyhow::Context as _;
 use serde_json::Value;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{FromRow, SqlitePool};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub mod credentials;
+mod dir_lock;
 pub mod execution;
 pub mod github;
 mod intake;
 mod ledger;
 pub mod notify;
+mod writer;
+
+pub use dir_lock::DataDirLock;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Clone)]
 pub struct Store {
+    /// The database file.
+    path: Arc<Path>,
     writer: SqlitePool,
     reader: SqlitePool,
     intake: tokio::sync::mpsc::Sender<intake::Job>,
@@ -214,11 +220,18 @@ impl Store {
             // Statement journals in memory: a temporary file per transaction costs an open()
             // and an unlink().
             .pragma("temp_store", "memory");
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
+        let health = Arc::new(writer::Health::default());
+        let writer = match writer::pool_options(&health)
             .connect_with(options.clone())
             .await
-            .with_context(|| format!("cannot open database {}", path.display()))?;
+        {
+            Ok(writer) => writer,
+            Err(e) if is_damage(&e) => return Err(damaged(path, &[e.to_string()])),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot open database {}", path.display()));
+            }
+        };
+        check_integrity(&writer, path).await?;
         MIGRATOR
             .run(&writer)
             .await
@@ -232,13 +245,13 @@ impl Store {
                 "ledger entries written for events recorded before the ledger existed"
             );
         }
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
+        let reader = writer::reader_pool_options(&health)
             .connect_with(options.read_only(true))
             .await
             .with_context(|| format!("cannot open database {} for reading", path.display()))?;
         let intake = intake::spawn_writer(writer.clone());
         Ok(Self {
+            path: path.into(),
             writer,
             reader,
             intake,
@@ -246,8 +259,22 @@ impl Store {
         })
     }
 
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the store can be read and written: a read, then a small write committed to
+    /// disk (a full disk or a read-only file fails it; once space or write access is back it
+    /// passes again, on a fresh connection if the old one was discarded).
     pub async fn ping(&self) -> anyhow::Result<()> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .context("cannot read the database")?;
+        writer::probe(&self.writer)
+            .await
+            .context("cannot write the database")?;
         Ok(())
     }
 
@@ -654,10 +681,51 @@ impl Store {
         Ok(out)
     }
 
+    /// Closes the readers first: the writer, closing last, checkpoints the write-ahead log
+    /// into the database file and removes it (a read-only connection cannot).
     pub async fn close(&self) {
-        self.writer.close().await;
         self.reader.close().await;
+        self.writer.close().await;
     }
+}
+
+/// SQLite's `quick_check` (every page and record is well formed; index contents are not
+/// compared with their tables, which keeps it to one pass over the file), reporting at most a
+/// few problems. A damaged database is refused at start rather than served until every
+/// background pass fails on it.
+async fn check_integrity(writer: &SqlitePool, path: &Path) -> anyhow::Result<()> {
+    let problems: Vec<String> = match sqlx::query_as::<_, (String,)>("PRAGMA quick_check(5)")
+        .fetch_all(writer)
+        .await
+    {
+        Ok(rows) if rows.len() == 1 && rows[0].0 == "ok" => return Ok(()),
+        Ok(rows) => rows.into_iter().map(|(line,)| line).collect(),
+        Err(e) if is_damage(&e) => vec![e.to_string()],
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot check the database {}", path.display()));
+        }
+    };
+    Err(damaged(path, &problems))
+}
+
+/// SQLite found the file malformed (`SQLITE_CORRUPT`) or not a database (`SQLITE_NOTADB`).
+fn is_damage(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = e else {
+        return false;
+    };
+    db.code()
+        .and_then(|c| c.parse::<i32>().ok())
+        .is_some_and(|c| matches!(c & 0xff, 11 | 26))
+}
+
+fn damaged(path: &Path, problems: &[String]) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the database {} is damaged (SQLite reports: {}); countersign will not run on it. Stop \
+         countersign, restore the database file from a backup (together with its -wal file, if \
+         there is one) and start again",
+        path.display(),
+        problems.join("; ")
+    )
 }
 
 /// A transition that could not be applied.

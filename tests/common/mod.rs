@@ -153,7 +153,13 @@ impl Harness {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(&std::env::temp_dir(), tweak).await
+    }
+
+    /// Like [`Harness::start_with`], with the data directory created inside `parent` (a small
+    /// filesystem, for storage faults).
+    pub async fn start_in(parent: &Path, tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        let dir = tempfile::tempdir_in(parent).unwrap();
         seed_repo(dir.path());
         let mut c = config(dir.path());
         tweak(&mut c);
@@ -500,3 +506,4 @@ pub mod fake_chat;
 pub mod fake_github;
 pub mod jwt_check;
 pub mod logs;
+pub mod tmpfs;

@@ -1,0 +1,68 @@
+//! One countersign per data directory: the server holds an exclusive lock (`flock`) on
+//! `<data_dir>/countersign.lock` for its whole life. The kernel releases it when the process
+//! ends, however it ends, so a lock is never stale; and while it is held, any git lock file in
+//! countersign's own refs can only be left over from an earlier run that was killed.
+
+use anyhow::Context as _;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+
+pub const LOCK_FILE: &str = "countersign.lock";
+
+/// Held while the server runs; dropping it releases the lock.
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl DataDirLock {
+    /// Takes the lock, or explains that another countersign holds it.
+    pub fn acquire(data_dir: &Path) -> anyhow::Result<Self> {
+        let path = data_dir.join(LOCK_FILE);
+        // Opened for reading if it cannot be created or written (a read-only data directory):
+        // `flock` needs no write access, and the store reports the read-only disk itself.
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .or_else(|_| File::open(&path))
+            .with_context(|| format!("cannot open the data directory lock {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file, path }),
+            Err(TryLockError::WouldBlock) => anyhow::bail!(
+                "another countersign is already running on the data directory {} (it holds the \
+                 lock {}); stop it first, or give this one its own data_dir",
+                data_dir.display(),
+                path.display()
+            ),
+            Err(TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("cannot lock the data directory {}", path.display()))
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_is_refused_until_the_first_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DataDirLock::acquire(dir.path()).unwrap();
+        let second = DataDirLock::acquire(dir.path()).unwrap_err().to_string();
+        assert!(
+            second.contains("another countersign is already running"),
+            "{second}"
+        );
+        drop(first);
+        DataDirLock::acquire(dir.path()).expect("free again once the holder is gone");
+    }
+}
