@@ -33,6 +33,15 @@ impl Setup {
 
     /// With a fake GitHub shaped further by `build` (more repositories, installations).
     async fn start_with(reconcile: &str, build: impl FnOnce(Builder) -> Builder) -> Setup {
+        Self::start_full(reconcile, build, |_| {}).await
+    }
+
+    /// … and the server's configuration changed by `configure`.
+    async fn start_full(
+        reconcile: &str,
+        build: impl FnOnce(Builder) -> Builder,
+        configure: impl FnOnce(&mut countersign::config::ServerConfig),
+    ) -> Setup {
         let builder = FakeGitHub::builder().repo(
             REPO,
             BASE,
@@ -50,6 +59,7 @@ impl Setup {
         config.github = Some(
             fake.countersign_config(dir.path(), &format!("reconcile_interval = \"{reconcile}\"")),
         );
+        configure(&mut config);
         let server = Server::start(&config).await.unwrap();
         fake.set_webhook_url(&format!("{}/webhooks/github", server.url()));
         Setup {
@@ -529,11 +539,34 @@ fn last_reason(status: &Value) -> String {
 #[tokio::test]
 async fn a_human_merging_the_pull_request_before_approval_denies_and_nothing_executes_even_when_approved_after()
  {
-    let s = Setup::start("5m").await;
+    let chat = common::fake_chat::FakeChat::start().await;
+    let hook = countersign::notify::Target {
+        name: "ops".into(),
+        kind: countersign::notify::TargetKind::SlackWebhook {
+            url: zeroize::Zeroizing::new(chat.slack_webhook_url("ops")),
+        },
+        route: Default::default(),
+        mention: Some("<!subteam^S0OPS>".into()),
+    };
+    let s = Setup::start_full("5m", |b| b, |c| c.notify.targets = vec![hook]).await;
     let (id, pr) = s.pending(&grant(4)).await;
     s.fake.merge_pr_as("erin", pr).await;
     let status = s.wait(&id, "denied").await;
     assert_eq!(last_reason(&status), "merged without approval by @erin");
+    // Loudly: the destination's mention, though the request's risk is only medium.
+    let loud = |st: &common::fake_chat::State| {
+        st.webhook_posts("slack").iter().any(|(_, body)| {
+            let text = body.to_string();
+            text.contains("Merged without approval")
+                && text.contains("<!subteam^S0OPS>")
+                && text.contains("@erin")
+        })
+    };
+    assert!(
+        chat.wait_for(loud, Duration::from_secs(20)).await,
+        "{:?}",
+        chat.webhook_posts("slack")
+    );
     // The ledger names who merged.
     let rid = countersign::request::RequestId::parse(&id).unwrap();
     let events = s.server.engine.store().events(&rid).await.unwrap();
