@@ -606,6 +606,41 @@ async fn a_human_merge_whose_webhook_was_lost_still_denies_when_the_approvals_ar
 }
 
 #[tokio::test]
+async fn a_change_a_person_merged_is_never_taken_as_countersigns_execution() {
+    let s = Setup::start("5m").await;
+    let change = serde_json::to_vec(&json!({
+        "kind": "change", "action": "apply", "resource": "gitops", "environment": "prod",
+        "justification": "notes",
+        "changes": [{"path": "policies/notes.md", "content": "notes\n"}],
+    }))
+    .unwrap();
+    let (id, pr) = s.pending(&change).await;
+    // The merge's webhook is lost, and the approvals come through the API, before any
+    // reconciliation: the merge step is the last line.
+    s.fake.lose_next_webhooks(1);
+    s.fake.merge_pr_as("erin", pr).await;
+    for token in [common::BOB, common::CAROL] {
+        let r = countersign::cli::client::ReviewerClient::new(&s.server.url(), token)
+            .review(&id, "approve", None)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let status = s
+        .agent()
+        .wait_for(&id, Duration::from_secs(30), |st| {
+            ["succeeded", "failed", "outcome_unknown"].contains(&st["state"].as_str().unwrap())
+        })
+        .await
+        .unwrap();
+    assert_eq!(status["state"], "failed", "{status}");
+    assert!(
+        status.to_string().contains("merged without countersign by @erin"),
+        "{status}"
+    );
+}
+
+#[tokio::test]
 async fn reconciliation_finds_a_human_merge_whose_webhook_was_lost() {
     let s = Setup::start("1s").await;
     let (id, pr) = s.pending(&grant(6)).await;
@@ -645,6 +680,16 @@ async fn a_60000_character_review_body_is_posted_as_a_bounded_comment_and_the_pr
         &decision.body[decision.body.len() - 600..]
     );
     assert!(decision.body.contains("countersign:decision"), "the marker is kept");
+    // The status's description fits its 140 characters; its link leads to the full text.
+    let status = s.fake.statuses(&s.fake.pull(pr).head_sha).pop().unwrap();
+    assert_eq!(status.state, "failure");
+    assert!(
+        status
+            .target_url
+            .as_deref()
+            .is_some_and(|u| u.ends_with(&format!("/v1/requests/{id}/review"))),
+        "{status:?}"
+    );
     // No call was refused on the way.
     let refused: Vec<_> = s.fake.calls().into_iter().filter(|c| c.status == 422).collect();
     assert!(refused.is_empty(), "{refused:?}");
