@@ -1722,15 +1722,29 @@ async fn bodies_over_65536_characters_are_refused_and_pull_listings_are_counted(
     let path = format!("/repos/acme/gitops/issues/{n}/comments");
     let at_limit = "é".repeat(65_536); // characters, not bytes
     let a = api
-        .call("POST", &path, &token_auth(&token), Some(json!({"body": at_limit})))
+        .call(
+            "POST",
+            &path,
+            &token_auth(&token),
+            Some(json!({"body": at_limit})),
+        )
         .await;
     assert_eq!(a.status, 201, "{:#}", a.body);
     let over = "x".repeat(65_537);
     let a = api
-        .call("POST", &path, &token_auth(&token), Some(json!({"body": over})))
+        .call(
+            "POST",
+            &path,
+            &token_auth(&token),
+            Some(json!({"body": over})),
+        )
         .await;
     assert_eq!(a.status, 422);
-    assert!(a.body.to_string().contains("maximum is 65536"), "{:#}", a.body);
+    assert!(
+        a.body.to_string().contains("maximum is 65536"),
+        "{:#}",
+        a.body
+    );
     let a = api
         .call(
             "PATCH",

@@ -425,12 +425,19 @@ async fn wait_events(s: &Setup, id: &str, until: impl Fn(&[String]) -> bool) -> 
 async fn drained(s: &Setup) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let delivered = s.fake.deliveries().iter().all(|d| d.lost || d.status.is_some());
+        let delivered = s
+            .fake
+            .deliveries()
+            .iter()
+            .all(|d| d.lost || d.status.is_some());
         let pending = s.server.engine.store().github_pending(1).await.unwrap();
         if delivered && pending.is_empty() {
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "deliveries never applied");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "deliveries never applied"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -517,13 +524,15 @@ async fn events_on_another_repositorys_pull_request_with_the_same_number_do_not_
     assert!(not_counted(&status).is_empty(), "{status}");
     let m = metrics(&s).await;
     assert!(
-        m.lines().any(|l| l.starts_with("countersign_github_webhooks_ignored")
-            && l.contains("foreign_repository")),
+        m.lines()
+            .any(|l| l.starts_with("countersign_github_webhooks_ignored")
+                && l.contains("foreign_repository")),
         "{m}"
     );
     assert!(
-        m.lines().any(|l| l.starts_with("countersign_github_webhooks_ignored")
-            && l.contains("foreign_installation")),
+        m.lines()
+            .any(|l| l.starts_with("countersign_github_webhooks_ignored")
+                && l.contains("foreign_installation")),
         "{m}"
     );
 }
@@ -635,7 +644,9 @@ async fn a_change_a_person_merged_is_never_taken_as_countersigns_execution() {
         .unwrap();
     assert_eq!(status["state"], "failed", "{status}");
     assert!(
-        status.to_string().contains("merged without countersign by @erin"),
+        status
+            .to_string()
+            .contains("merged without countersign by @erin"),
         "{status}"
     );
 }
@@ -679,7 +690,10 @@ async fn a_60000_character_review_body_is_posted_as_a_bounded_comment_and_the_pr
         "a link to the full text: {}",
         &decision.body[decision.body.len() - 600..]
     );
-    assert!(decision.body.contains("countersign:decision"), "the marker is kept");
+    assert!(
+        decision.body.contains("countersign:decision"),
+        "the marker is kept"
+    );
     // The status's description fits its 140 characters; its link leads to the full text.
     let status = s.fake.statuses(&s.fake.pull(pr).head_sha).pop().unwrap();
     assert_eq!(status.state, "failure");
@@ -691,7 +705,12 @@ async fn a_60000_character_review_body_is_posted_as_a_bounded_comment_and_the_pr
         "{status:?}"
     );
     // No call was refused on the way.
-    let refused: Vec<_> = s.fake.calls().into_iter().filter(|c| c.status == 422).collect();
+    let refused: Vec<_> = s
+        .fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.status == 422)
+        .collect();
     assert!(refused.is_empty(), "{refused:?}");
 }
 

@@ -767,3 +767,40 @@ fn deny_command(body: &str) -> Option<&str> {
 fn backoff(failures: u32) -> Duration {
     Duration::from_secs(1u64 << failures.min(9)).min(MAX_BACKOFF)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(repository_id: Option<u64>, installation_id: Option<u64>) -> Source {
+        Source {
+            repository: Some("acme/gitops".into()),
+            repository_id,
+            installation_id,
+            sender: "bob".into(),
+        }
+    }
+
+    #[test]
+    fn only_countersigns_repository_id_and_installation_are_its_own() {
+        let ours = (42, 7);
+        assert_eq!(check_origin(&source(Some(42), Some(7)), ours), Ok(()));
+        // The same name is not enough: a repository recreated under it has another id.
+        assert_eq!(
+            check_origin(&source(Some(43), Some(7)), ours),
+            Err(Foreign::Repository)
+        );
+        assert_eq!(
+            check_origin(&source(None, Some(7)), ours),
+            Err(Foreign::Repository)
+        );
+        assert_eq!(
+            check_origin(&source(Some(42), Some(8)), ours),
+            Err(Foreign::Installation)
+        );
+        assert_eq!(
+            check_origin(&source(Some(42), None), ours),
+            Err(Foreign::Installation)
+        );
+    }
+}

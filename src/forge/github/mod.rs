@@ -196,8 +196,7 @@ impl GitHubForge {
         // already had its reviewers requested (re-requesting would ping reviewers again).
         let labelled = labels.iter().all(|l| pull.has_label(l));
         if fresh || !labelled {
-            let wanted =
-                reviewers::reviewers(request.evaluation, self.client.owner(), &exclusions);
+            let wanted = reviewers::reviewers(request.evaluation, self.client.owner(), &exclusions);
             self.client
                 .request_reviewers(pull.number, &wanted.users, &wanted.teams)
                 .await?;

@@ -35,8 +35,10 @@ pub fn exclusions_or_default(
 
 /// Whether `owner` (as written: `@user`, `@org/team`, an e-mail) may ever approve under
 /// `exclusions`: the same rule the approval path applies ([`Exclusions::excluded`]).
+/// GitHub logins are case-insensitive, so `@Alice` is asked about as written and in lower case.
 fn may_approve(exclusions: &Exclusions, owner: &str) -> bool {
     exclusions.excluded(owner).is_none()
+        && exclusions.excluded(&owner.to_ascii_lowercase()).is_none()
 }
 
 /// The owners of every required line: `@user` → user, `@org/team` → team slug when `org` is
@@ -296,10 +298,16 @@ mod tests {
                 teams: vec!["data".into()],
             }
         );
-        assert_eq!(reviewers(None, "acme", &none_excluded()), Reviewers::default());
+        assert_eq!(
+            reviewers(None, "acme", &none_excluded()),
+            Reviewers::default()
+        );
         let mut auto = e.clone();
         auto.outcome = Outcome::AutoApprove;
-        assert_eq!(reviewers(Some(&auto), "acme", &none_excluded()), Reviewers::default());
+        assert_eq!(
+            reviewers(Some(&auto), "acme", &none_excluded()),
+            Reviewers::default()
+        );
     }
 
     #[test]
@@ -364,9 +372,15 @@ mod tests {
         assert!(comment.chars().count() <= MAX_BODY_CHARS);
         assert!(comment.contains("> wrong row\n> wrong row"));
         assert!(comment.contains("<https://cs.example/v1/requests/x/review>"));
-        assert!(comment.ends_with(&format!("{}", decision_marker(&d))));
+        assert!(comment.ends_with(&decision_marker(&d)));
         assert!(view.description.chars().count() <= MAX_STATUS_CHARS);
-        let short = decision_view(&Decision { reason: Some("no"), ..d }, None);
+        let short = decision_view(
+            &Decision {
+                reason: Some("no"),
+                ..d
+            },
+            None,
+        );
         assert!(!short.close_with.unwrap().contains("cut to fit"));
     }
 

@@ -225,7 +225,9 @@ async fn list_pulls(
             .map(|p| shapes::pull(s, r, p, false))
             .collect();
         let answer = paged(s, &uri, &q, items)?;
-        let shown = super::routes::page(s, &uri, &q, vec![Value::Null; list_len]).0.len();
+        let shown = super::routes::page(s, &uri, &q, vec![Value::Null; list_len])
+            .0
+            .len();
         s.pulls_listed += shown as u64;
         Ok(answer)
     })
