@@ -79,6 +79,7 @@ pub struct Metrics {
     callbacks: Family<StateLabels, Gauge>,
     github_calls: Family<GitHubCallLabels, Counter>,
     github_review_open_calls: Histogram,
+    github_webhooks_ignored: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -134,6 +135,7 @@ impl Metrics {
             callbacks: Family::default(),
             github_calls: Family::default(),
             github_review_open_calls: Histogram::new([2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 12.0, 20.0]),
+            github_webhooks_ignored: Family::default(),
         };
         let mut registry = metrics.registry;
         registry.register(
@@ -207,6 +209,11 @@ impl Metrics {
             "GitHub REST API calls made to open one review",
             metrics.github_review_open_calls.clone(),
         );
+        registry.register(
+            "github_webhooks_ignored",
+            "GitHub deliveries about another repository or installation, acknowledged and ignored",
+            metrics.github_webhooks_ignored.clone(),
+        );
         Self {
             registry,
             ..metrics
@@ -232,6 +239,16 @@ impl Metrics {
             .get_or_create(&GitHubCallLabels {
                 route: route.to_owned(),
                 outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A GitHub delivery ignored because it is not about countersign's repository
+    /// (`foreign_repository`, `foreign_installation`).
+    pub fn count_github_webhook_ignored(&self, reason: &str) {
+        self.github_webhooks_ignored
+            .get_or_create(&OutcomeLabels {
+                outcome: reason.to_owned(),
             })
             .inc();
     }

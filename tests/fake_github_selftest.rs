@@ -1656,3 +1656,119 @@ async fn generated_payloads_have_the_shape_of_real_examples() {
     assert_eq!(sync.installation.unwrap().id, INSTALLATION_ID);
     assert_eq!(sync.repository.unwrap().full_name, FULL_NAME);
 }
+
+// ---- other installations, human merges, text limits, listing counts ----
+
+#[tokio::test]
+async fn other_installations_deliver_to_the_same_url_and_people_can_merge() {
+    let fake = FakeGitHub::builder()
+        .repo(REPO, BASE, POLICY)
+        .repo("website", BASE, &[("README.md", "# site\n")])
+        .other_installation(7373, "umbrella", &["gitops"])
+        .start()
+        .await;
+    let rx = Receiver::start(&fake).await;
+    let api = Api::new(&fake);
+    let (ours, sibling, other) = fake.with_state(|s| {
+        let id = |n: &str| s.repo(n).unwrap().id;
+        (id("acme/gitops"), id("acme/website"), id("umbrella/gitops"))
+    });
+    assert!(ours != sibling && ours != other && sibling != other);
+    // The App's installations: ours has acme's repositories, the other umbrella's.
+    let jwt = bearer(&fake.app_jwt());
+    let inst = api.get("/repos/umbrella/gitops/installation", &jwt).await;
+    assert_eq!(inst.body["id"], 7373);
+    let inst = api.get("/repos/acme/website/installation", &jwt).await;
+    assert_eq!(inst.body["id"], INSTALLATION_ID);
+
+    for (repo, id, installation) in [
+        ("umbrella/gitops", other, 7373),
+        ("acme/website", sibling, INSTALLATION_ID),
+    ] {
+        fake.drive(Some(repo));
+        let n = fake
+            .open_pr_as("mallory", "feature", &[("x.txt", "x\n")], "unrelated")
+            .await;
+        assert_eq!(n, 1);
+        fake.comment_as("bob", n, "/deny").await;
+        let hook = rx.last("issue_comment", "created");
+        assert_eq!(hook["repository"]["full_name"], repo);
+        assert_eq!(hook["repository"]["id"], id);
+        assert_eq!(hook["installation"]["id"], installation);
+        // A person merges with the merge button.
+        let merge = fake.merge_pr_as("erin", n).await;
+        let hook = rx.last("pull_request", "closed");
+        assert_eq!(hook["pull_request"]["merged"], true);
+        assert_eq!(hook["pull_request"]["merged_by"]["login"], "erin");
+        assert_eq!(hook["sender"]["login"], "erin");
+        assert_eq!(hook["pull_request"]["merge_commit_sha"], merge.as_str());
+        assert_eq!(fake.pull_of(repo, n).merged_by.as_deref(), Some("erin"));
+    }
+    fake.drive(None);
+    assert!(
+        fake.pulls().is_empty(),
+        "nothing happened on countersign's repository"
+    );
+    let deliveries = fake.deliveries();
+    assert!(deliveries.iter().all(|d| d.status == Some(200)));
+}
+
+#[tokio::test]
+async fn bodies_over_65536_characters_are_refused_and_pull_listings_are_counted() {
+    let fake = FakeGitHub::start(POLICY).await;
+    let api = Api::new(&fake);
+    let token = fake.mint_token(None, None);
+    let n = bot_opens_pr(&fake, &api, &token, "countersign/r9").await;
+    let path = format!("/repos/acme/gitops/issues/{n}/comments");
+    let at_limit = "é".repeat(65_536); // characters, not bytes
+    let a = api
+        .call(
+            "POST",
+            &path,
+            &token_auth(&token),
+            Some(json!({"body": at_limit})),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{:#}", a.body);
+    let over = "x".repeat(65_537);
+    let a = api
+        .call(
+            "POST",
+            &path,
+            &token_auth(&token),
+            Some(json!({"body": over})),
+        )
+        .await;
+    assert_eq!(a.status, 422);
+    assert!(
+        a.body.to_string().contains("maximum is 65536"),
+        "{:#}",
+        a.body
+    );
+    let a = api
+        .call(
+            "PATCH",
+            &format!("/repos/acme/gitops/pulls/{n}"),
+            &token_auth(&token),
+            Some(json!({"body": over})),
+        )
+        .await;
+    assert_eq!(a.status, 422);
+    let head = fake.pull(n).head_sha;
+    let a = api
+        .call(
+            "POST",
+            &format!("/repos/acme/gitops/statuses/{head}"),
+            &token_auth(&token),
+            Some(json!({"state": "pending", "description": "d".repeat(141)})),
+        )
+        .await;
+    assert_eq!(a.status, 422);
+
+    assert_eq!(fake.pulls_listed(), 0);
+    let a = api
+        .get("/repos/acme/gitops/pulls?state=open", &token_auth(&token))
+        .await;
+    assert_eq!(a.body.as_array().unwrap().len(), 1);
+    assert_eq!(fake.pulls_listed(), 1);
+}

@@ -159,6 +159,7 @@ impl Request {
             created_at_ms: 1_700_000_000_000,
             expires_at_ms: 1_700_086_400_000,
             evaluation: Some(&self.evaluation),
+            exclusions: None,
         }
     }
 
@@ -220,7 +221,8 @@ async fn a_review_is_a_pull_request_with_labels_reviewers_and_a_pending_status()
     );
     assert_eq!(
         status.description.as_deref(),
-        Some("needs 2 of @acme/data; 1 of @dave @erin dpo@acme.example")
+        Some("needs 2 of @acme/data; 1 of @dave dpo@acme.example"),
+        "erin owns the agent: she cannot approve, so she is not listed"
     );
 
     // The branch holds the masked record and its description on top of the base branch.
@@ -647,8 +649,11 @@ async fn reads_for_reconciliation_and_eligibility() {
     s.fake
         .request_changes_as("carol", n, "not this table")
         .await;
-    let open = client.list_open_pulls("countersign/").await.unwrap();
-    assert_eq!(open.iter().map(|p| p.number).collect::<Vec<_>>(), [n]);
+    let pull = client.get_pull(n).await.unwrap();
+    assert!(pull.is_open() && !pull.is_merged() && pull.merger().is_none());
+    // The repository's id, which webhooks are matched against.
+    let id = s.fake.with_state(|st| st.repo("acme/gitops").unwrap().id);
+    assert_eq!(client.repository_id().await.unwrap(), id);
     let reviews = client.reviews(n).await.unwrap();
     let seen: Vec<_> = reviews
         .iter()

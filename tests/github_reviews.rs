@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::fake_github::{BOT_LOGIN, Failure, FakeGitHub};
+use common::fake_github::{BASE, BOT_LOGIN, Builder, Failure, FakeGitHub, PullState, REPO};
 use common::{KEY_A_NEW, TEST_ACTIONS_TOML, TEST_AGENTS_TOML, TEST_CODEOWNERS, TEST_POLICY_TOML};
 use countersign::cli::client::AgentClient;
 use countersign::server::Server;
@@ -20,30 +20,48 @@ struct Setup {
     _dir: tempfile::TempDir,
 }
 
+/// A second installation of the App, on another organisation, with its own `gitops`.
+const OTHER_INSTALLATION: u64 = 7373;
+const OTHER_ORG_REPO: &str = "umbrella/gitops";
+/// Another repository of the same installation.
+const SIBLING_REPO: &str = "acme/website";
+
 impl Setup {
     async fn start(reconcile: &str) -> Setup {
-        Self::start_with(reconcile, "[teams]\n", |_| {}).await
+        Self::start_with(reconcile, |b| b).await
     }
 
-    async fn start_with(
+    /// With a fake GitHub shaped further by `build` (more repositories, installations).
+    async fn start_with(reconcile: &str, build: impl FnOnce(Builder) -> Builder) -> Setup {
+        Self::start_full(reconcile, "[teams]\n", build, |_| {}).await
+    }
+
+    /// … with `teams_toml` as the policy's teams, and the server's configuration changed by
+    /// `configure`.
+    async fn start_full(
         reconcile: &str,
         teams_toml: &str,
-        tweak: impl FnOnce(&mut countersign::config::ServerConfig),
+        build: impl FnOnce(Builder) -> Builder,
+        configure: impl FnOnce(&mut countersign::config::ServerConfig),
     ) -> Setup {
-        let fake = FakeGitHub::start(&[
-            ("policies/CODEOWNERS", TEST_CODEOWNERS),
-            ("policies/policy.toml", TEST_POLICY_TOML),
-            ("policies/agents.toml", TEST_AGENTS_TOML),
-            ("policies/teams.toml", teams_toml),
-            ("policies/actions.toml", TEST_ACTIONS_TOML),
-        ])
-        .await;
+        let builder = FakeGitHub::builder().repo(
+            REPO,
+            BASE,
+            &[
+                ("policies/CODEOWNERS", TEST_CODEOWNERS),
+                ("policies/policy.toml", TEST_POLICY_TOML),
+                ("policies/agents.toml", TEST_AGENTS_TOML),
+                ("policies/teams.toml", teams_toml),
+                ("policies/actions.toml", TEST_ACTIONS_TOML),
+            ],
+        );
+        let fake = build(builder).start().await;
         let dir = tempfile::tempdir().unwrap();
         let mut config = common::config(dir.path());
-        tweak(&mut config);
         config.github = Some(
             fake.countersign_config(dir.path(), &format!("reconcile_interval = \"{reconcile}\"")),
         );
+        configure(&mut config);
         let server = Server::start(&config).await.unwrap();
         fake.set_webhook_url(&format!("{}/webhooks/github", server.url()));
         Setup {
@@ -393,9 +411,14 @@ async fn a_deny_comment_whose_webhook_was_lost_is_found_by_reconciliation() {
 async fn members_of_a_team_owning_the_agent_cannot_approve_its_requests_on_github() {
     // agent-a is owned by ops/oncall (bob, from teams.toml) and acme/oncall (carol, known
     // only to GitHub).
-    let s = Setup::start_with("5m", "[teams]\n\"ops/oncall\" = [\"@bob\"]\n", |c| {
-        c.agents[0].owners = vec!["@ops/oncall".into(), "@acme/oncall".into()];
-    })
+    let s = Setup::start_full(
+        "5m",
+        "[teams]\n\"ops/oncall\" = [\"@bob\"]\n",
+        |b| b,
+        |c| {
+            c.agents[0].owners = vec!["@ops/oncall".into(), "@acme/oncall".into()];
+        },
+    )
     .await;
     s.fake.add_team_member("acme", "oncall", "carol");
     let (id, pr) = s.pending(&export(40)).await;
@@ -422,4 +445,388 @@ async fn members_of_a_team_owning_the_agent_cannot_approve_its_requests_on_githu
     // alice does not own the agent any more: hers counts.
     s.fake.approve_as("alice", pr).await;
     s.wait(&id, "succeeded").await;
+}
+
+/// Waits until `until` holds for the request's event kinds.
+async fn wait_events(s: &Setup, id: &str, until: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let kinds = s.event_kinds(id).await;
+        if until(&kinds) {
+            return kinds;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "events never matched: {kinds:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until every delivery made so far was applied (the inbox is empty).
+async fn drained(s: &Setup) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let delivered = s
+            .fake
+            .deliveries()
+            .iter()
+            .all(|d| d.lost || d.status.is_some());
+        let pending = s.server.engine.store().github_pending(1).await.unwrap();
+        if delivered && pending.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "deliveries never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn metrics(s: &Setup) -> String {
+    reqwest::get(format!("{}/metrics", s.server.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn events_on_another_repositorys_pull_request_with_the_same_number_do_not_touch_the_request()
+{
+    let s = Setup::start_with("5m", |b| {
+        b.repo("website", BASE, &[("README.md", "# site\n")])
+            .other_installation(OTHER_INSTALLATION, "umbrella", &["gitops"])
+    })
+    .await;
+    let (id, pr) = s.pending(&grant(3)).await;
+    for repo in [SIBLING_REPO, OTHER_ORG_REPO] {
+        s.fake.drive(Some(repo));
+        let n = s
+            .fake
+            .open_pr_as("mallory", "feature", &[("x.txt", "x\n")], "unrelated")
+            .await;
+        assert_eq!(n, pr, "the foreign pull request has the same number");
+        // Each of these would end the request if it were about countersign's pull request.
+        s.fake.comment_as("bob", n, "/deny not this one").await;
+        s.fake.request_changes_as("carol", n, "nope").await;
+        s.fake.approve_as("bob", n).await;
+        s.fake.close_pr_as("mallory", n).await;
+        assert_eq!(s.fake.pull_of(repo, n).state, PullState::Closed);
+    }
+    s.fake.drive(None);
+    let foreign: Vec<_> = s
+        .fake
+        .deliveries()
+        .into_iter()
+        .filter(|d| d.json()["repository"]["full_name"] != "acme/gitops")
+        .collect();
+    assert_eq!(foreign.len(), 10, "{foreign:?}");
+    assert!(
+        foreign.iter().all(|d| d.status == Some(200)),
+        "foreign deliveries are acknowledged: {foreign:?}"
+    );
+    // A delivery naming countersign's repository, but from another repository id (deleted and
+    // recreated under the same name) or installation, is foreign too.
+    let own = s
+        .fake
+        .deliveries()
+        .into_iter()
+        .find(|d| d.event == "pull_request" && d.json()["repository"]["full_name"] == "acme/gitops")
+        .unwrap();
+    for (pointer, value) in [
+        ("/repository/id", json!(1)),
+        ("/installation/id", json!(OTHER_INSTALLATION)),
+    ] {
+        let mut body = own.json();
+        body["action"] = json!("closed");
+        body["sender"]["login"] = json!("mallory");
+        *body.pointer_mut(pointer).unwrap() = value;
+        let status = s
+            .fake
+            .send_forged_webhook(
+                "pull_request",
+                &body.to_string(),
+                Some(common::fake_github::WEBHOOK_SECRET),
+            )
+            .await;
+        assert_eq!(status, Some(200));
+    }
+    // Deliveries are applied in order: once carol's approval here counts, everything before it
+    // was seen.
+    s.fake.approve_as("carol", pr).await;
+    let kinds = wait_events(&s, &id, |k| k.iter().any(|k| k == "approval_recorded")).await;
+    let status = s.status(&id).await;
+    assert_eq!(status["state"], "pending_review", "{status} {kinds:?}");
+    let decisions = status["decisions"].as_array().unwrap();
+    assert_eq!(decisions.len(), 1, "{status}");
+    assert_eq!(decisions[0]["reviewer"], "carol");
+    assert!(not_counted(&status).is_empty(), "{status}");
+    let m = metrics(&s).await;
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("countersign_github_webhooks_ignored")
+                && l.contains("foreign_repository")),
+        "{m}"
+    );
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("countersign_github_webhooks_ignored")
+                && l.contains("foreign_installation")),
+        "{m}"
+    );
+}
+
+/// The reason of the request's last decision.
+fn last_reason(status: &Value) -> String {
+    status["decisions"].as_array().unwrap().last().unwrap()["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_human_merging_the_pull_request_before_approval_denies_and_nothing_executes_even_when_approved_after()
+ {
+    let chat = common::fake_chat::FakeChat::start().await;
+    let hook = countersign::notify::Target {
+        name: "ops".into(),
+        kind: countersign::notify::TargetKind::SlackWebhook {
+            url: zeroize::Zeroizing::new(chat.slack_webhook_url("ops")),
+        },
+        route: Default::default(),
+        mention: Some("<!subteam^S0OPS>".into()),
+    };
+    let s = Setup::start_full("5m", "[teams]\n", |b| b, |c| c.notify.targets = vec![hook]).await;
+    let (id, pr) = s.pending(&grant(4)).await;
+    s.fake.merge_pr_as("erin", pr).await;
+    let status = s.wait(&id, "denied").await;
+    assert_eq!(last_reason(&status), "merged without approval by @erin");
+    // Loudly: the destination's mention, though the request's risk is only medium.
+    let loud = |st: &common::fake_chat::State| {
+        st.webhook_posts("slack").iter().any(|(_, body)| {
+            let text = body.to_string();
+            text.contains("Merged without approval")
+                && text.contains("<!subteam^S0OPS>")
+                && text.contains("@erin")
+        })
+    };
+    assert!(
+        chat.wait_for(loud, Duration::from_secs(20)).await,
+        "{:?}",
+        chat.webhook_posts("slack")
+    );
+    // The ledger names who merged.
+    let rid = countersign::request::RequestId::parse(&id).unwrap();
+    let events = s.server.engine.store().events(&rid).await.unwrap();
+    let denied = events.iter().find(|e| e.kind == "denied").unwrap();
+    assert!(
+        denied.detail.to_string().contains("\"merged_by\":\"erin\""),
+        "{:?}",
+        denied.detail
+    );
+    // Approvals after that change nothing.
+    s.fake.approve_as("bob", pr).await;
+    s.fake.approve_as("carol", pr).await;
+    drained(&s).await;
+    let status = s.status(&id).await;
+    assert_eq!(status["state"], "denied", "{status}");
+    let kinds = s.event_kinds(&id).await;
+    for k in ["approved", "executing", "succeeded", "approval_recorded"] {
+        assert!(!kinds.iter().any(|x| x == k), "{k} in {kinds:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_human_merge_whose_webhook_was_lost_still_denies_when_the_approvals_arrive() {
+    let s = Setup::start("5m").await;
+    let (id, pr) = s.pending(&grant(5)).await;
+    s.fake.lose_next_webhooks(1);
+    s.fake.merge_pr_as("erin", pr).await;
+    assert!(s.fake.deliveries().last().unwrap().lost);
+    s.fake.approve_as("bob", pr).await;
+    s.fake.approve_as("carol", pr).await;
+    let status = s.wait(&id, "denied").await;
+    assert_eq!(last_reason(&status), "merged without approval by @erin");
+    let kinds = s.event_kinds(&id).await;
+    for k in ["approved", "executing", "succeeded"] {
+        assert!(!kinds.iter().any(|x| x == k), "{k} in {kinds:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_change_a_person_merged_is_never_taken_as_countersigns_execution() {
+    let s = Setup::start("5m").await;
+    let change = serde_json::to_vec(&json!({
+        "kind": "change", "action": "apply", "resource": "gitops", "environment": "prod",
+        "justification": "notes",
+        "changes": [{"path": "policies/notes.md", "content": "notes\n"}],
+    }))
+    .unwrap();
+    let (id, pr) = s.pending(&change).await;
+    // The merge's webhook is lost, and the approvals come through the API, before any
+    // reconciliation: the merge step is the last line.
+    s.fake.lose_next_webhooks(1);
+    s.fake.merge_pr_as("erin", pr).await;
+    for token in [common::BOB, common::CAROL] {
+        let r = countersign::cli::client::ReviewerClient::new(&s.server.url(), token)
+            .review(&id, "approve", None)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let status = s
+        .agent()
+        .wait_for(&id, Duration::from_secs(30), |st| {
+            ["succeeded", "failed", "outcome_unknown"].contains(&st["state"].as_str().unwrap())
+        })
+        .await
+        .unwrap();
+    assert_eq!(status["state"], "failed", "{status}");
+    assert!(
+        status
+            .to_string()
+            .contains("merged without countersign by @erin"),
+        "{status}"
+    );
+}
+
+#[tokio::test]
+async fn reconciliation_finds_a_human_merge_whose_webhook_was_lost() {
+    let s = Setup::start("1s").await;
+    let (id, pr) = s.pending(&grant(6)).await;
+    s.fake.lose_next_webhooks(1);
+    s.fake.merge_pr_as("erin", pr).await;
+    let status = s.wait(&id, "denied").await;
+    assert_eq!(last_reason(&status), "merged without approval by @erin");
+}
+
+#[tokio::test]
+async fn a_60000_character_review_body_is_posted_as_a_bounded_comment_and_the_pr_is_closed() {
+    let s = Setup::start("5m").await;
+    let (id, pr) = s.pending(&export(8)).await;
+    // 6,000 lines of 10 characters: quoted line by line it would grow past GitHub's limit.
+    let body = "wrong row\n".repeat(6_000);
+    assert_eq!(body.chars().count(), 60_000);
+    s.fake.request_changes_as("carol", pr, &body).await;
+    s.wait(&id, "denied").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while s.fake.pull(pr).state != PullState::Closed {
+        assert!(std::time::Instant::now() < deadline, "never closed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let comments = s.fake.comments(pr);
+    let decision = comments
+        .iter()
+        .find(|c| c.body.contains("countersign: denied"))
+        .expect("the decision comment");
+    let len = decision.body.chars().count();
+    assert!(len <= 65_536, "{len}");
+    assert!(decision.body.contains("> wrong row\n> wrong row"));
+    assert!(
+        decision
+            .body
+            .contains(&format!("{}/v1/requests/{id}/review", s.server.url())),
+        "a link to the full text: {}",
+        &decision.body[decision.body.len() - 600..]
+    );
+    assert!(
+        decision.body.contains("countersign:decision"),
+        "the marker is kept"
+    );
+    // The status's description fits its 140 characters; its link leads to the full text.
+    let status = s.fake.statuses(&s.fake.pull(pr).head_sha).pop().unwrap();
+    assert_eq!(status.state, "failure");
+    assert!(
+        status
+            .target_url
+            .as_deref()
+            .is_some_and(|u| u.ends_with(&format!("/v1/requests/{id}/review"))),
+        "{status:?}"
+    );
+    // No call was refused on the way.
+    let refused: Vec<_> = s
+        .fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.status == 422)
+        .collect();
+    assert!(refused.is_empty(), "{refused:?}");
+}
+
+#[tokio::test]
+async fn the_pending_status_names_only_people_who_can_approve() {
+    let s = Setup::start("5m").await;
+    // iam.grant: two of @alice @bob @carol, and alice owns agent-a.
+    let (_, pr) = s.pending(&grant(7)).await;
+    let head = s.fake.pull(pr).head_sha;
+    let pending = s
+        .fake
+        .statuses(&head)
+        .into_iter()
+        .rfind(|st| st.state == "pending")
+        .expect("a pending status");
+    let text = pending.description.unwrap();
+    assert_eq!(text, "needs 2 of @bob @carol");
+    let requested = s.fake.pull(pr).requested_reviewers;
+    assert!(!requested.contains(&"alice".to_owned()), "{requested:?}");
+}
+
+#[tokio::test]
+async fn reconciliation_does_not_page_through_foreign_pull_requests() {
+    let s = Setup::start("1s").await;
+    // A busy repository: 250 open pull requests that are not countersign's.
+    s.fake.with_state(|st| {
+        let repo = st.repo_mut("acme/gitops").unwrap();
+        let template = common::fake_github::Pull {
+            number: 0,
+            id: 0,
+            user: "mallory".into(),
+            title: "busy".into(),
+            body: None,
+            head_ref: String::new(),
+            head_sha: "0".repeat(40),
+            base_ref: BASE.into(),
+            state: PullState::Open,
+            draft: false,
+            merged: false,
+            merge_commit_sha: None,
+            merged_by: None,
+            labels: vec![],
+            requested_reviewers: vec![],
+            requested_teams: vec![],
+            reviews: vec![],
+            created_at: 0,
+            updated_at: 0,
+            closed_at: None,
+            merged_at: None,
+        };
+        for _ in 0..250 {
+            let n = repo.next_number;
+            repo.next_number += 1;
+            let mut p = template.clone();
+            p.number = n;
+            p.id = 7_000_000 + n;
+            p.head_ref = format!("busy/{n}");
+            repo.pulls.insert(n, p);
+        }
+    });
+    let (id, pr) = s.pending(&export(9)).await;
+    // Two reconciliation passes over the pending request.
+    let reviews = format!("/repos/acme/gitops/pulls/{pr}/reviews");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while s.fake.calls_to("GET", &reviews).len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no reconciliation");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let listed = s.fake.pulls_listed();
+    assert!(listed <= 1, "{listed} pull requests listed");
+    assert_eq!(s.status(&id).await["state"], "pending_review");
+    // And a lost approval is still found.
+    s.fake.lose_next_webhooks(1);
+    s.fake.approve_as("bob", pr).await;
+    s.wait(&id, "succeeded").await;
+    assert!(s.fake.pulls_listed() <= 1);
 }

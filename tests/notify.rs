@@ -730,3 +730,26 @@ async fn a_justification_with_a_markdown_link_renders_as_text_in_teams_and_slack
     );
     assert!(code.contains("********"), "{payload}");
 }
+
+#[tokio::test]
+async fn the_announcement_names_only_people_who_can_approve() {
+    // iam.grant needs two of @alice @bob @carol, and alice owns agent-a: she is never asked.
+    let fake = FakeChat::start().await;
+    let h = harness(vec![slack_hook(&fake, "hook")], 5).await;
+    let body = serde_json::to_vec(&json!({
+        "kind": "action", "action": "iam.grant", "resource": "prod/role-1",
+        "environment": "prod", "justification": "on-call", "payload": {"n": 1},
+    }))
+    .unwrap();
+    h.pending_with(&body).await;
+    wait(&fake, "the announcement", |s| {
+        s.webhook_posts("slack").len() == 1
+    })
+    .await;
+    let announced = fake.webhook_posts("slack")[0].1.to_string();
+    assert!(
+        announced.contains("2 of @bob @carol (Access"),
+        "who must approve: {announced}"
+    );
+    assert!(!announced.contains("@alice"), "{announced}");
+}

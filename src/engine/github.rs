@@ -5,24 +5,32 @@
 //! the open pull requests, their reviews and `/deny` comments and applies whatever a lost
 //! webhook missed.
 //!
+//! Only deliveries about countersign's repository (matched by its numeric id) from its own
+//! installation act: a GitHub App has one webhook URL for all its installations and
+//! repositories, so a `/deny` on another repository's pull request #10 is not about request
+//! #10's. Others are acknowledged and ignored.
+//!
 //! The rules: an `APPROVED` review counts only on the commit countersign pushed, while that is
 //! still the pull request's head, from a reviewer eligible under the pinned policy (`@org/team`
 //! owners checked through GitHub's API, cached briefly); `CHANGES_REQUESTED` or a
 //! `/deny <reason>` comment from someone who may deny denies; a dismissed review withdraws the
 //! approval; a push by anyone but countersign denies (the content must not change under
-//! review); closing the pull request cancels; reopening a decided one shows the decision again.
+//! review); closing the pull request cancels; a merge by anyone but countersign before the
+//! request executed denies it ("merged without approval by @login": the change reached the
+//! base branch unapproved, and is never counted as an execution); reopening a decided one shows
+//! the decision again.
 
 use super::review::{ReviewDecision, ReviewError, ReviewerIdentity};
 use super::{Engine, State};
 use crate::forge::ForgeError;
 use crate::forge::github::webhook::{
-    CommentAction, PullRequestAction, ReviewAction, ReviewEvent, ReviewState,
+    CommentAction, PullRequestAction, ReviewAction, ReviewEvent, ReviewState, Source,
 };
 use crate::forge::github::{GitHubClient, GitHubEvent};
 use crate::policy::approval;
 use crate::store::{NewReview, RequestRow, TransitionError};
 use crate::time;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,6 +42,50 @@ const TEAM_CACHE: Duration = Duration::from_secs(60);
 const INBOX_RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
 const IDLE_POLL: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How long a webhook answer may wait for countersign's repository and installation ids.
+const IDENTITY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The start of the reason a request is denied with when a person merged its pull request.
+pub const MERGED_WITHOUT_APPROVAL: &str = "merged without approval by @";
+
+/// What became of a webhook delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Queued, to be applied in order.
+    Queued,
+    /// Seen before (GitHub's redelivery): not queued again.
+    Duplicate,
+    /// Nothing countersign acts on (`ping`, other events and actions).
+    Ignored,
+    /// About another repository or installation of the App: never acted on.
+    Foreign(Foreign),
+}
+
+/// Why a delivery is not countersign's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Foreign {
+    Repository,
+    Installation,
+}
+
+impl Foreign {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Foreign::Repository => "foreign_repository",
+            Foreign::Installation => "foreign_installation",
+        }
+    }
+}
+
+/// Whether `source` is countersign's repository (by id) and installation.
+fn check_origin(source: &Source, (repository, installation): (u64, u64)) -> Result<(), Foreign> {
+    if source.repository_id != Some(repository) {
+        return Err(Foreign::Repository);
+    }
+    if source.installation_id != Some(installation) {
+        return Err(Foreign::Installation);
+    }
+    Ok(())
+}
 
 /// The GitHub side of the engine: the client, a wake-up for the loop, caches.
 pub struct GitHubReviews {
@@ -47,6 +99,14 @@ pub struct GitHubReviews {
 impl GitHubReviews {
     pub fn client(&self) -> &Arc<GitHubClient> {
         &self.client
+    }
+
+    /// countersign's repository id and installation id, asked of GitHub once.
+    async fn identity(&self) -> Result<(u64, u64), ForgeError> {
+        Ok((
+            self.client.repository_id().await?,
+            self.client.installation_id().await?,
+        ))
     }
 
     pub fn new(client: Arc<GitHubClient>, reconcile_interval: Duration) -> Self {
@@ -82,20 +142,45 @@ type Applied = Result<String, Retry>;
 
 impl Engine {
     /// A verified and parsed GitHub delivery; `delivery` is its `X-GitHub-Delivery` id. Queued
-    /// once; a repeated delivery id is acknowledged and ignored.
-    pub async fn github_event(&self, delivery: &str, event: GitHubEvent) -> anyhow::Result<()> {
+    /// once; a repeated delivery id is acknowledged and ignored, and so is a delivery about
+    /// another repository or installation (nothing is stored for it). When countersign's ids
+    /// cannot be learnt now, the delivery is queued and checked when it is applied.
+    pub async fn github_event(
+        &self,
+        delivery: &str,
+        event: GitHubEvent,
+    ) -> anyhow::Result<Delivery> {
         let pull = match &event {
             GitHubEvent::Review(r) => r.pull.number,
             GitHubEvent::PullRequest(p) => p.pull.number,
             GitHubEvent::Comment(c) if c.is_pull_request => c.issue,
             GitHubEvent::Comment(_) | GitHubEvent::Ping | GitHubEvent::Unknown { .. } => {
                 tracing::debug!(github.delivery = delivery, "GitHub delivery ignored");
-                return Ok(());
+                return Ok(Delivery::Ignored);
             }
         };
         let Some(github) = self.github.get() else {
-            return Ok(());
+            return Ok(Delivery::Ignored);
         };
+        let identity = match github.client.known_identity() {
+            Some(known) => Some(known),
+            None => tokio::time::timeout(IDENTITY_TIMEOUT, github.identity())
+                .await
+                .ok()
+                .and_then(Result::ok),
+        };
+        if let (Some(identity), Some(source)) = (identity, event.source())
+            && let Err(foreign) = check_origin(source, identity)
+        {
+            tracing::debug!(
+                github.delivery = delivery,
+                github.repository_id = source.repository_id,
+                github.installation_id = source.installation_id,
+                reason = foreign.as_str(),
+                "GitHub delivery about another repository or installation ignored"
+            );
+            return Ok(Delivery::Foreign(foreign));
+        }
         let event = self.masked(event);
         let fresh = self
             .store
@@ -108,13 +193,14 @@ impl Engine {
             .await?;
         if fresh {
             github.wake.notify_one();
+            Ok(Delivery::Queued)
         } else {
             tracing::info!(
                 github.delivery = delivery,
                 "duplicate GitHub delivery ignored"
             );
+            Ok(Delivery::Duplicate)
         }
-        Ok(())
     }
 
     /// Free text people typed on GitHub is stored masked, like every review reason.
@@ -137,6 +223,9 @@ impl Engine {
         let Some(github) = self.github.get() else {
             return;
         };
+        if let Err(e) = github.identity().await {
+            tracing::warn!(error = %e, "cannot read the GitHub repository and installation ids yet; deliveries are checked when applied");
+        }
         let mut next_reconcile = Instant::now();
         let mut failures = 0u32;
         while !*shutdown.borrow() {
@@ -199,6 +288,15 @@ impl Engine {
             GitHubEvent::Comment(c) => (c.issue, "comment"),
             _ => return Ok("ignored".into()),
         };
+        if let Some(source) = event.source()
+            && let Err(foreign) = check_origin(source, github.identity().await?)
+        {
+            tracing::debug!(
+                reason = foreign.as_str(),
+                "GitHub delivery about another repository or installation ignored"
+            );
+            return Ok(format!("{kind} on #{number}: {}", foreign.as_str()));
+        }
         let Some(row) = self.store.request_by_review(&number.to_string()).await? else {
             return Ok(format!("{kind} on #{number}: not a countersign review"));
         };
@@ -218,7 +316,15 @@ impl Engine {
                         );
                         self.system_deny(&row, &reason).await
                     }
-                    PullRequestAction::Closed { merged } if merged || sender == bot => {
+                    PullRequestAction::Closed { merged: true } => {
+                        let by = p.pull.merged_by.as_deref().unwrap_or(sender);
+                        if by == bot {
+                            Ok("merged by countersign".into())
+                        } else {
+                            self.merged_by_someone_else(&row, by).await
+                        }
+                    }
+                    PullRequestAction::Closed { .. } if sender == bot => {
                         Ok("closed by countersign".into())
                     }
                     PullRequestAction::Closed { .. } => self.cancel(&row, sender).await,
@@ -305,7 +411,13 @@ impl Engine {
         }
         let expected = row.review_head.as_deref().unwrap_or("");
         let number: u64 = row.review_ref.as_deref().unwrap_or("").parse().unwrap_or(0);
-        let head = github.client.get_pull(number).await?.head.sha;
+        let pull = github.client.get_pull(number).await?;
+        if pull.is_merged() && pull.merger() != Some(bot) {
+            // The merge's webhook was lost or is still queued behind this one.
+            let by = pull.merger().unwrap_or("someone").to_owned();
+            return self.merged_by_someone_else(row, &by).await;
+        }
+        let head = pull.head.sha;
         if commit != Some(expected) || head != expected {
             let on = commit
                 .map(|c| &c[..c.len().min(12)])
@@ -457,8 +569,23 @@ impl Engine {
 
     /// A denial countersign itself decides (the content changed under review).
     async fn system_deny(&self, row: &RequestRow, reason: &str) -> Applied {
-        let id = row.request_id();
-        let detail = json!({ "source": "github" });
+        let denied = self
+            .deny_as_countersign(row, reason, json!({ "source": "github" }))
+            .await?;
+        if denied.is_ok() {
+            tracing::warn!(request.id = %row.id, reason, "request denied: its pull request changed");
+        }
+        Ok(denied.unwrap_or_else(|e| format!("not denied: {e}")))
+    }
+
+    /// Records countersign's own denial of a request under review, with `detail` in its event;
+    /// `Err` carries why it was not denied (it was no longer pending).
+    async fn deny_as_countersign(
+        &self,
+        row: &RequestRow,
+        reason: &str,
+        detail: Value,
+    ) -> Result<Result<String, TransitionError>, Retry> {
         let review = NewReview {
             reviewer: approval::BOT_IDENTITY,
             teams: &[],
@@ -469,17 +596,30 @@ impl Engine {
         };
         match self
             .store
-            .record_review(&id, review, time::now_ms(), |_| Some(State::Denied))
+            .record_review(&row.request_id(), review, time::now_ms(), |_| {
+                Some(State::Denied)
+            })
             .await
         {
             Ok(_) => {
-                tracing::warn!(request.id = %id, reason, "request denied: its pull request changed");
                 self.wake.notify_one();
-                Ok(format!("denied: {reason}"))
+                Ok(Ok(format!("denied: {reason}")))
             }
             Err(TransitionError::Store(e)) => Err(e.into()),
-            Err(e) => Ok(format!("not denied: {e}")),
+            Err(e) => Ok(Err(e)),
         }
+    }
+
+    /// A person merged the request's pull request: the change reached the base branch without
+    /// countersign. A request still under review is denied (recorded with who merged, and
+    /// never executed); one approved already is left to its execution, which refuses to take
+    /// a merge it did not make as its own.
+    async fn merged_by_someone_else(&self, row: &RequestRow, by: &str) -> Applied {
+        let reason = format!("{MERGED_WITHOUT_APPROVAL}{by}");
+        tracing::error!(request.id = %row.id, merged_by = by, "the request's pull request was merged without countersign");
+        let detail = json!({ "source": "github", "merged_by": by });
+        let denied = self.deny_as_countersign(row, &reason, detail).await?;
+        Ok(denied.unwrap_or_else(|e| format!("merged by @{by}; not denied: {e}")))
     }
 
     async fn cancel(&self, row: &RequestRow, by: &str) -> Applied {
@@ -503,19 +643,26 @@ impl Engine {
         if pending.is_empty() {
             return Ok(0);
         }
-        let open = github.client.list_open_pulls("countersign/").await?;
         let bot = self.bot_login(github).await?;
+        // Only countersign's own pull requests are read, one by one: never every open pull
+        // request of a busy repository.
         for row in &pending {
             let Ok(number) = row.review_ref.as_deref().unwrap_or("").parse::<u64>() else {
                 continue;
             };
-            let Some(pull) = open.iter().find(|p| p.number == number) else {
-                let pull = github.client.get_pull(number).await?;
-                if !pull.is_open() && !pull.is_merged() {
-                    self.cancel(row, "github").await?;
+            let pull = github.client.get_pull(number).await?;
+            if pull.is_merged() {
+                if pull.merger() != Some(bot.as_str()) {
+                    let by = pull.merger().unwrap_or("someone").to_owned();
+                    let outcome = self.merged_by_someone_else(row, &by).await?;
+                    tracing::info!(request.id = %row.id, outcome = %outcome, "reconciled a merge from GitHub");
                 }
                 continue;
-            };
+            }
+            if !pull.is_open() {
+                self.cancel(row, "github").await?;
+                continue;
+            }
             if row
                 .review_head
                 .as_deref()
@@ -629,4 +776,41 @@ fn deny_command(body: &str) -> Option<&str> {
 
 fn backoff(failures: u32) -> Duration {
     Duration::from_secs(1u64 << failures.min(9)).min(MAX_BACKOFF)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(repository_id: Option<u64>, installation_id: Option<u64>) -> Source {
+        Source {
+            repository: Some("acme/gitops".into()),
+            repository_id,
+            installation_id,
+            sender: "bob".into(),
+        }
+    }
+
+    #[test]
+    fn only_countersigns_repository_id_and_installation_are_its_own() {
+        let ours = (42, 7);
+        assert_eq!(check_origin(&source(Some(42), Some(7)), ours), Ok(()));
+        // The same name is not enough: a repository recreated under it has another id.
+        assert_eq!(
+            check_origin(&source(Some(43), Some(7)), ours),
+            Err(Foreign::Repository)
+        );
+        assert_eq!(
+            check_origin(&source(None, Some(7)), ours),
+            Err(Foreign::Repository)
+        );
+        assert_eq!(
+            check_origin(&source(Some(42), Some(8)), ours),
+            Err(Foreign::Installation)
+        );
+        assert_eq!(
+            check_origin(&source(Some(42), None), ours),
+            Err(Foreign::Installation)
+        );
+    }
 }

@@ -12,6 +12,7 @@ mod state;
 mod views;
 mod worker;
 
+pub use github::{Delivery as GitHubDelivery, Foreign, MERGED_WITHOUT_APPROVAL};
 pub use policy_source::{LoadedPolicy, PolicySource};
 pub use review::{ReviewDecision, ReviewError, ReviewerIdentity};
 pub use state::State;

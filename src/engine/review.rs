@@ -79,7 +79,7 @@ impl Engine {
     /// through the current `teams.toml`, or left to GitHub for teams it alone knows), every
     /// form through [`owners::resolve`]; e-mail owners also exclude the configured reviewers
     /// with that address. An owner nothing can resolve excludes everyone (fail closed).
-    pub(super) fn exclusions(&self, agent: &str, eval: &Evaluation) -> Exclusions {
+    pub(crate) fn exclusions(&self, agent: &str, eval: &Evaluation) -> Exclusions {
         let mut agent_owners = eval.agent_owners.clone();
         let mut unresolved_owners = Vec::new();
         if let Some(a) = crate::request::AgentId::parse(agent).and_then(|a| self.agents.get(&a)) {

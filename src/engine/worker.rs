@@ -121,6 +121,9 @@ impl Engine {
             .mask_request(&submission.payload, &submission.justification);
         let digest = stored_digest(row);
         let evaluation = row.evaluation()?;
+        let exclusions = evaluation
+            .as_ref()
+            .map(|e| self.exclusions(&row.agent_id, e));
         let auto_approved_by = evaluation
             .as_ref()
             .filter(|e| e.outcome == crate::policy::Outcome::AutoApprove)
@@ -143,6 +146,7 @@ impl Engine {
                 created_at_ms: row.created_at,
                 expires_at_ms: row.expires_at,
                 evaluation: evaluation.as_ref(),
+                exclusions: exclusions.as_ref(),
             })
             .await;
         let duration_ms = started.elapsed().as_millis() as u64;

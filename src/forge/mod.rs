@@ -38,6 +38,10 @@ pub struct ReviewRequest<'a> {
     pub expires_at_ms: i64,
     /// The policy evaluation: who must approve, shown to reviewers.
     pub evaluation: Option<&'a Evaluation>,
+    /// Who can never approve this request (the engine's eligibility rules), so reviewers are
+    /// only asked of, and listed as, people whose approval can count. `None`: only the
+    /// evaluation's agent owners are known.
+    pub exclusions: Option<&'a crate::policy::approval::Exclusions>,
 }
 
 /// Where a review lives.

@@ -65,18 +65,27 @@ pub async fn context(
     let eval = row.evaluation()?;
     let (risk, approvals) = match &eval {
         Some(eval) => {
+            // Only people who can actually approve are named, as on the pull request.
+            let exclusions = engine.exclusions(&row.agent_id, eval);
             let approvals = eval
                 .requirements
                 .iter()
                 .filter(|r| !r.optional)
                 .map(|r| {
+                    let owners: Vec<&str> = r
+                        .owners
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|o| exclusions.may_list(o))
+                        .collect();
+                    let owners = if owners.is_empty() {
+                        "(no eligible owner)".to_owned()
+                    } else {
+                        owners.join(" ")
+                    };
                     format!(
                         "{} of {} ({}, {} line {})",
-                        r.required,
-                        r.owners.join(" "),
-                        r.section,
-                        r.file,
-                        r.line
+                        r.required, owners, r.section, r.file, r.line
                     )
                 })
                 .collect();

@@ -384,6 +384,16 @@ impl Notifier {
         if matches!(ctx.risk.as_str(), "high" | "critical") && d.event == "review_opened" {
             ctx.mention = target.mention.clone();
         }
+        // A person merged the change past countersign: loud, whatever the risk.
+        if d.event == "denied"
+            && ctx
+                .decision
+                .as_deref()
+                .is_some_and(|t| t.contains(crate::engine::MERGED_WITHOUT_APPROVAL))
+        {
+            ctx.headline = "Merged without approval".to_owned();
+            ctx.mention = target.mention.clone();
+        }
         Ok(ctx)
     }
 

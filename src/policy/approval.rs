@@ -95,6 +95,14 @@ impl Exclusions {
         }
     }
 
+    /// Whether `owner` (as written in CODEOWNERS: `@user`, `@org/team`, an e-mail) may be shown
+    /// to people as someone who can approve: the same rule the approval path applies
+    /// ([`Exclusions::excluded`]). Logins are case-insensitive on GitHub, so `@Alice` is asked
+    /// about as written and in lower case.
+    pub fn may_list(&self, owner: &str) -> bool {
+        self.excluded(owner).is_none() && self.excluded(&owner.to_ascii_lowercase()).is_none()
+    }
+
     /// Whether `who` is one of the agent's owners.
     pub fn owns_the_agent(&self, who: Reviewer<'_>) -> bool {
         self.agent_owners

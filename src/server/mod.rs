@@ -238,11 +238,10 @@ impl Server {
         let metrics = Arc::new(Metrics::new());
         let (forge, ledger_repo) = match &config.github {
             Some(github) => {
-                let forge = Arc::new(GitHubForge::new(
-                    github,
-                    &config.data_dir,
-                    Some(metrics.clone()),
-                )?);
+                let forge = Arc::new(
+                    GitHubForge::new(github, &config.data_dir, Some(metrics.clone()))?
+                        .with_public_url(&public_url),
+                );
                 let repo = forge.repo_path().to_path_buf();
                 (ServerForge::GitHub(forge), repo)
             }

@@ -1,11 +1,13 @@
 //! `POST /webhooks/github`: GitHub's deliveries. The body (at most 25 MiB) must carry a valid
 //! `X-Hub-Signature-256` for one of the configured secrets, or the answer is 401 and nothing
 //! happens. The event is parsed and handed to [`crate::engine::Engine::github_event`]; unknown
-//! events are acknowledged and ignored.
+//! events, and events about another repository or installation of the App (counted in
+//! `countersign_github_webhooks_ignored_total`), are acknowledged and ignored.
 
 use super::AppState;
 use super::body::read_limited;
 use super::error::ApiError;
+use crate::engine::GitHubDelivery;
 use crate::forge::github::{GitHubEvent, SignatureError, parse_event, verify_signature};
 use axum::Json;
 use axum::body::Body;
@@ -55,14 +57,21 @@ pub async fn github(
     let payload = json_payload(&headers, &body)?;
     let event = parse_event(&event, &payload)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_event", e.to_string()))?;
-    let ignored = matches!(event, GitHubEvent::Unknown { .. });
-    app.engine
+    let unknown = matches!(event, GitHubEvent::Unknown { .. });
+    let outcome = app
+        .engine
         .github_event(&delivery, event)
         .await
         .map_err(|e| ApiError::internal(&e))?;
-    Ok(Json(json!({
-        "status": if ignored { "ignored" } else { "accepted" },
-    })))
+    let status = match outcome {
+        GitHubDelivery::Foreign(why) => {
+            app.metrics.count_github_webhook_ignored(why.as_str());
+            "ignored"
+        }
+        _ if unknown => "ignored",
+        _ => "accepted",
+    };
+    Ok(Json(json!({ "status": status })))
 }
 
 fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {

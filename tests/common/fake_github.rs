@@ -99,8 +99,9 @@ fn lock(inner: &Inner) -> MutexGuard<'_, State> {
     inner.state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A repository to create: name, base branch, files on it.
+/// A repository to create: owner, name, base branch, files on it.
 struct RepoSeed {
+    owner: String,
     name: String,
     base: String,
     files: Vec<(String, String)>,
@@ -122,6 +123,8 @@ pub struct Builder {
     workflows: Vec<WorkflowSeed>,
     permissions: Perms,
     secret: String,
+    /// Installations of the same App on other accounts: (id, account, repository names).
+    others: Vec<(u64, String, Vec<String>)>,
 }
 
 impl Builder {
@@ -130,10 +133,28 @@ impl Builder {
     pub fn repo(mut self, name: &str, base: &str, files: &[(&str, &str)]) -> Self {
         let files = files.iter().map(|(p, c)| (p.to_string(), c.to_string()));
         self.repos.push(RepoSeed {
+            owner: self.org.clone(),
             name: name.into(),
             base: base.into(),
             files: files.collect(),
         });
+        self
+    }
+
+    /// A second installation of the same App, `id`, on organisation `account` with repository
+    /// `account/{name}` for each of `repos` (a `README.md` on `main`). GitHub sends the
+    /// deliveries of every installation to the App's one webhook URL.
+    pub fn other_installation(mut self, id: u64, account: &str, repos: &[&str]) -> Self {
+        for name in repos {
+            self.repos.push(RepoSeed {
+                owner: account.into(),
+                name: (*name).into(),
+                base: BASE.into(),
+                files: vec![("README.md".into(), format!("# {name}\n"))],
+            });
+        }
+        let repos = repos.iter().map(|n| format!("{account}/{n}")).collect();
+        self.others.push((id, account.into(), repos));
         self
     }
 
@@ -175,9 +196,11 @@ impl Builder {
     }
 
     pub async fn start(mut self) -> FakeGitHub {
-        if self.repos.is_empty() {
+        if !self.repos.iter().any(|r| r.owner == self.org) {
             self = self.repo(REPO, BASE, &[("README.md", "# gitops\n")]);
         }
+        let first = self.repos.iter().find(|r| r.owner == self.org).unwrap();
+        let primary = format!("{}/{}", first.owner, first.name);
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -213,6 +236,9 @@ impl Builder {
             next_id: 1_000_000,
             rate_used: BTreeMap::new(),
             rate_reset: 0,
+            primary,
+            driving: None,
+            pulls_listed: 0,
         };
         state.rate_reset = state.now() + 3600;
         state.users.insert(
@@ -243,8 +269,25 @@ impl Builder {
             state.teams.insert((self.org.clone(), slug.clone()), team);
         }
         let now = state.now();
-        for RepoSeed { name, base, files } in &self.repos {
-            let path = root.join(&self.org).join(format!("{name}.git"));
+        for (_, account, _) in &self.others {
+            let id = state.next_id();
+            state.users.insert(
+                account.clone(),
+                User {
+                    login: account.clone(),
+                    id,
+                    kind: UserKind::Organization,
+                },
+            );
+        }
+        for RepoSeed {
+            owner,
+            name,
+            base,
+            files,
+        } in &self.repos
+        {
+            let path = root.join(owner).join(format!("{name}.git"));
             git::init_bare(&path, base);
             let files: Vec<_> = files
                 .iter()
@@ -255,7 +298,7 @@ impl Builder {
             let id = state.next_id();
             let repo = Repo {
                 id,
-                owner: self.org.clone(),
+                owner: owner.clone(),
                 name: name.clone(),
                 default_branch: base.clone(),
                 path,
@@ -270,7 +313,7 @@ impl Builder {
             };
             state.repos.insert(repo.full_name(), repo);
         }
-        let first = state.repos.keys().next().unwrap().clone();
+        let first = state.primary.clone();
         for WorkflowSeed { file, name, inputs } in &self.workflows {
             let id = state.next_id();
             let wf = Workflow {
@@ -281,12 +324,26 @@ impl Builder {
             };
             state.repos.get_mut(&first).unwrap().workflows.push(wf);
         }
+        let others: Vec<String> = self.others.iter().flat_map(|o| o.2.clone()).collect();
         state.installations.push(Installation {
             id: INSTALLATION_ID,
             account: self.org.clone(),
-            repos: state.repos.keys().cloned().collect(),
+            repos: state
+                .repos
+                .keys()
+                .filter(|r| !others.contains(r))
+                .cloned()
+                .collect(),
             permissions: self.permissions.clone(),
         });
+        for (id, account, repos) in &self.others {
+            state.installations.push(Installation {
+                id: *id,
+                account: account.clone(),
+                repos: repos.clone(),
+                permissions: self.permissions.clone(),
+            });
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             state: Mutex::new(state),
@@ -337,6 +394,7 @@ impl FakeGitHub {
             workflows: Vec::new(),
             permissions: default_permissions(),
             secret: WEBHOOK_SECRET.into(),
+            others: Vec::new(),
         }
     }
 
@@ -442,6 +500,26 @@ impl FakeGitHub {
         all.filter(|(_, text)| text.contains(needle))
             .map(|(at, _)| at)
             .collect()
+    }
+
+    /// From now on the driver's steps act on repository `full_name` (`None`: the first one
+    /// again). Deliveries about it carry its own `repository` and `installation`.
+    pub fn drive(&self, full_name: Option<&str>) {
+        let mut s = lock(&self.inner);
+        if let Some(name) = full_name {
+            assert!(s.repos.contains_key(name), "no repository {name}");
+        }
+        s.driving = full_name.map(str::to_owned);
+    }
+
+    /// How many pull requests `GET /repos/{owner}/{repo}/pulls` returned, over every call.
+    pub fn pulls_listed(&self) -> u64 {
+        lock(&self.inner).pulls_listed
+    }
+
+    /// Pull request `n` of `full_name`.
+    pub fn pull_of(&self, full_name: &str, n: u64) -> Pull {
+        lock(&self.inner).repos[full_name].pulls[&n].clone()
     }
 
     /// Pull request `n` of the first repository.

@@ -41,6 +41,9 @@ pub struct Pull {
     pub labels: Vec<Named>,
     #[serde(default)]
     pub user: Option<Login>,
+    /// Who merged it, once merged.
+    #[serde(default)]
+    pub merged_by: Option<Login>,
 }
 
 impl Pull {
@@ -54,6 +57,11 @@ impl Pull {
 
     pub fn has_label(&self, name: &str) -> bool {
         self.labels.iter().any(|l| l.name == name)
+    }
+
+    /// Who merged it, when someone did.
+    pub fn merger(&self) -> Option<&str> {
+        self.merged_by.as_ref().map(|l| l.login.as_str())
     }
 }
 
@@ -135,6 +143,7 @@ pub struct GitHubClient {
     api_url: String,
     configured_installation: Option<u64>,
     installation: OnceCell<u64>,
+    repository_id: OnceCell<u64>,
     token: Mutex<Option<InstallationToken>>,
     app_slug: OnceCell<String>,
 }
@@ -166,6 +175,7 @@ impl GitHubClient {
             api_url: config.api_url.trim_end_matches('/').to_owned(),
             configured_installation: config.installation_id,
             installation: OnceCell::new(),
+            repository_id: OnceCell::new(),
             token: Mutex::new(None),
             app_slug: OnceCell::new(),
         })
@@ -224,6 +234,36 @@ impl GitHubClient {
             })
             .await
             .copied()
+    }
+
+    /// The GitOps repository's numeric id, read once with `GET /repos/{owner}/{repo}`.
+    /// Webhooks are matched against it: a name can come back after a rename or a deletion.
+    pub async fn repository_id(&self) -> Result<u64, ForgeError> {
+        self.repository_id
+            .get_or_try_init(|| async {
+                #[derive(Deserialize)]
+                struct Repository {
+                    id: u64,
+                }
+                self.send_json::<Repository>(
+                    Method::GET,
+                    "/repos/{owner}/{repo}",
+                    self.repo_path(""),
+                    None,
+                )
+                .await
+                .map(|r| r.id)
+            })
+            .await
+            .copied()
+    }
+
+    /// The repository id and installation id when both are known already (no call made).
+    pub fn known_identity(&self) -> Option<(u64, u64)> {
+        let installation = self
+            .configured_installation
+            .or_else(|| self.installation.get().copied())?;
+        Some((*self.repository_id.get()?, installation))
     }
 
     /// The app's slug; its pushes and comments appear as `<slug>[bot]`.
@@ -443,32 +483,6 @@ impl GitHubClient {
         Ok(pulls.into_iter().find(|p| p.head.branch == branch))
     }
 
-    /// Open pull requests with head branches starting with `prefix` (first 100 pages' worth),
-    /// for reconciliation.
-    pub async fn list_open_pulls(&self, prefix: &str) -> Result<Vec<Pull>, ForgeError> {
-        let mut out = Vec::new();
-        for page in 1..=100u32 {
-            let pulls: Vec<Pull> = self
-                .send_json(
-                    Method::GET,
-                    "/repos/{owner}/{repo}/pulls",
-                    self.repo_path(&format!("/pulls?state=open&per_page=100&page={page}")),
-                    None,
-                )
-                .await?;
-            let done = pulls.len() < 100;
-            out.extend(
-                pulls
-                    .into_iter()
-                    .filter(|p| p.head.branch.starts_with(prefix)),
-            );
-            if done {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
     pub async fn get_pull(&self, number: u64) -> Result<Pull, ForgeError> {
         self.get_pull_with(None, number).await
     }
@@ -568,37 +582,48 @@ impl GitHubClient {
         reply.ok(&format!("POST {route}")).map(|_| ())
     }
 
-    /// Sets the `countersign/approval` commit status on `sha` (descriptions are cut to
-    /// GitHub's 140 characters).
+    /// Sets the `countersign/approval` commit status on `sha`. The description is cut to
+    /// GitHub's [`MAX_STATUS_CHARS`]; `target_url` (the status's "Details" link) leads to the
+    /// full text.
     pub async fn set_status(
         &self,
         sha: &str,
         state: StatusState,
         description: &str,
+        target_url: Option<&str>,
     ) -> Result<(), ForgeError> {
         let route = "/repos/{owner}/{repo}/statuses/{sha}";
+        let mut body = json!({
+            "state": state.as_str(),
+            "description": truncate(description, MAX_STATUS_CHARS),
+            "context": STATUS_CONTEXT,
+        });
+        if let Some(url) = target_url {
+            body["target_url"] = json!(url);
+        }
         self.send(
             Method::POST,
             route,
             self.repo_path(&format!("/statuses/{sha}")),
-            Some(json!({
-                "state": state.as_str(),
-                "description": truncate(description, 140),
-                "context": STATUS_CONTEXT,
-            })),
+            Some(body),
         )
         .await?
         .ok(&format!("POST {route}"))
         .map(|_| ())
     }
 
+    /// Posts a conversation comment. Callers bound their text (see [`bound`]); a body still
+    /// over GitHub's [`MAX_BODY_CHARS`] is cut here rather than refused by GitHub forever.
     pub async fn comment(&self, number: u64, body: &str) -> Result<(), ForgeError> {
         let route = "/repos/{owner}/{repo}/issues/{number}/comments";
+        if body.chars().count() > MAX_BODY_CHARS {
+            tracing::warn!(pull = number, "a comment over GitHub's limit was cut");
+        }
         self.send(
             Method::POST,
             route,
             self.repo_path(&format!("/issues/{number}/comments")),
-            Some(json!({ "body": body })),
+            Some(json!({ "body": truncate(body, MAX_BODY_CHARS) })),
         )
         .await?
         .ok(&format!("POST {route}"))
@@ -691,8 +716,21 @@ impl GitHubClient {
             // Not mergeable: maybe because it already is merged.
             405 | 409 | 422 => {
                 let pull = self.get_pull_with(token, number).await?;
+                let bot = self.bot_login().await?;
                 match (&pull.merge_commit_sha, pull.is_merged()) {
-                    (Some(commit), true) if pull.head.sha == sha => Ok(commit.clone()),
+                    // Only countersign's own earlier merge (a retry after a crash) is taken as
+                    // done; a person's merge was never countersign's execution.
+                    (Some(commit), true)
+                        if pull.head.sha == sha && pull.merger() == Some(bot.as_str()) =>
+                    {
+                        Ok(commit.clone())
+                    }
+                    (_, true) if pull.merger() != Some(bot.as_str()) => {
+                        Err(ForgeError::Permanent(format!(
+                            "the pull request was merged without countersign by @{}",
+                            pull.merger().unwrap_or("someone")
+                        )))
+                    }
                     (_, true) => Err(ForgeError::Permanent(format!(
                         "the pull request was merged by someone else at another head than {}",
                         short(sha)
@@ -784,6 +822,23 @@ impl GitHubClient {
 /// The first 12 characters of a commit id.
 pub(super) fn short(sha: &str) -> &str {
     &sha[..sha.len().min(12)]
+}
+
+/// GitHub's limit on issue, pull request and comment bodies, in characters.
+pub const MAX_BODY_CHARS: usize = 65_536;
+/// GitHub's limit on a commit status description, in characters.
+pub const MAX_STATUS_CHARS: usize = 140;
+
+/// `text` within `max` characters: when too long, its start, `…`, and `more` (e.g. where the
+/// full text is), which is always kept whole.
+pub fn bound(text: &str, max: usize, more: &str) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let room = max.saturating_sub(more.chars().count());
+    let mut out = truncate(text, room.max(1));
+    out.push_str(more);
+    out
 }
 
 /// At most `max` characters, with `…` when cut.

@@ -58,7 +58,12 @@ impl GitHubForge {
         // otherwise race the decision being published.
         if let Err(e) = self
             .client
-            .set_status(&head, StatusState::Success, "approved; merging")
+            .set_status(
+                &head,
+                StatusState::Success,
+                "approved; merging",
+                self.full_text_url(id).as_deref(),
+            )
             .await
         {
             tracing::warn!(request.id = %id, pull = number, error = %e, "could not set the approval status before merging");

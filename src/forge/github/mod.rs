@@ -48,8 +48,6 @@ use std::time::{Duration, Instant};
 /// The base branch's head is re-read at most this often (a conditional request: an unchanged
 /// branch costs no rate limit). The policy poller and the notifier ask every second.
 const BASE_COMMIT_TTL: Duration = Duration::from_secs(10);
-/// GitHub's limit on a pull request body.
-const MAX_BODY_CHARS: usize = 65_000;
 
 pub struct GitHubForge {
     client: Arc<GitHubClient>,
@@ -57,6 +55,8 @@ pub struct GitHubForge {
     base_branch: String,
     metrics: Option<Arc<Metrics>>,
     base: tokio::sync::Mutex<BaseHead>,
+    /// countersign's own URL: texts cut to GitHub's limits link to the full masked request.
+    public_url: Option<String>,
 }
 
 #[derive(Default)]
@@ -101,7 +101,21 @@ impl GitHubForge {
             base_branch: config.base_branch.clone(),
             metrics,
             base: tokio::sync::Mutex::default(),
+            public_url: None,
         })
+    }
+
+    /// countersign's public URL: statuses link to `{url}/v1/requests/{id}/review`, and texts
+    /// cut to fit GitHub's limits say the whole masked text is there.
+    pub fn with_public_url(mut self, url: &str) -> Self {
+        self.public_url = Some(url.trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// Where the full masked request `id` (with its decisions) can be read.
+    fn full_text_url(&self, id: &RequestId) -> Option<String> {
+        let base = self.public_url.as_deref()?;
+        Some(format!("{base}/v1/requests/{id}/review"))
     }
 
     /// The REST client: narrowed tokens ([`GitHubClient::token_for`]), merging
@@ -172,12 +186,17 @@ impl GitHubForge {
                 (pull, true)
             }
         };
+        let exclusions = reviewers::exclusions_or_default(
+            request.exclusions,
+            request.agent.as_str(),
+            request.evaluation,
+        );
         let labels = reviewers::labels(request.evaluation);
         // Labels go on last among the one-time steps, so a pull request found with its labels
         // already had its reviewers requested (re-requesting would ping reviewers again).
         let labelled = labels.iter().all(|l| pull.has_label(l));
         if fresh || !labelled {
-            let wanted = reviewers::reviewers(request.evaluation, self.client.owner());
+            let wanted = reviewers::reviewers(request.evaluation, self.client.owner(), &exclusions);
             self.client
                 .request_reviewers(pull.number, &wanted.users, &wanted.teams)
                 .await?;
@@ -188,7 +207,8 @@ impl GitHubForge {
                 .set_status(
                     &pull.head.sha,
                     StatusState::Pending,
-                    &reviewers::pending_description(request.evaluation),
+                    &reviewers::pending_description(request.evaluation, &exclusions),
+                    self.full_text_url(request.id).as_deref(),
                 )
                 .await?;
         }
@@ -202,12 +222,11 @@ impl GitHubForge {
 
 /// The description as the pull request body, cut to GitHub's limit.
 fn pull_body(description: &str) -> String {
-    if description.chars().count() <= MAX_BODY_CHARS {
-        return description.to_owned();
-    }
-    let mut body = client::truncate(description, MAX_BODY_CHARS);
-    body.push_str("\n\n*(cut to fit a pull request body: the full description is on the branch)*");
-    body
+    client::bound(
+        description,
+        client::MAX_BODY_CHARS,
+        "\n\n*(cut to fit a pull request body: the full description is on the branch)*",
+    )
 }
 
 fn pull_number(review: &str) -> Result<u64, ForgeError> {
@@ -238,7 +257,8 @@ impl Forge for GitHubForge {
     ) -> Result<(), ForgeError> {
         let number = pull_number(review)?;
         let pull = self.client.get_pull(number).await?;
-        let view = reviewers::decision_view(decision);
+        let link = self.full_text_url(decision.id);
+        let view = reviewers::decision_view(decision, link.as_deref());
         // An executed `action` request's pull request is still open (a `change` request's was
         // merged when it ran): merging it keeps the record on the base branch. Before the
         // status, so the status shows the outcome last.
@@ -247,7 +267,12 @@ impl Forge for GitHubForge {
             self.merge_after_success(number, decision.id).await?;
         }
         self.client
-            .set_status(&pull.head.sha, view.status, &view.description)
+            .set_status(
+                &pull.head.sha,
+                view.status,
+                &view.description,
+                link.as_deref(),
+            )
             .await?;
         if let Some(text) = view.close_with
             && pull.is_open()

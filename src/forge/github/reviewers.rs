@@ -2,9 +2,10 @@
 //! the owners of the required CODEOWNERS lines), labels, the pending status line, and the
 //! decision's status and comment.
 
-use super::client::{StatusState, truncate};
+use super::client::{MAX_BODY_CHARS, MAX_STATUS_CHARS, StatusState, bound, truncate};
 use crate::engine::State;
 use crate::forge::Decision;
+use crate::policy::approval::Exclusions;
 use crate::policy::{Evaluation, Outcome};
 
 /// GitHub accepts at most this many requested reviewers (users and teams together).
@@ -17,21 +18,35 @@ pub struct Reviewers {
     pub teams: Vec<String>,
 }
 
+/// Who can never approve: the engine's rules when given, else the evaluation's agent owners.
+pub fn exclusions_or_default(
+    exclusions: Option<&Exclusions>,
+    agent: &str,
+    evaluation: Option<&Evaluation>,
+) -> Exclusions {
+    exclusions.cloned().unwrap_or_else(|| Exclusions {
+        agent: agent.to_owned(),
+        agent_owners: evaluation
+            .map(|e| e.agent_owners.clone())
+            .unwrap_or_default(),
+        ..Exclusions::default()
+    })
+}
+
 /// The owners of every required line: `@user` → user, `@org/team` → team slug when `org` is
 /// the repository's owner (GitHub only takes its own organisation's teams), e-mail owners
-/// skipped. The agent's owners are left out (they can never approve), and so is everyone when
-/// the policy approved the request itself.
-pub fn reviewers(evaluation: Option<&Evaluation>, repo_owner: &str) -> Reviewers {
+/// skipped. People who can never approve (the agent's owners…) are left out, and so is
+/// everyone when the policy approved the request itself.
+pub fn reviewers(
+    evaluation: Option<&Evaluation>,
+    repo_owner: &str,
+    exclusions: &Exclusions,
+) -> Reviewers {
     let mut out = Reviewers::default();
     let Some(e) = evaluation else { return out };
     if e.outcome == Outcome::AutoApprove {
         return out;
     }
-    let excluded: Vec<String> = e
-        .agent_owners
-        .iter()
-        .map(|o| o.trim_start_matches('@').to_ascii_lowercase())
-        .collect();
     for r in e
         .requirements
         .iter()
@@ -53,8 +68,7 @@ pub fn reviewers(evaluation: Option<&Evaluation>, repo_owner: &str) -> Reviewers
                     }
                 }
                 None => {
-                    if !excluded.contains(&name.to_ascii_lowercase()) && !contains(&out.users, name)
-                    {
+                    if exclusions.may_list(name) && !contains(&out.users, name) {
                         out.users.push(name.to_owned());
                     }
                 }
@@ -77,8 +91,10 @@ pub fn labels(evaluation: Option<&Evaluation>) -> Vec<String> {
     vec!["countersign".to_owned(), format!("risk:{risk}")]
 }
 
-/// The pending status: "needs 2 of @acme/data; 1 of @alice @bob".
-pub fn pending_description(evaluation: Option<&Evaluation>) -> String {
+/// The pending status: "needs 2 of @acme/data; 1 of @alice @bob", naming only owners who
+/// may approve (teams stand for their members; who in them may approve is checked when they
+/// do).
+pub fn pending_description(evaluation: Option<&Evaluation>, exclusions: &Exclusions) -> String {
     let Some(e) = evaluation else {
         return "awaiting review".to_owned();
     };
@@ -89,12 +105,23 @@ pub fn pending_description(evaluation: Option<&Evaluation>) -> String {
         .requirements
         .iter()
         .filter(|r| !r.optional && r.required > 0)
-        .map(|r| format!("{} of {}", r.required, r.owners.join(" ")))
+        .map(|r| {
+            let eligible: Vec<&str> = r
+                .owners
+                .iter()
+                .map(String::as_str)
+                .filter(|o| exclusions.may_list(o))
+                .collect();
+            match eligible.is_empty() {
+                true => format!("{} of (no eligible owner)", r.required),
+                false => format!("{} of {}", r.required, eligible.join(" ")),
+            }
+        })
         .collect();
     if parts.is_empty() {
         return "awaiting review".to_owned();
     }
-    truncate(&format!("needs {}", parts.join("; ")), 140)
+    truncate(&format!("needs {}", parts.join("; ")), MAX_STATUS_CHARS)
 }
 
 /// What a decision looks like on the pull request.
@@ -115,19 +142,29 @@ pub fn decision_marker(decision: &Decision<'_>) -> String {
     )
 }
 
-pub fn decision_view(decision: &Decision<'_>) -> DecisionView {
-    let actor = mention(decision.actor);
-    let reason = decision
-        .reason
-        .filter(|r| !r.trim().is_empty())
-        .map(|r| format!("\n\nReason:\n\n{}", quote(r)))
-        .unwrap_or_default();
+/// How a decision is shown on the pull request. `full_text` is where the whole (masked)
+/// decision can be read; texts cut to GitHub's limits point there. Every text here fits:
+/// the comment within [`MAX_BODY_CHARS`] (its reason is cut, the footer and marker never),
+/// the status description within [`MAX_STATUS_CHARS`].
+pub fn decision_view(decision: &Decision<'_>, full_text: Option<&str>) -> DecisionView {
+    let actor = truncate(&mention(decision.actor), 60);
+    let more = match full_text {
+        Some(url) => format!("\n\n*(cut to fit GitHub's limit: the full text is at <{url}>)*"),
+        None => "\n\n*(cut to fit GitHub's limit)*".to_owned(),
+    };
     let footer = format!(
         "\n\nRequest `{}`, digest `{}`.\n{}",
         decision.id,
         decision.digest,
         decision_marker(decision)
     );
+    // Room for the reason: the limit less the longest heading and the footer, with margin.
+    let room = MAX_BODY_CHARS - 1_024 - footer.chars().count();
+    let reason = decision
+        .reason
+        .filter(|r| !r.trim().is_empty())
+        .map(|r| bound(&format!("\n\nReason:\n\n{}", quote(r)), room, &more))
+        .unwrap_or_default();
     let (status, description, close_with) = match decision.state {
         State::Approved => (StatusState::Success, format!("approved by {actor}"), None),
         State::Denied => (
@@ -173,7 +210,7 @@ pub fn decision_view(decision: &Decision<'_>) -> DecisionView {
     };
     DecisionView {
         status,
-        description,
+        description: truncate(&description, MAX_STATUS_CHARS),
         close_with: close_with.map(|text| text + &footer),
     }
 }
@@ -220,6 +257,10 @@ mod tests {
         }
     }
 
+    fn none_excluded() -> Exclusions {
+        exclusions_or_default(None, "agent-a", Some(&evaluation(vec![])))
+    }
+
     fn evaluation(requirements: Vec<Requirement>) -> Evaluation {
         Evaluation {
             policy_commit: "abc".into(),
@@ -245,16 +286,22 @@ mod tests {
             requirement(&["@dave"], 0, true),
         ]);
         assert_eq!(
-            reviewers(Some(&e), "acme"),
+            reviewers(Some(&e), "acme", &none_excluded()),
             Reviewers {
                 users: vec!["bob".into(), "carol".into()],
                 teams: vec!["data".into()],
             }
         );
-        assert_eq!(reviewers(None, "acme"), Reviewers::default());
+        assert_eq!(
+            reviewers(None, "acme", &none_excluded()),
+            Reviewers::default()
+        );
         let mut auto = e.clone();
         auto.outcome = Outcome::AutoApprove;
-        assert_eq!(reviewers(Some(&auto), "acme"), Reviewers::default());
+        assert_eq!(
+            reviewers(Some(&auto), "acme", &none_excluded()),
+            Reviewers::default()
+        );
     }
 
     #[test]
@@ -263,7 +310,11 @@ mod tests {
         let owners: Vec<&str> = owners.iter().map(String::as_str).collect();
         let mut all = owners.clone();
         all.push("@acme/ops");
-        let r = reviewers(Some(&evaluation(vec![requirement(&all, 1, false)])), "acme");
+        let r = reviewers(
+            Some(&evaluation(vec![requirement(&all, 1, false)])),
+            "acme",
+            &none_excluded(),
+        );
         assert_eq!(r.teams, ["ops"]);
         assert_eq!(r.users.len(), 14);
     }
@@ -277,13 +328,54 @@ mod tests {
         ]);
         assert_eq!(labels(Some(&e)), ["countersign", "risk:high"]);
         assert_eq!(labels(None), ["countersign", "risk:unknown"]);
+        // alice owns the agent: she is not listed as someone who may approve.
+        let x = none_excluded();
         assert_eq!(
-            pending_description(Some(&e)),
-            "needs 2 of @acme/data; 1 of @alice @bob"
+            pending_description(Some(&e), &x),
+            "needs 2 of @acme/data; 1 of @bob"
+        );
+        let only_owner = evaluation(vec![requirement(&["@alice"], 1, false)]);
+        assert_eq!(
+            pending_description(Some(&only_owner), &x),
+            "needs 1 of (no eligible owner)"
         );
         let long = evaluation(vec![requirement(&["@a-very-long-team-name"; 20], 1, false)]);
-        assert_eq!(pending_description(Some(&long)).chars().count(), 140);
-        assert_eq!(pending_description(None), "awaiting review");
+        assert_eq!(pending_description(Some(&long), &x).chars().count(), 140);
+        assert_eq!(pending_description(None, &x), "awaiting review");
+    }
+
+    fn decision_view_(d: &Decision<'_>) -> DecisionView {
+        decision_view(d, Some("https://cs.example/v1/requests/x/review"))
+    }
+
+    #[test]
+    fn a_long_reason_is_cut_to_githubs_limit_keeping_the_link_and_the_marker() {
+        let id = RequestId::generate();
+        let digest = Digest::of_bytes(b"x");
+        let reason = "wrong row\n".repeat(7_000);
+        let actor = "x".repeat(300);
+        let d = Decision {
+            id: &id,
+            state: State::Denied,
+            actor: &actor,
+            reason: Some(&reason),
+            digest: &digest,
+        };
+        let view = decision_view_(&d);
+        let comment = view.close_with.unwrap();
+        assert!(comment.chars().count() <= MAX_BODY_CHARS);
+        assert!(comment.contains("> wrong row\n> wrong row"));
+        assert!(comment.contains("<https://cs.example/v1/requests/x/review>"));
+        assert!(comment.ends_with(&decision_marker(&d)));
+        assert!(view.description.chars().count() <= MAX_STATUS_CHARS);
+        let short = decision_view(
+            &Decision {
+                reason: Some("no"),
+                ..d
+            },
+            None,
+        );
+        assert!(!short.close_with.unwrap().contains("cut to fit"));
     }
 
     #[test]
@@ -297,12 +389,12 @@ mod tests {
             reason,
             digest: &digest,
         };
-        let approved = decision_view(&d(State::Approved, "bob", None));
+        let approved = decision_view_(&d(State::Approved, "bob", None));
         assert_eq!(approved.status, StatusState::Success);
         assert_eq!(approved.description, "approved by @bob");
         assert!(approved.close_with.is_none());
 
-        let denied = decision_view(&d(State::Denied, "bob", Some("wrong table\nuse orders_v2")));
+        let denied = decision_view_(&d(State::Denied, "bob", Some("wrong table\nuse orders_v2")));
         assert_eq!(denied.status, StatusState::Failure);
         assert_eq!(denied.description, "denied by @bob");
         let comment = denied.close_with.unwrap();
@@ -313,10 +405,10 @@ mod tests {
         assert!(comment.contains(&decision_marker(&d(State::Denied, "bob", None))));
         assert!(comment.contains(digest.as_str()));
 
-        let expired = decision_view(&d(State::Expired, "countersign", None));
+        let expired = decision_view_(&d(State::Expired, "countersign", None));
         assert_eq!(expired.status, StatusState::Failure);
         assert!(expired.close_with.unwrap().contains("expired"));
-        let cancelled = decision_view(&d(State::Cancelled, "countersign", None));
+        let cancelled = decision_view_(&d(State::Cancelled, "countersign", None));
         assert!(cancelled.close_with.is_some());
     }
 
@@ -324,7 +416,7 @@ mod tests {
     fn a_reason_with_bidi_controls_is_quoted_with_them_shown() {
         let id = RequestId::generate();
         let digest = Digest::of_bytes(b"x");
-        let denied = decision_view(&Decision {
+        let denied = decision_view_(&Decision {
             id: &id,
             state: State::Denied,
             actor: "bob",

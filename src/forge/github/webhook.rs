@@ -52,6 +52,18 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+impl GitHubEvent {
+    /// Where the event happened (`None` for `ping` and unknown events).
+    pub fn source(&self) -> Option<&Source> {
+        match self {
+            GitHubEvent::Review(r) => Some(&r.source),
+            GitHubEvent::PullRequest(p) => Some(&p.source),
+            GitHubEvent::Comment(c) => Some(&c.source),
+            GitHubEvent::Ping | GitHubEvent::Unknown { .. } => None,
+        }
+    }
+}
+
 /// A webhook event countersign acts on; anything else is [`GitHubEvent::Unknown`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GitHubEvent {
@@ -70,11 +82,16 @@ pub enum GitHubEvent {
     },
 }
 
-/// Where an event happened.
+/// Where an event happened. A GitHub App has one webhook URL for all its installations, so
+/// this says whether the event is about countersign's repository at all.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Source {
     /// `owner/name`.
     pub repository: Option<String>,
+    /// The repository's numeric id (a name can be reused after a rename or deletion; an id
+    /// cannot).
+    #[serde(default)]
+    pub repository_id: Option<u64>,
     pub installation_id: Option<u64>,
     /// Who caused the event.
     pub sender: String,
@@ -89,6 +106,9 @@ pub struct PullRef {
     pub head_branch: String,
     /// `open` or `closed`.
     pub state: String,
+    /// Who merged it, once merged.
+    #[serde(default)]
+    pub merged_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -272,6 +292,7 @@ mod wire {
 
     #[derive(Deserialize)]
     pub struct Repository {
+        pub id: Option<u64>,
         pub full_name: String,
     }
 
@@ -290,6 +311,7 @@ mod wire {
     impl Common {
         pub fn source(self) -> Source {
             Source {
+                repository_id: self.repository.as_ref().and_then(|r| r.id),
                 repository: self.repository.map(|r| r.full_name),
                 installation_id: self.installation.map(|i| i.id),
                 sender: self.sender.login,
@@ -310,6 +332,7 @@ mod wire {
         pub state: String,
         pub head: Head,
         pub merged: Option<bool>,
+        pub merged_by: Option<User>,
     }
 
     impl From<PullRequest> for PullRef {
@@ -319,6 +342,7 @@ mod wire {
                 head_sha: p.head.sha,
                 head_branch: p.head.branch,
                 state: p.state,
+                merged_by: p.merged_by.map(|u| u.login),
             }
         }
     }

@@ -2,7 +2,8 @@
 //! edit a comment, dismiss a review, push to a pull request's branch, close, reopen, join a
 //! team), each changing the state the way GitHub does and delivering the webhook GitHub would
 //! send; plus control over deliveries (lose the next ones, redeliver one, list them).
-//! Every step acts on the first repository and returns once its webhook delivery was attempted.
+//! Every step acts on the driven repository (the first one unless [`FakeGitHub::drive`] chose
+//! another) and returns once its webhook delivery was attempted.
 
 use super::state::*;
 use super::{FakeGitHub, git, issues, lock, pulls, shapes, webhooks};
@@ -46,7 +47,7 @@ impl FakeGitHub {
         let (id, queued) = {
             let mut s = lock(&self.inner);
             s.user(user);
-            let full = s.primary().full_name();
+            let full = s.driven().full_name();
             let (id, now) = (s.next_id(), s.now());
             let p = s
                 .repo_mut(&full)
@@ -84,7 +85,7 @@ impl FakeGitHub {
     pub async fn edit_review_as(&self, user: &str, pr: u64, review_id: u64, body: &str) {
         let queued = {
             let mut s = lock(&self.inner);
-            let full = s.primary().full_name();
+            let full = s.driven().full_name();
             let p = s.repo_mut(&full).unwrap().pulls.get_mut(&pr).unwrap();
             let rv = p
                 .reviews
@@ -112,7 +113,7 @@ impl FakeGitHub {
         let queued = {
             let mut s = lock(&self.inner);
             s.user(by);
-            let full = s.primary().full_name();
+            let full = s.driven().full_name();
             let p = s.repo_mut(&full).unwrap().pulls.get_mut(&pr).unwrap();
             let rv = p
                 .reviews
@@ -139,8 +140,8 @@ impl FakeGitHub {
         let (id, queued) = {
             let mut s = lock(&self.inner);
             s.user(user);
-            let full = s.primary().full_name();
-            assert!(s.primary().pulls.contains_key(&pr), "pull request #{pr}");
+            let full = s.driven().full_name();
+            assert!(s.driven().pulls.contains_key(&pr), "pull request #{pr}");
             let (c, q) = issues::add_comment_as(&self.inner, &mut s, &full, pr, user, body);
             (c.id, q)
         };
@@ -153,7 +154,7 @@ impl FakeGitHub {
         let queued = {
             let mut s = lock(&self.inner);
             s.user(user);
-            let full = s.primary().full_name();
+            let full = s.driven().full_name();
             let now = s.now();
             let r = s.repo_mut(&full).unwrap();
             let c = r
@@ -176,8 +177,8 @@ impl FakeGitHub {
         let (sha, queued) = {
             let mut s = lock(&self.inner);
             s.user(user);
-            let full = s.primary().full_name();
-            let r = s.primary();
+            let full = s.driven().full_name();
+            let r = s.driven();
             let p = r.pulls.get(&pr).expect("pull request");
             let (repo_path, branch, before) =
                 (r.path.clone(), p.head_ref.clone(), p.head_sha.clone());
@@ -198,6 +199,50 @@ impl FakeGitHub {
         sha
     }
 
+    /// `user` merges `pr` with GitHub's merge button (a merge commit on the base branch, as
+    /// the repository allows people with write access): `pull_request` closed with `merged`
+    /// and `merged_by` = `user`. Returns the merge commit.
+    pub async fn merge_pr_as(&self, user: &str, pr: u64) -> String {
+        let (sha, queued) = {
+            let mut s = lock(&self.inner);
+            s.user(user);
+            let r = s.driven();
+            let full = r.full_name();
+            let p = r.pulls.get(&pr).expect("pull request").clone();
+            assert!(
+                p.state == PullState::Open && !p.merged,
+                "pull request #{pr} cannot be merged"
+            );
+            let email = format!("{user}@users.noreply.github.com");
+            let text = format!(
+                "Merge pull request #{pr} from {}/{}\n\n{}",
+                r.owner, p.head_ref, p.title
+            );
+            let sha = git::merge(
+                &r.path,
+                &p.base_ref,
+                &p.head_sha,
+                false,
+                &text,
+                (user, &email),
+            )
+            .expect("mergeable");
+            let now = s.now();
+            let p = s.repo_mut(&full).unwrap().pulls.get_mut(&pr).unwrap();
+            p.state = PullState::Closed;
+            p.merged = true;
+            p.merged_at = Some(now);
+            p.closed_at = Some(now);
+            p.updated_at = now;
+            p.merge_commit_sha = Some(sha.clone());
+            p.merged_by = Some(user.to_owned());
+            let q = pulls::pull_hook(&self.inner, &mut s, &full, pr, "closed", user, Value::Null);
+            (sha, q)
+        };
+        queued.wait().await;
+        sha
+    }
+
     /// `user` closes `pr` without merging (`pull_request` closed).
     pub async fn close_pr_as(&self, user: &str, pr: u64) {
         self.set_pr_state(user, pr, PullState::Closed).await;
@@ -212,10 +257,10 @@ impl FakeGitHub {
         let queued = {
             let mut s = lock(&self.inner);
             s.user(user);
-            let full = s.primary().full_name();
+            let full = s.driven().full_name();
             let now = s.now();
             let head = {
-                let r = s.primary();
+                let r = s.driven();
                 git::branch_sha(&r.path, &r.pulls[&pr].head_ref)
             };
             let p = s
@@ -256,7 +301,7 @@ impl FakeGitHub {
         let (n, queued) = {
             let mut s = lock(&self.inner);
             s.user(user);
-            let r = s.primary().clone();
+            let r = s.driven().clone();
             let email = format!("{user}@users.noreply.github.com");
             let files: Vec<_> = files.iter().map(|(p, c)| (*p, Some(*c))).collect();
             let sha = git::commit_files(
@@ -396,7 +441,7 @@ impl FakeGitHub {
     pub async fn ping(&self) -> Option<u16> {
         let queued = {
             let mut s = lock(&self.inner);
-            let full = s.primary().full_name();
+            let full = s.driven().full_name();
             let (hook_id, app_id) = (s.hook_id, s.app.id);
             let url = s.webhook_url.clone();
             let payload = json!({

@@ -3,7 +3,7 @@
 //! labeled, `issue_comment` created / edited).
 
 use super::auth::{self, ApiError};
-use super::pulls::{NumPath, actor, body_json, pull_hook, pull_mut, pull_of};
+use super::pulls::{NumPath, actor, body_json, check_body_length, pull_hook, pull_mut, pull_of};
 use super::routes::{Answer, Params, json, paged, with};
 use super::state::*;
 use super::{Shared, git, shapes, webhooks};
@@ -170,6 +170,7 @@ async fn add_comment(
                 json!([{"resource": "IssueComment", "code": "missing_field", "field": "body"}]),
             ));
         };
+        check_body_length("IssueComment", &req)?;
         let user = actor(s);
         let (c, _) = add_comment_as(&inner, s, &full, n, &user, text);
         let r = s.repo(&full).unwrap();
@@ -261,6 +262,7 @@ async fn edit_comment(
         let text = req["body"]
             .as_str()
             .ok_or_else(|| ApiError::unprocessable("body is missing"))?;
+        check_body_length("IssueComment", &req)?;
         let user = actor(s);
         let now = s.now();
         let r = s.repo_mut(&full).unwrap();

@@ -42,6 +42,20 @@ pub(super) fn body_json(body: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|_| ApiError::new(400, "Problems parsing JSON"))
 }
 
+/// GitHub's limit on issue, pull request, comment and review bodies, in characters.
+pub const MAX_BODY_CHARS: usize = 65_536;
+
+/// GitHub's `422` for a `body` over [`MAX_BODY_CHARS`] characters.
+pub(super) fn check_body_length(resource: &str, req: &Value) -> Result<(), ApiError> {
+    match req["body"].as_str() {
+        Some(b) if b.chars().count() > MAX_BODY_CHARS => Err(ApiError::validation(json!([{
+            "resource": resource, "code": "custom", "field": "body",
+            "message": format!("body is too long (maximum is {MAX_BODY_CHARS} characters)"),
+        }]))),
+        _ => Ok(()),
+    }
+}
+
 /// The login acting for an installation token: the App's bot user.
 pub(super) fn actor(s: &mut State) -> String {
     let login = s.app.bot_login();
@@ -114,6 +128,7 @@ async fn create_pull(
             .as_str()
             .ok_or_else(|| missing("title"))?
             .to_owned();
+        check_body_length("PullRequest", &req)?;
         let head = req["head"].as_str().ok_or_else(|| missing("head"))?;
         let base = req["base"]
             .as_str()
@@ -201,6 +216,7 @@ async fn list_pulls(
             .filter(|p| head.is_none_or(|h| p.head_ref == h))
             .filter(|p| q.get("base").is_none_or(|b| &p.base_ref == b))
             .collect();
+        let list_len = list.len();
         if q.get("direction").map(String::as_str) != Some("asc") {
             list.reverse(); // newest first, like GitHub's default
         }
@@ -208,7 +224,12 @@ async fn list_pulls(
             .into_iter()
             .map(|p| shapes::pull(s, r, p, false))
             .collect();
-        paged(s, &uri, &q, items)
+        let answer = paged(s, &uri, &q, items)?;
+        let shown = super::routes::page(s, &uri, &q, vec![Value::Null; list_len])
+            .0
+            .len();
+        s.pulls_listed += shown as u64;
+        Ok(answer)
     })
 }
 
@@ -235,6 +256,7 @@ async fn update_pull(
         let full = format!("{owner}/{repo}");
         auth::require_repo(s, &headers, &full, "pull_requests", "write")?;
         let req = body_json(&body)?;
+        check_body_length("PullRequest", &req)?;
         let (r, p) = pull_of(s, &full, n)?;
         let head_exists = git::branch_sha(&r.path, &p.head_ref);
         let was_open = p.state == PullState::Open;

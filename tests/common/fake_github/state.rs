@@ -398,6 +398,12 @@ pub struct State {
     /// Requests counted per credential for the `x-ratelimit-*` headers.
     pub(super) rate_used: BTreeMap<String, u64>,
     pub(super) rate_reset: i64,
+    /// The first repository the builder added (countersign's).
+    pub(super) primary: String,
+    /// The repository the driver acts on (`None`: the primary), see `FakeGitHub::drive`.
+    pub(super) driving: Option<String>,
+    /// Pull requests returned by `GET /repos/{owner}/{repo}/pulls`, over every call.
+    pub pulls_listed: u64,
 }
 
 impl State {
@@ -419,12 +425,15 @@ impl State {
         self.repos.get_mut(full_name)
     }
 
-    /// The first repository (the one the driver acts on).
+    /// The first repository the builder added (countersign's; the accessors read it).
     pub fn primary(&self) -> &Repo {
-        self.repos
-            .values()
-            .next()
-            .expect("the fake has a repository")
+        &self.repos[&self.primary]
+    }
+
+    /// The repository the driver acts on: the primary unless `FakeGitHub::drive` chose another.
+    pub fn driven(&self) -> &Repo {
+        let name = self.driving.as_ref().unwrap_or(&self.primary);
+        &self.repos[name]
     }
 
     /// The user `login`, created as a plain user on first sight (GitHub knows everyone).

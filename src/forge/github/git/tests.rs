@@ -66,6 +66,7 @@ fn content(id: &RequestId, changes: &[FileChange]) -> ReviewContent {
             created_at_ms: 0,
             expires_at_ms: 0,
             evaluation: None,
+            exclusions: None,
         },
         "github",
     )

@@ -181,12 +181,17 @@ fn pull_request_actions() {
         assert_eq!(p.source.installation_id, Some(1));
     }
     let merged = edited("pull_request.closed", |v| {
-        v["pull_request"]["merged"] = true.into()
+        v["pull_request"]["merged"] = true.into();
+        v["pull_request"]["merged_by"] = serde_json::json!({"login": "erin", "id": 7});
     });
     let GitHubEvent::PullRequest(p) = parse_event("pull_request", &merged).unwrap() else {
         panic!()
     };
     assert_eq!(p.action, PullRequestAction::Closed { merged: true });
+    assert_eq!(p.pull.merged_by.as_deref(), Some("erin"));
+    // Where it happened: the repository by id as well as by name.
+    assert!(p.source.repository_id.is_some_and(|id| id > 0));
+    assert!(p.source.repository.is_some());
     let GitHubEvent::PullRequest(p) =
         parse_event("pull_request", &fixture("pull_request.synchronize")).unwrap()
     else {
