@@ -8,14 +8,14 @@ mod execution;
 mod github;
 mod policy_source;
 mod review;
-mod state;
 mod views;
 mod worker;
 
+/// The lifecycle lives with the request (`crate::request::State`); re-exported for the layers above.
+pub use crate::request::State;
 pub use github::{Delivery as GitHubDelivery, Foreign, MERGED_WITHOUT_APPROVAL};
 pub use policy_source::{LoadedPolicy, PolicySource};
 pub use review::{ReviewDecision, ReviewError, ReviewerIdentity};
-pub use state::State;
 
 use crate::config::{Agent, Reviewer, ServerConfig};
 use crate::forge::Forge;

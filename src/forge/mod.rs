@@ -10,8 +10,8 @@ mod local_merge;
 pub use github::GitHubForge;
 pub use local::{LocalForge, remove_own_stale_locks};
 
-use crate::engine::State;
 use crate::policy::Evaluation;
+use crate::request::State;
 use crate::request::{AgentId, Digest, FileChange, Kind, RequestId};
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -2,6 +2,7 @@
 //! canonical digest. Signature checking lives in [`signature`].
 
 pub mod signature;
+mod state;
 mod validate;
 
 use serde::{Deserialize, Serialize};
@@ -9,6 +10,7 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use std::fmt;
 
+pub use state::State;
 pub use validate::{SubmissionError, is_valid_action_name, parse_submission};
 
 /// Identifier of a registered agent (`[A-Za-z0-9._-]`, 1–64 characters).

@@ -4,8 +4,8 @@
 //! and the outbox of callbacks to agents.
 
 use super::{RequestRow, StateConflict, Store, TransitionError, conflict, insert_event};
-use crate::engine::State;
 use crate::request::RequestId;
+use crate::request::State;
 use serde_json::{Value, json};
 use sqlx::FromRow;
 

@@ -3,8 +3,8 @@
 //! request cancelled by closing its pull request, and finding a request by its pull request.
 
 use super::{RequestRow, StateConflict, Store, TransitionError, conflict, insert_event};
-use crate::engine::State;
 use crate::request::RequestId;
+use crate::request::State;
 use serde_json::{Value, json};
 
 /// A delivery waiting to be applied.

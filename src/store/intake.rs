@@ -8,8 +8,8 @@
 //! other error fails the whole batch, and every caller gets it.
 
 use super::{InsertOutcome, NewRequest, is_unique_violation, ledger};
-use crate::engine::State;
 use crate::mask::Masker;
+use crate::request::State;
 use serde_json::{Map, Value};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use tokio::sync::{mpsc, oneshot};

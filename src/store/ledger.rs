@@ -3,9 +3,9 @@
 //! change does. The ledger writer (`ledger::writer`) reads them back in order.
 
 use super::Store;
-use crate::engine::State;
 use crate::ledger::entry::{Draft, GENESIS, Sealed, seal};
 use crate::mask::Masker;
+use crate::request::State;
 use serde_json::{Map, Value};
 use sqlx::{Sqlite, Transaction};
 

@@ -3,8 +3,8 @@
 //! Writes go through a single connection (SQLite has one writer anyway), reads through a pool.
 
 use crate::config::Synchronous;
-use crate::engine::State;
 use crate::mask::Masker;
+use crate::request::State;
 use crate::request::{AgentId, Digest, RequestId};
 use anyhow::Context as _;
 use serde_json::Value;

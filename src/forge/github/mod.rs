@@ -262,7 +262,7 @@ impl Forge for GitHubForge {
         // An executed `action` request's pull request is still open (a `change` request's was
         // merged when it ran): merging it keeps the record on the base branch. Before the
         // status, so the status shows the outcome last.
-        if decision.state == crate::engine::State::Succeeded && pull.is_open() && !pull.is_merged()
+        if decision.state == crate::request::State::Succeeded && pull.is_open() && !pull.is_merged()
         {
             self.merge_after_success(number, decision.id).await?;
         }

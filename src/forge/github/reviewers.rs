@@ -3,10 +3,10 @@
 //! decision's status and comment.
 
 use super::client::{MAX_BODY_CHARS, MAX_STATUS_CHARS, StatusState, bound, truncate};
-use crate::engine::State;
 use crate::forge::Decision;
 use crate::policy::approval::Exclusions;
 use crate::policy::{Evaluation, Outcome};
+use crate::request::State;
 
 /// GitHub accepts at most this many requested reviewers (users and teams together).
 const MAX_REVIEWERS: usize = 15;
