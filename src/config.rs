@@ -96,14 +96,6 @@ pub struct AgentEntry {
     pub keys: Vec<KeySource>,
 }
 
-/// Where a secret comes from: exactly one of `env` or `file`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeySource {
-    pub env: Option<String>,
-    pub file: Option<PathBuf>,
-}
-
 /// `[[reviewers]]`: a human reviewer and the SHA-256 of their bearer token.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -135,6 +127,11 @@ pub struct ClientFile {
 
 /// Reads the configuration file: the explicit path (which must exist) or `countersign.toml` in
 /// the working directory if there is one.
+pub use crate::store::Synchronous;
+pub(crate) use crate::support::secrets::bad;
+pub use crate::support::secrets::{ConfigError, KeySource, read_secret, read_secret_file};
+pub use crate::telemetry::LogFormat;
+
 pub fn load_file(explicit: Option<&Path>) -> anyhow::Result<(FileConfig, Option<PathBuf>)> {
     let path = match explicit {
         Some(p) => p.to_path_buf(),
@@ -146,45 +143,6 @@ pub fn load_file(explicit: Option<&Path>) -> anyhow::Result<(FileConfig, Option<
     let file: FileConfig = toml::from_str(&text)
         .map_err(|e| anyhow::anyhow!("invalid configuration in {}: {e}", path.display()))?;
     Ok((file, Some(path)))
-}
-
-/// An invalid setting, naming the field.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid configuration: `{field}`: {problem}")]
-pub struct ConfigError {
-    pub field: String,
-    pub problem: String,
-}
-
-pub(crate) fn bad(field: impl Into<String>, problem: impl Into<String>) -> ConfigError {
-    ConfigError {
-        field: field.into(),
-        problem: problem.into(),
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-impl LogFormat {
-    pub fn parse(s: &str) -> Result<Self, ConfigError> {
-        match s {
-            "text" => Ok(Self::Text),
-            "json" => Ok(Self::Json),
-            _ => Err(bad("log_format", "must be \"text\" or \"json\"")),
-        }
-    }
-}
-
-/// SQLite durability: `normal` survives any process crash (kill -9); `full` also survives power
-/// loss at the cost of an fsync per commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Synchronous {
-    Normal,
-    Full,
 }
 
 /// A registered agent, with its keys loaded.
@@ -512,27 +470,6 @@ fn load_agents(entries: &[AgentEntry]) -> Result<Vec<Agent>, ConfigError> {
         });
     }
     Ok(agents)
-}
-
-/// Reads a secret from the environment or a file; trailing newlines of files are dropped.
-pub fn read_secret(src: &KeySource, field: &str) -> Result<Vec<u8>, ConfigError> {
-    match (&src.env, &src.file) {
-        (Some(var), None) => std::env::var(var)
-            .map(String::into_bytes)
-            .map_err(|_| bad(field, format!("environment variable {var} is not set"))),
-        (None, Some(path)) => read_secret_file(path).map_err(|e| bad(field, e)),
-        _ => Err(bad(field, "give exactly one of `env` or `file`")),
-    }
-}
-
-/// Reads a key or token file, trimming trailing whitespace.
-pub fn read_secret_file(path: &Path) -> Result<Vec<u8>, String> {
-    let mut bytes =
-        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    while bytes.last().is_some_and(|b| b.is_ascii_whitespace()) {
-        bytes.pop();
-    }
-    Ok(bytes)
 }
 
 fn load_reviewers(entries: &[ReviewerEntry]) -> Result<Vec<Reviewer>, ConfigError> {

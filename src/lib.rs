@@ -18,6 +18,7 @@ pub mod policy;
 pub mod request;
 pub mod server;
 pub mod store;
+pub mod support;
 pub mod telemetry;
 pub mod text;
 pub mod time;

@@ -2,7 +2,7 @@
 //! `agent.id`, `duration_ms`) in text or JSON; metrics are Prometheus counters and histograms
 //! served at `/metrics`. Neither ever carries a secret or a payload.
 
-use crate::config::LogFormat;
+use crate::support::secrets::{ConfigError, bad};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -10,6 +10,23 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tracing_subscriber::EnvFilter;
+
+/// How log lines are written (`log_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err(bad("log_format", "must be \"text\" or \"json\"")),
+        }
+    }
+}
 
 /// Installs the global subscriber. `RUST_LOG` refines `level` when set.
 pub fn init_tracing(format: LogFormat, level: &str) -> anyhow::Result<()> {

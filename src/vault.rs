@@ -192,7 +192,8 @@ fn read_previous(key_path: &Path) -> anyhow::Result<Vec<String>> {
     for entry in entries {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "key") {
-            let bytes = crate::config::read_secret_file(&path).map_err(anyhow::Error::msg)?;
+            let bytes =
+                crate::support::secrets::read_secret_file(&path).map_err(anyhow::Error::msg)?;
             out.push(
                 String::from_utf8(bytes)
                     .with_context(|| format!("{} is not UTF-8", path.display()))?,
@@ -207,7 +208,8 @@ fn read_previous(key_path: &Path) -> anyhow::Result<Vec<String>> {
 /// effect at the next start.
 pub fn rotate_payload_key(key_path: &Path) -> anyhow::Result<String> {
     let old = Vault::load_or_create(key_path)?;
-    let old_text = crate::config::read_secret_file(key_path).map_err(anyhow::Error::msg)?;
+    let old_text =
+        crate::support::secrets::read_secret_file(key_path).map_err(anyhow::Error::msg)?;
     let old_text = Zeroizing::new(String::from_utf8(old_text).context("key file is not UTF-8")?);
     let kept = previous_dir(key_path).join(format!("{}.key", old.key_id()));
     if !kept.exists() {
@@ -225,7 +227,7 @@ pub fn rotate_payload_key(key_path: &Path) -> anyhow::Result<String> {
 /// Writes a secret to a new file readable only by its owner (directory created 0700).
 pub fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        crate::store::create_private_dir(dir)?;
+        crate::support::secrets::create_private_dir(dir)?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -243,7 +245,7 @@ pub fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
 /// Reads a secret file if it exists, or creates it with `make()`.
 pub fn read_or_create(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<String> {
     if path.exists() {
-        let bytes = crate::config::read_secret_file(path).map_err(anyhow::Error::msg)?;
+        let bytes = crate::support::secrets::read_secret_file(path).map_err(anyhow::Error::msg)?;
         return String::from_utf8(bytes)
             .with_context(|| format!("{} is not UTF-8", path.display()));
     }

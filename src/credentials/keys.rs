@@ -106,7 +106,9 @@ fn parse_kid(kid: &str) -> Option<ulid::Ulid> {
 }
 
 fn read_key(path: &Path, kid: String, ulid: ulid::Ulid) -> anyhow::Result<SigningKey> {
-    let text = Zeroizing::new(crate::config::read_secret_file(path).map_err(anyhow::Error::msg)?);
+    let text = Zeroizing::new(
+        crate::support::secrets::read_secret_file(path).map_err(anyhow::Error::msg)?,
+    );
     let mut seed = Zeroizing::new([0u8; 32]);
     hex::decode_to_slice(&text[..], &mut seed[..])
         .map_err(|_| anyhow::anyhow!("{} must hold 64 hex digits", path.display()))?;
@@ -122,7 +124,7 @@ impl KeyRing {
     /// directory) when there is none. Other files are ignored; a `.key` file whose name is not
     /// a key id is an error.
     pub fn load_or_create(dir: &Path) -> anyhow::Result<Self> {
-        crate::store::create_private_dir(dir)?;
+        crate::support::secrets::create_private_dir(dir)?;
         let mut keys = Vec::new();
         let entries =
             std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;

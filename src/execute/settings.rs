@@ -2,7 +2,7 @@
 //! is kept after the request is finished, how callbacks to agents are retried, and how long a
 //! shutdown waits for running actions.
 
-use crate::config::{ConfigError, bad};
+use crate::support::secrets::{ConfigError, bad};
 use serde::Deserialize;
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! delivery tries. Secrets (webhook URLs, tokens) come from env or files only and are never
 //! shown: their `Debug` prints only the destination name.
 
-use crate::config::{ConfigError, KeySource, bad, read_secret};
+use crate::support::secrets::{ConfigError, KeySource, bad, read_secret};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 

@@ -2,7 +2,6 @@
 //! idempotency keys. Every state change is one transaction together with its event row.
 //! Writes go through a single connection (SQLite has one writer anyway), reads through a pool.
 
-use crate::config::Synchronous;
 use crate::mask::Masker;
 use crate::request::State;
 use crate::request::{AgentId, Digest, RequestId};
@@ -24,6 +23,16 @@ pub mod notify;
 mod writer;
 
 pub use dir_lock::DataDirLock;
+
+/// SQLite durability: `normal` survives any process crash (kill -9); `full` also survives power
+/// loss at the cost of an fsync per commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    Normal,
+    Full,
+}
+
+pub use crate::support::secrets::create_private_dir;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -796,20 +805,4 @@ pub(crate) async fn insert_event(
     notify::enqueue(tx, request_id, kind, actor, at).await?;
     let fields = ledger::event_fields(detail, from, to);
     ledger::append(tx, masker, request_id, kind, actor, at, fields).await
-}
-
-/// Creates a directory (and missing parents) readable only by its owner: the data directory
-/// holds the database with raw payloads and, in the embedded default, key files. Existing
-/// directories keep their permissions.
-pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .with_context(|| format!("cannot create directory {}", dir.display()))
 }

@@ -4,7 +4,7 @@
 //! env or files only; `Debug` never shows them.
 
 use super::auth::AppKey;
-use crate::config::{ConfigError, KeySource, bad, read_secret};
+use crate::support::secrets::{ConfigError, KeySource, bad, read_secret};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -48,7 +48,9 @@ impl Mirror {
         let repo = match Repository::open_bare(path) {
             Ok(repo) => repo,
             Err(_) if !path.exists() => {
-                crate::store::create_private_dir(path.parent().unwrap_or(Path::new(".")))?;
+                crate::support::secrets::create_private_dir(
+                    path.parent().unwrap_or(Path::new(".")),
+                )?;
                 Repository::init_bare(path)?
             }
             Err(e) => anyhow::bail!(

@@ -1,0 +1,4 @@
+//! The bottom layer: small rules every other module may use, with no knowledge of requests,
+//! storage or forges.
+
+pub mod secrets;
