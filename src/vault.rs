@@ -10,7 +10,6 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore as _;
 use std::fmt;
-use std::io::Write as _;
 use std::path::Path;
 use zeroize::Zeroizing;
 
@@ -224,35 +223,7 @@ pub fn rotate_payload_key(key_path: &Path) -> anyhow::Result<String> {
     Ok(Vault::from_hex(&new_key)?.key_id().to_owned())
 }
 
-/// Writes a secret to a new file readable only by its owner (directory created 0700).
-pub fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        crate::support::secrets::create_private_dir(dir)?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))?;
-    file.write_all(secret.as_bytes())?;
-    file.write_all(b"\n")?;
-    file.sync_all()?;
-    Ok(())
-}
-
-/// Reads a secret file if it exists, or creates it with `make()`.
-pub fn read_or_create(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<String> {
-    if path.exists() {
-        let bytes = crate::support::secrets::read_secret_file(path).map_err(anyhow::Error::msg)?;
-        return String::from_utf8(bytes)
-            .with_context(|| format!("{} is not UTF-8", path.display()));
-    }
-    let secret = make();
-    write_secret(path, &secret)?;
-    Ok(secret)
-}
+pub use crate::support::secrets::{read_or_create, write_secret};
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,5 @@
 //! The JWT signing key ring: Ed25519 keys in `<data-dir>/keys/jwt/<kid>.key` (the 32-byte seed
-//! as 64 hex digits, created 0600 by `vault::write_secret`). The newest key signs; every key in
+//! as 64 hex digits, created 0600 by `support::secrets::write_secret`). The newest key signs; every key in
 //! the ring verifies and is published in the JWKS, so tokens signed before a rotation stay
 //! verifiable until their key is retired.
 
@@ -164,7 +164,7 @@ impl KeyRing {
         let kid = format!("{KID_PREFIX}{ulid}");
         let seed = Zeroizing::new(rand::random::<[u8; 32]>());
         let hex_seed = Zeroizing::new(hex::encode(&seed[..]));
-        crate::vault::write_secret(&self.path_of(&kid), &hex_seed)?;
+        crate::support::secrets::write_secret(&self.path_of(&kid), &hex_seed)?;
         self.keys.push(SigningKey::from_seed(
             kid.clone(),
             ulid.timestamp_ms() as i64,

@@ -39,8 +39,9 @@ impl Signer {
 
     /// Reads the OpenSSH private key at `path`, or creates one there (0600) on first start.
     pub fn load_or_create(path: &Path, principal: &str) -> anyhow::Result<Signer> {
-        let text =
-            crate::vault::read_or_create(path, || Signer::generate(principal).private_openssh())?;
+        let text = crate::support::secrets::read_or_create(path, || {
+            Signer::generate(principal).private_openssh()
+        })?;
         let key = PrivateKey::from_openssh(text.trim_end().as_bytes())
             .with_context(|| format!("{} is not an OpenSSH private key", path.display()))?;
         anyhow::ensure!(

@@ -3,6 +3,7 @@
 
 use anyhow::Context as _;
 use serde::Deserialize;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Where a secret comes from: exactly one of `env` or `file`.
@@ -63,4 +64,34 @@ pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     builder
         .create(dir)
         .with_context(|| format!("cannot create directory {}", dir.display()))
+}
+
+/// Writes a secret to a new file readable only by its owner (directory created 0700).
+pub fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        create_private_dir(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))?;
+    file.write_all(secret.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Reads a secret file if it exists, or creates it with `make()`.
+pub fn read_or_create(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<String> {
+    if path.exists() {
+        let bytes = read_secret_file(path).map_err(anyhow::Error::msg)?;
+        return String::from_utf8(bytes)
+            .with_context(|| format!("{} is not UTF-8", path.display()));
+    }
+    let secret = make();
+    write_secret(path, &secret)?;
+    Ok(secret)
 }
