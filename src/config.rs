@@ -145,28 +145,7 @@ pub fn load_file(explicit: Option<&Path>) -> anyhow::Result<(FileConfig, Option<
     Ok((file, Some(path)))
 }
 
-/// A registered agent, with its keys loaded.
-#[derive(Debug, Clone)]
-pub struct Agent {
-    pub id: AgentId,
-    pub owners: Vec<String>,
-    pub keys: Vec<AgentKey>,
-}
-
-/// A configured reviewer: a name and the SHA-256 of their token.
-#[derive(Debug, Clone)]
-pub struct Reviewer {
-    pub name: String,
-    pub token_sha256: [u8; 32],
-    pub email: Option<String>,
-}
-
-/// A configured token client: a name and the SHA-256 of its bearer token.
-#[derive(Debug, Clone)]
-pub struct TokenClient {
-    pub name: String,
-    pub token_sha256: [u8; 32],
-}
+pub use crate::request::identity::{Agent, Reviewer, TokenClient};
 
 /// Settings given on the command line or in the environment for `serve` (and `demo`).
 #[derive(Debug, Default, Clone)]
@@ -526,6 +505,19 @@ fn load_token_clients(entries: &[TokenClientEntry]) -> Result<Vec<TokenClient>, 
         });
     }
     Ok(out)
+}
+
+impl From<&ServerConfig> for crate::engine::Settings {
+    fn from(c: &ServerConfig) -> Self {
+        Self {
+            agents: c.agents.clone(),
+            reviewers: c.reviewers.clone(),
+            request_ttl: c.request_ttl,
+            timestamp_skew: c.timestamp_skew,
+            sweep_interval: c.sweep_interval,
+            execution: c.execution.clone(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -17,10 +17,10 @@ pub use github::{Delivery as GitHubDelivery, Foreign, MERGED_WITHOUT_APPROVAL};
 pub use policy_source::{LoadedPolicy, PolicySource};
 pub use review::{ReviewDecision, ReviewError, ReviewerIdentity};
 
-use crate::config::{Agent, Reviewer, ServerConfig};
 use crate::forge::Forge;
 use crate::mask::Masker;
 use crate::policy::Outcome;
+use crate::request::identity::{Agent, Reviewer};
 use crate::request::{AgentId, RequestId, Submission};
 use crate::store::{InsertOutcome, NewRequest, Store};
 use crate::time;
@@ -101,11 +101,23 @@ pub enum SubmitError {
     Store(#[from] anyhow::Error),
 }
 
+/// What the engine needs of the configuration (the composition root builds it from the
+/// server's configuration).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub agents: Vec<Agent>,
+    pub reviewers: Vec<Reviewer>,
+    pub request_ttl: std::time::Duration,
+    pub timestamp_skew: std::time::Duration,
+    pub sweep_interval: std::time::Duration,
+    pub execution: crate::execute::ExecutionConfig,
+}
+
 impl Engine {
     pub fn new(
         store: Store,
         forge: Arc<dyn Forge>,
-        config: &ServerConfig,
+        config: Settings,
         vault: Vault,
         masker: Arc<Masker>,
         credentials: Arc<crate::credentials::Issuer>,
@@ -115,10 +127,10 @@ impl Engine {
             forge,
             agents: config
                 .agents
-                .iter()
-                .map(|a| (a.id.clone(), a.clone()))
+                .into_iter()
+                .map(|a| (a.id.clone(), a))
                 .collect(),
-            reviewers: config.reviewers.clone(),
+            reviewers: config.reviewers,
             request_ttl: config.request_ttl,
             timestamp_skew: config.timestamp_skew,
             sweep_interval: config.sweep_interval,
@@ -127,7 +139,7 @@ impl Engine {
             vault,
             masker,
             credentials,
-            execution: config.execution.clone(),
+            execution: config.execution,
             exec_wake: Notify::new(),
             callback_wake: Notify::new(),
             github: std::sync::OnceLock::new(),

@@ -2,11 +2,11 @@
 //! requirement from distinct eligible humans, and the transition once every requirement is met.
 
 use super::{Engine, State};
-use crate::config::Reviewer;
 use crate::policy::Evaluation;
 use crate::policy::approval::{self, Exclusions, Ineligible};
 use crate::policy::owners::{self, Resolved};
 use crate::request::RequestId;
+use crate::request::identity::Reviewer;
 use crate::store::{NewReview, RequestRow, ReviewRow, TransitionError};
 use crate::time;
 use serde_json::json;

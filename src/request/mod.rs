@@ -1,6 +1,7 @@
 //! Change requests as agents submit them: identifiers, the parsed and validated submission, and its
 //! canonical digest. Signature checking lives in [`signature`].
 
+pub mod identity;
 pub mod signature;
 mod state;
 mod validate;

@@ -287,7 +287,14 @@ impl Server {
             Issuer::open(&config.jwt_keys_dir(), &public_url, store.clone())
                 .context("cannot load the JWT signing keys")?,
         );
-        let engine = Engine::new(store, forge.as_dyn(), config, vault, masker, credentials);
+        let engine = Engine::new(
+            store,
+            forge.as_dyn(),
+            config.into(),
+            vault,
+            masker,
+            credentials,
+        );
         if let (ServerForge::GitHub(f), Some(g)) = (&forge, &config.github) {
             engine.attach_github(f.client().clone(), g.reconcile_interval);
         }

@@ -133,7 +133,7 @@ mod tests {
         let engine = crate::engine::Engine::new(
             store,
             Arc::new(forge) as Arc<dyn Forge>,
-            &config,
+            (&config).into(),
             vault,
             masker,
             credentials,
