@@ -7,8 +7,10 @@
 
 pub mod corpus;
 pub mod detect;
+pub mod names;
 
-pub use detect::{DEFAULT_HINTS, Detector, Finding, Kind};
+pub use detect::{DEFAULT_HINTS, DEFAULT_PHONE_REGIONS, Detector, Finding, Kind};
+pub use names::DEFAULT_NAME_KEYS;
 
 use hmac::{Hmac, Mac};
 use serde::Serialize;
@@ -161,6 +163,19 @@ impl Masker {
                         let raw = child.to_string();
                         findings.push(finding(Kind::SecretField, pointer, None, "key-hint"));
                         Value::String(self.replacement(Kind::SecretField, &raw))
+                    } else if let (Some(bare), Value::String(s)) =
+                        (self.detector.name_key(key), child)
+                        && !s.is_empty()
+                        && (!bare || names::looks_like_person_name(s))
+                    {
+                        findings.push(finding(Kind::Name, pointer, None, "key-hint:name"));
+                        Value::String(self.replacement(Kind::Name, s))
+                    } else if let (true, Value::String(s)) =
+                        (self.detector.is_address_key(key), child)
+                        && !s.is_empty()
+                    {
+                        findings.push(finding(Kind::Address, pointer, None, "key-hint:address"));
+                        Value::String(self.replacement(Kind::Address, s))
                     } else if let (true, Value::String(s)) =
                         (self.detector.is_birth_date_key(key), child)
                     {
