@@ -302,13 +302,13 @@ const SSN: &str = r"(?-u:\b)[0-9]{3}[ -][0-9]{2}[ -][0-9]{4}(?-u:\b)";
 const PHONE_INTL: &str = r"\+[0-9]{1,3}(?:[ .-]?\(?[0-9]{1,5}\)?){1,6}";
 const PHONE_NANP: &str = concat!(
     r"(?:(?-u:\b)(?:1[ .-])?[0-9]{3}[ .-]|\([0-9]{3}\)[ .-]?)",
-    r"[0-9]{3}[ .-][0-9]{4}(?-u:\b)"
+    r"[0-9]{3}[ .-][0-9]{4}(?:x[0-9]{1,6})?(?-u:\b)"
 );
 const PHONE_TRUNK: &str = r"(?-u:\b)0[0-9]{1,4}(?:[ -][0-9]{2,4}){2,3}(?-u:\b)";
 const IPV4: &str = r"(?-u:\b)[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?-u:\b)";
 const PHONE_NATIONAL: &str = concat!(
-    r"(?:(?-u:\b)[0-9]{1,5}[ .-]|\([0-9]{1,5}\)[ .-]?)",
-    r"(?:[0-9]{2,5}[ .-]){0,4}[0-9]{2,8}(?-u:\b)"
+    r"(?:(?:(?-u:\b)[0-9]{1,5}[ .-]|\([0-9]{1,5}\)[ .-]?)",
+    r"(?:[0-9]{2,5}[ .-]){0,4}[0-9]{2,8}(?:x[0-9]{1,6})?|(?-u:\b)[0-9]{7,15})(?-u:\b)"
 );
 
 /// Regions whose national phone formats are recognised when none are configured.
@@ -773,7 +773,7 @@ impl Detector {
         shorten: bool,
     ) -> Option<usize> {
         let b = scan.bytes;
-        if start > 0 && (b[start - 1].is_ascii_alphanumeric() || b[start - 1] == b'_')
+        if start > 0 && (b[start - 1].is_ascii_alphanumeric() || b"_:./".contains(&b[start - 1]))
             || in_digit_groups(b, start)
         {
             return None;
@@ -782,13 +782,23 @@ impl Detector {
         if iso_date(b, start).is_some() || numeric_date(b, start).is_some() {
             return None;
         }
+        // A decimal number (`31.01875`) is not a phone number.
+        let separators = b[start..end].iter().filter(|c| !c.is_ascii_digit()).count();
+        if separators == 1 && b[start..end].contains(&b'.') {
+            return None;
+        }
+        // A number written without separators (`0250582323`) only after a phone word.
+        if b[start..end].iter().all(u8::is_ascii_digit) && !phone_context(b, start) {
+            return None;
+        }
         let mut end = end;
         for _ in 0..if shorten { 3 } else { 1 } {
             let candidate = &scan.text[start..end];
             let digits = candidate.bytes().filter(u8::is_ascii_digit).count();
-            let clean_after = !b
+            let clean_after = (!b
                 .get(end)
                 .is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'_')
+                || extension_end(b, end) > end)
                 && !glued(b, start, end);
             if (7..=15).contains(&digits) && clean_after && self.valid_phone(candidate) {
                 return Some(end);
@@ -846,6 +856,10 @@ impl Detector {
                 return;
             }
             if address {
+                // Unquoted, a value after `address:` in prose is a word, not an address.
+                if quote.is_none() {
+                    return;
+                }
                 scan.push(Kind::Address, end, value_end, "key-hint:address");
             } else if name == Some(false) || super::names::looks_like_person_name(value) {
                 scan.push(Kind::Name, end, value_end, "key-hint:name");
@@ -993,6 +1007,12 @@ struct Scan<'a> {
 
 impl Scan<'_> {
     fn push(&mut self, kind: Kind, start: usize, end: usize, detector: &'static str) {
+        // A phone number's extension (`x6988`, ` ext. 12`) is part of it.
+        let end = if kind == Kind::Phone {
+            extension_end(self.bytes, end)
+        } else {
+            end
+        };
         debug_assert!(self.text.is_char_boundary(start) && self.text.is_char_boundary(end));
         if start < end {
             self.found.push(Finding {
@@ -1004,10 +1024,11 @@ impl Scan<'_> {
         }
     }
 
-    /// Pushes and returns `end`, the resume position after an accepted candidate.
+    /// Pushes and returns the end of the finding, the resume position after an accepted
+    /// candidate.
     fn push_at(&mut self, kind: Kind, start: usize, end: usize, detector: &'static str) -> usize {
         self.push(kind, start, end, detector);
-        end
+        self.found.last().map_or(end, |f| f.end.max(end))
     }
 }
 
@@ -1595,6 +1616,39 @@ fn card_end(b: &[u8], start: usize, end: usize) -> Option<usize> {
         .find(|&e| !glued(b, start, e) && card_ok(&b[start..e]))
 }
 
+/// Whether a phone word (`phone`, `tel`, `call`, `mobile`, `fax`, …) ends at most 24 bytes before
+/// `at`, in any case.
+fn phone_context(b: &[u8], at: usize) -> bool {
+    const WORDS: &[&[u8]] = &[
+        b"phone", b"tel", b"call", b"mobile", b"cell", b"fax", b"handy", b"movil", b"cellulare",
+        b"gsm", b"sms", b"whatsapp", b"mob", b"ring", b"contact",
+    ];
+    let window = &b[at.saturating_sub(24)..at];
+    let lower: Vec<u8> = window.iter().map(u8::to_ascii_lowercase).collect();
+    WORDS
+        .iter()
+        .any(|w| lower.windows(w.len()).any(|x| x == *w))
+}
+
+/// The end of a phone extension at `at` (`x6988`, ` ext. 12`, ` ext 12`), or `at`.
+fn extension_end(b: &[u8], at: usize) -> usize {
+    let rest = &b[at.min(b.len())..];
+    let prefix = [&b"x"[..], b" ext. ", b" ext ", b" x", b"ext."]
+        .into_iter()
+        .find(|p| rest.starts_with(p))
+        .map_or(0, <[u8]>::len);
+    if prefix == 0 {
+        return at;
+    }
+    let digits = rest[prefix..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let after = rest.get(prefix + digits);
+    if (1..=6).contains(&digits) && !after.is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') {
+        at + prefix + digits
+    } else {
+        at
+    }
+}
+
 /// Whether `start` follows a digit group and a separator (`…1234 |5678`).
 fn in_digit_groups(b: &[u8], start: usize) -> bool {
     if start < 2 || !matches!(b[start - 1], b' ' | b'-' | b'.') || !b[start - 2].is_ascii_digit() {
@@ -1616,8 +1670,9 @@ fn card_ok(s: &[u8]) -> bool {
         return false;
     }
     // Issuer (IIN) ranges and lengths of every brand: Visa; Mastercard (51-55, 2221-2720);
-    // Amex; Diners (300-305, 3095, 36, 38, 39; 14-19); JCB (3528-3589, 16-19; 1800/2131, 15);
-    // Discover (6011, 644-649, 65; 16-19); UnionPay (62, 81; 16-19); Maestro (50, 56-69; 12-19).
+    // Amex; Diners (300-305, 3095, 36, 38, 39; 14-19); JCB (35, 16-19; 1800/2131, 15);
+    // Discover (6011, 644-649, 65; 16-19); UnionPay (62, 81; 16-19); Maestro (50, 56-69, 0604;
+    // 12-19).
     let brand_ok = match d[0] {
         4 => matches!(n, 13 | 16 | 19),
         5 => match prefix(2) {
@@ -1631,11 +1686,14 @@ fn card_ok(s: &[u8]) -> bool {
             34 | 37 => n == 15,
             30 => n >= 14 && ((300..=305).contains(&prefix(3)) || prefix(4) == 3095),
             36 | 38 | 39 => n >= 14,
-            35 => n >= 16 && (3528..=3589).contains(&prefix(4)),
+            // JCB is 3528-3589; generators and test ranges use all of 35.
+            35 => n >= 16,
             _ => false,
         },
         6 => true,
         8 => n >= 16 && prefix(2) == 81,
+        // Maestro UK's old 0604 range.
+        0 => prefix(4) == 604,
         _ => false,
     };
     brand_ok && luhn(d)
@@ -1700,9 +1758,10 @@ fn phone_end(b: &[u8], start: usize, end: usize, alt: Alt) -> Option<usize> {
             run_end += 1;
         }
         let candidate = (run_end, run.1);
-        let clean_after = !b
+        let clean_after = (!b
             .get(run_end)
             .is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'_')
+            || extension_end(b, run_end) > run_end)
             && !glued(b, run_end, run_end);
         (ok(&candidate, i + 1) && clean_after).then_some(run_end)
     })
@@ -1847,12 +1906,19 @@ fn mask_into(kind: Kind, raw: &str, out: &mut String) {
         Kind::PrivateKey => out.push_str("[PRIVATE KEY]"),
         Kind::UrlCredentials | Kind::BearerToken => out.push_str("****"),
         Kind::SecretField | Kind::AwsSecretKey => out.push_str("********"),
-        // `Linda Taylor` → `L**** T*****`: the initials stay.
+        // `Linda Taylor` → `L**** T*****`: the capital initials of longer words stay
+        // (nothing of `林 稔`).
         Kind::Name => {
             let mut word_start = true;
-            for c in raw.chars() {
+            let mut chars = raw.chars().peekable();
+            while let Some(c) = chars.next() {
                 if c.is_alphanumeric() {
-                    out.push(if word_start { c } else { '*' });
+                    let longer = chars.peek().is_some_and(|n| n.is_alphanumeric());
+                    out.push(if word_start && c.is_uppercase() && longer {
+                        c
+                    } else {
+                        '*'
+                    });
                     word_start = false;
                 } else {
                     out.push(if c.is_whitespace() || matches!(c, '-' | '.' | ',' | '\'') {

@@ -221,7 +221,7 @@ fn words(text: &str) -> Vec<Word> {
 /// Only blanks (one space, or `. ` after an initial or title) between two words.
 fn adjacent(text: &str, a: &Word, b: &Word) -> bool {
     let gap = &text[a.end..b.start];
-    matches!(gap, " " | ". " | "\u{a0}")
+    matches!(gap, " " | "\u{a0}") || (gap == ". " && a.end - a.start == 1)
 }
 
 /// A middle initial between `a` and `c` (`John F. Kennedy`): the word and its gap.
@@ -232,79 +232,138 @@ fn is_initial(text: &str, w: &Word) -> bool {
         && text.as_bytes().get(w.end) == Some(&b'.')
 }
 
+/// Context words strong enough that the capitalised words after them are a name whatever the
+/// lists say (`Dear Karsten Wieloch`, `requested by Ana Pino`).
+const STRONG_CONTEXT: &[&str] = &[
+    "Dear", "dear", "cc", "Cc", "CC", "Hi", "Hello", "Hey", "Thanks", "Attn", "attn",
+    "Regards", "regards", "Sincerely", "Hallo", "Bonjour", "Hola", "Ciao", "Beste",
+];
+
+/// Words after a name that belong to it (`Jr.`, `DDS`, `PhD`).
+const NAME_SUFFIXES: &[&str] = &[
+    "Jr", "Sr", "II", "III", "IV", "MD", "DDS", "PhD", "DVM", "Esq", "B.Sc", "M.Sc", "MBA",
+];
+
+/// Lower-case particles inside a name (`Fleur van der Heijden`, `Ana de la Cruz`).
+const PARTICLES: &[&str] = &[
+    "van", "der", "den", "de", "del", "della", "la", "le", "von", "zu", "di", "da", "du", "dos",
+    "das", "y", "ter", "ten", "te", "'t",
+];
+
+/// Whether a word is written in Han, Hiragana or Katakana (1-4 characters: a Japanese or
+/// Chinese name part).
+fn cjk_name_part(w: &str) -> bool {
+    let n = w.chars().count();
+    (1..=4).contains(&n)
+        && w.chars().all(|c| {
+            matches!(u32::from(c), 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF)
+        })
+}
+
 /// Byte spans of person names in free text.
 pub fn find_names(text: &str) -> Vec<(usize, usize)> {
-    // Cheap exit: a name needs an upper-case ASCII or Latin letter followed by lower-case.
     let mut out = Vec::new();
     let ws = words(text);
+    let word = |i: usize| &text[ws[i].start..ws[i].end];
     let mut buf = String::new();
     let mut i = 0;
     while i < ws.len() {
         let w = ws[i];
-        let word = &text[w.start..w.end];
-        if !capitalised(word) || TITLES.contains(&word) {
+        let first = word(i);
+        let cjk = cjk_name_part(first);
+        if !(capitalised(first) || cjk) || TITLES.contains(&first) {
             i += 1;
             continue;
         }
-        let prev = i
-            .checked_sub(1)
-            .filter(|&j| {
-                let gap = &text[ws[j].end..w.start];
-                matches!(gap, " " | ". " | ", " | ": ")
-            })
-            .map(|j| &text[ws[j].start..ws[j].end]);
-        let titled = prev.is_some_and(|p| TITLES.contains(&p));
-        let context = titled || prev.is_some_and(|p| CONTEXT.contains(&p));
-        // The capitalised words that follow, up to three, each adjacent to the previous one
-        // (a middle initial allowed).
-        let mut j = i;
+        // The word before, if only a blank (or `. `, `, `) separates them.
+        let prev = i.checked_sub(1).filter(|&j| {
+            matches!(&text[ws[j].end..w.start], " " | ". " | ", " | ": " | "\u{3000}")
+        });
+        let prev_word = prev.map(word);
+        let titled = prev_word.is_some_and(|p| TITLES.contains(&p));
+        let strong = titled || prev_word.is_some_and(|p| STRONG_CONTEXT.contains(&p));
+        let context = strong || prev_word.is_some_and(|p| CONTEXT.contains(&p));
+        // The words that follow: capitalised, initials, particles; up to four in all.
         let mut run = vec![i];
-        while run.len() < 4 && j + 1 < ws.len() && adjacent(text, &ws[j], &ws[j + 1]) {
-            let next = &text[ws[j + 1].start..ws[j + 1].end];
-            if capitalised(next) || is_initial(text, &ws[j + 1]) {
-                run.push(j + 1);
-                j += 1;
+        let mut j = i;
+        while run.len() < 5
+            && j + 1 < ws.len()
+            && adjacent(text, &ws[j], &ws[j + 1])
+            // A possessive ends a name (`Erich Gamma's JUnit`).
+            && !word(j).ends_with("'s")
+            && !word(j).ends_with("’s")
+        {
+            let next = word(j + 1);
+            let fits = if cjk {
+                cjk_name_part(next)
+            } else {
+                (capitalised(next) && !FUNCTION_WORDS.contains(&next))
+                    || is_initial(text, &ws[j + 1])
+                    || PARTICLES.contains(&next)
+            };
+            if !fits {
+                break;
+            }
+            run.push(j + 1);
+            j += 1;
+        }
+        // A run ends on a name word, not on an initial or a particle.
+        while run.len() > 1 {
+            let last = *run.last().expect("non-empty");
+            if is_initial(text, &ws[last]) || PARTICLES.contains(&word(last)) {
+                run.pop();
             } else {
                 break;
             }
         }
-        // Drop a trailing initial.
-        while run.len() > 1 && is_initial(text, &ws[*run.last().unwrap()]) {
-            run.pop();
-        }
-        let given = in_list(word, true, &mut buf) && !FUNCTION_WORDS.contains(&word);
-        let ambiguous = given && fold(word, &mut buf) && AMBIGUOUS_GIVEN.contains(&buf.as_str());
-        let mut end_word = None;
-        if run.len() >= 2 {
-            // Given name, optional initial, surname (and a second surname).
-            let mut k = 1;
-            if is_initial(text, &ws[run[k]]) && run.len() > 2 {
-                k += 1;
+        let given = !cjk && in_list(first, true, &mut buf) && !FUNCTION_WORDS.contains(&first);
+        let ambiguous = given && fold(first, &mut buf) && AMBIGUOUS_GIVEN.contains(&buf.as_str());
+        let surname_at = |k: usize, buf: &mut String| {
+            !is_initial(text, &ws[run[k]]) && in_list(word(run[k]), false, buf)
+        };
+        let last = run.len() - 1;
+        let end_word = if cjk {
+            // Two CJK parts after a context word (`by 木村 陽一`).
+            (context && run.len() >= 2).then(|| run[1])
+        } else if run.len() >= 2 {
+            let any_surname = (1..=last).any(|k| surname_at(k, &mut buf));
+            if strong
+                || (given && (!ambiguous || context))
+                || (context && (given || any_surname || in_list(first, false, &mut buf)))
+            {
+                Some(run[last])
+            } else {
+                None
             }
-            let sur = &text[ws[run[k]].start..ws[run[k]].end];
-            let surname = !is_initial(text, &ws[run[k]]) && in_list(sur, false, &mut buf);
-            if given && surname && (!ambiguous || context) {
-                let mut last = k;
-                if let Some(&more) = run.get(k + 1)
-                    && in_list(&text[ws[more].start..ws[more].end], false, &mut buf)
-                {
-                    last = k + 1;
+        } else if titled && (in_list(first, false, &mut buf) || strong) {
+            // `Mr. Smith`, `Dr. Okafor` (a title makes one capitalised word a name).
+            Some(i)
+        } else {
+            None
+        };
+        let Some(e) = end_word else {
+            i += 1;
+            continue;
+        };
+        // The title is part of the name; so is a suffix (`Jr.`, `DDS`).
+        let start = match prev {
+            Some(p) if titled => ws[p].start,
+            _ => w.start,
+        };
+        let mut end = ws[e].end;
+        let mut next = e + 1;
+        if next < ws.len() {
+            let gap = &text[end..ws[next].start];
+            if matches!(gap, " " | ", ") && NAME_SUFFIXES.contains(&word(next)) {
+                end = ws[next].end;
+                if text[end..].starts_with('.') {
+                    end += 1;
                 }
-                end_word = Some(run[last]);
-            } else if titled || (context && (given || surname)) {
-                end_word = Some(run[k.min(run.len() - 1)]);
+                next += 1;
             }
-        } else if titled && in_list(word, false, &mut buf) {
-            // `Mr. Smith`, `Dr. Okafor` (a title makes one surname a name).
-            end_word = Some(i);
         }
-        match end_word {
-            Some(e) => {
-                out.push((w.start, ws[e].end));
-                i = e + 1;
-            }
-            None => i += 1,
-        }
+        out.push((start, end));
+        i = next;
     }
     out
 }
@@ -323,13 +382,25 @@ pub fn name_key(normalised: &str, keys: &[String]) -> Option<bool> {
 /// A value shaped like a person's name: 2–4 capitalised words of letters (initials allowed).
 pub fn looks_like_person_name(value: &str) -> bool {
     let parts: Vec<&str> = value.split_whitespace().collect();
-    (2..=4).contains(&parts.len())
+    (2..=5).contains(&parts.len())
         && parts.iter().all(|p| {
             let p = p.trim_end_matches([',', '.']);
-            !p.is_empty()
-                && p.chars().next().is_some_and(char::is_uppercase)
-                && p.chars().all(is_word_char)
+            PARTICLES.contains(&p)
+                || (!p.is_empty()
+                    && p.chars().next().is_some_and(|c| c.is_alphabetic() && !c.is_lowercase())
+                    && p.chars().all(|c| is_word_char(c) || c == '.'))
         })
+        && parts.iter().any(|p| !PARTICLES.contains(p))
+        || starts_with_given_name(&parts)
+}
+
+/// 2–5 words of letters, the first a given name from the lists (`Florence auch Schlauchin`).
+fn starts_with_given_name(parts: &[&str]) -> bool {
+    let mut buf = String::new();
+    (2..=5).contains(&parts.len())
+        && parts.iter().all(|p| p.chars().all(is_word_char))
+        && capitalised(parts[0])
+        && in_list(parts[0], true, &mut buf)
 }
 
 /// Whether a key names a postal address (`address`, `street`, `billing_address`,
@@ -354,30 +425,41 @@ pub fn address_key(normalised: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Street addresses
 
-/// Street types that follow the street name (`Main Street`, `Pennsylvania Ave`).
+/// Street types that follow the street name (`Main Street`, `Pennsylvania Ave`, `Erin
+/// Mission`): the USPS Publication 28 suffixes (each also in the plural) and their usual
+/// abbreviations, plus British ones.
 const STREET_TYPES: &[&str] = &[
-    "Street", "St", "Avenue", "Ave", "Av", "Road", "Rd", "Boulevard", "Blvd", "Lane", "Ln", "Drive",
-    "Dr", "Court", "Ct", "Way", "Place", "Pl", "Terrace", "Ter", "Parkway", "Pkwy", "Circle",
-    "Cir", "Highway", "Hwy", "Square", "Sq", "Trail", "Trl", "Crescent", "Cres", "Close", "Grove",
-    "Gardens", "Mews", "Row", "Hill", "Park", "Walk", "Green", "Rise", "Vale", "View", "Wharf",
-    "Loop", "Run", "Pike", "Point", "Ridge", "Crossing", "Heights", "Port", "Pass", "Plaza",
-    "Alley", "Expressway", "Freeway", "Junction", "Key", "Knoll", "Manor", "Meadow", "Meadows",
-    "Mill", "Mills", "Orchard", "Oval", "Parade", "Shore", "Shores", "Spring", "Springs", "Station",
-    "Summit", "Turnpike", "Valley", "Village", "Villages", "Well", "Wells", "Estates", "Extension",
-    "Fork", "Forks", "Fort", "Harbor", "Harbour", "Haven", "Island", "Isle", "Lake", "Lakes",
-    "Landing", "Light", "Lights", "Lock", "Locks", "Lodge", "Mall", "Mount", "Mountain", "Neck",
-    "Pine", "Pines", "Plain", "Plains", "Prairie", "Radial", "Ramp", "Ranch", "Rapid", "Rapids",
-    "Rest", "River", "Route", "Shoal", "Shoals", "Skyway", "Stream", "Street", "Throughway",
-    "Trace", "Track", "Trafficway", "Tunnel", "Underpass", "Union", "Unions", "Viaduct", "Views",
-    "Ville", "Vista", "Burg", "Burgs", "Bypass", "Camp", "Canyon", "Cape", "Causeway", "Center",
-    "Centre", "Cliff", "Cliffs", "Club", "Common", "Commons", "Corner", "Corners", "Course",
-    "Courts", "Cove", "Coves", "Creek", "Crest", "Curve", "Dale", "Dam", "Divide", "Drives",
-    "Field", "Fields", "Flat", "Flats", "Ford", "Fords", "Forest", "Forge", "Forges", "Freeway",
-    "Garden", "Gateway", "Glen", "Glens", "Greens", "Groves", "Harbors", "Hills", "Hollow", "Inlet",
-    "Islands", "Junctions", "Keys", "Knolls", "Lakes", "Land", "Loaf", "Manors", "Motorway",
-    "Mountains", "Overpass", "Parks", "Parkways", "Passage", "Path", "Ports", "Ridges", "Roads",
-    "Squares", "Stravenue", "Streets", "Terrace", "Trailer", "Vales", "Ways",
+    "Alley", "Allee", "Aly", "Annex", "Anex", "Arcade", "Avenue", "Ave", "Av", "Bayou", "Beach",
+    "Bend", "Bluff", "Bottom", "Boulevard", "Blvd", "Branch", "Bridge", "Brook", "Burg", "Bypass",
+    "Camp", "Canyon", "Cape", "Causeway", "Center", "Centre", "Circle", "Cir", "Cliff", "Club",
+    "Common", "Corner", "Course", "Court", "Ct", "Cove", "Creek", "Crescent", "Cres", "Crest",
+    "Crossing", "Crossroad", "Curve", "Dale", "Dam", "Divide", "Drive", "Dr", "Estate",
+    "Expressway", "Extension", "Fall", "Ferry", "Field", "Flat", "Ford", "Forest", "Forge",
+    "Fork", "Fort", "Freeway", "Garden", "Gateway", "Glen", "Green", "Grove", "Harbor", "Harbour",
+    "Haven", "Heights", "Highway", "Hwy", "Hill", "Hollow", "Inlet", "Island", "Isle",
+    "Junction", "Key", "Knoll", "Lake", "Land", "Landing", "Lane", "Ln", "Light", "Loaf", "Lock",
+    "Lodge", "Loop", "Mall", "Manor", "Meadow", "Mews", "Mill", "Mission", "Motorway", "Mount",
+    "Mountain", "Neck", "Orchard", "Oval", "Overpass", "Park", "Parkway", "Pkwy", "Pass",
+    "Passage", "Path", "Pike", "Pine", "Place", "Pl", "Plain", "Plaza", "Point", "Port",
+    "Prairie", "Radial", "Ramp", "Ranch", "Rapid", "Rest", "Ridge", "River", "Road", "Rd",
+    "Route", "Row", "Rue", "Run", "Shoal", "Shore", "Skyway", "Spring", "Spur", "Square", "Sq",
+    "Station", "Stravenue", "Stream", "Street", "St", "Summit", "Terrace", "Ter", "Throughway",
+    "Trace", "Track", "Trafficway", "Trail", "Trl", "Trailer", "Tunnel", "Turnpike", "Underpass",
+    "Union", "Valley", "Viaduct", "View", "Village", "Ville", "Vista", "Walk", "Wall", "Way",
+    "Well", "Close", "Gardens", "Grove", "Rise", "Vale", "Wharf", "Parade", "Drove", "Gate",
+    "Hills", "Lawn", "Mead", "Yard", "Wynd", "Quay", "Circus", "Crossway", "Esplanade",
 ];
+
+fn is_street_type(word: &str) -> bool {
+    let w = word.trim_end_matches('.');
+    STREET_TYPES.contains(&w)
+        || w
+            .strip_suffix('s')
+            .is_some_and(|singular| singular.len() >= 3 && STREET_TYPES.contains(&singular))
+}
+
+/// Units that can come first, on their own line (`Flat 8\nVanessa Knolls`, `Studio 3, Reed Pass`).
+const LEADING_UNITS: &[&str] = &["Flat", "Studio", "Apartment", "Apt", "Unit", "Suite"];
 
 /// Word endings that make a word a street name in German, Dutch, Nordic and Finnish forms
 /// (`Hauptstraße`, `Kerkstraat`, `Koskikatu`, `Storgatan`).
@@ -385,14 +467,15 @@ const STREET_SUFFIXES: &[&str] = &[
     "straße", "strasse", "str.", "weg", "gasse", "platz", "allee", "ring", "damm", "ufer",
     "chaussee", "steig", "pfad", "straat", "laan", "plein", "gracht", "kade", "singel", "dreef",
     "hof", "katu", "tie", "kuja", "polku", "gatan", "vägen", "gata", "vej", "gade", "veien",
-    "gaten", "stieg", "markt", "berg", "road", "street", "lane",
+    "gaten", "stieg", "markt", "berg", "road", "street", "lane", "baan", "boulevard", "dijk", "steeg",
+    "pad", "park",
 ];
 
 /// Street types that lead (`Via Roma 12`, `Calle Mayor, 3`, `rue de la Paix`).
 const LEADING_TYPES: &[&str] = &[
     "Via", "Viale", "Piazza", "Piazzale", "Corso", "Largo", "Vicolo", "Borgo", "Contrada",
-    "Strada", "Rotonda", "Calle", "Avenida", "Avinguda", "Camino", "Paseo", "Plaza", "Ronda",
-    "Carrer", "Carrera", "Cañada", "Callejón", "Acceso", "Alameda", "Urbanización", "Vía",
+    "Strada", "Rotonda", "Canale", "Stretto", "Incrocio", "Calle", "Avenida", "Avinguda", "Camino", "Paseo", "Plaza", "Ronda",
+    "Carrer", "Carrera", "Cañada", "Callejón", "Acceso", "Alameda", "Urbanización", "Vía", "Vial", "Pasadizo",
     "Pasaje", "Glorieta", "Rambla", "Travesía", "Cuesta", "Plazuela", "Partida", "Rue", "rue",
     "Avenue", "avenue", "Boulevard", "boulevard", "Bd", "Chemin", "chemin", "Allée", "allée",
     "Impasse", "impasse", "Quai", "quai", "Place", "place", "Rua", "Avda", "Av.", "C.", "Pl.",
@@ -401,7 +484,8 @@ const LEADING_TYPES: &[&str] = &[
 /// Unit markers after an address (`Apt. 864`, `Suite 200`, `#4`).
 const UNITS: &[&str] = &[
     "Apt", "Apt.", "Apartment", "Suite", "Ste", "Ste.", "Unit", "Flat", "Floor", "Fl", "Piso",
-    "Puerta", "Etage", "Bus", "Box",
+    "Puerta", "Etage", "Bus", "Box", "Piano", "Appartamento", "Interno", "Scala", "Stock",
+    "Whg.", "Wohnung", "Escalera",
 ];
 
 fn is_house_number(s: &str) -> bool {
@@ -410,7 +494,9 @@ fn is_house_number(s: &str) -> bool {
     (1..=6).contains(&digits)
         && (digits == b.len()
             || (b.len() == digits + 1 && b[digits].is_ascii_alphabetic())
-            || (b[digits] == b'-' && b[digits + 1..].iter().all(u8::is_ascii_digit)))
+            || (matches!(b[digits], b'-' | b'/')
+                && b.len() > digits + 1
+                && b[digits + 1..].iter().all(u8::is_ascii_alphanumeric)))
 }
 
 /// Tokens separated by single spaces (and an optional comma) from `at`: (start, end) of each.
@@ -465,9 +551,13 @@ fn unit_end(text: &str, end: usize) -> usize {
     end
 }
 
+/// A capitalised word (`Pennsylvania`), or one in a script without case (`佐々木`).
 fn is_cap_word(s: &str) -> bool {
     let s = s.trim_end_matches('.');
-    s.chars().next().is_some_and(char::is_uppercase) && s.chars().all(|c| c.is_alphabetic() || c == '\'' || c == '-')
+    s.chars()
+        .next()
+        .is_some_and(|c| c.is_alphabetic() && !c.is_lowercase())
+        && s.chars().all(|c| c.is_alphabetic() || c == '\'' || c == '-' || c == '々')
 }
 
 fn is_name_part(s: &str) -> bool {
@@ -513,11 +603,42 @@ pub fn find_addresses(text: &str) -> Vec<(usize, usize)> {
 
 fn address_at(text: &str, at: usize) -> Option<usize> {
     let b = text.as_bytes();
+    // `Flat 8\nVanessa Knolls`, `Studio 3, Reed Pass`: a unit, a line break (real or escaped)
+    // or a comma, then a street without a number.
+    if let [(s0, e0), (s1, e1), ..] = tokens(text, at, 2)[..]
+        && LEADING_UNITS.contains(&&text[s0..e0])
+    {
+        let unit = &text[s1..e1];
+        let unit_len = unit.find("\\n").or_else(|| unit.find('\n')).unwrap_or(unit.len());
+        if (1..=5).contains(&unit_len) && unit.as_bytes()[0].is_ascii_digit() {
+            let mut street = s1 + unit_len;
+            for sep in ["\\n", "\n", ", ", " "] {
+                if text[street..].starts_with(sep) {
+                    street += sep.len();
+                    break;
+                }
+            }
+            if street > s1 + unit_len {
+                let toks = tokens(text, street, 5);
+                for (k, &(s, e)) in toks.iter().enumerate() {
+                    if k > 0 && is_street_type(&text[s..e]) {
+                        return Some(e);
+                    }
+                    if !is_cap_word(&text[s..e]) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
     if b[at].is_ascii_digit() {
         // `1600 Pennsylvania Ave NW`, `5 rue de la Paix`, `221B Baker Street`.
         let toks = tokens(text, at, 8);
         let (s0, e0) = *toks.first()?;
-        if !is_house_number(&text[s0..e0]) || text[e0..].starts_with(',') {
+        // `814, boulevard de Rodrigues` (French) has a comma after the number.
+        let french = text[e0..].starts_with(", ")
+            && toks.get(1).is_some_and(|&(s, e)| LEADING_TYPES.contains(&&text[s..e]));
+        if !is_house_number(&text[s0..e0]) || (text[e0..].starts_with(',') && !french) {
             return None;
         }
         let rest = &toks[1..];
@@ -540,7 +661,7 @@ fn address_at(text: &str, at: usize) -> Option<usize> {
         }
         for (k, &(s, e)) in rest.iter().enumerate().take(5) {
             let w = text[s..e].trim_end_matches('.');
-            if k > 0 && STREET_TYPES.contains(&w) {
+            if k > 0 && is_street_type(w) {
                 let mut end = if text[s..e].ends_with('.') { e } else { s + w.len() };
                 // A direction after the type.
                 if let Some(&(ds, de)) = rest.get(k + 1)
@@ -570,11 +691,22 @@ fn address_at(text: &str, at: usize) -> Option<usize> {
     if !(leading || (is_cap_word(first) && has_street_suffix(first))) {
         return None;
     }
-    // Name words, then a house number.
+    // Name words, then a house number; after an unambiguous leading type (`rue Clémence
+    // Samson`, `Via Roma`), the name words alone.
+    let unambiguous = leading && !first.starts_with(char::is_uppercase) || UNAMBIGUOUS_LEADING.contains(&first);
+    let mut name_end = None;
     for (k, &(s, e)) in toks.iter().enumerate().skip(1) {
         let w = &text[s..e];
         if is_house_number(w) && (k > 1 || !leading) {
             return Some(unit_end(text, e));
+        }
+        if unambiguous && is_cap_word(w) {
+            name_end = Some(e);
+        } else if unambiguous && !is_name_part(w) {
+            return name_end;
+        }
+        if text[e..].starts_with(',') && name_end.is_some() && !toks.get(k + 1).is_some_and(|&(s, e)| is_house_number(&text[s..e])) {
+            return name_end;
         }
         if !(is_name_part(w) || (leading && has_street_suffix(w))) || k > 5 {
             return None;
@@ -583,8 +715,17 @@ fn address_at(text: &str, at: usize) -> Option<usize> {
             return None;
         }
     }
-    None
+    name_end
 }
+
+/// Leading street types that are not also English words at a sentence start.
+const UNAMBIGUOUS_LEADING: &[&str] = &[
+    "Via", "Viale", "Piazza", "Piazzale", "Corso", "Largo", "Vicolo", "Borgo", "Contrada",
+    "Strada", "Rotonda", "Canale", "Stretto", "Incrocio", "Calle", "Avenida", "Avinguda", "Camino", "Paseo", "Ronda", "Carrer",
+    "Carrera", "Cañada", "Callejón", "Acceso", "Alameda", "Urbanización", "Vía", "Vial", "Pasadizo", "Pasaje",
+    "Glorieta", "Rambla", "Travesía", "Cuesta", "Plazuela", "Partida", "Rue", "Chemin", "Allée",
+    "Impasse", "Quai", "Rua", "Avda",
+];
 
 /// A house number right after a street name ending at `end` (`Koskikatu 25`): its end.
 fn house_number_end(text: &str, end: usize) -> usize {
@@ -620,7 +761,7 @@ mod tests {
     fn names_in_free_text_are_found_by_gazetteer_and_context() {
         assert_eq!(names("requested by Linda Taylor today"), ["Linda Taylor"]);
         assert_eq!(names("John F. Kennedy spoke"), ["John F. Kennedy"]);
-        assert_eq!(names("Dear Mr. Okafor, thanks"), ["Okafor"]);
+        assert_eq!(names("Dear Mr. Okafor, thanks"), ["Mr. Okafor"]);
         assert_eq!(names("cc Hans-Jürgen Müller"), ["Hans-Jürgen Müller"]);
     }
 
