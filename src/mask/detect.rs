@@ -1624,10 +1624,9 @@ fn phone_context(b: &[u8], at: usize) -> bool {
         b"gsm", b"sms", b"whatsapp", b"mob", b"ring", b"contact",
     ];
     let window = &b[at.saturating_sub(24)..at];
-    let lower: Vec<u8> = window.iter().map(u8::to_ascii_lowercase).collect();
     WORDS
         .iter()
-        .any(|w| lower.windows(w.len()).any(|x| x == *w))
+        .any(|w| window.windows(w.len()).any(|x| x.eq_ignore_ascii_case(w)))
 }
 
 /// The end of a phone extension at `at` (`x6988`, ` ext. 12`, ` ext 12`), or `at`.

@@ -82,6 +82,23 @@ impl Masker {
         }
     }
 
+    /// Name-like keys (`None` = [`DEFAULT_NAME_KEYS`]) and phone regions (`None` = `US`).
+    pub fn with_detector_options(
+        mut self,
+        name_keys: Option<&[String]>,
+        phone_regions: Option<&[String]>,
+    ) -> Result<Masker, String> {
+        if let Some(keys) = name_keys {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            self.detector = self.detector.with_name_keys(&keys);
+        }
+        if let Some(regions) = phone_regions {
+            let regions: Vec<&str> = regions.iter().map(String::as_str).collect();
+            self.detector = self.detector.with_phone_regions(&regions)?;
+        }
+        Ok(self)
+    }
+
     pub fn detector(&self) -> &Detector {
         &self.detector
     }

@@ -123,7 +123,7 @@ const CONTEXT: &[&str] = &[
     "par", "Regards", "regards", "Sincerely", "Hallo", "Bonjour", "Hola", "Ciao", "Beste",
 ];
 
-/// One word of the text: its byte span and whether it starts with an upper-case letter.
+/// One word of the text: its byte span.
 #[derive(Clone, Copy)]
 struct Word {
     start: usize,
@@ -189,33 +189,47 @@ fn in_list(word: &str, given: bool, buf: &mut String) -> bool {
     }
 }
 
-/// Splits text into words (letters, apostrophes, inner hyphens).
-fn words(text: &str) -> Vec<Word> {
-    let mut out = Vec::new();
-    let mut start = None;
-    for (i, c) in text.char_indices() {
-        if is_word_char(c) {
-            start.get_or_insert(i);
-        } else if let Some(s) = start.take() {
-            out.push(Word { start: s, end: i });
+/// The next word at or after `from` (letters, apostrophes, inner hyphens; hyphens and
+/// apostrophes at its edges are punctuation).
+fn next_word(text: &str, from: usize) -> Option<Word> {
+    let b = text.as_bytes();
+    let mut i = from;
+    // Skip to a letter (ASCII fast path).
+    let start = loop {
+        let &c = b.get(i)?;
+        if c.is_ascii_alphabetic() {
+            break i;
+        }
+        if c < 0x80 {
+            i += 1;
+            continue;
+        }
+        let ch = text[i..].chars().next()?;
+        if ch.is_alphabetic() {
+            break i;
+        }
+        i += ch.len_utf8();
+    };
+    let mut end = start;
+    while let Some(&c) = b.get(end) {
+        if c.is_ascii_alphabetic() || c == b'\'' || c == b'-' {
+            end += 1;
+        } else if c >= 0x80 {
+            let ch = text[end..].chars().next()?;
+            if !is_word_char(ch) {
+                break;
+            }
+            end += ch.len_utf8();
+        } else {
+            break;
         }
     }
-    if let Some(s) = start {
-        out.push(Word {
-            start: s,
-            end: text.len(),
-        });
-    }
-    for w in &mut out {
-        // Hyphens and apostrophes at the edges are punctuation.
-        let t = &text[w.start..w.end];
-        let trimmed = t.trim_matches(|c| c == '-' || c == '\'' || c == '’');
-        if !trimmed.is_empty() {
-            w.start += t.find(trimmed).unwrap_or(0);
-            w.end = w.start + trimmed.len();
-        }
-    }
-    out
+    // Trailing hyphens and apostrophes are punctuation.
+    let word = text[start..end].trim_end_matches(['-', '\'', '’']);
+    Some(Word {
+        start,
+        end: start + word.len(),
+    })
 }
 
 /// Only blanks (one space, or `. ` after an initial or title) between two words.
@@ -263,107 +277,110 @@ fn cjk_name_part(w: &str) -> bool {
 /// Byte spans of person names in free text.
 pub fn find_names(text: &str) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
-    let ws = words(text);
-    let word = |i: usize| &text[ws[i].start..ws[i].end];
+    let word = |w: Word| &text[w.start..w.end];
     let mut buf = String::new();
-    let mut i = 0;
-    while i < ws.len() {
-        let w = ws[i];
-        let first = word(i);
-        let cjk = cjk_name_part(first);
+    let mut prev: Option<Word> = None;
+    let mut pos = 0;
+    while let Some(w) = next_word(text, pos) {
+        pos = w.end.max(w.start + 1);
+        let first = word(w);
+        let cjk = !first.is_ascii() && cjk_name_part(first);
         if !(capitalised(first) || cjk) || TITLES.contains(&first) {
-            i += 1;
+            prev = Some(w);
             continue;
         }
         // The word before, if only a blank (or `. `, `, `) separates them.
-        let prev = i.checked_sub(1).filter(|&j| {
-            matches!(&text[ws[j].end..w.start], " " | ". " | ", " | ": " | "\u{3000}")
-        });
-        let prev_word = prev.map(word);
+        let prev_word = prev
+            .filter(|p| {
+                matches!(&text[p.end..w.start], " " | ". " | ", " | ": " | "\u{3000}")
+            })
+            .map(word);
         let titled = prev_word.is_some_and(|p| TITLES.contains(&p));
         let strong = titled || prev_word.is_some_and(|p| STRONG_CONTEXT.contains(&p));
         let context = strong || prev_word.is_some_and(|p| CONTEXT.contains(&p));
-        // The words that follow: capitalised, initials, particles; up to four in all.
-        let mut run = vec![i];
-        let mut j = i;
-        while run.len() < 5
-            && j + 1 < ws.len()
-            && adjacent(text, &ws[j], &ws[j + 1])
+        // The words that follow: capitalised, initials, particles; up to five in all.
+        let mut run: Vec<Word> = vec![w];
+        while run.len() < 5 {
+            let last = *run.last().expect("non-empty");
             // A possessive ends a name (`Erich Gamma's JUnit`).
-            && !word(j).ends_with("'s")
-            && !word(j).ends_with("’s")
-        {
-            let next = word(j + 1);
+            if word(last).ends_with("'s") || word(last).ends_with("’s") {
+                break;
+            }
+            let Some(next) = next_word(text, last.end) else {
+                break;
+            };
+            if !adjacent(text, &last, &next) {
+                break;
+            }
+            let n = word(next);
             let fits = if cjk {
-                cjk_name_part(next)
+                cjk_name_part(n)
             } else {
-                (capitalised(next) && !FUNCTION_WORDS.contains(&next))
-                    || is_initial(text, &ws[j + 1])
-                    || PARTICLES.contains(&next)
+                (capitalised(n) && !FUNCTION_WORDS.contains(&n))
+                    || is_initial(text, &next)
+                    || PARTICLES.contains(&n)
             };
             if !fits {
                 break;
             }
-            run.push(j + 1);
-            j += 1;
+            run.push(next);
         }
         // A run ends on a name word, not on an initial or a particle.
         while run.len() > 1 {
             let last = *run.last().expect("non-empty");
-            if is_initial(text, &ws[last]) || PARTICLES.contains(&word(last)) {
+            if is_initial(text, &last) || PARTICLES.contains(&word(last)) {
                 run.pop();
             } else {
                 break;
             }
         }
+        // One capitalised word is a name only after a title: skip the lookups otherwise.
+        if run.len() == 1 && !titled {
+            prev = Some(w);
+            continue;
+        }
         let given = !cjk && in_list(first, true, &mut buf) && !FUNCTION_WORDS.contains(&first);
         let ambiguous = given && fold(first, &mut buf) && AMBIGUOUS_GIVEN.contains(&buf.as_str());
-        let surname_at = |k: usize, buf: &mut String| {
-            !is_initial(text, &ws[run[k]]) && in_list(word(run[k]), false, buf)
-        };
         let last = run.len() - 1;
         let end_word = if cjk {
             // Two CJK parts after a context word (`by 木村 陽一`).
             (context && run.len() >= 2).then(|| run[1])
         } else if run.len() >= 2 {
-            let any_surname = (1..=last).any(|k| surname_at(k, &mut buf));
-            if strong
+            let any_surname = run[1..]
+                .iter()
+                .any(|&r| !is_initial(text, &r) && in_list(word(r), false, &mut buf));
+            (strong
                 || (given && (!ambiguous || context))
-                || (context && (given || any_surname || in_list(first, false, &mut buf)))
-            {
-                Some(run[last])
-            } else {
-                None
-            }
+                || (context && (given || any_surname || in_list(first, false, &mut buf))))
+            .then(|| run[last])
         } else if titled && (in_list(first, false, &mut buf) || strong) {
             // `Mr. Smith`, `Dr. Okafor` (a title makes one capitalised word a name).
-            Some(i)
+            Some(w)
         } else {
             None
         };
         let Some(e) = end_word else {
-            i += 1;
+            prev = Some(w);
             continue;
         };
         // The title is part of the name; so is a suffix (`Jr.`, `DDS`).
         let start = match prev {
-            Some(p) if titled => ws[p].start,
+            Some(p) if titled => p.start,
             _ => w.start,
         };
-        let mut end = ws[e].end;
-        let mut next = e + 1;
-        if next < ws.len() {
-            let gap = &text[end..ws[next].start];
-            if matches!(gap, " " | ", ") && NAME_SUFFIXES.contains(&word(next)) {
-                end = ws[next].end;
-                if text[end..].starts_with('.') {
-                    end += 1;
-                }
-                next += 1;
+        let mut end = e.end;
+        if let Some(next) = next_word(text, end)
+            && matches!(&text[end..next.start], " " | ", ")
+            && NAME_SUFFIXES.contains(&word(next))
+        {
+            end = next.end;
+            if text[end..].starts_with('.') {
+                end += 1;
             }
         }
         out.push((start, end));
-        i = next;
+        pos = end;
+        prev = None;
     }
     out
 }
@@ -588,7 +605,27 @@ pub fn find_addresses(text: &str) -> Vec<(usize, usize)> {
             i += 1;
             continue;
         }
-        if let Some(end) = address_at(text, i) {
+        // Cheap test of the first token before parsing: a house number, a leading street type
+        // or unit, or a capitalised word with a street suffix.
+        let token_end = i + b[i..]
+            .iter()
+            .position(|&c| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | b',' | b'"' | b';' | b'\\'))
+            .unwrap_or(b.len() - i);
+        let token = &text[i..token_end];
+        let promising = if c.is_ascii_digit() {
+            is_house_number(token) && matches!(b.get(token_end), Some(b' ' | b','))
+        } else if c.is_ascii_lowercase() {
+            // Lower-case leading types: `rue`, `avenue`, `chemin`, … (French).
+            matches!(c, b'r' | b'a' | b'b' | b'c' | b'i' | b'q' | b'p')
+                && (3..=9).contains(&token.len())
+                && LEADING_TYPES.contains(&token)
+        } else {
+            token.len() >= 2
+                && (LEADING_TYPES.contains(&token)
+                    || LEADING_UNITS.contains(&token)
+                    || (token.len() >= 6 && has_street_suffix(token)))
+        };
+        if promising && let Some(end) = address_at(text, i) {
             out.push((i, end));
             i = end;
         } else {
@@ -735,11 +772,13 @@ fn house_number_end(text: &str, end: usize) -> usize {
     }
 }
 
+/// Whether a word ends in a street suffix (`Hauptstraße`, `Kerkstraat`, `Ziegert-Platz`; ASCII
+/// case-insensitive).
 fn has_street_suffix(word: &str) -> bool {
-    let lower = word.to_lowercase();
-    STREET_SUFFIXES
-        .iter()
-        .any(|s| lower.len() > s.len() + 2 && lower.ends_with(s))
+    let w = word.as_bytes();
+    STREET_SUFFIXES.iter().any(|s| {
+        w.len() > s.len() + 2 && w[w.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
+    })
 }
 
 #[cfg(test)]
