@@ -925,15 +925,21 @@ impl View {
     /// `None` when the input needs no change (the common case: no copy).
     fn of(input: &str) -> Option<View> {
         let b = input.as_bytes();
-        let needed = (0..b.len()).any(|i| match b[i] {
-            b'\n' | b'\r' | b'\t' => digit_gap(b, i).is_some(),
-            b'\\' => digit_gap(b, i).is_some(),
-            c if c >= 0x80 => {
-                input.is_char_boundary(i) && input[i..].chars().next().is_some_and(hidden)
-            }
-            _ => false,
-        });
-        if !needed {
+        // A gap starts after the digit before the blanks that precede a break or escape.
+        let gap_at = |i: usize| {
+            let blanks = b[..i]
+                .iter()
+                .rev()
+                .take_while(|&&c| matches!(c, b' ' | b'\r' | b'\t'))
+                .count();
+            digit_gap(b, i - blanks).is_some()
+        };
+        let split = memchr::memchr3_iter(b'\n', b'\t', b'\\', b).any(gap_at);
+        let hidden_char = !input.is_ascii()
+            && input
+                .char_indices()
+                .any(|(_, c)| !c.is_ascii() && hidden(c));
+        if !(split || hidden_char) {
             return None;
         }
         let mut text = String::with_capacity(input.len());

@@ -613,15 +613,27 @@ pub fn find_addresses(text: &str) -> Vec<(usize, usize)> {
             .unwrap_or(b.len() - i);
         let token = &text[i..token_end];
         let promising = if c.is_ascii_digit() {
-            is_house_number(token) && matches!(b.get(token_end), Some(b' ' | b','))
+            // A number, then a capitalised word (or `, ` and a French street type).
+            let next = match b.get(token_end..token_end + 3) {
+                Some([b' ', n, _]) => Some(*n),
+                // `814, boulevard …`
+                Some([b',', b' ', n]) => Some(*n).filter(u8::is_ascii_lowercase),
+                _ => None,
+            };
+            next.is_some_and(|n| {
+                n.is_ascii_uppercase()
+                    || n >= 0x80
+                    || matches!(n, b'r' | b'a' | b'b' | b'c' | b'i' | b'q' | b'p')
+            }) && is_house_number(token)
         } else if c.is_ascii_lowercase() {
-            // Lower-case leading types: `rue`, `avenue`, `chemin`, … (French).
-            matches!(c, b'r' | b'a' | b'b' | b'c' | b'i' | b'q' | b'p')
-                && (3..=9).contains(&token.len())
-                && LEADING_TYPES.contains(&token)
+            // Lower-case leading types (French).
+            matches!(
+                token,
+                "rue" | "avenue" | "boulevard" | "chemin" | "allée" | "impasse" | "quai" | "place"
+            )
         } else {
             token.len() >= 2
-                && (LEADING_TYPES.contains(&token)
+                && (leading_type(token)
                     || LEADING_UNITS.contains(&token)
                     || (token.len() >= 6 && has_street_suffix(token)))
         };
@@ -753,6 +765,13 @@ fn address_at(text: &str, at: usize) -> Option<usize> {
         }
     }
     name_end
+}
+
+/// Whether a token is a leading street type (hash lookup: this runs on every capitalised token).
+fn leading_type(token: &str) -> bool {
+    static SET: OnceLock<HashSet<&'static str, foldhash::fast::RandomState>> = OnceLock::new();
+    SET.get_or_init(|| LEADING_TYPES.iter().copied().collect())
+        .contains(token)
 }
 
 /// Leading street types that are not also English words at a sentence start.
