@@ -489,7 +489,10 @@ pub fn load_masking(m: &MaskingFile) -> Result<Masking, ConfigError> {
 pub fn check_mask_detector(m: &MaskingFile) -> Result<(), ConfigError> {
     if let Some(regions) = &m.phone_regions {
         if regions.is_empty() {
-            return Err(bad("masking.phone_regions", "must name at least one region"));
+            return Err(bad(
+                "masking.phone_regions",
+                "must name at least one region",
+            ));
         }
         let regions: Vec<&str> = regions.iter().map(String::as_str).collect();
         crate::mask::Detector::default()
@@ -636,6 +639,16 @@ mod tests {
     fn unknown_fields_are_named() {
         let e = parse("lisen = \"1.2.3.4:1\"").unwrap_err();
         assert!(e.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn masking_phone_regions_and_name_keys_are_checked() {
+        let file = |toml: &str| toml::from_str::<MaskingFile>(toml).unwrap();
+        assert!(check_mask_detector(&file("phone_regions = [\"GB\", \"de\"]")).is_ok());
+        let err = check_mask_detector(&file("phone_regions = [\"XX\"]")).unwrap_err();
+        assert!(err.to_string().contains("masking.phone_regions"), "{err}");
+        assert!(check_mask_detector(&file("phone_regions = []")).is_err());
+        assert!(check_mask_detector(&file("name_keys = [\" \"]")).is_err());
     }
 
     #[test]

@@ -206,7 +206,8 @@ fn name_and_address_keys_in_independent_json_records() {
         let masked = masker.mask_json(&doc).value.to_string();
         for label in record["labels"].as_array().unwrap() {
             let kind = label[0].as_str().unwrap();
-            let raw = &text[label[1].as_u64().unwrap() as usize..label[2].as_u64().unwrap() as usize];
+            let raw =
+                &text[label[1].as_u64().unwrap() as usize..label[2].as_u64().unwrap() as usize];
             if kind == "name" || kind == "address" {
                 checked += 1;
                 assert!(!masked.contains(raw), "{kind} {raw:?} survived: {masked}");

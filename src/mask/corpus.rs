@@ -291,7 +291,12 @@ impl Builder {
             }
             Kind::Address => {
                 self.push("ship to ");
-                let v = ["1600 Pennsylvania Ave NW", "12 Baker Street", "Hauptstraße 5", "Via Roma 12"][n];
+                let v = [
+                    "1600 Pennsylvania Ave NW",
+                    "12 Baker Street",
+                    "Hauptstraße 5",
+                    "Via Roma 12",
+                ][n];
                 self.secret(kind, v);
             }
         }

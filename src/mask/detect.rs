@@ -476,7 +476,11 @@ impl Detector {
 
     /// Replaces the name-like keys (normalised here like hints).
     pub fn with_name_keys(mut self, keys: &[&str]) -> Detector {
-        self.name_keys = keys.iter().map(|k| normalise(k)).filter(|k| !k.is_empty()).collect();
+        self.name_keys = keys
+            .iter()
+            .map(|k| normalise(k))
+            .filter(|k| !k.is_empty())
+            .collect();
         self
     }
 
@@ -1610,11 +1614,17 @@ fn card_end(b: &[u8], start: usize, end: usize) -> Option<usize> {
     // The tail of a longer run of digit groups (`1234 5678 9012 3456` read from `5678`).
     if in_digit_groups(b, start)
         && b[start - 1] == b[start + 4]
-        && b[..start - 1].iter().rev().take_while(|c| c.is_ascii_digit()).count() == 4
+        && b[..start - 1]
+            .iter()
+            .rev()
+            .take_while(|c| c.is_ascii_digit())
+            .count()
+            == 4
     {
         return None;
     }
-    let grouped = end - start > 19 && matches!(b[start + 4], b' ' | b'-') && b[start + 19] == b[start + 4];
+    let grouped =
+        end - start > 19 && matches!(b[start + 4], b' ' | b'-') && b[start + 19] == b[start + 4];
     let sixteen = grouped.then_some(start + 19);
     [Some(end), sixteen]
         .into_iter()
@@ -1626,8 +1636,21 @@ fn card_end(b: &[u8], start: usize, end: usize) -> Option<usize> {
 /// `at`, in any case.
 fn phone_context(b: &[u8], at: usize) -> bool {
     const WORDS: &[&[u8]] = &[
-        b"phone", b"tel", b"call", b"mobile", b"cell", b"fax", b"handy", b"movil", b"cellulare",
-        b"gsm", b"sms", b"whatsapp", b"mob", b"ring", b"contact",
+        b"phone",
+        b"tel",
+        b"call",
+        b"mobile",
+        b"cell",
+        b"fax",
+        b"handy",
+        b"movil",
+        b"cellulare",
+        b"gsm",
+        b"sms",
+        b"whatsapp",
+        b"mob",
+        b"ring",
+        b"contact",
     ];
     let window = &b[at.saturating_sub(24)..at];
     WORDS
@@ -1645,9 +1668,13 @@ fn extension_end(b: &[u8], at: usize) -> usize {
     if prefix == 0 {
         return at;
     }
-    let digits = rest[prefix..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let digits = rest[prefix..]
+        .iter()
+        .take_while(|c| c.is_ascii_digit())
+        .count();
     let after = rest.get(prefix + digits);
-    if (1..=6).contains(&digits) && !after.is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') {
+    if (1..=6).contains(&digits) && !after.is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    {
         at + prefix + digits
     } else {
         at
@@ -1659,7 +1686,11 @@ fn in_digit_groups(b: &[u8], start: usize) -> bool {
     if start < 2 || !matches!(b[start - 1], b' ' | b'-' | b'.') || !b[start - 2].is_ascii_digit() {
         return false;
     }
-    let run = b[..start - 1].iter().rev().take_while(|c| c.is_ascii_digit()).count();
+    let run = b[..start - 1]
+        .iter()
+        .rev()
+        .take_while(|c| c.is_ascii_digit())
+        .count();
     let before = start - 1 - run;
     before == 0 || !(b[before - 1].is_ascii_alphanumeric() || b[before - 1] == b'_')
 }
@@ -1926,11 +1957,13 @@ fn mask_into(kind: Kind, raw: &str, out: &mut String) {
                     });
                     word_start = false;
                 } else {
-                    out.push(if c.is_whitespace() || matches!(c, '-' | '.' | ',' | '\'') {
-                        c
-                    } else {
-                        '*'
-                    });
+                    out.push(
+                        if c.is_whitespace() || matches!(c, '-' | '.' | ',' | '\'') {
+                            c
+                        } else {
+                            '*'
+                        },
+                    );
                     word_start = true;
                 }
             }
@@ -1976,7 +2009,10 @@ fn type_prefix_len(kind: Kind, raw: &str) -> usize {
 }
 
 fn is_kept_separator(c: char) -> bool {
-    matches!(c, ' ' | '-' | '.' | '(' | ')' | '+' | '/' | '\n' | '\r' | '\t' | '\\')
+    matches!(
+        c,
+        ' ' | '-' | '.' | '(' | ')' | '+' | '/' | '\n' | '\r' | '\t' | '\\'
+    )
 }
 
 /// Stars every digit but the last `keep` (none if there are fewer than `min_digits`), keeps

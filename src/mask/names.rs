@@ -87,16 +87,109 @@ pub fn preload() {
 
 /// Given names that are also everyday English words: a name only after a title or context word.
 const AMBIGUOUS_GIVEN: &[&str] = &[
-    "MAY", "WILL", "JUNE", "APRIL", "AUGUST", "MARCH", "JANUARY", "MARK", "BILL", "GRANT", "HOPE",
-    "JOY", "FAITH", "DAWN", "SUE", "MAX", "PAT", "ART", "GUY", "RICH", "LONG", "YOUNG", "SUMMER",
-    "AUTUMN", "WINTER", "CHRISTIAN", "PARIS", "CHINA", "LOVE", "CHANCE", "SAGE", "ROSE", "IVY",
-    "DEAN", "FRANK", "NORMAN", "SHERMAN", "BROOK", "LANE", "WOOD", "MOHAMMED", "ROBIN", "CAROL",
-    "KING", "PRINCE", "ANGEL", "BUNNY", "CANDY", "CRYSTAL", "DAISY", "GOLDIE", "HARMONY", "HONEY",
-    "JEWEL", "LIBERTY", "MELODY", "PEARL", "PRECIOUS", "RUBY", "SHERRY", "SKY", "STORM", "SUNNY",
-    "VAN", "TRUE", "GALE", "JACK", "JIMMY", "BRANDY", "CHERRY", "CLEMENT", "DELL", "ERNEST",
-    "FOREST", "MASON", "MILES", "MONDAY", "NOBLE", "PIERCE", "REED", "SPENCER", "WARD", "WES",
-    "STERLING", "CARMEN", "DALE", "GLEN", "HUNTER", "JUSTICE", "KEY", "LOGAN", "LINCOLN",
-    "MADISON", "AVERY", "JORDAN", "TUESDAY", "RAY", "LEE", "DON", "SOL", "MAJOR", "DUKE", "EARL",
+    "MAY",
+    "WILL",
+    "JUNE",
+    "APRIL",
+    "AUGUST",
+    "MARCH",
+    "JANUARY",
+    "MARK",
+    "BILL",
+    "GRANT",
+    "HOPE",
+    "JOY",
+    "FAITH",
+    "DAWN",
+    "SUE",
+    "MAX",
+    "PAT",
+    "ART",
+    "GUY",
+    "RICH",
+    "LONG",
+    "YOUNG",
+    "SUMMER",
+    "AUTUMN",
+    "WINTER",
+    "CHRISTIAN",
+    "PARIS",
+    "CHINA",
+    "LOVE",
+    "CHANCE",
+    "SAGE",
+    "ROSE",
+    "IVY",
+    "DEAN",
+    "FRANK",
+    "NORMAN",
+    "SHERMAN",
+    "BROOK",
+    "LANE",
+    "WOOD",
+    "MOHAMMED",
+    "ROBIN",
+    "CAROL",
+    "KING",
+    "PRINCE",
+    "ANGEL",
+    "BUNNY",
+    "CANDY",
+    "CRYSTAL",
+    "DAISY",
+    "GOLDIE",
+    "HARMONY",
+    "HONEY",
+    "JEWEL",
+    "LIBERTY",
+    "MELODY",
+    "PEARL",
+    "PRECIOUS",
+    "RUBY",
+    "SHERRY",
+    "SKY",
+    "STORM",
+    "SUNNY",
+    "VAN",
+    "TRUE",
+    "GALE",
+    "JACK",
+    "JIMMY",
+    "BRANDY",
+    "CHERRY",
+    "CLEMENT",
+    "DELL",
+    "ERNEST",
+    "FOREST",
+    "MASON",
+    "MILES",
+    "MONDAY",
+    "NOBLE",
+    "PIERCE",
+    "REED",
+    "SPENCER",
+    "WARD",
+    "WES",
+    "STERLING",
+    "CARMEN",
+    "DALE",
+    "GLEN",
+    "HUNTER",
+    "JUSTICE",
+    "KEY",
+    "LOGAN",
+    "LINCOLN",
+    "MADISON",
+    "AVERY",
+    "JORDAN",
+    "TUESDAY",
+    "RAY",
+    "LEE",
+    "DON",
+    "SOL",
+    "MAJOR",
+    "DUKE",
+    "EARL",
 ];
 
 /// Capitalised function words at a sentence start that the Census lists also hold.
@@ -118,9 +211,36 @@ const TITLES: &[&str] = &[
 
 /// Context words: a capitalised word after one is a name when it is in the lists.
 const CONTEXT: &[&str] = &[
-    "by", "from", "Dear", "dear", "cc", "Cc", "CC", "Hi", "Hello", "Hey", "Thanks", "contact",
-    "customer", "approver", "requester", "reviewer", "owner", "signed", "attn", "Attn", "von",
-    "par", "Regards", "regards", "Sincerely", "Hallo", "Bonjour", "Hola", "Ciao", "Beste",
+    "by",
+    "from",
+    "Dear",
+    "dear",
+    "cc",
+    "Cc",
+    "CC",
+    "Hi",
+    "Hello",
+    "Hey",
+    "Thanks",
+    "contact",
+    "customer",
+    "approver",
+    "requester",
+    "reviewer",
+    "owner",
+    "signed",
+    "attn",
+    "Attn",
+    "von",
+    "par",
+    "Regards",
+    "regards",
+    "Sincerely",
+    "Hallo",
+    "Bonjour",
+    "Hola",
+    "Ciao",
+    "Beste",
 ];
 
 /// One word of the text: its byte span.
@@ -142,10 +262,14 @@ fn fold(word: &str, buf: &mut String) -> bool {
         let up = match c {
             'a'..='z' | 'A'..='Z' => c.to_ascii_uppercase(),
             '\'' | '’' => continue,
-            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'À' | 'Á' | 'Â' | 'Ã' | 'Ä' | 'Å' => 'A',
+            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'À' | 'Á' | 'Â' | 'Ã' | 'Ä' | 'Å' => {
+                'A'
+            }
             'è' | 'é' | 'ê' | 'ë' | 'È' | 'É' | 'Ê' | 'Ë' => 'E',
             'ì' | 'í' | 'î' | 'ï' | 'Ì' | 'Í' | 'Î' | 'Ï' => 'I',
-            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'Ò' | 'Ó' | 'Ô' | 'Õ' | 'Ö' | 'Ø' => 'O',
+            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'Ò' | 'Ó' | 'Ô' | 'Õ' | 'Ö' | 'Ø' => {
+                'O'
+            }
             'ù' | 'ú' | 'û' | 'ü' | 'Ù' | 'Ú' | 'Û' | 'Ü' => 'U',
             'ñ' | 'Ñ' => 'N',
             'ç' | 'Ç' => 'C',
@@ -249,8 +373,25 @@ fn is_initial(text: &str, w: &Word) -> bool {
 /// Context words strong enough that the capitalised words after them are a name whatever the
 /// lists say (`Dear Karsten Wieloch`, `requested by Ana Pino`).
 const STRONG_CONTEXT: &[&str] = &[
-    "Dear", "dear", "cc", "Cc", "CC", "Hi", "Hello", "Hey", "Thanks", "Attn", "attn",
-    "Regards", "regards", "Sincerely", "Hallo", "Bonjour", "Hola", "Ciao", "Beste",
+    "Dear",
+    "dear",
+    "cc",
+    "Cc",
+    "CC",
+    "Hi",
+    "Hello",
+    "Hey",
+    "Thanks",
+    "Attn",
+    "attn",
+    "Regards",
+    "regards",
+    "Sincerely",
+    "Hallo",
+    "Bonjour",
+    "Hola",
+    "Ciao",
+    "Beste",
 ];
 
 /// Words after a name that belong to it (`Jr.`, `DDS`, `PhD`).
@@ -269,9 +410,8 @@ const PARTICLES: &[&str] = &[
 fn cjk_name_part(w: &str) -> bool {
     let n = w.chars().count();
     (1..=4).contains(&n)
-        && w.chars().all(|c| {
-            matches!(u32::from(c), 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF)
-        })
+        && w.chars()
+            .all(|c| matches!(u32::from(c), 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF))
 }
 
 /// Byte spans of person names in free text.
@@ -291,9 +431,7 @@ pub fn find_names(text: &str) -> Vec<(usize, usize)> {
         }
         // The word before, if only a blank (or `. `, `, `) separates them.
         let prev_word = prev
-            .filter(|p| {
-                matches!(&text[p.end..w.start], " " | ". " | ", " | ": " | "\u{3000}")
-            })
+            .filter(|p| matches!(&text[p.end..w.start], " " | ". " | ", " | ": " | "\u{3000}"))
             .map(word);
         let titled = prev_word.is_some_and(|p| TITLES.contains(&p));
         let strong = titled || prev_word.is_some_and(|p| STRONG_CONTEXT.contains(&p));
@@ -404,7 +542,9 @@ pub fn looks_like_person_name(value: &str) -> bool {
             let p = p.trim_end_matches([',', '.']);
             PARTICLES.contains(&p)
                 || (!p.is_empty()
-                    && p.chars().next().is_some_and(|c| c.is_alphabetic() && !c.is_lowercase())
+                    && p.chars()
+                        .next()
+                        .is_some_and(|c| c.is_alphabetic() && !c.is_lowercase())
                     && p.chars().all(|c| is_word_char(c) || c == '.'))
         })
         && parts.iter().any(|p| !PARTICLES.contains(p))
@@ -424,10 +564,41 @@ fn starts_with_given_name(parts: &[&str]) -> bool {
 /// `address_line1`), not a network or e-mail one.
 pub fn address_key(normalised: &str) -> bool {
     const NOT: &[&str] = &[
-        "ip", "email", "mail", "mac", "remote", "local", "bind", "listen", "server", "host", "wallet",
-        "contract", "socket", "peer", "url", "web", "node", "memory", "base", "return", "proxy",
-        "gateway", "network", "public", "private", "broadcast", "source", "destination", "src",
-        "dst", "v4", "v6", "family", "type", "space",
+        "ip",
+        "email",
+        "mail",
+        "mac",
+        "remote",
+        "local",
+        "bind",
+        "listen",
+        "server",
+        "host",
+        "wallet",
+        "contract",
+        "socket",
+        "peer",
+        "url",
+        "web",
+        "node",
+        "memory",
+        "base",
+        "return",
+        "proxy",
+        "gateway",
+        "network",
+        "public",
+        "private",
+        "broadcast",
+        "source",
+        "destination",
+        "src",
+        "dst",
+        "v4",
+        "v6",
+        "family",
+        "type",
+        "space",
     ];
     const POSTAL: &[&str] = &["mailing", "postal", "billing", "shipping", "home", "street"];
     if normalised.contains("street") || normalised.starts_with("addressline") {
@@ -446,32 +617,198 @@ pub fn address_key(normalised: &str) -> bool {
 /// Mission`): the USPS Publication 28 suffixes (each also in the plural) and their usual
 /// abbreviations, plus British ones.
 const STREET_TYPES: &[&str] = &[
-    "Alley", "Allee", "Aly", "Annex", "Anex", "Arcade", "Avenue", "Ave", "Av", "Bayou", "Beach",
-    "Bend", "Bluff", "Bottom", "Boulevard", "Blvd", "Branch", "Bridge", "Brook", "Burg", "Bypass",
-    "Camp", "Canyon", "Cape", "Causeway", "Center", "Centre", "Circle", "Cir", "Cliff", "Club",
-    "Common", "Corner", "Course", "Court", "Ct", "Cove", "Creek", "Crescent", "Cres", "Crest",
-    "Crossing", "Crossroad", "Curve", "Dale", "Dam", "Divide", "Drive", "Dr", "Estate",
-    "Expressway", "Extension", "Fall", "Ferry", "Field", "Flat", "Ford", "Forest", "Forge",
-    "Fork", "Fort", "Freeway", "Garden", "Gateway", "Glen", "Green", "Grove", "Harbor", "Harbour",
-    "Haven", "Heights", "Highway", "Hwy", "Hill", "Hollow", "Inlet", "Island", "Isle",
-    "Junction", "Key", "Knoll", "Lake", "Land", "Landing", "Lane", "Ln", "Light", "Loaf", "Lock",
-    "Lodge", "Loop", "Mall", "Manor", "Meadow", "Mews", "Mill", "Mission", "Motorway", "Mount",
-    "Mountain", "Neck", "Orchard", "Oval", "Overpass", "Park", "Parkway", "Pkwy", "Pass",
-    "Passage", "Path", "Pike", "Pine", "Place", "Pl", "Plain", "Plaza", "Point", "Port",
-    "Prairie", "Radial", "Ramp", "Ranch", "Rapid", "Rest", "Ridge", "River", "Road", "Rd",
-    "Route", "Row", "Rue", "Run", "Shoal", "Shore", "Skyway", "Spring", "Spur", "Square", "Sq",
-    "Station", "Stravenue", "Stream", "Street", "St", "Summit", "Terrace", "Ter", "Throughway",
-    "Trace", "Track", "Trafficway", "Trail", "Trl", "Trailer", "Tunnel", "Turnpike", "Underpass",
-    "Union", "Valley", "Viaduct", "View", "Village", "Ville", "Vista", "Walk", "Wall", "Way",
-    "Well", "Close", "Gardens", "Grove", "Rise", "Vale", "Wharf", "Parade", "Drove", "Gate",
-    "Hills", "Lawn", "Mead", "Yard", "Wynd", "Quay", "Circus", "Crossway", "Esplanade",
+    "Alley",
+    "Allee",
+    "Aly",
+    "Annex",
+    "Anex",
+    "Arcade",
+    "Avenue",
+    "Ave",
+    "Av",
+    "Bayou",
+    "Beach",
+    "Bend",
+    "Bluff",
+    "Bottom",
+    "Boulevard",
+    "Blvd",
+    "Branch",
+    "Bridge",
+    "Brook",
+    "Burg",
+    "Bypass",
+    "Camp",
+    "Canyon",
+    "Cape",
+    "Causeway",
+    "Center",
+    "Centre",
+    "Circle",
+    "Cir",
+    "Cliff",
+    "Club",
+    "Common",
+    "Corner",
+    "Course",
+    "Court",
+    "Ct",
+    "Cove",
+    "Creek",
+    "Crescent",
+    "Cres",
+    "Crest",
+    "Crossing",
+    "Crossroad",
+    "Curve",
+    "Dale",
+    "Dam",
+    "Divide",
+    "Drive",
+    "Dr",
+    "Estate",
+    "Expressway",
+    "Extension",
+    "Fall",
+    "Ferry",
+    "Field",
+    "Flat",
+    "Ford",
+    "Forest",
+    "Forge",
+    "Fork",
+    "Fort",
+    "Freeway",
+    "Garden",
+    "Gateway",
+    "Glen",
+    "Green",
+    "Grove",
+    "Harbor",
+    "Harbour",
+    "Haven",
+    "Heights",
+    "Highway",
+    "Hwy",
+    "Hill",
+    "Hollow",
+    "Inlet",
+    "Island",
+    "Isle",
+    "Junction",
+    "Key",
+    "Knoll",
+    "Lake",
+    "Land",
+    "Landing",
+    "Lane",
+    "Ln",
+    "Light",
+    "Loaf",
+    "Lock",
+    "Lodge",
+    "Loop",
+    "Mall",
+    "Manor",
+    "Meadow",
+    "Mews",
+    "Mill",
+    "Mission",
+    "Motorway",
+    "Mount",
+    "Mountain",
+    "Neck",
+    "Orchard",
+    "Oval",
+    "Overpass",
+    "Park",
+    "Parkway",
+    "Pkwy",
+    "Pass",
+    "Passage",
+    "Path",
+    "Pike",
+    "Pine",
+    "Place",
+    "Pl",
+    "Plain",
+    "Plaza",
+    "Point",
+    "Port",
+    "Prairie",
+    "Radial",
+    "Ramp",
+    "Ranch",
+    "Rapid",
+    "Rest",
+    "Ridge",
+    "River",
+    "Road",
+    "Rd",
+    "Route",
+    "Row",
+    "Rue",
+    "Run",
+    "Shoal",
+    "Shore",
+    "Skyway",
+    "Spring",
+    "Spur",
+    "Square",
+    "Sq",
+    "Station",
+    "Stravenue",
+    "Stream",
+    "Street",
+    "St",
+    "Summit",
+    "Terrace",
+    "Ter",
+    "Throughway",
+    "Trace",
+    "Track",
+    "Trafficway",
+    "Trail",
+    "Trl",
+    "Trailer",
+    "Tunnel",
+    "Turnpike",
+    "Underpass",
+    "Union",
+    "Valley",
+    "Viaduct",
+    "View",
+    "Village",
+    "Ville",
+    "Vista",
+    "Walk",
+    "Wall",
+    "Way",
+    "Well",
+    "Close",
+    "Gardens",
+    "Grove",
+    "Rise",
+    "Vale",
+    "Wharf",
+    "Parade",
+    "Drove",
+    "Gate",
+    "Hills",
+    "Lawn",
+    "Mead",
+    "Yard",
+    "Wynd",
+    "Quay",
+    "Circus",
+    "Crossway",
+    "Esplanade",
 ];
 
 fn is_street_type(word: &str) -> bool {
     let w = word.trim_end_matches('.');
     STREET_TYPES.contains(&w)
-        || w
-            .strip_suffix('s')
+        || w.strip_suffix('s')
             .is_some_and(|singular| singular.len() >= 3 && STREET_TYPES.contains(&singular))
 }
 
@@ -481,28 +818,141 @@ const LEADING_UNITS: &[&str] = &["Flat", "Studio", "Apartment", "Apt", "Unit", "
 /// Word endings that make a word a street name in German, Dutch, Nordic and Finnish forms
 /// (`Hauptstraße`, `Kerkstraat`, `Koskikatu`, `Storgatan`).
 const STREET_SUFFIXES: &[&str] = &[
-    "straße", "strasse", "str.", "weg", "gasse", "platz", "allee", "ring", "damm", "ufer",
-    "chaussee", "steig", "pfad", "straat", "laan", "plein", "gracht", "kade", "singel", "dreef",
-    "hof", "katu", "tie", "kuja", "polku", "gatan", "vägen", "gata", "vej", "gade", "veien",
-    "gaten", "stieg", "markt", "berg", "road", "street", "lane", "baan", "boulevard", "dijk", "steeg",
-    "pad", "park",
+    "straße",
+    "strasse",
+    "str.",
+    "weg",
+    "gasse",
+    "platz",
+    "allee",
+    "ring",
+    "damm",
+    "ufer",
+    "chaussee",
+    "steig",
+    "pfad",
+    "straat",
+    "laan",
+    "plein",
+    "gracht",
+    "kade",
+    "singel",
+    "dreef",
+    "hof",
+    "katu",
+    "tie",
+    "kuja",
+    "polku",
+    "gatan",
+    "vägen",
+    "gata",
+    "vej",
+    "gade",
+    "veien",
+    "gaten",
+    "stieg",
+    "markt",
+    "berg",
+    "road",
+    "street",
+    "lane",
+    "baan",
+    "boulevard",
+    "dijk",
+    "steeg",
+    "pad",
+    "park",
 ];
 
 /// Street types that lead (`Via Roma 12`, `Calle Mayor, 3`, `rue de la Paix`).
 const LEADING_TYPES: &[&str] = &[
-    "Via", "Viale", "Piazza", "Piazzale", "Corso", "Largo", "Vicolo", "Borgo", "Contrada",
-    "Strada", "Rotonda", "Canale", "Stretto", "Incrocio", "Calle", "Avenida", "Avinguda", "Camino", "Paseo", "Plaza", "Ronda",
-    "Carrer", "Carrera", "Cañada", "Callejón", "Acceso", "Alameda", "Urbanización", "Vía", "Vial", "Pasadizo",
-    "Pasaje", "Glorieta", "Rambla", "Travesía", "Cuesta", "Plazuela", "Partida", "Rue", "rue",
-    "Avenue", "avenue", "Boulevard", "boulevard", "Bd", "Chemin", "chemin", "Allée", "allée",
-    "Impasse", "impasse", "Quai", "quai", "Place", "place", "Rua", "Avda", "Av.", "C.", "Pl.",
+    "Via",
+    "Viale",
+    "Piazza",
+    "Piazzale",
+    "Corso",
+    "Largo",
+    "Vicolo",
+    "Borgo",
+    "Contrada",
+    "Strada",
+    "Rotonda",
+    "Canale",
+    "Stretto",
+    "Incrocio",
+    "Calle",
+    "Avenida",
+    "Avinguda",
+    "Camino",
+    "Paseo",
+    "Plaza",
+    "Ronda",
+    "Carrer",
+    "Carrera",
+    "Cañada",
+    "Callejón",
+    "Acceso",
+    "Alameda",
+    "Urbanización",
+    "Vía",
+    "Vial",
+    "Pasadizo",
+    "Pasaje",
+    "Glorieta",
+    "Rambla",
+    "Travesía",
+    "Cuesta",
+    "Plazuela",
+    "Partida",
+    "Rue",
+    "rue",
+    "Avenue",
+    "avenue",
+    "Boulevard",
+    "boulevard",
+    "Bd",
+    "Chemin",
+    "chemin",
+    "Allée",
+    "allée",
+    "Impasse",
+    "impasse",
+    "Quai",
+    "quai",
+    "Place",
+    "place",
+    "Rua",
+    "Avda",
+    "Av.",
+    "C.",
+    "Pl.",
 ];
 
 /// Unit markers after an address (`Apt. 864`, `Suite 200`, `#4`).
 const UNITS: &[&str] = &[
-    "Apt", "Apt.", "Apartment", "Suite", "Ste", "Ste.", "Unit", "Flat", "Floor", "Fl", "Piso",
-    "Puerta", "Etage", "Bus", "Box", "Piano", "Appartamento", "Interno", "Scala", "Stock",
-    "Whg.", "Wohnung", "Escalera",
+    "Apt",
+    "Apt.",
+    "Apartment",
+    "Suite",
+    "Ste",
+    "Ste.",
+    "Unit",
+    "Flat",
+    "Floor",
+    "Fl",
+    "Piso",
+    "Puerta",
+    "Etage",
+    "Bus",
+    "Box",
+    "Piano",
+    "Appartamento",
+    "Interno",
+    "Scala",
+    "Stock",
+    "Whg.",
+    "Wohnung",
+    "Escalera",
 ];
 
 fn is_house_number(s: &str) -> bool {
@@ -574,15 +1024,34 @@ fn is_cap_word(s: &str) -> bool {
     s.chars()
         .next()
         .is_some_and(|c| c.is_alphabetic() && !c.is_lowercase())
-        && s.chars().all(|c| c.is_alphabetic() || c == '\'' || c == '-' || c == '々')
+        && s.chars()
+            .all(|c| c.is_alphabetic() || c == '\'' || c == '-' || c == '々')
 }
 
 fn is_name_part(s: &str) -> bool {
     is_cap_word(s)
         || matches!(
             s,
-            "de" | "del" | "de la" | "la" | "le" | "les" | "des" | "du" | "di" | "da" | "dei"
-                | "della" | "delle" | "van" | "von" | "der" | "den" | "y" | "e" | "d'" | "l'"
+            "de" | "del"
+                | "de la"
+                | "la"
+                | "le"
+                | "les"
+                | "des"
+                | "du"
+                | "di"
+                | "da"
+                | "dei"
+                | "della"
+                | "delle"
+                | "van"
+                | "von"
+                | "der"
+                | "den"
+                | "y"
+                | "e"
+                | "d'"
+                | "l'"
         )
         || s.starts_with("d'")
         || s.starts_with("l'")
@@ -658,7 +1127,10 @@ fn address_at(text: &str, at: usize) -> Option<usize> {
         && LEADING_UNITS.contains(&&text[s0..e0])
     {
         let unit = &text[s1..e1];
-        let unit_len = unit.find("\\n").or_else(|| unit.find('\n')).unwrap_or(unit.len());
+        let unit_len = unit
+            .find("\\n")
+            .or_else(|| unit.find('\n'))
+            .unwrap_or(unit.len());
         if (1..=5).contains(&unit_len) && unit.as_bytes()[0].is_ascii_digit() {
             let mut street = s1 + unit_len;
             for sep in ["\\n", "\n", ", ", " "] {
@@ -686,7 +1158,9 @@ fn address_at(text: &str, at: usize) -> Option<usize> {
         let (s0, e0) = *toks.first()?;
         // `814, boulevard de Rodrigues` (French) has a comma after the number.
         let french = text[e0..].starts_with(", ")
-            && toks.get(1).is_some_and(|&(s, e)| LEADING_TYPES.contains(&&text[s..e]));
+            && toks
+                .get(1)
+                .is_some_and(|&(s, e)| LEADING_TYPES.contains(&&text[s..e]));
         if !is_house_number(&text[s0..e0]) || (text[e0..].starts_with(',') && !french) {
             return None;
         }
@@ -711,10 +1185,17 @@ fn address_at(text: &str, at: usize) -> Option<usize> {
         for (k, &(s, e)) in rest.iter().enumerate().take(5) {
             let w = text[s..e].trim_end_matches('.');
             if k > 0 && is_street_type(w) {
-                let mut end = if text[s..e].ends_with('.') { e } else { s + w.len() };
+                let mut end = if text[s..e].ends_with('.') {
+                    e
+                } else {
+                    s + w.len()
+                };
                 // A direction after the type.
                 if let Some(&(ds, de)) = rest.get(k + 1)
-                    && matches!(&text[ds..de], "NW" | "NE" | "SW" | "SE" | "N" | "S" | "E" | "W")
+                    && matches!(
+                        &text[ds..de],
+                        "NW" | "NE" | "SW" | "SE" | "N" | "S" | "E" | "W"
+                    )
                     && !text[end..ds].contains(',')
                 {
                     end = de;
@@ -742,7 +1223,8 @@ fn address_at(text: &str, at: usize) -> Option<usize> {
     }
     // Name words, then a house number; after an unambiguous leading type (`rue Clémence
     // Samson`, `Via Roma`), the name words alone.
-    let unambiguous = leading && !first.starts_with(char::is_uppercase) || UNAMBIGUOUS_LEADING.contains(&first);
+    let unambiguous =
+        leading && !first.starts_with(char::is_uppercase) || UNAMBIGUOUS_LEADING.contains(&first);
     let mut name_end = None;
     for (k, &(s, e)) in toks.iter().enumerate().skip(1) {
         let w = &text[s..e];
@@ -754,7 +1236,12 @@ fn address_at(text: &str, at: usize) -> Option<usize> {
         } else if unambiguous && !is_name_part(w) {
             return name_end;
         }
-        if text[e..].starts_with(',') && name_end.is_some() && !toks.get(k + 1).is_some_and(|&(s, e)| is_house_number(&text[s..e])) {
+        if text[e..].starts_with(',')
+            && name_end.is_some()
+            && !toks
+                .get(k + 1)
+                .is_some_and(|&(s, e)| is_house_number(&text[s..e]))
+        {
             return name_end;
         }
         if !(is_name_part(w) || (leading && has_street_suffix(w))) || k > 5 {
@@ -776,11 +1263,50 @@ fn leading_type(token: &str) -> bool {
 
 /// Leading street types that are not also English words at a sentence start.
 const UNAMBIGUOUS_LEADING: &[&str] = &[
-    "Via", "Viale", "Piazza", "Piazzale", "Corso", "Largo", "Vicolo", "Borgo", "Contrada",
-    "Strada", "Rotonda", "Canale", "Stretto", "Incrocio", "Calle", "Avenida", "Avinguda", "Camino", "Paseo", "Ronda", "Carrer",
-    "Carrera", "Cañada", "Callejón", "Acceso", "Alameda", "Urbanización", "Vía", "Vial", "Pasadizo", "Pasaje",
-    "Glorieta", "Rambla", "Travesía", "Cuesta", "Plazuela", "Partida", "Rue", "Chemin", "Allée",
-    "Impasse", "Quai", "Rua", "Avda",
+    "Via",
+    "Viale",
+    "Piazza",
+    "Piazzale",
+    "Corso",
+    "Largo",
+    "Vicolo",
+    "Borgo",
+    "Contrada",
+    "Strada",
+    "Rotonda",
+    "Canale",
+    "Stretto",
+    "Incrocio",
+    "Calle",
+    "Avenida",
+    "Avinguda",
+    "Camino",
+    "Paseo",
+    "Ronda",
+    "Carrer",
+    "Carrera",
+    "Cañada",
+    "Callejón",
+    "Acceso",
+    "Alameda",
+    "Urbanización",
+    "Vía",
+    "Vial",
+    "Pasadizo",
+    "Pasaje",
+    "Glorieta",
+    "Rambla",
+    "Travesía",
+    "Cuesta",
+    "Plazuela",
+    "Partida",
+    "Rue",
+    "Chemin",
+    "Allée",
+    "Impasse",
+    "Quai",
+    "Rua",
+    "Avda",
 ];
 
 /// A house number right after a street name ending at `end` (`Koskikatu 25`): its end.
@@ -795,9 +1321,9 @@ fn house_number_end(text: &str, end: usize) -> usize {
 /// case-insensitive).
 fn has_street_suffix(word: &str) -> bool {
     let w = word.as_bytes();
-    STREET_SUFFIXES.iter().any(|s| {
-        w.len() > s.len() + 2 && w[w.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
-    })
+    STREET_SUFFIXES
+        .iter()
+        .any(|s| w.len() > s.len() + 2 && w[w.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes()))
 }
 
 #[cfg(test)]
@@ -805,7 +1331,10 @@ mod tests {
     use super::*;
 
     fn names(text: &str) -> Vec<&str> {
-        find_names(text).into_iter().map(|(s, e)| &text[s..e]).collect()
+        find_names(text)
+            .into_iter()
+            .map(|(s, e)| &text[s..e])
+            .collect()
     }
 
     fn addresses(text: &str) -> Vec<&str> {
