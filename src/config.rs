@@ -84,6 +84,11 @@ pub struct MaskingFile {
     pub extra_hints: Vec<String>,
     /// When set, masked values become stable pseudonyms (`<email:7f3a9c>`) keyed by this secret.
     pub pseudonym_key: Option<KeySource>,
+    /// Regions (ISO 3166 codes) whose national phone formats are recognised; the first is the
+    /// default region [default: `["US"]`]. International (`+…`) numbers are always recognised.
+    pub phone_regions: Option<Vec<String>>,
+    /// Replaces the built-in list of name-like keys whose values are person names.
+    pub name_keys: Option<Vec<String>>,
 }
 
 /// `[[agents]]`: an agent, its human owners and its signing keys (from env or files only).
@@ -189,6 +194,9 @@ pub struct ServerConfig {
     pub previous_payload_keys: Vec<String>,
     /// Secret key names for masking; `None` = built-in list.
     pub mask_hints: Option<Vec<String>>,
+    /// `[masking] phone_regions` and `name_keys` (`None` = built-in).
+    pub mask_phone_regions: Option<Vec<String>>,
+    pub mask_name_keys: Option<Vec<String>>,
     pub pseudonym_key: Option<Vec<u8>>,
     pub ledger_branch: String,
     /// `None` = `<data_dir>/keys/ledger_ed25519`.
@@ -222,6 +230,8 @@ impl ServerConfig {
             payload_key: None,
             previous_payload_keys: vec![],
             mask_hints: None,
+            mask_phone_regions: None,
+            mask_name_keys: None,
             pseudonym_key: None,
             ledger_branch: crate::ledger::DEFAULT_BRANCH.into(),
             ledger_key_file: None,
@@ -327,6 +337,9 @@ impl ServerConfig {
             c.previous_payload_keys.push(hex_key);
         }
         (c.mask_hints, c.pseudonym_key) = load_masking(&file.masking)?;
+        check_mask_detector(&file.masking)?;
+        c.mask_phone_regions = file.masking.phone_regions.clone();
+        c.mask_name_keys = file.masking.name_keys.clone();
         c.notify = file.notify.resolve()?;
         c.execution = file.execution.resolve()?;
         c.github = file
@@ -407,6 +420,28 @@ pub fn load_masking(m: &MaskingFile) -> Result<Masking, ConfigError> {
         key_out = Some(key);
     }
     Ok((hints_out, key_out))
+}
+
+/// `[masking] phone_regions` and `name_keys`: known regions, no empty lists or names.
+pub fn check_mask_detector(m: &MaskingFile) -> Result<(), ConfigError> {
+    if let Some(regions) = &m.phone_regions {
+        if regions.is_empty() {
+            return Err(bad(
+                "masking.phone_regions",
+                "must name at least one region",
+            ));
+        }
+        let regions: Vec<&str> = regions.iter().map(String::as_str).collect();
+        crate::mask::Detector::default()
+            .with_phone_regions(&regions)
+            .map_err(|e| bad("masking.phone_regions", e))?;
+    }
+    if let Some(keys) = &m.name_keys
+        && keys.iter().any(|k| k.trim().is_empty())
+    {
+        return Err(bad("masking.name_keys", "key names must not be empty"));
+    }
+    Ok(())
 }
 
 fn load_agents(entries: &[AgentEntry]) -> Result<Vec<Agent>, ConfigError> {
@@ -533,6 +568,16 @@ mod tests {
     fn unknown_fields_are_named() {
         let e = parse("lisen = \"1.2.3.4:1\"").unwrap_err();
         assert!(e.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn masking_phone_regions_and_name_keys_are_checked() {
+        let file = |toml: &str| toml::from_str::<MaskingFile>(toml).unwrap();
+        assert!(check_mask_detector(&file("phone_regions = [\"GB\", \"de\"]")).is_ok());
+        let err = check_mask_detector(&file("phone_regions = [\"XX\"]")).unwrap_err();
+        assert!(err.to_string().contains("masking.phone_regions"), "{err}");
+        assert!(check_mask_detector(&file("phone_regions = []")).is_err());
+        assert!(check_mask_detector(&file("name_keys = [\" \"]")).is_err());
     }
 
     #[test]

@@ -85,3 +85,25 @@ fn json_documents_are_masked_one_per_line() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("cannot read"));
 }
+
+#[test]
+fn a_customer_export_loses_its_names_addresses_and_split_card_numbers() {
+    let input = concat!(
+        "{\"customer_name\": \"Linda Taylor\", \"street\": \"6750 Koskikatu 25 Apt. 864\", ",
+        "\"card\": \"5500 0000\\n0000 0004\", \"note\": \"requested by John Smith\"}\n",
+        "ship to 1600 Pennsylvania Ave NW, key sk_live_\u{200b}51HxYzAbCdEfGhIjKlMn\n",
+    );
+    for args in [&[][..], &["--format", "json"][..]] {
+        let (code, out, err) = mask(args, input.lines().next().unwrap());
+        assert_eq!(code, 0, "{err}");
+        for raw in ["Linda Taylor", "Koskikatu", "0000 0004", "John Smith"] {
+            assert!(!out.contains(raw), "{args:?}: {raw} survived: {out}");
+        }
+    }
+    let (code, out, err) = mask(&[], input);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    for raw in ["Pennsylvania", "51HxYzAbCdEf"] {
+        assert!(!out.contains(raw), "{raw} survived: {out}");
+    }
+}

@@ -407,7 +407,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Review(args) => review(&file.client, args).await,
             Command::Mask(args) => {
                 let (hints, key) = config::load_masking(&file.masking)?;
-                let masker = crate::mask::Masker::new(hints.as_deref(), key);
+                config::check_mask_detector(&file.masking)?;
+                let masker = crate::mask::Masker::new(hints.as_deref(), key)
+                    .with_detector_options(
+                        file.masking.name_keys.as_deref(),
+                        file.masking.phone_regions.as_deref(),
+                    )
+                    .map_err(anyhow::Error::msg)?;
                 mask::run(
                     &masker,
                     args.input.as_deref(),

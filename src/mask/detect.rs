@@ -85,11 +85,15 @@ pub enum Kind {
     BearerToken,
     /// A value under a secret-looking key name (`password=...`, `api_key: ...`).
     SecretField,
+    /// A person's name: under a name-like key, or found in free text by the gazetteer.
+    Name,
+    /// A street address (house number, street, unit), or a value under an address key.
+    Address,
 }
 
 impl Kind {
     /// Every kind, in declaration order.
-    pub const ALL: [Kind; 20] = [
+    pub const ALL: [Kind; 22] = [
         Kind::Email,
         Kind::Phone,
         Kind::Card,
@@ -110,6 +114,8 @@ impl Kind {
         Kind::UrlCredentials,
         Kind::BearerToken,
         Kind::SecretField,
+        Kind::Name,
+        Kind::Address,
     ];
 
     /// The stable snake_case name of the kind.
@@ -135,6 +141,8 @@ impl Kind {
             Kind::UrlCredentials => "url_credentials",
             Kind::BearerToken => "bearer_token",
             Kind::SecretField => "secret_field",
+            Kind::Name => "name",
+            Kind::Address => "address",
         }
     }
 
@@ -150,6 +158,8 @@ impl Kind {
                 | Kind::Ipv4
                 | Kind::Ipv6
                 | Kind::DateOfBirth
+                | Kind::Name
+                | Kind::Address
         )
     }
 
@@ -178,7 +188,9 @@ impl Kind {
             | Kind::Iban
             | Kind::Ipv4
             | Kind::Ipv6
-            | Kind::DateOfBirth => 2,
+            | Kind::DateOfBirth
+            | Kind::Name
+            | Kind::Address => 2,
             Kind::UrlCredentials | Kind::AwsSecretKey => 3,
             Kind::AwsAccessKey
             | Kind::GithubToken
@@ -254,6 +266,9 @@ enum Alt {
     PhoneNanp,
     PhoneTrunk,
     Ipv4,
+    /// Digit groups of any national format (`699 956 915`, `(37) 788-063`), validated by
+    /// libphonenumber's metadata for the configured regions.
+    PhoneNational,
 }
 
 const PEM: &str = r"-----BEGIN (?:RSA |EC |OPENSSH |DSA |ENCRYPTED )?PRIVATE KEY-----";
@@ -280,17 +295,24 @@ const IBAN: &str = concat!(
     r"(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,3})?)(?-u:\b)"
 );
 const CARD: &str = concat!(
-    r"(?-u:\b)(?:[0-9]{4}[ -][0-9]{4}[ -][0-9]{4}[ -][0-9]{4}(?:[ -][0-9]{3})?",
-    r"|[0-9]{4}[ -][0-9]{6}[ -][0-9]{5}|[0-9]{13,19})(?-u:\b)"
+    r"(?-u:\b)(?:[0-9]{4}[ -][0-9]{4}[ -][0-9]{4}(?:[ -][0-9]{1,4}(?:[ -][0-9]{1,3})?)?",
+    r"|[0-9]{4}[ -][0-9]{6}[ -][0-9]{4,5}|[0-9]{12,19})(?-u:\b)"
 );
 const SSN: &str = r"(?-u:\b)[0-9]{3}[ -][0-9]{2}[ -][0-9]{4}(?-u:\b)";
 const PHONE_INTL: &str = r"\+[0-9]{1,3}(?:[ .-]?\(?[0-9]{1,5}\)?){1,6}";
 const PHONE_NANP: &str = concat!(
     r"(?:(?-u:\b)(?:1[ .-])?[0-9]{3}[ .-]|\([0-9]{3}\)[ .-]?)",
-    r"[0-9]{3}[ .-][0-9]{4}(?-u:\b)"
+    r"[0-9]{3}[ .-][0-9]{4}(?:x[0-9]{1,6})?(?-u:\b)"
 );
 const PHONE_TRUNK: &str = r"(?-u:\b)0[0-9]{1,4}(?:[ -][0-9]{2,4}){2,3}(?-u:\b)";
 const IPV4: &str = r"(?-u:\b)[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?-u:\b)";
+const PHONE_NATIONAL: &str = concat!(
+    r"(?:(?:(?-u:\b)[0-9]{1,5}[ .-]|\([0-9]{1,5}\)[ .-]?)",
+    r"(?:[0-9]{2,5}[ .-]){0,4}[0-9]{2,8}(?:x[0-9]{1,6})?|(?-u:\b)[0-9]{7,15})(?-u:\b)"
+);
+
+/// Regions whose national phone formats are recognised when none are configured.
+pub const DEFAULT_PHONE_REGIONS: &[&str] = &["US"];
 
 /// The IPv6 alternative: full form, full form with an embedded IPv4 tail, `::`-compressed forms.
 fn ipv6_pattern() -> String {
@@ -348,6 +370,12 @@ pub struct Detector {
     alts: Vec<Alt>,
     /// Normalised secret key hints.
     hints: Vec<String>,
+    /// Normalised name-like keys ([`super::names::DEFAULT_NAME_KEYS`] by default).
+    name_keys: Vec<String>,
+    /// Regions national phone numbers are validated against, in order.
+    phone_regions: Vec<phonenumber::country::Id>,
+    /// [`PHONE_NATIONAL`] alone: a national number at a position another candidate took.
+    phone_re: Regex,
 }
 
 impl Default for Detector {
@@ -372,6 +400,25 @@ impl Detector {
         let mut key_words: Vec<String> = hints.clone();
         key_words.extend(["birth", "dob"].iter().map(|s| s.to_string()));
         key_words.extend(AWS_SECRET_HINTS.iter().map(|s| s.to_string()));
+        // Name and address keys (the value is checked in code).
+        key_words.extend(
+            [
+                "name",
+                "contact",
+                "customer",
+                "approver",
+                "requester",
+                "requested",
+                "approved",
+                "signed",
+                "holder",
+                "address",
+                "adresse",
+                "street",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
         key_words.sort();
         key_words.dedup();
 
@@ -396,6 +443,7 @@ impl Detector {
             (Alt::PhoneNanp, PHONE_NANP.into()),
             (Alt::PhoneTrunk, PHONE_TRUNK.into()),
             (Alt::Ipv4, IPV4.into()),
+            (Alt::PhoneNational, PHONE_NATIONAL.into()),
         ];
         let combined = alternatives
             .iter()
@@ -417,11 +465,73 @@ impl Detector {
             which,
             alts: alternatives.iter().map(|(alt, _)| *alt).collect(),
             hints,
+            name_keys: super::names::DEFAULT_NAME_KEYS
+                .iter()
+                .map(|k| (*k).to_owned())
+                .collect(),
+            phone_regions: vec![phonenumber::country::Id::US],
+            phone_re: Regex::new(PHONE_NATIONAL).expect("the phone pattern compiles"),
         }
     }
 
+    /// Replaces the name-like keys (normalised here like hints).
+    pub fn with_name_keys(mut self, keys: &[&str]) -> Detector {
+        self.name_keys = keys
+            .iter()
+            .map(|k| normalise(k))
+            .filter(|k| !k.is_empty())
+            .collect();
+        self
+    }
+
+    /// Sets the regions (ISO 3166 codes, `US`, `GB`, `DE`) whose national phone formats are
+    /// recognised; the first is the default region. Unknown codes are an error.
+    pub fn with_phone_regions(mut self, regions: &[&str]) -> Result<Detector, String> {
+        self.phone_regions = regions
+            .iter()
+            .map(|r| {
+                r.trim()
+                    .to_ascii_uppercase()
+                    .parse::<phonenumber::country::Id>()
+                    .map_err(|_| format!("unknown phone region {r:?}"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(self)
+    }
+
+    /// Whether a key names a person (`customer_name`, `lastName`, `contact`); `Some(true)` for
+    /// a bare `name`, whose value must also look like a person's name.
+    pub fn name_key(&self, key: &str) -> Option<bool> {
+        super::names::name_key(&normalise(key), &self.name_keys)
+    }
+
+    /// Whether a key names a postal address (`address`, `street`, `billing_address`).
+    pub fn is_address_key(&self, key: &str) -> bool {
+        super::names::address_key(&normalise(key))
+    }
+
     /// Non-overlapping findings sorted by start.
+    ///
+    /// Detection sees through default-ignorable code points (`sk_live_<U+200B>51H…`) and reads
+    /// a line break or tab between two digit groups (`5500 0000\n0000 0004`, also the JSON
+    /// escape `\n`) as a space; the findings still refer to the input.
     pub fn find(&self, text: &str) -> Vec<Finding> {
+        let Some(view) = View::of(text) else {
+            return self.find_plain(text);
+        };
+        let mut found = self.find_plain(&view.text);
+        for f in &mut found {
+            f.start = view.map[f.start];
+            f.end = view.map[f.end - 1] + 1;
+            // The last byte of a multi-byte character maps to its last byte: round up.
+            while !text.is_char_boundary(f.end) {
+                f.end += 1;
+            }
+        }
+        found
+    }
+
+    fn find_plain(&self, text: &str) -> Vec<Finding> {
         let mut scan = Scan {
             text,
             bytes: text.as_bytes(),
@@ -446,6 +556,12 @@ impl Detector {
             if pos > m.start() + 1 && is_delimiter(scan.bytes[pos - 1]) {
                 pos -= 1;
             }
+        }
+        for (start, end) in super::names::find_names(text) {
+            scan.push(Kind::Name, start, end, "gazetteer:name");
+        }
+        for (start, end) in super::names::find_addresses(text) {
+            scan.push(Kind::Address, start, end, "street-address");
         }
         resolve(scan.found)
     }
@@ -591,7 +707,7 @@ impl Detector {
             }
             Alt::Card => match card_end(b, start, end) {
                 Some(e) => scan.push_at(Kind::Card, start, e, "regex:card+luhn"),
-                None => retry,
+                None => self.phone_instead(scan, start).unwrap_or(retry),
             },
             Alt::Ssn => {
                 // With spaces, a neighbouring number group makes it part of a longer number.
@@ -603,16 +719,28 @@ impl Detector {
                 if !in_number && !glued(b, start, end) && ssn_ok(&b[start..end]) {
                     scan.push_at(Kind::Ssn, start, end, "regex:ssn+area")
                 } else {
-                    retry
+                    self.phone_instead(scan, start).unwrap_or(retry)
                 }
             }
-            Alt::PhoneIntl | Alt::PhoneNanp | Alt::PhoneTrunk if start < scan.no_phone_before => {
+            Alt::PhoneIntl | Alt::PhoneNanp | Alt::PhoneTrunk | Alt::PhoneNational
+                if start < scan.no_phone_before =>
+            {
                 retry
             }
+            Alt::PhoneNational => match self.national_phone_end(scan, start, end, true) {
+                Some(e) => scan.push_at(Kind::Phone, start, e, "libphonenumber"),
+                None => retry,
+            },
             Alt::PhoneIntl | Alt::PhoneNanp | Alt::PhoneTrunk => {
                 match phone_end(b, start, end, alt) {
                     Some(e) => scan.push_at(Kind::Phone, start, e, "regex:phone"),
-                    None => retry,
+                    None if alt == Alt::PhoneIntl => {
+                        match self.national_phone_end(scan, start, end, true) {
+                            Some(e) => scan.push_at(Kind::Phone, start, e, "libphonenumber"),
+                            None => retry,
+                        }
+                    }
+                    None => self.phone_instead(scan, start).unwrap_or(retry),
                 }
             }
             Alt::Ipv4 => {
@@ -623,6 +751,82 @@ impl Detector {
                 }
             }
         }
+    }
+
+    /// A national phone number starting where another numeric candidate was rejected (a
+    /// Luhn-invalid 4-4-4 group can be a phone number): where the scan resumes after it.
+    fn phone_instead(&self, scan: &mut Scan<'_>, start: usize) -> Option<usize> {
+        if start < scan.no_phone_before {
+            return None;
+        }
+        let m = self.phone_re.find_at(scan.text, start)?;
+        if m.start() != start {
+            return None;
+        }
+        let end = self.national_phone_end(scan, start, m.end(), false)?;
+        Some(scan.push_at(Kind::Phone, start, end, "libphonenumber"))
+    }
+
+    /// The end of a phone number validated by libphonenumber in `start..end` (the whole
+    /// candidate, or, when `shorten`, the candidate without its last one or two groups).
+    fn national_phone_end(
+        &self,
+        scan: &Scan<'_>,
+        start: usize,
+        end: usize,
+        shorten: bool,
+    ) -> Option<usize> {
+        let b = scan.bytes;
+        if start > 0 && (b[start - 1].is_ascii_alphanumeric() || b"_:./".contains(&b[start - 1]))
+            || in_digit_groups(b, start)
+        {
+            return None;
+        }
+        // Dates are not phone numbers (`2024-01-15`, `15.01.2024`).
+        if iso_date(b, start).is_some() || numeric_date(b, start).is_some() {
+            return None;
+        }
+        // A decimal number (`31.01875`) is not a phone number.
+        let separators = b[start..end].iter().filter(|c| !c.is_ascii_digit()).count();
+        if separators == 1 && b[start..end].contains(&b'.') {
+            return None;
+        }
+        // A number written without separators (`0250582323`) only after a phone word.
+        if b[start..end].iter().all(u8::is_ascii_digit) && !phone_context(b, start) {
+            return None;
+        }
+        let mut end = end;
+        for _ in 0..if shorten { 3 } else { 1 } {
+            let candidate = &scan.text[start..end];
+            let digits = candidate.bytes().filter(u8::is_ascii_digit).count();
+            let clean_after = (!b
+                .get(end)
+                .is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'_')
+                || extension_end(b, end) > end)
+                && !glued(b, start, end);
+            if (7..=15).contains(&digits) && clean_after && self.valid_phone(candidate) {
+                return Some(end);
+            }
+            // Drop the last group.
+            let cut = candidate.rfind([' ', '.', '-'])?;
+            end = start + cut;
+        }
+        None
+    }
+
+    fn valid_phone(&self, candidate: &str) -> bool {
+        // Placeholders: one digit repeated.
+        let mut digits = candidate.bytes().filter(u8::is_ascii_digit);
+        let first = digits.next();
+        if digits.all(|d| Some(d) == first) {
+            return false;
+        }
+        if candidate.starts_with('+') {
+            return phonenumber::parse(None, candidate).is_ok_and(|n| phonenumber::is_valid(&n));
+        }
+        self.phone_regions.iter().any(|&region| {
+            phonenumber::parse(Some(region), candidate).is_ok_and(|n| phonenumber::is_valid(&n))
+        })
     }
 
     /// A `key: value` candidate whose key contains a hint word: decides what the value is.
@@ -645,6 +849,28 @@ impl Detector {
             .iter()
             .any(|h| words.normalised.contains(h));
         if !(secret || birth || aws_named) {
+            let name = super::names::name_key(&words.normalised, &self.name_keys);
+            let address = super::names::address_key(&words.normalised);
+            if name.is_none() && !address {
+                return;
+            }
+            let value_end = value_end(scan.bytes, end, quote);
+            let value = &text[end..value_end];
+            if value_end <= end || is_inert_value(value, quote.is_none()) || is_reference(value) {
+                return;
+            }
+            if address {
+                // Unquoted, a value after `address:` in prose is a word, not an address.
+                if quote.is_none() {
+                    return;
+                }
+                scan.push(Kind::Address, end, value_end, "key-hint:address");
+            } else if name == Some(false) || super::names::looks_like_person_name(value) {
+                scan.push(Kind::Name, end, value_end, "key-hint:name");
+            } else {
+                return;
+            }
+            scan.values_until = value_end;
             return;
         }
 
@@ -690,6 +916,93 @@ impl Detector {
     }
 }
 
+/// The text detection reads when the input hides a value: default-ignorable code points
+/// (zero-width spaces, joiners, soft hyphens, bidi controls) dropped, and a run of blanks with a
+/// line break or tab (or the JSON escapes `\n`, `\r`, `\t`) between two digits read as one
+/// space. `map[i]` is the input offset of byte `i` of `text`.
+struct View {
+    text: String,
+    map: Vec<usize>,
+}
+
+impl View {
+    /// `None` when the input needs no change (the common case: no copy).
+    fn of(input: &str) -> Option<View> {
+        let b = input.as_bytes();
+        // A gap starts after the digit before the blanks that precede a break or escape.
+        let gap_at = |i: usize| {
+            let blanks = b[..i]
+                .iter()
+                .rev()
+                .take_while(|&&c| matches!(c, b' ' | b'\r' | b'\t'))
+                .count();
+            digit_gap(b, i - blanks).is_some()
+        };
+        let split = memchr::memchr3_iter(b'\n', b'\t', b'\\', b).any(gap_at);
+        let hidden_char = !input.is_ascii()
+            && input
+                .char_indices()
+                .any(|(_, c)| !c.is_ascii() && hidden(c));
+        if !(split || hidden_char) {
+            return None;
+        }
+        let mut text = String::with_capacity(input.len());
+        let mut map = Vec::with_capacity(input.len() + 1);
+        let mut i = 0;
+        while i < b.len() {
+            if matches!(b[i], b'\n' | b'\r' | b'\t' | b'\\' | b' ')
+                && let Some(end) = digit_gap(b, i)
+            {
+                text.push(' ');
+                map.push(i);
+                i = end;
+                continue;
+            }
+            let c = input[i..].chars().next().expect("inside the input");
+            if !hidden(c) {
+                text.push(c);
+                map.extend(i..i + c.len_utf8());
+            }
+            i += c.len_utf8();
+        }
+        map.push(input.len());
+        Some(View { text, map })
+    }
+}
+
+/// Default-ignorable and bidi-control code points: invisible, so they may split a value.
+fn hidden(c: char) -> bool {
+    !c.is_ascii() && c != '\u{a0}' && crate::text::is_invisible(c)
+}
+
+/// A gap between two digits starting at `at`: blanks and line breaks (real or JSON-escaped)
+/// with at least one line break or tab. Its end, if so.
+fn digit_gap(b: &[u8], at: usize) -> Option<usize> {
+    if at == 0 || !b[at - 1].is_ascii_digit() {
+        return None;
+    }
+    let mut i = at;
+    let mut breaks = false;
+    while i < b.len() {
+        match b[i] {
+            b' ' => i += 1,
+            b'\n' | b'\r' | b'\t' => {
+                breaks = true;
+                i += 1;
+            }
+            b'\\' if matches!(b.get(i + 1), Some(b'n' | b'r' | b't')) => {
+                breaks = true;
+                i += 2;
+            }
+            _ => break,
+        }
+        if i - at > 8 {
+            return None;
+        }
+    }
+    (breaks && b.get(i).is_some_and(u8::is_ascii_digit)).then_some(i)
+}
+
 /// Findings collected during one pass.
 struct Scan<'a> {
     text: &'a str,
@@ -704,6 +1017,12 @@ struct Scan<'a> {
 
 impl Scan<'_> {
     fn push(&mut self, kind: Kind, start: usize, end: usize, detector: &'static str) {
+        // A phone number's extension (`x6988`, ` ext. 12`) is part of it.
+        let end = if kind == Kind::Phone {
+            extension_end(self.bytes, end)
+        } else {
+            end
+        };
         debug_assert!(self.text.is_char_boundary(start) && self.text.is_char_boundary(end));
         if start < end {
             self.found.push(Finding {
@@ -715,10 +1034,11 @@ impl Scan<'_> {
         }
     }
 
-    /// Pushes and returns `end`, the resume position after an accepted candidate.
+    /// Pushes and returns the end of the finding, the resume position after an accepted
+    /// candidate.
     fn push_at(&mut self, kind: Kind, start: usize, end: usize, detector: &'static str) -> usize {
         self.push(kind, start, end, detector);
-        end
+        self.found.last().map_or(end, |f| f.end.max(end))
     }
 }
 
@@ -1291,11 +1611,88 @@ fn digits_with_one_separator(s: &[u8], out: &mut [u8]) -> Option<usize> {
 /// The card number in a candidate: all of it, or the first four groups of a 4-4-4-4-3 candidate
 /// (a 16-digit card followed by a short number).
 fn card_end(b: &[u8], start: usize, end: usize) -> Option<usize> {
-    let sixteen = (end - start == "4111 1111 1111 1111 111".len()).then_some(start + 19);
+    // The tail of a longer run of digit groups (`1234 5678 9012 3456` read from `5678`).
+    if in_digit_groups(b, start)
+        && b[start - 1] == b[start + 4]
+        && b[..start - 1]
+            .iter()
+            .rev()
+            .take_while(|c| c.is_ascii_digit())
+            .count()
+            == 4
+    {
+        return None;
+    }
+    let grouped =
+        end - start > 19 && matches!(b[start + 4], b' ' | b'-') && b[start + 19] == b[start + 4];
+    let sixteen = grouped.then_some(start + 19);
     [Some(end), sixteen]
         .into_iter()
         .flatten()
         .find(|&e| !glued(b, start, e) && card_ok(&b[start..e]))
+}
+
+/// Whether a phone word (`phone`, `tel`, `call`, `mobile`, `fax`, …) ends at most 24 bytes before
+/// `at`, in any case.
+fn phone_context(b: &[u8], at: usize) -> bool {
+    const WORDS: &[&[u8]] = &[
+        b"phone",
+        b"tel",
+        b"call",
+        b"mobile",
+        b"cell",
+        b"fax",
+        b"handy",
+        b"movil",
+        b"cellulare",
+        b"gsm",
+        b"sms",
+        b"whatsapp",
+        b"mob",
+        b"ring",
+        b"contact",
+    ];
+    let window = &b[at.saturating_sub(24)..at];
+    WORDS
+        .iter()
+        .any(|w| window.windows(w.len()).any(|x| x.eq_ignore_ascii_case(w)))
+}
+
+/// The end of a phone extension at `at` (`x6988`, ` ext. 12`, ` ext 12`), or `at`.
+fn extension_end(b: &[u8], at: usize) -> usize {
+    let rest = &b[at.min(b.len())..];
+    let prefix = [&b"x"[..], b" ext. ", b" ext ", b" x", b"ext."]
+        .into_iter()
+        .find(|p| rest.starts_with(p))
+        .map_or(0, <[u8]>::len);
+    if prefix == 0 {
+        return at;
+    }
+    let digits = rest[prefix..]
+        .iter()
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    let after = rest.get(prefix + digits);
+    if (1..=6).contains(&digits) && !after.is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    {
+        at + prefix + digits
+    } else {
+        at
+    }
+}
+
+/// Whether `start` follows a digit group and a separator (`…1234 |5678`).
+fn in_digit_groups(b: &[u8], start: usize) -> bool {
+    if start < 2 || !matches!(b[start - 1], b' ' | b'-' | b'.') || !b[start - 2].is_ascii_digit() {
+        return false;
+    }
+    let run = b[..start - 1]
+        .iter()
+        .rev()
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    let before = start - 1 - run;
+    before == 0 || !(b[before - 1].is_ascii_alphanumeric() || b[before - 1] == b'_')
 }
 
 fn card_ok(s: &[u8]) -> bool {
@@ -1305,12 +1702,34 @@ fn card_ok(s: &[u8]) -> bool {
     };
     let d = &digits[..n];
     let prefix = |len: usize| d[..len].iter().fold(0u32, |v, &x| v * 10 + u32::from(x));
+    if !(12..=19).contains(&n) {
+        return false;
+    }
+    // Issuer (IIN) ranges and lengths of every brand: Visa; Mastercard (51-55, 2221-2720);
+    // Amex; Diners (300-305, 3095, 36, 38, 39; 14-19); JCB (35, 16-19; 1800/2131, 15);
+    // Discover (6011, 644-649, 65; 16-19); UnionPay (62, 81; 16-19); Maestro (50, 56-69, 0604;
+    // 12-19).
     let brand_ok = match d[0] {
         4 => matches!(n, 13 | 16 | 19),
-        5 => n == 16 && (51..=55).contains(&prefix(2)),
-        2 => n == 16 && (2221..=2720).contains(&prefix(4)),
-        3 => n == 15 && matches!(prefix(2), 34 | 37),
-        6 => n == 16 && (prefix(4) == 6011 || prefix(2) == 65 || (644..=649).contains(&prefix(3))),
+        5 => match prefix(2) {
+            51..=55 => n == 16,
+            50 | 56..=59 => true,
+            _ => false,
+        },
+        2 => (n == 16 && (2221..=2720).contains(&prefix(4))) || (n == 15 && prefix(4) == 2131),
+        1 => n == 15 && prefix(4) == 1800,
+        3 => match prefix(2) {
+            34 | 37 => n == 15,
+            30 => n >= 14 && ((300..=305).contains(&prefix(3)) || prefix(4) == 3095),
+            36 | 38 | 39 => n >= 14,
+            // JCB is 3528-3589; generators and test ranges use all of 35.
+            35 => n >= 16,
+            _ => false,
+        },
+        6 => true,
+        8 => n >= 16 && prefix(2) == 81,
+        // Maestro UK's old 0604 range.
+        0 => prefix(4) == 604,
         _ => false,
     };
     brand_ok && luhn(d)
@@ -1375,9 +1794,10 @@ fn phone_end(b: &[u8], start: usize, end: usize, alt: Alt) -> Option<usize> {
             run_end += 1;
         }
         let candidate = (run_end, run.1);
-        let clean_after = !b
+        let clean_after = (!b
             .get(run_end)
             .is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'_')
+            || extension_end(b, run_end) > run_end)
             && !glued(b, run_end, run_end);
         (ok(&candidate, i + 1) && clean_after).then_some(run_end)
     })
@@ -1522,6 +1942,41 @@ fn mask_into(kind: Kind, raw: &str, out: &mut String) {
         Kind::PrivateKey => out.push_str("[PRIVATE KEY]"),
         Kind::UrlCredentials | Kind::BearerToken => out.push_str("****"),
         Kind::SecretField | Kind::AwsSecretKey => out.push_str("********"),
+        // `Linda Taylor` → `L**** T*****`: the capital initials of longer words stay
+        // (nothing of `林 稔`).
+        Kind::Name => {
+            let mut word_start = true;
+            let mut chars = raw.chars().peekable();
+            while let Some(c) = chars.next() {
+                if c.is_alphanumeric() {
+                    let longer = chars.peek().is_some_and(|n| n.is_alphanumeric());
+                    out.push(if word_start && c.is_uppercase() && longer {
+                        c
+                    } else {
+                        '*'
+                    });
+                    word_start = false;
+                } else {
+                    out.push(
+                        if c.is_whitespace() || matches!(c, '-' | '.' | ',' | '\'') {
+                            c
+                        } else {
+                            '*'
+                        },
+                    );
+                    word_start = true;
+                }
+            }
+        }
+        Kind::Address => {
+            out.extend(raw.chars().map(|c| {
+                if c.is_alphanumeric() || c.is_control() {
+                    '*'
+                } else {
+                    c
+                }
+            }));
+        }
     }
 }
 
@@ -1554,7 +2009,10 @@ fn type_prefix_len(kind: Kind, raw: &str) -> usize {
 }
 
 fn is_kept_separator(c: char) -> bool {
-    matches!(c, ' ' | '-' | '.' | '(' | ')' | '+' | '/')
+    matches!(
+        c,
+        ' ' | '-' | '.' | '(' | ')' | '+' | '/' | '\n' | '\r' | '\t' | '\\'
+    )
 }
 
 /// Stars every digit but the last `keep` (none if there are fewer than `min_digits`), keeps
@@ -1563,15 +2021,17 @@ fn keep_last_digits(raw: &str, keep: usize, min_digits: usize, out: &mut String)
     let total = raw.chars().filter(char::is_ascii_digit).count();
     let keep = if total >= min_digits { keep } else { 0 };
     let mut seen = 0;
+    let mut prev = ' ';
     for c in raw.chars() {
         if c.is_ascii_digit() {
             seen += 1;
             out.push(if seen > total - keep { c } else { '*' });
-        } else if is_kept_separator(c) {
+        } else if is_kept_separator(c) || (prev == '\\' && matches!(c, 'n' | 'r' | 't')) {
             out.push(c);
         } else {
             out.push('*');
         }
+        prev = c;
     }
 }
 
@@ -1594,6 +2054,7 @@ fn mask_phone(raw: &str, out: &mut String) {
         None => 0,
     };
     let mut seen = 0;
+    let mut prev = ' ';
     for c in raw.chars() {
         if c.is_ascii_digit() {
             seen += 1;
@@ -1602,11 +2063,12 @@ fn mask_phone(raw: &str, out: &mut String) {
             } else {
                 '*'
             });
-        } else if is_kept_separator(c) {
+        } else if is_kept_separator(c) || (prev == '\\' && matches!(c, 'n' | 'r' | 't')) {
             out.push(c);
         } else {
             out.push('*');
         }
+        prev = c;
     }
 }
 

@@ -7,8 +7,10 @@
 
 pub mod corpus;
 pub mod detect;
+pub mod names;
 
-pub use detect::{DEFAULT_HINTS, Detector, Finding, Kind};
+pub use detect::{DEFAULT_HINTS, DEFAULT_PHONE_REGIONS, Detector, Finding, Kind};
+pub use names::DEFAULT_NAME_KEYS;
 
 use hmac::{Hmac, Mac};
 use serde::Serialize;
@@ -78,6 +80,23 @@ impl Masker {
             detector,
             pseudonym_key: pseudonym_key.map(Zeroizing::new),
         }
+    }
+
+    /// Name-like keys (`None` = [`DEFAULT_NAME_KEYS`]) and phone regions (`None` = `US`).
+    pub fn with_detector_options(
+        mut self,
+        name_keys: Option<&[String]>,
+        phone_regions: Option<&[String]>,
+    ) -> Result<Masker, String> {
+        if let Some(keys) = name_keys {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            self.detector = self.detector.with_name_keys(&keys);
+        }
+        if let Some(regions) = phone_regions {
+            let regions: Vec<&str> = regions.iter().map(String::as_str).collect();
+            self.detector = self.detector.with_phone_regions(&regions)?;
+        }
+        Ok(self)
     }
 
     pub fn detector(&self) -> &Detector {
@@ -161,6 +180,19 @@ impl Masker {
                         let raw = child.to_string();
                         findings.push(finding(Kind::SecretField, pointer, None, "key-hint"));
                         Value::String(self.replacement(Kind::SecretField, &raw))
+                    } else if let (Some(bare), Value::String(s)) =
+                        (self.detector.name_key(key), child)
+                        && !s.is_empty()
+                        && (!bare || names::looks_like_person_name(s))
+                    {
+                        findings.push(finding(Kind::Name, pointer, None, "key-hint:name"));
+                        Value::String(self.replacement(Kind::Name, s))
+                    } else if let (true, Value::String(s)) =
+                        (self.detector.is_address_key(key), child)
+                        && !s.is_empty()
+                    {
+                        findings.push(finding(Kind::Address, pointer, None, "key-hint:address"));
+                        Value::String(self.replacement(Kind::Address, s))
                     } else if let (true, Value::String(s)) =
                         (self.detector.is_birth_date_key(key), child)
                     {

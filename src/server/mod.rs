@@ -221,10 +221,14 @@ impl Server {
         crate::store::create_private_dir(&config.data_dir)?;
         // Before anything is opened: from here on, nothing else writes this data directory.
         let dir_lock = DataDirLock::acquire(&config.data_dir)?;
-        let masker = Arc::new(Masker::new(
-            config.mask_hints.as_deref(),
-            config.pseudonym_key.clone(),
-        ));
+        let masker = Arc::new(
+            Masker::new(config.mask_hints.as_deref(), config.pseudonym_key.clone())
+                .with_detector_options(
+                    config.mask_name_keys.as_deref(),
+                    config.mask_phone_regions.as_deref(),
+                )
+                .map_err(anyhow::Error::msg)?,
+        );
         let store =
             Store::open(&config.database_path(), config.synchronous, masker.clone()).await?;
         let listener = tokio::net::TcpListener::bind(config.listen)

@@ -530,7 +530,7 @@ fn decoys_are_not_flagged() {
         "31/01/1990",
         "The quick brown fox jumps over the lazy dog.",
         "token_type: bearer",
-        "author: Jane Doe",
+        "author: jdoe-bot", // (a person's name there is a name finding)
         "max_tokens: 1024",
         "tokenizer: bpe",
         "secretary: Bob",
@@ -922,5 +922,179 @@ fn a_token_that_looks_like_a_key_is_still_a_token() {
             !masked.contains("a00A0AADOB") && !masked.contains("PASSWORD0"),
             "{masked}"
         );
+    }
+}
+
+/// Another helper's finding: a zero-width space inside a token or between the digit groups of
+/// a card number hid it from every detector.
+#[test]
+fn a_zero_width_character_inside_a_value_does_not_hide_it() {
+    let d = Detector::default();
+    let token = stripe_key();
+    let hidden_token = format!("{}\u{200b}{}", &token[..8], &token[8..]);
+    for text in [
+        format!("key {hidden_token} here"),
+        "card 4111\u{200b} 1111 1111 1111 paid".to_owned(),
+        "card 4111\u{2060}1111\u{feff}1111\u{00ad}1111 paid".to_owned(),
+        "mail ann\u{200d}@example.com".to_owned(),
+    ] {
+        let (masked, found) = d.mask(&text);
+        assert_eq!(found.len(), 1, "{text:?}: {found:?}");
+        let f = &found[0];
+        assert!(text.is_char_boundary(f.start) && text.is_char_boundary(f.end));
+        assert!(
+            !masked.contains("1111 1111")
+                && !masked.contains(&token[10..])
+                && !masked.contains("ann"),
+            "{masked}"
+        );
+    }
+}
+
+#[test]
+fn a_card_number_split_by_a_line_break_inside_a_value_is_found() {
+    let d = Detector::default();
+    for (text, raw) in [
+        (
+            "{\"card\":\"5500 0000\\n0000 0004\"}",
+            "5500 0000\\n0000 0004",
+        ),
+        ("note: 5500 0000\n0000 0004 ok", "5500 0000\n0000 0004"),
+        (
+            "pay 4111 1111\r\n  1111 1111 now",
+            "4111 1111\r\n  1111 1111",
+        ),
+    ] {
+        let found = d.find(text);
+        assert!(
+            found
+                .iter()
+                .any(|f| f.kind == Kind::Card && &text[f.start..f.end] == raw),
+            "{text:?}: {found:?}"
+        );
+        let (masked, _) = d.mask(text);
+        assert_eq!(masked.lines().count(), text.lines().count(), "{masked:?}");
+        if text.starts_with('{') {
+            serde_json::from_str::<serde_json::Value>(&masked).expect("still JSON");
+        }
+    }
+}
+
+#[test]
+fn every_card_brand_by_issuer_range_and_length() {
+    let d = Detector::default();
+    for raw in [
+        "30569309025904",   // Diners 14
+        "38520000023237",   // Diners 14
+        "3530111333300000", // JCB 16
+        "213112345678904",  // JCB 15 (2131)
+        "6759649826438453", // Maestro 16
+        "501800000009",     // Maestro 12
+        "6304000000000000", // Maestro 16
+        "6212345678901265", // UnionPay 16
+        "6212345678901232", // UnionPay 16
+        "2221000000000009", // Mastercard 2-series
+        "6011000990139424", // Discover
+        "4222222222222",    // Visa 13
+        "3056 930902 5904", // Diners grouped 4-6-4
+    ] {
+        let luhn_ok = luhn(
+            &raw.bytes()
+                .filter(u8::is_ascii_digit)
+                .map(|c| c - b'0')
+                .collect::<Vec<_>>(),
+        );
+        if !luhn_ok {
+            continue;
+        }
+        let text = format!("paid with {raw} today");
+        let found = d.find(&text);
+        assert!(
+            found
+                .iter()
+                .any(|f| f.kind == Kind::Card && &text[f.start..f.end] == raw),
+            "{raw}: {found:?}"
+        );
+    }
+}
+
+#[test]
+fn national_phone_formats_are_validated_by_libphonenumber() {
+    let d = Detector::default()
+        .with_phone_regions(&["GB", "FR", "ES", "DE", "US"])
+        .unwrap();
+    for raw in [
+        "07911 123456",
+        "01 23 45 67 89",
+        "699 956 915",
+        "030 123456",
+        "(202) 456-1111",
+    ] {
+        let text = format!("call {raw} now");
+        let found = d.find(&text);
+        assert!(
+            found
+                .iter()
+                .any(|f| f.kind == Kind::Phone && &text[f.start..f.end] == raw),
+            "{raw}: {found:?}"
+        );
+    }
+    // Dates, versions and short counts are not phone numbers.
+    for text in [
+        "on 2024-01-15 at",
+        "release 10 20 30",
+        "v 1.2.3",
+        "15.01.2024",
+    ] {
+        assert!(d.find(text).iter().all(|f| f.kind != Kind::Phone), "{text}");
+    }
+}
+
+#[test]
+fn names_and_addresses_under_keys_and_in_text() {
+    let d = Detector::default();
+    for (text, kind, raw) in [
+        (
+            r#"{"approver_name": "John Smith"}"#,
+            Kind::Name,
+            "John Smith",
+        ),
+        (
+            r#"{"customer": "Linda Taylor"}"#,
+            Kind::Name,
+            "Linda Taylor",
+        ),
+        (r#"{"name": "Linda Taylor"}"#, Kind::Name, "Linda Taylor"),
+        ("requested by Linda Taylor", Kind::Name, "Linda Taylor"),
+        (
+            r#"{"street": "Koskikatu 25"}"#,
+            Kind::Address,
+            "Koskikatu 25",
+        ),
+        (
+            "ship to 6750 Koskikatu 25 Apt. 864",
+            Kind::Address,
+            "6750 Koskikatu 25 Apt. 864",
+        ),
+        (
+            "at 1600 Pennsylvania Ave NW today",
+            Kind::Address,
+            "1600 Pennsylvania Ave NW",
+        ),
+    ] {
+        let found = d.find(text);
+        assert!(
+            found
+                .iter()
+                .any(|f| f.kind == kind && &text[f.start..f.end] == raw),
+            "{text}: {found:?}"
+        );
+    }
+    for text in [
+        r#"{"name": "deploy-web"}"#,
+        r#"{"hostname": "web-01"}"#,
+        r#"{"ip_address": "Main Street"}"#,
+    ] {
+        assert!(d.find(text).is_empty(), "{text}: {:?}", d.find(text));
     }
 }
