@@ -6,6 +6,10 @@
 use anyhow::Context as _;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long a lock held by someone else is waited for before it counts as another server's.
+const RELEASE_WAIT: Duration = Duration::from_secs(2);
 
 pub const LOCK_FILE: &str = "countersign.lock";
 
@@ -30,7 +34,16 @@ impl DataDirLock {
             .open(&path)
             .or_else(|_| File::open(&path))
             .with_context(|| format!("cannot open the data directory lock {}", path.display()))?;
-        match file.try_lock() {
+        // A lock just released may still be held for a moment: a process forked by this one
+        // (for git, an executor) shares the descriptor until it calls exec, which closes it.
+        // Another countersign holds it for good, so a short wait tells the two apart.
+        let deadline = Instant::now() + RELEASE_WAIT;
+        let mut outcome = file.try_lock();
+        while matches!(outcome, Err(TryLockError::WouldBlock)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            outcome = file.try_lock();
+        }
+        match outcome {
             Ok(()) => Ok(Self { _file: file, path }),
             Err(TryLockError::WouldBlock) => anyhow::bail!(
                 "another countersign is already running on the data directory {} (it holds the \
