@@ -1217,14 +1217,14 @@ fn address_at(text: &str, at: usize) -> Option<usize> {
     let toks = tokens(text, at, 7);
     let (s0, e0) = *toks.first()?;
     let first = &text[s0..e0];
-    let leading = LEADING_TYPES.contains(&first);
+    let leading = leading_type(first);
     if !(leading || (is_cap_word(first) && has_street_suffix(first))) {
         return None;
     }
     // Name words, then a house number; after an unambiguous leading type (`rue Clémence
     // Samson`, `Via Roma`), the name words alone.
     let unambiguous =
-        leading && !first.starts_with(char::is_uppercase) || UNAMBIGUOUS_LEADING.contains(&first);
+        leading && (!first.starts_with(char::is_uppercase) || !AMBIGUOUS_LEADING.contains(&first));
     let mut name_end = None;
     for (k, &(s, e)) in toks.iter().enumerate().skip(1) {
         let w = &text[s..e];
@@ -1261,52 +1261,25 @@ fn leading_type(token: &str) -> bool {
         .contains(token)
 }
 
-/// Leading street types that are not also English words at a sentence start.
-const UNAMBIGUOUS_LEADING: &[&str] = &[
-    "Via",
-    "Viale",
-    "Piazza",
-    "Piazzale",
-    "Corso",
-    "Largo",
-    "Vicolo",
-    "Borgo",
-    "Contrada",
-    "Strada",
-    "Rotonda",
-    "Canale",
-    "Stretto",
-    "Incrocio",
-    "Calle",
-    "Avenida",
-    "Avinguda",
-    "Camino",
-    "Paseo",
-    "Ronda",
-    "Carrer",
-    "Carrera",
-    "Cañada",
-    "Callejón",
-    "Acceso",
-    "Alameda",
-    "Urbanización",
-    "Vía",
-    "Vial",
-    "Pasadizo",
-    "Pasaje",
-    "Glorieta",
-    "Rambla",
-    "Travesía",
-    "Cuesta",
-    "Plazuela",
-    "Partida",
-    "Rue",
-    "Chemin",
-    "Allée",
-    "Impasse",
-    "Quai",
-    "Rua",
-    "Avda",
+/// Leading street types that are also English (or French) words at a sentence start, or bare
+/// abbreviations: every other [`LEADING_TYPES`] entry is unambiguous.
+const AMBIGUOUS_LEADING: &[&str] = &[
+    "Plaza",
+    "rue",
+    "Avenue",
+    "avenue",
+    "Boulevard",
+    "boulevard",
+    "Bd",
+    "chemin",
+    "allée",
+    "impasse",
+    "quai",
+    "Place",
+    "place",
+    "Av.",
+    "C.",
+    "Pl.",
 ];
 
 /// A house number right after a street name ending at `end` (`Koskikatu 25`): its end.
