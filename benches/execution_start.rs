@@ -8,11 +8,11 @@
 //! (default 200) requests are approved one at a time, each after its review is open.
 
 use axum::http::HeaderMap;
+use countersign::app::Server;
 use countersign::cli::client::{AgentClient, ReviewerClient};
 use countersign::config::{Agent, Reviewer, ServerConfig};
 use countersign::request::AgentId;
 use countersign::request::signature::AgentKey;
-use countersign::server::Server;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;

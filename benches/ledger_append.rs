@@ -9,7 +9,8 @@
 //!   the time until the branch holds all of them, with the writer's lag at the end;
 //! - catch-up: `BACKLOG` entries wait in the database, then the writer starts (largest groups).
 
-use countersign::ledger::{LedgerWriter, Signer};
+use countersign::jobs::LedgerWriter;
+use countersign::ledger::Signer;
 use countersign::mask::Masker;
 use countersign::request::RequestId;
 use countersign::store::Store;

@@ -551,6 +551,7 @@ impl From<&ServerConfig> for crate::engine::Settings {
             timestamp_skew: c.timestamp_skew,
             sweep_interval: c.sweep_interval,
             execution: c.execution.clone(),
+            clock: std::sync::Arc::new(crate::support::clock::SystemClock),
         }
     }
 }

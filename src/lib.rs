@@ -5,12 +5,15 @@
 //! repository by default); reviewers approve or deny through the [`server`]; the [`cli`] wraps all
 //! of it. See `docs/ARCHITECTURE.md` for the map.
 
+pub mod actions;
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod engine;
 pub mod execute;
 pub mod forge;
+pub mod jobs;
 pub mod ledger;
 pub mod mask;
 pub mod notify;

@@ -487,7 +487,7 @@ async fn a_database_truncated_to_half_is_refused_at_start_saying_so() {
     let file = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
     file.set_len(len / 2).unwrap();
     drop(file);
-    let err = countersign::server::Server::start(&config(dir.path()))
+    let err = countersign::app::Server::start(&config(dir.path()))
         .await
         .err()
         .expect("a damaged database is refused");
@@ -514,7 +514,7 @@ async fn a_deleted_or_emptied_database_is_named_as_such_not_as_another_database(
         if emptied {
             std::fs::write(&db, b"").unwrap();
         }
-        let err = countersign::server::Server::start(&config(dir.path()))
+        let err = countersign::app::Server::start(&config(dir.path()))
             .await
             .err()
             .expect("a database without the history of its ledger is refused");
@@ -564,7 +564,7 @@ async fn stale_git_locks_of_a_killed_run_are_cleared_at_start_and_a_held_lock_is
 
     let mut c = config(dir.path());
     c.repo = Some(repo.clone());
-    let server = countersign::server::Server::start(&c).await.unwrap();
+    let server = countersign::app::Server::start(&c).await.unwrap();
     let h = Harness {
         url: server.url(),
         dir,
@@ -589,7 +589,7 @@ async fn stale_git_locks_of_a_killed_run_are_cleared_at_start_and_a_held_lock_is
 
     // A second countersign on the same data directory is refused (so the locks it would find
     // are not leftovers).
-    let err = countersign::server::Server::start(&c)
+    let err = countersign::app::Server::start(&c)
         .await
         .err()
         .expect("one countersign per data directory");

@@ -151,7 +151,7 @@ async fn an_existing_repository_can_be_the_gitops_repository() {
     );
 
     // A repository without the base branch is refused at start-up, naming the branch.
-    let missing = countersign::server::Server::start(&{
+    let missing = countersign::app::Server::start(&{
         let mut c = config(&dir.path().join("other"));
         c.repo = Some(repo_path.clone());
         c.base_branch = "main".into();

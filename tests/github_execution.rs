@@ -17,11 +17,11 @@ use common::fake_github::{
 };
 use common::logs::captured_logs;
 use common::{BOB, KEY_A_NEW, TEST_TEAMS_TOML};
+use countersign::app::Server;
 use countersign::cli::client::{AgentClient, ReviewerClient};
 use countersign::forge::Forge;
 use countersign::forge::github::{GitHubConfig, GitHubFile};
 use countersign::request::RequestId;
-use countersign::server::Server;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -582,7 +582,7 @@ async fn serve_with_a_github_section_opens_pull_requests_and_takes_webhooks() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::config(dir.path());
     config.github = Some(github_config(&fake, dir.path()));
-    let server = countersign::server::Server::start(&config).await.unwrap();
+    let server = countersign::app::Server::start(&config).await.unwrap();
     assert!(server.github_forge().is_some());
     let agent = countersign::cli::client::AgentClient::new(
         &server.url(),

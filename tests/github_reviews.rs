@@ -7,8 +7,8 @@ mod common;
 
 use common::fake_github::{BASE, BOT_LOGIN, Builder, Failure, FakeGitHub, PullState, REPO};
 use common::{KEY_A_NEW, TEST_ACTIONS_TOML, TEST_AGENTS_TOML, TEST_CODEOWNERS, TEST_POLICY_TOML};
+use countersign::app::Server;
 use countersign::cli::client::AgentClient;
-use countersign::server::Server;
 use serde_json::{Value, json};
 use std::time::Duration;
 

@@ -310,7 +310,7 @@ async fn a_rewritten_ledger_branch_stops_countersign_at_start() {
         .reference("refs/heads/countersign/ledger", forged, true, "force")
         .unwrap();
 
-    let err = countersign::server::Server::start(&config(dir.path()))
+    let err = countersign::app::Server::start(&config(dir.path()))
         .await
         .err()
         .expect("countersign refuses to write on a rewritten ledger");

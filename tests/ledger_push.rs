@@ -11,9 +11,9 @@ use common::fake_github::{APP_ID, BASE, FULL_NAME, Failure, FakeGitHub, REPO, WE
 use common::{
     TEST_ACTIONS_TOML, TEST_AGENTS_TOML, TEST_CODEOWNERS, TEST_POLICY_TOML, TEST_TEAMS_TOML,
 };
+use countersign::app::Server;
 use countersign::cli::client::AgentClient;
 use countersign::forge::github::{GitHubConfig, GitHubFile};
-use countersign::server::Server;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -483,7 +483,7 @@ async fn events_queued_long_ago_are_not_announced_and_settled_ones_are_pruned() 
         targets: vec![slack_hook(&fake, "hook")],
         max_attempts: 5,
     };
-    let server = countersign::server::Server::start(&c).await.unwrap();
+    let server = countersign::app::Server::start(&c).await.unwrap();
     let h = Harness {
         url: server.url(),
         dir,

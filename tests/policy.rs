@@ -628,7 +628,7 @@ async fn an_agent_owner_that_is_no_user_team_or_e_mail_address_is_refused_at_sta
         seed_repo(dir.path());
         let mut c = config(dir.path());
         c.agents[0].owners = vec!["@alice".into(), bad.into()];
-        let err = match countersign::server::Server::start(&c).await {
+        let err = match countersign::app::Server::start(&c).await {
             Ok(_) => panic!("owner `{bad}` was accepted"),
             Err(e) => format!("{e:#}"),
         };

@@ -6,10 +6,10 @@
 
 use super::client::{AgentClient, ReviewerClient};
 use super::keys;
+use crate::app::Server;
 use crate::config::{Agent, Reviewer, ServerConfig};
 use crate::request::AgentId;
 use crate::request::signature::AgentKey;
-use crate::server::Server;
 use anyhow::{Context as _, ensure};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};

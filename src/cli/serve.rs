@@ -2,10 +2,10 @@
 //! configured, start the server and explain how to send a first request.
 
 use super::keys;
+use crate::app::Server;
 use crate::config::{Agent, FileConfig, Reviewer, ServeOverrides, ServerConfig};
 use crate::request::AgentId;
 use crate::request::signature::AgentKey;
-use crate::server::Server;
 use sha2::{Digest as _, Sha256};
 use std::path::PathBuf;
 use std::process::ExitCode;

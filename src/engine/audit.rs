@@ -70,7 +70,7 @@ impl Engine {
                 intake.agent.as_str(),
                 intake.signature,
                 expires,
-                time::now_ms(),
+                self.clock.now_ms(),
                 fields,
             )
             .await;

@@ -14,12 +14,8 @@ use crate::execute::destination;
 use crate::request::signature::{self, HEADER_AGENT, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 use crate::store::execution::CallbackRow;
 use crate::time;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 
-const BATCH: i64 = 16;
-const IDLE_POLL: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// How a delivery refused by policy (an internal destination) begins: given up at once.
 const REFUSED: &str = "refused: ";
@@ -34,54 +30,11 @@ fn backoff(attempts: i64) -> Duration {
 }
 
 impl Engine {
-    pub(super) async fn callback_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let mut builder = reqwest::Client::builder()
-            .timeout(self.execution.callback_timeout)
-            .redirect(reqwest::redirect::Policy::none());
-        if self.execution.callback_hosts.is_none() {
-            // Any host, but only where it resolves to public addresses, checked when
-            // connecting; no proxy, which would connect on our behalf unchecked.
-            builder = builder
-                .dns_resolver(Arc::new(destination::PublicOnly))
-                .no_proxy();
-        }
-        let client = match builder.build() {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot build the callback HTTP client; callbacks are not delivered");
-                return;
-            }
-        };
-        while !*shutdown.borrow() {
-            let due = match self.store.due_callbacks(time::now_ms(), BATCH).await {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::error!(error = %e, "could not list due callbacks");
-                    vec![]
-                }
-            };
-            let n = due.len();
-            let mut sends = tokio::task::JoinSet::new();
-            for c in due {
-                let engine = self.clone();
-                let client = client.clone();
-                sends.spawn(async move { engine.deliver(&client, c).await });
-            }
-            while sends.join_next().await.is_some() {}
-            if n == 0 {
-                tokio::select! {
-                    _ = self.callback_wake.notified() => {}
-                    _ = tokio::time::sleep(IDLE_POLL) => {}
-                    _ = shutdown.changed() => {}
-                }
-            }
-        }
-    }
-
-    async fn deliver(&self, client: &reqwest::Client, c: CallbackRow) {
+    /// Makes one delivery attempt of a due callback and records its result.
+    pub(crate) async fn deliver(&self, client: &reqwest::Client, c: CallbackRow) {
         let attempt = c.attempts + 1;
         let result = self.send_callback(client, &c).await;
-        let now = time::now_ms();
+        let now = self.clock.now_ms();
         let (state, next, error) = match result {
             Ok(()) => ("delivered", now, None),
             // Refused by policy (an internal destination): retrying cannot change that.
@@ -146,7 +99,7 @@ impl Engine {
             path.push('?');
             path.push_str(q);
         }
-        let ts = time::now_ms() / 1000;
+        let ts = time::now_secs();
         let sig = signature::sign(key, ts, "POST", &path, c.body.as_bytes());
         let answer = client
             .post(url)

@@ -29,17 +29,15 @@ use crate::store::execution::{Attempt, Finish};
 use crate::store::{RequestRow, TransitionError};
 use crate::time;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use zeroize::Zeroizing;
 
 /// An idempotent action is attempted at most this many times in all.
 pub const MAX_ATTEMPTS: i64 = 2;
-/// How often the loop looks for approved requests when nothing wakes it.
-const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Transient forge errors while merging are retried within the attempt this many times.
 const MERGE_TRIES: u32 = 3;
 
@@ -78,80 +76,8 @@ struct Prepared {
 }
 
 impl Engine {
-    /// Recovers interrupted executions, then runs approved requests as they come, at most
-    /// `max_concurrent` at a time, until `shutdown`; then waits `shutdown_grace` for the
-    /// running ones.
-    pub(super) async fn execution_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let limit = self.execution.max_concurrent;
-        let permits = Arc::new(Semaphore::new(limit));
-        let claimed: Arc<Mutex<HashSet<String>>> = Arc::default();
-        let mut tasks = JoinSet::new();
-        if let Err(e) = self.recover_executions(&mut tasks, &permits).await {
-            tracing::error!(
-                error = format!("{e:#}"),
-                "could not recover interrupted executions"
-            );
-        }
-        while !*shutdown.borrow() {
-            while tasks.try_join_next().is_some() {}
-            let free = permits.available_permits();
-            let rows = if free > 0 {
-                match self.store.approved_unstarted(free as i64 + 8).await {
-                    Ok(rows) => rows,
-                    Err(e) => {
-                        tracing::error!(error = %e, "could not list approved requests");
-                        vec![]
-                    }
-                }
-            } else {
-                vec![]
-            };
-            for row in rows {
-                if !claimed.lock().expect("claims").insert(row.id.clone()) {
-                    continue;
-                }
-                let Ok(permit) = permits.clone().try_acquire_owned() else {
-                    claimed.lock().expect("claims").remove(&row.id);
-                    break;
-                };
-                let engine = self.clone();
-                let claimed = claimed.clone();
-                tasks.spawn(async move {
-                    let id = row.id.clone();
-                    engine.start(row).await;
-                    claimed.lock().expect("claims").remove(&id);
-                    drop(permit);
-                });
-            }
-            tokio::select! {
-                _ = self.exec_wake.notified() => {}
-                _ = tokio::time::sleep(IDLE_POLL) => {}
-                _ = shutdown.changed() => {}
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            }
-        }
-        let running = tasks.len();
-        if running > 0 {
-            tracing::info!(
-                running,
-                grace_ms = time::duration_ms(self.execution.shutdown_grace),
-                "waiting for running actions"
-            );
-            let all = async { while tasks.join_next().await.is_some() {} };
-            if tokio::time::timeout(self.execution.shutdown_grace, all)
-                .await
-                .is_err()
-            {
-                tracing::warn!(
-                    "actions still running at shutdown were stopped; they will be outcome_unknown (or retried if idempotent) at the next start"
-                );
-                tasks.abort_all();
-            }
-        }
-    }
-
     /// Claims one approved request and runs it, or refuses it before anything runs.
-    async fn start(self: Arc<Self>, row: RequestRow) {
+    pub(crate) async fn start(self: Arc<Self>, row: RequestRow) {
         let id = row.request_id();
         let prepared = match self.prepare(&row).await {
             Ok(p) => p,
@@ -165,7 +91,7 @@ impl Engine {
                 attempt_id: &attempt_id,
                 executor: prepared.executor,
                 idempotent: prepared.idempotent,
-                now_ms: time::now_ms(),
+                now_ms: self.clock.now_ms(),
             })
             .await;
         match begun {
@@ -234,7 +160,7 @@ impl Engine {
             )
         })?;
         let github = self.github().is_some();
-        if action.executor_type == "github_workflow" && !github {
+        if matches!(action.executor, ExecutorSpec::GithubWorkflow(_)) && !github {
             return Err("the github_workflow executor needs the [github] configuration".into());
         }
         if action.github.is_some() && !github {
@@ -243,11 +169,8 @@ impl Engine {
                 action.name
             ));
         }
-        let spec = toml::Value::Table(action.executor.clone())
-            .try_into::<ExecutorSpec>()
-            .map_err(|e| format!("action `{}`: executor: {}", action.name, e.message()))?;
-        let executor = spec.kind();
-        let plan = match spec {
+        let executor = action.executor.kind();
+        let plan = match action.executor.clone() {
             ExecutorSpec::GithubWorkflow(w) => Plan::Workflow { spec: Box::new(w) },
             spec => Plan::Run {
                 spec: Box::new(spec),
@@ -334,7 +257,7 @@ impl Engine {
         spec: &ExecutorSpec,
         credential: &Credential,
     ) -> Outcome {
-        let started_at = time::now_ms();
+        let started_at = self.clock.now_ms();
         let minter = self.github().map(|client| GitHubMinter {
             client,
             store: &self.store,
@@ -426,7 +349,7 @@ impl Engine {
     async fn run_workflow(&self, row: &RequestRow, p: &Prepared, spec: &WorkflowSpec) -> Outcome {
         let Some(client) = self.github() else {
             return Outcome::failed(
-                time::now_ms(),
+                self.clock.now_ms(),
                 "the github_workflow executor needs the [github] configuration".into(),
             );
         };
@@ -450,7 +373,7 @@ impl Engine {
 
     /// The executor of `kind: change`: merges the review on the forge.
     async fn merge(&self, row: &RequestRow) -> Outcome {
-        let started_at = time::now_ms();
+        let started_at = self.clock.now_ms();
         let Some(review) = row.review_ref.as_deref() else {
             return Outcome::failed(started_at, "the request has no review to merge".into());
         };
@@ -512,7 +435,7 @@ impl Engine {
         detail: Value,
         outcome: Option<&Outcome>,
     ) -> Result<(), TransitionError> {
-        let now = time::now_ms();
+        let now = self.clock.now_ms();
         let id = row.request_id();
         let outcome_json = outcome.map(|o| json!(o));
         let callback = submission.and_then(|s| s.callback_url.as_ref()).map(|url| {
@@ -573,7 +496,7 @@ impl Engine {
     }
 
     /// At start-up, before anything new runs: every request still `executing` was interrupted.
-    async fn recover_executions(
+    pub(crate) async fn recover_executions(
         self: &Arc<Self>,
         tasks: &mut JoinSet<()>,
         permits: &Arc<Semaphore>,
@@ -584,7 +507,7 @@ impl Engine {
                 let attempt_id = ulid::Ulid::new().to_string();
                 let attempt = self
                     .store
-                    .retry_execution(&id, &exec.attempt_id, &attempt_id, time::now_ms())
+                    .retry_execution(&id, &exec.attempt_id, &attempt_id, self.clock.now_ms())
                     .await?;
                 tracing::warn!(request.id = %id, attempt.id = %attempt_id, attempt, "retrying an idempotent action interrupted by a restart");
                 let engine = self.clone();
@@ -627,7 +550,7 @@ impl Engine {
     /// A retried attempt whose checks failed (e.g. the payload was altered meanwhile).
     async fn fail_attempt(&self, row: &RequestRow, attempt_id: &str, reason: &str) {
         tracing::error!(request.id = %row.id, reason, "execution refused");
-        let o = Outcome::failed(time::now_ms(), reason.to_owned());
+        let o = Outcome::failed(self.clock.now_ms(), reason.to_owned());
         let mut detail = outcome_fields(&o);
         detail["attempt_id"] = json!(attempt_id);
         let finished = self
@@ -647,7 +570,7 @@ impl Engine {
     }
 
     /// Erases the raw payloads of requests finished longer ago than the retention.
-    pub(super) async fn erase_due(&self, now: i64) -> anyhow::Result<()> {
+    pub(crate) async fn erase_due(&self, now: i64) -> anyhow::Result<()> {
         let cutoff = now - time::duration_ms(self.execution.payload_retention);
         for row in self.store.due_for_erasure(cutoff, 100).await? {
             let id = row.request_id();

@@ -29,18 +29,14 @@ use crate::forge::github::webhook::{
 use crate::forge::github::{GitHubClient, GitHubEvent};
 use crate::policy::approval;
 use crate::store::{NewReview, RequestRow, TransitionError};
-use crate::time;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 /// How long a team membership answer is trusted.
 const TEAM_CACHE: Duration = Duration::from_secs(60);
-/// How long applied deliveries are remembered (GitHub redelivers for a few days).
-const INBOX_RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
-const IDLE_POLL: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// How long a webhook answer may wait for countersign's repository and installation ids.
 const IDENTITY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -90,8 +86,9 @@ fn check_origin(source: &Source, (repository, installation): (u64, u64)) -> Resu
 /// The GitHub side of the engine: the client, a wake-up for the loop, caches.
 pub struct GitHubReviews {
     client: Arc<GitHubClient>,
-    reconcile_interval: Duration,
-    wake: Notify,
+    pub(crate) reconcile_interval: Duration,
+    /// Signalled when a delivery was queued.
+    pub(crate) wake: Notify,
     teams: Mutex<HashMap<(String, String), (bool, Instant)>>,
     bot: Mutex<Option<String>>,
 }
@@ -102,7 +99,7 @@ impl GitHubReviews {
     }
 
     /// countersign's repository id and installation id, asked of GitHub once.
-    async fn identity(&self) -> Result<(u64, u64), ForgeError> {
+    pub(crate) async fn identity(&self) -> Result<(u64, u64), ForgeError> {
         Ok((
             self.client.repository_id().await?,
             self.client.installation_id().await?,
@@ -121,7 +118,7 @@ impl GitHubReviews {
 }
 
 /// Why a delivery could not be applied now.
-enum Retry {
+pub(crate) enum Retry {
     /// GitHub could not be asked (down, rate limited): keep the delivery, try later.
     Later(String),
 }
@@ -188,7 +185,7 @@ impl Engine {
                 delivery,
                 &serde_json::to_string(&event)?,
                 Some(pull),
-                time::now_ms(),
+                self.clock.now_ms(),
             )
             .await?;
         if fresh {
@@ -218,51 +215,7 @@ impl Engine {
         }
     }
 
-    /// Applies queued deliveries in order and reconciles periodically, until `shutdown`.
-    pub(super) async fn github_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let Some(github) = self.github.get() else {
-            return;
-        };
-        if let Err(e) = github.identity().await {
-            tracing::warn!(error = %e, "cannot read the GitHub repository and installation ids yet; deliveries are checked when applied");
-        }
-        let mut next_reconcile = Instant::now();
-        let mut failures = 0u32;
-        while !*shutdown.borrow() {
-            let mut delay = IDLE_POLL;
-            match self.apply_inbox(github).await {
-                Ok(()) => failures = 0,
-                Err(Retry::Later(e)) => {
-                    failures += 1;
-                    delay = backoff(failures);
-                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "could not apply a GitHub delivery; will retry");
-                }
-            }
-            if failures == 0 && Instant::now() >= next_reconcile {
-                match self.reconcile(github).await {
-                    Ok(n) => {
-                        tracing::info!(pending = n, "reconciled pending reviews with GitHub");
-                        next_reconcile = Instant::now() + github.reconcile_interval;
-                    }
-                    Err(Retry::Later(e)) => {
-                        tracing::warn!(error = %e, "reconciliation with GitHub failed; will retry");
-                        next_reconcile = Instant::now() + backoff(2);
-                    }
-                }
-                let _ = self
-                    .store
-                    .github_prune(time::now_ms() - time::duration_ms(INBOX_RETENTION))
-                    .await;
-            }
-            tokio::select! {
-                _ = github.wake.notified(), if failures == 0 => {}
-                _ = tokio::time::sleep(delay) => {}
-                _ = shutdown.changed() => {}
-            }
-        }
-    }
-
-    async fn apply_inbox(&self, github: &GitHubReviews) -> Result<(), Retry> {
+    pub(crate) async fn apply_inbox(&self, github: &GitHubReviews) -> Result<(), Retry> {
         loop {
             let rows = self.store.github_pending(32).await?;
             if rows.is_empty() {
@@ -275,7 +228,7 @@ impl Engine {
                 };
                 tracing::info!(github.delivery = %row.delivery_id, outcome = %outcome, "GitHub delivery applied");
                 self.store
-                    .github_processed(row.seq, &outcome, time::now_ms())
+                    .github_processed(row.seq, &outcome, self.clock.now_ms())
                     .await?;
             }
         }
@@ -543,7 +496,7 @@ impl Engine {
 
     async fn refuse_approval(&self, row: &RequestRow, login: &str, why: &str) -> Result<(), Retry> {
         self.store
-            .record_refusal(&row.request_id(), login, why, time::now_ms())
+            .record_refusal(&row.request_id(), login, why, self.clock.now_ms())
             .await?;
         Ok(())
     }
@@ -558,7 +511,7 @@ impl Engine {
         let id = row.request_id();
         match self
             .store
-            .withdraw_approvals(&id, reviewer, why, actor, time::now_ms())
+            .withdraw_approvals(&id, reviewer, why, actor, self.clock.now_ms())
             .await
         {
             Ok(n) => Ok(format!("{n} approval(s) withdrawn: {why}")),
@@ -596,7 +549,7 @@ impl Engine {
         };
         match self
             .store
-            .record_review(&row.request_id(), review, time::now_ms(), |_| {
+            .record_review(&row.request_id(), review, self.clock.now_ms(), |_| {
                 Some(State::Denied)
             })
             .await
@@ -625,7 +578,11 @@ impl Engine {
     async fn cancel(&self, row: &RequestRow, by: &str) -> Applied {
         let id = row.request_id();
         let detail = json!({ "reason": format!("the pull request was closed by @{by}") });
-        match self.store.cancel(&id, by, &detail, time::now_ms()).await {
+        match self
+            .store
+            .cancel(&id, by, &detail, self.clock.now_ms())
+            .await
+        {
             Ok(()) => {
                 tracing::info!(request.id = %id, by, "request cancelled: its pull request was closed");
                 self.wake.notify_one();
@@ -638,7 +595,7 @@ impl Engine {
 
     /// Applies what lost webhooks would have: closed pull requests, foreign pushes, the latest
     /// review of each reviewer and `/deny` comments. Returns how many requests were pending.
-    async fn reconcile(&self, github: &GitHubReviews) -> Result<usize, Retry> {
+    pub(crate) async fn reconcile(&self, github: &GitHubReviews) -> Result<usize, Retry> {
         let pending = self.store.pending_reviews().await?;
         if pending.is_empty() {
             return Ok(0);
@@ -774,7 +731,8 @@ fn deny_command(body: &str) -> Option<&str> {
     })
 }
 
-fn backoff(failures: u32) -> Duration {
+/// How long the review inbox waits after `failures` failures in a row.
+pub(crate) fn backoff(failures: u32) -> Duration {
     Duration::from_secs(1u64 << failures.min(9)).min(MAX_BACKOFF)
 }
 

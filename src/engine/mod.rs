@@ -14,6 +14,7 @@ mod worker;
 /// The lifecycle lives with the request (`crate::request::State`); re-exported for the layers above.
 pub use crate::request::State;
 pub use github::{Delivery as GitHubDelivery, Foreign, MERGED_WITHOUT_APPROVAL};
+pub(crate) use github::{GitHubReviews, Retry, backoff as inbox_backoff};
 pub use policy_source::{LoadedPolicy, PolicySource};
 pub use review::{ReviewDecision, ReviewError, ReviewerIdentity};
 
@@ -23,6 +24,7 @@ use crate::policy::Outcome;
 use crate::request::identity::{Agent, Reviewer};
 use crate::request::{AgentId, RequestId, Submission};
 use crate::store::{InsertOutcome, NewRequest, Store};
+use crate::support::clock::Clock;
 use crate::time;
 use crate::vault::Vault;
 use anyhow::Context as _;
@@ -55,6 +57,8 @@ pub struct Engine {
     exec_wake: Notify,
     /// Wakes the callback loop (an outcome is waiting to be told).
     callback_wake: Notify,
+    /// "Now" for the request lifecycle (a manual clock in tests).
+    clock: Arc<dyn Clock>,
     /// Reviews on GitHub (set once, by the server, when `[github]` is configured).
     github: std::sync::OnceLock<github::GitHubReviews>,
 }
@@ -111,6 +115,8 @@ pub struct Settings {
     pub timestamp_skew: std::time::Duration,
     pub sweep_interval: std::time::Duration,
     pub execution: crate::execute::ExecutionConfig,
+    /// "Now" for the request lifecycle: the system clock, or a manual one in tests.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Engine {
@@ -142,6 +148,7 @@ impl Engine {
             execution: config.execution,
             exec_wake: Notify::new(),
             callback_wake: Notify::new(),
+            clock: config.clock,
             github: std::sync::OnceLock::new(),
         })
     }
@@ -171,8 +178,43 @@ impl Engine {
             .set(github::GitHubReviews::new(client, reconcile_interval));
     }
 
+    /// "Now" for the request lifecycle.
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The GitHub side of reviews, when `[github]` is configured (the review inbox job).
+    pub(crate) fn github_reviews(&self) -> Option<&GitHubReviews> {
+        self.github.get()
+    }
+
+    /// The execution settings (the executions and callbacks jobs).
+    pub(crate) fn execution(&self) -> &crate::execute::ExecutionConfig {
+        &self.execution
+    }
+
+    /// Signalled when a request was received or decided: reviews to open or update.
+    pub(crate) fn review_wake(&self) -> &Notify {
+        &self.wake
+    }
+
+    /// Signalled when a request was approved: something to execute.
+    pub(crate) fn execution_wake(&self) -> &Notify {
+        &self.exec_wake
+    }
+
+    /// Signalled when an outcome is waiting to be told to its agent.
+    pub(crate) fn callback_wake(&self) -> &Notify {
+        &self.callback_wake
+    }
+
+    /// How often the sweeper runs.
+    pub(crate) fn sweep_interval(&self) -> Duration {
+        self.sweep_interval
     }
 
     pub fn forge(&self) -> &Arc<dyn Forge> {
@@ -287,7 +329,7 @@ impl Engine {
                 }
             }
         }
-        let now = time::now_ms();
+        let now = self.clock.now_ms();
         let ttl = evaluation
             .expires_after_secs
             .map(Duration::from_secs)
@@ -353,7 +395,7 @@ impl Engine {
     }
 
     /// Runs the expiry sweep immediately (used when a late review notices an expired request).
-    async fn expire_now(&self, now: i64) {
+    pub(crate) async fn expire_now(&self, now: i64) {
         match self.store.expire_due(now).await {
             Ok(ids) if !ids.is_empty() => {
                 for id in &ids {

@@ -8,7 +8,6 @@ use crate::policy::owners::{self, Resolved};
 use crate::request::RequestId;
 use crate::request::identity::Reviewer;
 use crate::store::{NewReview, RequestRow, ReviewRow, TransitionError};
-use crate::time;
 use serde_json::json;
 use std::collections::HashMap;
 
@@ -206,7 +205,7 @@ impl Engine {
             email: reviewer.email,
             teams: reviewer.teams,
         };
-        let now = time::now_ms();
+        let now = self.clock.now_ms();
         let counted = match decision {
             ReviewDecision::Approve => match approval::check_approver(&eval, who, &exclusions) {
                 Ok(counted) => counted,

@@ -8,17 +8,10 @@ use crate::forge::{Decision, ForgeError, ReviewRequest};
 use crate::request::AgentId;
 use crate::store::{RequestRow, TransitionError};
 use crate::time;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 
 const BATCH: i64 = 32;
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
-const IDLE_POLL: Duration = Duration::from_secs(1);
-/// How often the base branch is checked for policy changes.
-pub const POLICY_POLL: Duration = Duration::from_secs(1);
-/// How long an `Idempotency-Key` keeps returning the original answer.
-pub const IDEMPOTENCY_KEY_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 fn backoff(attempts: i64) -> Duration {
     let exp = attempts.clamp(0, 16) as u32;
@@ -26,55 +19,9 @@ fn backoff(attempts: i64) -> Duration {
 }
 
 impl Engine {
-    /// Runs the forge worker and the expiry sweeper until `shutdown` turns true.
-    pub async fn run_background(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
-        let forge = tokio::spawn(self.clone().forge_loop(shutdown.clone()));
-        let policy = tokio::spawn(self.clone().policy_loop(shutdown.clone()));
-        let execution = tokio::spawn(self.clone().execution_loop(shutdown.clone()));
-        let callbacks = tokio::spawn(self.clone().callback_loop(shutdown.clone()));
-        let github = tokio::spawn(self.clone().github_loop(shutdown.clone()));
-        let sweep = tokio::spawn(self.sweep_loop(shutdown));
-        let _ = tokio::join!(forge, policy, execution, callbacks, github, sweep);
-    }
-
-    /// Follows the base branch: a merged policy change is in force within [`POLICY_POLL`].
-    async fn policy_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        while !*shutdown.borrow() {
-            tokio::select! {
-                _ = tokio::time::sleep(POLICY_POLL) => {}
-                _ = shutdown.changed() => {}
-            }
-            if let Err(e) = self.refresh_policy().await {
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    "could not check the base branch for policy changes"
-                );
-            }
-        }
-    }
-
-    async fn forge_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        while !*shutdown.borrow() {
-            let worked = match self.forge_pass().await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::error!(error = %e, "forge worker pass failed");
-                    0
-                }
-            };
-            if worked == 0 {
-                tokio::select! {
-                    _ = self.wake.notified() => {}
-                    _ = tokio::time::sleep(IDLE_POLL) => {}
-                    _ = shutdown.changed() => {}
-                }
-            }
-        }
-    }
-
     /// One pass: open due reviews, publish due decisions. Returns how many items it handled.
     pub async fn forge_pass(&self) -> anyhow::Result<usize> {
-        let now = time::now_ms();
+        let now = self.clock.now_ms();
         let mut handled = 0;
         for row in self.store.due_for_review(now, BATCH).await? {
             if let Err(e) = self.open_review(&row).await {
@@ -100,7 +47,7 @@ impl Engine {
         what: &str,
     ) -> anyhow::Result<()> {
         let attempts = row.forge_attempts + 1;
-        let next = time::now_ms() + time::duration_ms(backoff(attempts));
+        let next = self.clock.now_ms() + time::duration_ms(backoff(attempts));
         tracing::error!(request.id = %row.id, attempts, error = format!("{e:#}"), "could not {what}; will retry");
         self.store
             .forge_failed(
@@ -154,7 +101,12 @@ impl Engine {
             Ok(review) => {
                 match self
                     .store
-                    .review_opened(&id, &review, time::now_ms(), auto_approved_by.as_deref())
+                    .review_opened(
+                        &id,
+                        &review,
+                        self.clock.now_ms(),
+                        auto_approved_by.as_deref(),
+                    )
                     .await
                 {
                     Ok(state) => {
@@ -260,32 +212,11 @@ impl Engine {
             ForgeError::Transient(_) => backoff(attempts),
             ForgeError::Permanent(_) => MAX_BACKOFF,
         };
-        let next = time::now_ms() + time::duration_ms(delay);
+        let next = self.clock.now_ms() + time::duration_ms(delay);
         tracing::warn!(request.id = %row.id, attempts, retry_in_ms = delay.as_millis() as u64, duration_ms, error = %e, "forge could not {what}; will retry");
         self.store
             .forge_failed(&row.request_id(), attempts, next, &e.to_string())
             .await
-    }
-
-    async fn sweep_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        while !*shutdown.borrow() {
-            let now = time::now_ms();
-            self.expire_now(now).await;
-            if let Err(e) = self.store.prune_signatures(now).await {
-                tracing::error!(error = %e, "pruning old signatures failed");
-            }
-            if let Err(e) = self.erase_due(now).await {
-                tracing::error!(error = format!("{e:#}"), "erasing raw payloads failed");
-            }
-            let keep_keys = time::duration_ms(IDEMPOTENCY_KEY_RETENTION);
-            if let Err(e) = self.store.prune_idempotency_keys(now - keep_keys).await {
-                tracing::error!(error = %e, "pruning old idempotency keys failed");
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(self.sweep_interval) => {}
-                _ = shutdown.changed() => {}
-            }
-        }
     }
 }
 

@@ -5,8 +5,8 @@
 //! whatever it left running in its group is killed too, so nothing outlives the action.
 
 use super::output::{self, Capture, clean_error};
-use super::spec::{CommandSpec, REQUEST_ID_ENV};
 use super::{Invocation, Outcome};
+use crate::actions::spec::{CommandSpec, REQUEST_ID_ENV};
 use crate::mask::Masker;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;

@@ -8,8 +8,8 @@
 //! outcome unknown ([`Outcome::outcome_unknown`]): the target may have acted on it.
 
 use super::output::{self, Capture, clean_error};
-use super::spec::{HttpSpec, parse_url, render};
 use super::{Invocation, Outcome};
+use crate::actions::spec::{HttpSpec, parse_url, render};
 use crate::mask::Masker;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Executors: how an approved action is carried out. A [`command`] runs a program with a clean
 //! environment in its own process group, the raw payload on stdin and the just-in-time
 //! credential in one variable; an [`http`] call sends the payload as JSON with the credential
-//! as a bearer token and the request id as `Idempotency-Key`. Specs ([`spec`]) come from TOML.
+//! as a bearer token and the request id as `Idempotency-Key`. Specs (`crate::actions::spec`) come from TOML.
 //! A [`github_workflow`] dispatches a GitHub Actions workflow with a narrowed installation token
 //! (the engine runs it: it needs the GitHub client); [`github_credential`] is the narrowed token
 //! an `http` or `command` action may get instead of countersign's JWT.
@@ -16,11 +16,10 @@ pub mod helper;
 pub mod http;
 pub mod output;
 pub mod settings;
-pub mod spec;
 
+pub use crate::actions::spec::{CommandSpec, ExecutorSpec, HttpSpec, SpecError};
 pub use output::{CREDENTIAL_MASK, OUTPUT_LIMIT, TRUNCATED};
 pub use settings::{ExecutionConfig, ExecutionFile};
-pub use spec::{CommandSpec, ExecutorSpec, HttpSpec, SpecError};
 
 use crate::mask::Masker;
 use serde::Serialize;

@@ -50,13 +50,14 @@ const SEED_FILES: &[(&str, &str)] = &[
     ),
     (PR_TEMPLATE, BUILTIN_PR_TEMPLATE),
     (COMMIT_TEMPLATE, BUILTIN_COMMIT_TEMPLATE),
+    // The chat templates notifications render (the same files the notifier builds in).
     (
-        crate::notify::message::SLACK_TEMPLATE,
-        crate::notify::message::BUILTIN_SLACK,
+        "templates/slack_message.json.j2",
+        include_str!("../../templates/slack_message.json.j2"),
     ),
     (
-        crate::notify::message::TEAMS_TEMPLATE,
-        crate::notify::message::BUILTIN_TEAMS,
+        "templates/teams_card.json.j2",
+        include_str!("../../templates/teams_card.json.j2"),
     ),
 ];
 

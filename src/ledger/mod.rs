@@ -2,7 +2,7 @@
 //! dedicated branch of the GitOps repository, readable by auditors with plain git.
 //!
 //! Entries are written to the database in the transaction of the state change that causes
-//! them (the store's `ledger` table, an outbox); [`writer`] commits them to git in order,
+//! them (the store's `ledger` table, an outbox); the ledger writer job (`crate::jobs::ledger_writer`) commits them to git in order,
 //! grouping those that arrive together; with a remote (GitHub), [`push`] publishes the branch
 //! there, fast-forward only. `docs/LEDGER.md` (also the branch's README) describes
 //! the format for auditors.
@@ -12,11 +12,11 @@ pub mod export;
 pub mod git;
 pub mod push;
 pub mod sign;
+pub mod status;
 pub mod verify;
-pub mod writer;
 
 pub use entry::{Draft, GENESIS, Sealed};
 pub use git::{DEFAULT_BRANCH, LedgerRepo};
 pub use push::{LedgerRemote, PushError, PushSettings, PushStatus, Pushed};
 pub use sign::{AllowedSigners, Signer};
-pub use writer::{LedgerStatus, LedgerWriter};
+pub use status::LedgerStatus;

@@ -21,7 +21,7 @@
 //!   before a rate limit's `retry-after`.
 
 use super::git::LedgerRepo;
-use super::writer::LedgerStatus;
+use super::status::LedgerStatus;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -212,7 +212,7 @@ impl PushStatus {
 }
 
 /// The task pushing the local ledger branch.
-pub(super) struct Pusher {
+pub struct Pusher {
     pub repo: Arc<Mutex<LedgerRepo>>,
     pub status: Arc<LedgerStatus>,
     pub remote: Arc<dyn LedgerRemote>,

@@ -5,6 +5,7 @@
 use super::codeowners::{Codeowners, Owner};
 use super::files::{AgentsToml, CheckError, PolicyToml, Risk, Settings, TeamsToml, parse_toml};
 use super::{AgentPolicy, CODEOWNERS_FILE, DEFAULT_RISK, MAX_CREDENTIAL_TTL, Policy, RuleInfo};
+use crate::actions;
 use crate::request::AgentId;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -57,18 +58,18 @@ pub(super) fn compile(
         TeamsToml::default()
     });
 
-    let actions_toml: super::actions::ActionsToml = parse_toml(
-        super::actions::ACTIONS_FILE,
-        text(super::actions::ACTIONS_FILE),
-    )
-    .unwrap_or_else(|e| {
-        errors.push(e);
-        Default::default()
-    });
-    let actions = super::actions::compile(
-        &actions_toml,
-        text(super::actions::ACTIONS_FILE).unwrap_or(""),
-        &mut errors,
+    let actions_toml: actions::ActionsToml =
+        parse_toml(actions::ACTIONS_FILE, text(actions::ACTIONS_FILE)).unwrap_or_else(|e| {
+            errors.push(e);
+            Default::default()
+        });
+    let mut problems = Vec::new();
+    let actions = actions::compile(&actions_toml, &mut problems);
+    let actions_text = text(actions::ACTIONS_FILE).unwrap_or("");
+    errors.extend(
+        problems
+            .into_iter()
+            .map(|p| CheckError::at(actions::ACTIONS_FILE, actions_text, p.offset, p.message)),
     );
     let teams = compile_teams(&teams_toml, text(TEAMS_FILE).unwrap_or(""), &mut errors);
     let mut notes = Vec::new();

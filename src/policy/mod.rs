@@ -4,7 +4,6 @@
 //! [`approval`] decides whose approvals count. Deny by default: a subject no rule covers, or
 //! covers only with a line without owners, refuses the request.
 
-pub mod actions;
 pub mod approval;
 pub mod codeowners;
 mod compile;
@@ -38,7 +37,7 @@ pub struct Policy {
     rules: Vec<RuleInfo>,
     agents: HashMap<String, AgentPolicy>,
     /// `policies/actions.toml`: the registered actions by name.
-    actions: std::collections::BTreeMap<String, actions::Action>,
+    actions: std::collections::BTreeMap<String, crate::actions::Action>,
     /// `policies/teams.toml`: `org/team` → member user names.
     teams: HashMap<String, Vec<String>>,
     /// What is worth knowing but not wrong (teams left for GitHub to resolve).
@@ -162,7 +161,7 @@ impl Policy {
     }
 
     /// The registry entry of an action (`None`: not registered, refused at intake).
-    pub fn action(&self, name: &str) -> Option<&actions::Action> {
+    pub fn action(&self, name: &str) -> Option<&crate::actions::Action> {
         self.actions.get(name)
     }
 

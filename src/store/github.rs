@@ -104,16 +104,16 @@ impl Store {
         now_ms: i64,
     ) -> Result<u64, TransitionError> {
         let mut tx = self.writer.begin().await?;
-        let state: Option<(String,)> = sqlx::query_as("SELECT state FROM requests WHERE id = ?")
+        let state: Option<(State,)> = sqlx::query_as("SELECT state FROM requests WHERE id = ?")
             .bind(id.as_str())
             .fetch_optional(&mut *tx)
             .await?;
         match state {
             None => return Err(TransitionError::NotFound),
-            Some((s,)) if s != "pending_review" => {
+            Some((actual,)) if actual != State::PendingReview => {
                 return Err(StateConflict {
                     expected: State::PendingReview,
-                    actual: State::parse(&s).unwrap_or(State::Failed),
+                    actual,
                 }
                 .into());
             }

@@ -4,7 +4,7 @@
 
 use crate::mask::Masker;
 use crate::request::State;
-use crate::request::{AgentId, Digest, RequestId};
+use crate::request::{AgentId, Digest, Kind, RequestId};
 use anyhow::Context as _;
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod columns;
 pub mod credentials;
 mod dir_lock;
 pub mod execution;
@@ -52,13 +53,13 @@ pub struct Store {
 pub struct RequestRow {
     pub id: String,
     pub agent_id: String,
-    pub kind: String,
+    pub kind: Kind,
     pub action: String,
     pub resource: String,
     pub environment: String,
     pub digest: String,
     pub submission: String,
-    pub state: String,
+    pub state: State,
     pub review_ref: Option<String>,
     pub review_url: Option<String>,
     pub created_at: i64,
@@ -77,7 +78,7 @@ pub struct RequestRow {
 
 impl RequestRow {
     pub fn state(&self) -> State {
-        State::parse(&self.state).unwrap_or(State::Failed)
+        self.state
     }
 
     pub fn request_id(&self) -> RequestId {
@@ -482,15 +483,16 @@ impl Store {
         decide: impl FnOnce(&[ReviewRow]) -> Option<State>,
     ) -> Result<State, TransitionError> {
         let mut tx = self.writer.begin().await?;
-        let current: Option<(String, i64)> =
+        let current: Option<(State, i64)> =
             sqlx::query_as("SELECT state, expires_at FROM requests WHERE id = ?")
                 .bind(id.as_str())
                 .fetch_optional(&mut *tx)
                 .await?;
         match current {
             None => return Err(TransitionError::NotFound),
-            Some((state, expires_at)) if state != "pending_review" || expires_at <= now_ms => {
-                let actual = State::parse(&state).unwrap_or(State::Failed);
+            Some((actual, expires_at))
+                if actual != State::PendingReview || expires_at <= now_ms =>
+            {
                 return Err(StateConflict {
                     expected: State::PendingReview,
                     actual,
@@ -620,7 +622,7 @@ impl Store {
     /// Moves every undecided request whose time is up to `expired`; returns their ids.
     pub async fn expire_due(&self, now_ms: i64) -> anyhow::Result<Vec<RequestId>> {
         let mut tx = self.writer.begin().await?;
-        let due: Vec<(String, String)> = sqlx::query_as(
+        let due: Vec<(String, State)> = sqlx::query_as(
             "SELECT id, state FROM requests WHERE state IN ('received', 'pending_review') AND expires_at <= ? LIMIT 500",
         )
         .bind(now_ms)
@@ -638,7 +640,7 @@ impl Store {
                 &self.masker,
                 id,
                 "expired",
-                State::parse(from),
+                Some(*from),
                 Some(State::Expired),
                 "countersign",
                 &detail,
@@ -762,17 +764,13 @@ async fn conflict(
     id: &RequestId,
     expected: State,
 ) -> TransitionError {
-    let row: Result<Option<(String,)>, _> =
+    let row: Result<Option<(State,)>, _> =
         sqlx::query_as("SELECT state FROM requests WHERE id = ?")
             .bind(id.as_str())
             .fetch_optional(&mut **tx)
             .await;
     match row {
-        Ok(Some((s,))) => StateConflict {
-            expected,
-            actual: State::parse(&s).unwrap_or(State::Failed),
-        }
-        .into(),
+        Ok(Some((actual,))) => StateConflict { expected, actual }.into(),
         Ok(None) => TransitionError::NotFound,
         Err(e) => e.into(),
     }

@@ -2,11 +2,11 @@
 //! registered agents and reviewers, and helpers to send raw (possibly bad) calls.
 #![allow(dead_code)]
 
+use countersign::app::Server;
 use countersign::cli::client::{AgentClient, ReviewerClient};
 use countersign::config::{Agent, Reviewer, ServerConfig};
 use countersign::request::AgentId;
 use countersign::request::signature::{self, AgentKey};
-use countersign::server::Server;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use std::path::{Path, PathBuf};

@@ -138,45 +138,7 @@ impl std::fmt::Debug for Token {
     }
 }
 
-/// `read` or `write` for one permission of a narrowed token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Access {
-    Read,
-    Write,
-}
-
-/// Permissions asked for a narrowed token, by GitHub's names (`contents`, `pull_requests`,
-/// `actions`, ...).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct Permissions(BTreeMap<String, Access>);
-
-impl Permissions {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds a permission; names are GitHub's (lowercase letters and `_`).
-    pub fn with(mut self, name: &str, access: Access) -> Result<Self, String> {
-        if name.is_empty()
-            || name.len() > 64
-            || !name.chars().all(|c| c.is_ascii_lowercase() || c == '_')
-        {
-            return Err(format!("`{name}` is not a GitHub permission name"));
-        }
-        self.0.insert(name.to_owned(), access);
-        Ok(self)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn get(&self, name: &str) -> Option<Access> {
-        self.0.get(name).copied()
-    }
-}
+pub use crate::support::github::{Access, Permissions};
 
 /// The body of `POST /app/installations/{id}/access_tokens`: the token is limited to the named
 /// repositories and, when given, to these permissions (GitHub refuses more than the app has).

@@ -196,23 +196,7 @@ impl GitHubFile {
     }
 }
 
-/// `owner/name` with GitHub's character rules.
-pub fn parse_repository(text: &str) -> Option<(String, String)> {
-    let (owner, name) = text.split_once('/')?;
-    let owner_ok = (1..=39).contains(&owner.len())
-        && owner
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        && !owner.starts_with('-');
-    let name_ok = (1..=100).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-        && name != "."
-        && name != ".."
-        && !name.ends_with(".git");
-    (owner_ok && name_ok).then(|| (owner.to_owned(), name.to_owned()))
-}
+pub use crate::support::github::parse_repository;
 
 fn check_git_url(url: &str) -> Result<(), ConfigError> {
     if let Some(path) = url.strip_prefix("file://") {

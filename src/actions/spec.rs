@@ -1,4 +1,4 @@
-//! Executor specifications as the action registry will embed them (TOML, `type`-tagged,
+//! Executor specifications as the action registry embeds them (TOML, `type`-tagged,
 //! unknown keys refused, durations like `"30s"`), and their validation. Errors name the field.
 
 use serde::Deserialize;
@@ -36,9 +36,9 @@ pub enum ExecutorSpec {
     Command(CommandSpec),
     Http(HttpSpec),
     /// A GitHub Actions `workflow_dispatch` (needs `[github]`), see
-    /// [`super::github_workflow`].
+    /// [`super::workflow`].
     #[serde(rename = "github_workflow")]
-    GithubWorkflow(super::github_workflow::WorkflowSpec),
+    GithubWorkflow(super::workflow::WorkflowSpec),
 }
 
 /// Run a program (no shell) with a clean environment, the payload on stdin and the

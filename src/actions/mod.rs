@@ -1,4 +1,4 @@
-//! `policies/actions.toml`, the action registry: which executor runs each action, the audience
+//! The action registry, `policies/actions.toml`, parsed once into typed specs: which executor runs each action, the audience
 //! of the credential it gets, and whether it is idempotent (so an interrupted run may be retried
 //! with the same idempotency key). It is reviewed like the rest of `policies/`; an action
 //! without an entry is refused at intake. `kind: change` requests need no entry: they execute
@@ -22,8 +22,14 @@
 //! narrowed GitHub installation token with `github` (then no `audience` and no
 //! `credential_helper`). `github_workflow` takes neither: it mints its own `actions` token.
 
-use super::files::CheckError;
-use serde::{Deserialize, Serialize};
+pub mod github;
+pub mod helper;
+pub mod spec;
+pub mod workflow;
+
+pub use spec::{CommandSpec, ExecutorSpec, HttpSpec, SpecError};
+
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use toml::Spanned;
 
@@ -57,30 +63,38 @@ pub struct ActionEntry {
 }
 
 /// A registered action, as the engine uses it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Action {
     pub name: String,
-    /// `http`, `command` or `github_workflow`.
-    pub executor_type: String,
-    /// The executor's settings (its `type` included), interpreted by the executor.
-    pub executor: toml::Table,
+    /// How it is carried out (validated).
+    pub executor: ExecutorSpec,
     pub audience: Option<String>,
     pub idempotent: bool,
-    pub credential_helper: Option<crate::execute::helper::HelperSpec>,
+    pub credential_helper: Option<helper::HelperSpec>,
     /// The GitHub token the executor gets instead of countersign's JWT.
-    pub github: Option<crate::execute::github_credential::GitHubCredentialSpec>,
+    pub github: Option<github::GitHubCredentialSpec>,
 }
 
-/// Checks every entry; returns the registry by action name.
-pub(super) fn compile(
-    toml: &ActionsToml,
-    text: &str,
-    errors: &mut Vec<CheckError>,
-) -> BTreeMap<String, Action> {
+impl Action {
+    /// `http`, `command` or `github_workflow`.
+    pub fn executor_type(&self) -> &'static str {
+        self.executor.kind()
+    }
+}
+
+/// A mistake in `policies/actions.toml`: where (a byte offset into the file) and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub offset: usize,
+    pub message: String,
+}
+
+/// Checks every entry; returns the registry by action name. Each mistake is pushed to
+/// `errors` and its entry left out.
+pub fn compile(toml: &ActionsToml, errors: &mut Vec<Problem>) -> BTreeMap<String, Action> {
     let mut out = BTreeMap::new();
     for (name, entry) in &toml.actions {
-        let at =
-            |offset: usize, message: String| CheckError::at(ACTIONS_FILE, text, offset, message);
+        let at = |offset: usize, message: String| Problem { offset, message };
         let n = name.get_ref();
         if !crate::request::is_valid_action_name(n) {
             errors.push(at(
@@ -117,18 +131,20 @@ pub(super) fn compile(
                 continue;
             }
         };
-        let spec = toml::Value::Table(exec.clone()).try_into::<crate::execute::ExecutorSpec>();
-        let problem = match spec {
-            Ok(spec) => spec.validate().err().map(|e| e.to_string()),
-            Err(e) => Some(e.message().to_owned()),
+        let spec = toml::Value::Table(exec.clone())
+            .try_into::<ExecutorSpec>()
+            .map_err(|e| e.message().to_owned())
+            .and_then(|s| s.validate().map(|()| s).map_err(|e| e.to_string()));
+        let executor = match spec {
+            Ok(spec) => spec,
+            Err(problem) => {
+                errors.push(at(
+                    entry.executor.span().start,
+                    format!("action `{n}`: executor: {problem}"),
+                ));
+                continue;
+            }
         };
-        if let Some(problem) = problem {
-            errors.push(at(
-                entry.executor.span().start,
-                format!("action `{n}`: executor: {problem}"),
-            ));
-            continue;
-        }
         let workflow = kind == "github_workflow";
         let github = match &entry.github {
             None => None,
@@ -141,7 +157,7 @@ pub(super) fn compile(
             }
             Some(g) => {
                 let spec = toml::Value::Table(g.get_ref().clone())
-                    .try_into::<crate::execute::github_credential::GitHubCredentialSpec>()
+                    .try_into::<github::GitHubCredentialSpec>()
                     .map_err(|e| e.message().to_owned())
                     .and_then(|s| s.validate().map(|()| s).map_err(|e| e.to_string()));
                 match spec {
@@ -167,7 +183,7 @@ pub(super) fn compile(
             None => None,
             Some(h) => {
                 let spec = toml::Value::Table(h.get_ref().clone())
-                    .try_into::<crate::execute::helper::HelperSpec>()
+                    .try_into::<helper::HelperSpec>()
                     .map_err(|e| e.message().to_owned())
                     .and_then(|s| s.validate().map(|()| s).map_err(|e| e.to_string()));
                 match spec {
@@ -203,8 +219,7 @@ pub(super) fn compile(
             n.clone(),
             Action {
                 name: n.clone(),
-                executor_type: kind,
-                executor: exec.clone(),
+                executor,
                 audience,
                 idempotent: entry.idempotent,
                 credential_helper,
@@ -219,14 +234,23 @@ pub(super) fn compile(
 mod tests {
     use super::*;
 
+    /// Compiles `text` and names each mistake like `policy check` does (`file:line:col: …`).
     fn check(text: &str) -> (BTreeMap<String, Action>, Vec<String>) {
         let mut errors = Vec::new();
-        let parsed: ActionsToml = match super::super::files::parse_toml(ACTIONS_FILE, Some(text)) {
+        let parsed: ActionsToml = match toml::from_str(text) {
             Ok(p) => p,
-            Err(e) => return (BTreeMap::new(), vec![e.to_string()]),
+            Err(e) => return (BTreeMap::new(), vec![e.message().to_owned()]),
         };
-        let actions = compile(&parsed, text, &mut errors);
-        (actions, errors.iter().map(ToString::to_string).collect())
+        let actions = compile(&parsed, &mut errors);
+        let located = errors
+            .iter()
+            .map(|p| {
+                let line = text[..p.offset].matches('\n').count() + 1;
+                let column = p.offset - text[..p.offset].rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!("{ACTIONS_FILE}:{line}:{column}: {}", p.message)
+            })
+            .collect();
+        (actions, located)
     }
 
     #[test]
@@ -236,7 +260,7 @@ mod tests {
         );
         assert!(errors.is_empty(), "{errors:?}");
         assert!(actions["db.export"].idempotent);
-        assert_eq!(actions["deploy"].executor_type, "github_workflow");
+        assert_eq!(actions["deploy"].executor_type(), "github_workflow");
         assert_eq!(actions["deploy"].audience, None);
 
         let (_, errors) = check(
@@ -268,12 +292,12 @@ mod tests {
             "[actions.deploy]\nexecutor = { type = \"github_workflow\", workflow = \"deploy.yml\", repository = \"acme/svc\", inputs = { service = \"{{ resource }}\", version = \"{{ payload.version }}\" }, wait = true, timeout = \"45m\" }\n\n[actions.tag]\nexecutor = { type = \"command\", argv = [\"/bin/true\"] }\ngithub = { repository = \"acme/svc\", permissions = { contents = \"write\", pull_requests = \"read\" } }\n",
         );
         assert!(errors.is_empty(), "{errors:?}");
-        assert_eq!(actions["deploy"].executor_type, "github_workflow");
+        assert_eq!(actions["deploy"].executor_type(), "github_workflow");
         let github = actions["tag"].github.as_ref().unwrap();
         assert_eq!(github.repository.as_deref(), Some("acme/svc"));
         assert_eq!(
             github.permissions["contents"],
-            crate::forge::github::Access::Write
+            crate::support::github::Access::Write
         );
         assert_eq!(actions["tag"].audience, None);
 

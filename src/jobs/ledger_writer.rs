@@ -9,14 +9,15 @@
 //! is first fetched from the remote (a lost clone continues the published ledger), and the
 //! writer runs a [`Pusher`] beside it that publishes every commit (`push.rs`).
 
-use super::git::{Head, LedgerRepo};
-use super::push::{LedgerRemote, PushSettings, PushStatus, Pusher};
-use super::sign::Signer;
+use crate::ledger::LedgerStatus;
+use crate::ledger::git::{Head, LedgerRepo};
+use crate::ledger::push::{LedgerRemote, PushSettings, Pusher};
+use crate::ledger::sign::Signer;
 use crate::store::Store;
 use anyhow::Context as _;
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -28,32 +29,6 @@ pub const MAX_BATCH: i64 = 5000;
 /// ten a second unless a backlog fills whole commits.
 pub const POLL: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
-/// What the writer has done, for readiness and metrics.
-#[derive(Debug, Default)]
-pub struct LedgerStatus {
-    /// The last `seq` on the ledger branch.
-    pub committed_seq: AtomicI64,
-    pub commits: AtomicU64,
-    pub entries: AtomicU64,
-    pub failures: AtomicU64,
-    /// Why the last pass failed (cleared by a successful one).
-    pub error: Mutex<Option<String>>,
-    /// Signalled after each commit (the pusher waits on it).
-    pub committed: tokio::sync::Notify,
-    /// The pusher's status, when the branch is published to a remote.
-    pub push: OnceLock<PushStatus>,
-}
-
-impl LedgerStatus {
-    pub fn error(&self) -> Option<String> {
-        self.error.lock().expect("status lock").clone()
-    }
-
-    fn set_error(&self, e: Option<String>) {
-        *self.error.lock().expect("status lock") = e;
-    }
-}
 
 pub struct LedgerWriter {
     repo: Arc<Mutex<LedgerRepo>>,

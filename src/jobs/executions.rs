@@ -1,0 +1,99 @@
+//! Executions: runs approved requests, at most `max_concurrent` at a time, after recovering the
+//! ones a restart interrupted; at shutdown, waits `shutdown_grace` for those still running.
+
+use crate::engine::Engine;
+use crate::time;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// How often the job looks for approved requests when nothing woke it.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// The execution loop.
+pub struct Executions {
+    engine: Arc<Engine>,
+}
+
+impl Executions {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self { engine }
+    }
+
+    /// Recovers interrupted executions, then runs approved requests as they come, at most
+    /// `max_concurrent` at a time, until `shutdown`; then waits `shutdown_grace` for the
+    /// running ones.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let engine = self.engine;
+        let limit = engine.execution().max_concurrent;
+        let permits = Arc::new(Semaphore::new(limit));
+        let claimed: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let mut tasks = JoinSet::new();
+        if let Err(e) = engine.recover_executions(&mut tasks, &permits).await {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "could not recover interrupted executions"
+            );
+        }
+        while !*shutdown.borrow() {
+            while tasks.try_join_next().is_some() {}
+            let free = permits.available_permits();
+            let rows = if free > 0 {
+                match engine.store().approved_unstarted(free as i64 + 8).await {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not list approved requests");
+                        vec![]
+                    }
+                }
+            } else {
+                vec![]
+            };
+            for row in rows {
+                if !claimed.lock().expect("claims").insert(row.id.clone()) {
+                    continue;
+                }
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    claimed.lock().expect("claims").remove(&row.id);
+                    break;
+                };
+                let engine = engine.clone();
+                let claimed = claimed.clone();
+                tasks.spawn(async move {
+                    let id = row.id.clone();
+                    engine.start(row).await;
+                    claimed.lock().expect("claims").remove(&id);
+                    drop(permit);
+                });
+            }
+            tokio::select! {
+                _ = engine.execution_wake().notified() => {}
+                _ = tokio::time::sleep(IDLE_POLL) => {}
+                _ = shutdown.changed() => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        let running = tasks.len();
+        if running > 0 {
+            tracing::info!(
+                running,
+                grace_ms = time::duration_ms(engine.execution().shutdown_grace),
+                "waiting for running actions"
+            );
+            let all = async { while tasks.join_next().await.is_some() {} };
+            if tokio::time::timeout(engine.execution().shutdown_grace, all)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "actions still running at shutdown were stopped; they will be outcome_unknown (or retried if idempotent) at the next start"
+                );
+                tasks.abort_all();
+            }
+        }
+    }
+}
