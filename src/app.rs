@@ -168,10 +168,10 @@ impl Server {
         });
         match &config.github {
             Some(g) => {
-                tracing::info!(listen = %addr, data_dir = %config.data_dir.display(), github.repository = %g.repository(), github.api_url = %g.api_url, "countersign serving")
+                tracing::info!(config.listen = %addr, config.data_dir = %config.data_dir.display(), github.repository = %g.repository(), github.api_url = %g.api_url, "countersign serving")
             }
             None => {
-                tracing::info!(listen = %addr, data_dir = %config.data_dir.display(), repo = %config.repo_path().display(), "countersign serving")
+                tracing::info!(config.listen = %addr, config.data_dir = %config.data_dir.display(), config.repo = %config.repo_path().display(), "countersign serving")
             }
         }
         Ok(Self {

@@ -389,7 +389,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| default_level.into());
     crate::telemetry::init_tracing(log_format, &log_level)?;
     if let Some(path) = &file_path {
-        tracing::debug!(path = %path.display(), "configuration file loaded");
+        tracing::debug!(config.file = %path.display(), "configuration file loaded");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

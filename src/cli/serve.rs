@@ -60,7 +60,7 @@ fn bootstrap_identities(config: &mut ServerConfig) -> anyhow::Result<Bootstrappe
     });
     tracing::info!(
         agent.id = LOCAL_AGENT,
-        reviewer = LOCAL_REVIEWER,
+        reviewer.name = LOCAL_REVIEWER,
         "no agents configured: using the embedded local agent and reviewer"
     );
     Ok(Bootstrapped {

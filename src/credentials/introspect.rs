@@ -71,7 +71,7 @@ impl Issuer {
             return Ok(Introspection::Inactive);
         }
         if consume {
-            tracing::info!(jti = %claims.jti, request_id = %claims.request_id, "credential used");
+            tracing::info!(request.id = %claims.request_id, credential.id = %claims.jti, "credential used");
         }
         Ok(Introspection::Active(Box::new(claims)))
     }

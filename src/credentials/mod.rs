@@ -127,7 +127,7 @@ impl Issuer {
                 expires_at_ms: exp * 1000,
             })
             .await?;
-        tracing::info!(jti = %claims.jti, request_id = %claims.request_id, audience = %audience, kid = %kid, expires_at = exp, "credential issued");
+        tracing::info!(request.id = %claims.request_id, credential.id = %claims.jti, credential.audience = %audience, jwt.kid = %kid, credential.expires_at_unix = exp, "credential issued");
         Ok(Issued {
             token,
             jti: claims.jti,
@@ -141,7 +141,7 @@ impl Issuer {
     /// Adds a new signing key (see [`KeyRing::rotate`]); returns its id.
     pub fn rotate(&self) -> anyhow::Result<String> {
         let kid = self.write().rotate()?;
-        tracing::info!(kid = %kid, "JWT signing key rotated");
+        tracing::info!(jwt.kid = %kid, "JWT signing key rotated");
         Ok(kid)
     }
 

@@ -197,7 +197,7 @@ impl Engine {
     async fn run_attempt(&self, row: &RequestRow, p: Prepared, attempt_id: &str, attempt: i64) {
         let id = row.request_id();
         let started = Instant::now();
-        tracing::info!(request.id = %id, agent.id = %p.agent, attempt.id = attempt_id, attempt, executor = p.executor, "execution started");
+        tracing::info!(request.id = %id, agent.id = %p.agent, attempt.id = attempt_id, attempt, execution.executor = p.executor, "execution started");
         let outcome = match &p.plan {
             Plan::Run { spec, credential } => self.run_executor(row, &p, spec, credential).await,
             Plan::Workflow { spec } => self.run_workflow(row, &p, spec).await,
@@ -242,7 +242,7 @@ impl Engine {
                 tracing::error!(request.id = %id, attempt.id = attempt_id, duration_ms, "an action was sent but not answered: its outcome is unknown; check the target before retrying")
             }
             Ok(()) => {
-                tracing::warn!(request.id = %id, attempt.id = attempt_id, duration_ms, exit_status = outcome.exit_status, http_status = outcome.http_status, "execution failed")
+                tracing::warn!(request.id = %id, attempt.id = attempt_id, duration_ms, process.exit_status = outcome.exit_status, http.status = outcome.http_status, "execution failed")
             }
             Err(e) => {
                 tracing::error!(request.id = %id, attempt.id = attempt_id, error = %e, "could not record the outcome of an execution; it will be outcome_unknown at the next start")
@@ -521,7 +521,7 @@ impl Engine {
                 });
                 continue;
             }
-            tracing::error!(request.id = %id, attempt.id = %exec.attempt_id, executor = %exec.executor, "an action was interrupted by a restart: its outcome is unknown; check the target before retrying");
+            tracing::error!(request.id = %id, attempt.id = %exec.attempt_id, execution.executor = %exec.executor, "an action was interrupted by a restart: its outcome is unknown; check the target before retrying");
             let submission = self.submission_of(&row).ok();
             let detail = json!({
                 "attempt_id": exec.attempt_id,
@@ -654,7 +654,7 @@ impl TokenMinter for GitHubMinter<'_> {
             let _ = self.client.revoke(&issued.token).await;
             return Err(format!("could not record the GitHub token: {e}"));
         }
-        tracing::info!(request.id = self.request_id, credential.id = %id, github.repository = repository, permissions = ?granted, expires_at = %time::rfc3339(expires_at_ms), "GitHub installation token issued");
+        tracing::info!(request.id = self.request_id, credential.id = %id, github.repository = repository, github.permissions = ?granted, credential.expires_at = %time::rfc3339(expires_at_ms), "GitHub installation token issued");
         Ok(MintedToken {
             token: issued.token,
             id,

@@ -381,7 +381,7 @@ impl Engine {
                 &format!("approved commit {on}, not the commit under review"),
             )
             .await?;
-            tracing::warn!(request.id = %id, reviewer = login, "approval on another commit not counted");
+            tracing::warn!(request.id = %id, reviewer.name = login, "approval on another commit not counted");
             return Ok(format!(
                 "approval by @{login} on another commit not counted"
             ));
@@ -569,7 +569,7 @@ impl Engine {
     /// a merge it did not make as its own.
     async fn merged_by_someone_else(&self, row: &RequestRow, by: &str) -> Applied {
         let reason = format!("{MERGED_WITHOUT_APPROVAL}{by}");
-        tracing::error!(request.id = %row.id, merged_by = by, "the request's pull request was merged without countersign");
+        tracing::error!(request.id = %row.id, github.user = by, "the request's pull request was merged without countersign");
         let detail = json!({ "source": "github", "merged_by": by });
         let denied = self.deny_as_countersign(row, &reason, detail).await?;
         Ok(denied.unwrap_or_else(|e| format!("merged by @{by}; not denied: {e}")))
@@ -584,7 +584,7 @@ impl Engine {
             .await
         {
             Ok(()) => {
-                tracing::info!(request.id = %id, by, "request cancelled: its pull request was closed");
+                tracing::info!(request.id = %id, github.user = by, "request cancelled: its pull request was closed");
                 self.wake.notify_one();
                 Ok("cancelled".into())
             }
@@ -686,7 +686,7 @@ impl Engine {
                     }
                     _ => continue,
                 };
-                tracing::info!(request.id = %row.id, reviewer = %login, outcome = %outcome, "reconciled a review from GitHub");
+                tracing::info!(request.id = %row.id, reviewer.name = %login, outcome = %outcome, "reconciled a review from GitHub");
             }
             // `/deny` comments whose webhook was lost. Edited comments are ignored, as live; REST
             // tells an edit only by `updated_at` (whole seconds), so an edit within the second
@@ -711,7 +711,7 @@ impl Engine {
                         Some(&reason),
                     )
                     .await?;
-                tracing::info!(request.id = %row.id, reviewer = %user.login, outcome = %outcome, "reconciled a /deny comment from GitHub");
+                tracing::info!(request.id = %row.id, reviewer.name = %user.login, outcome = %outcome, "reconciled a /deny comment from GitHub");
             }
         }
         Ok(pending.len())

@@ -384,7 +384,7 @@ impl Engine {
             .await?;
         match outcome {
             InsertOutcome::Inserted => {
-                tracing::info!(request.id = %id, agent.id = %intake.agent, digest = %digest, "request received");
+                tracing::info!(request.id = %id, agent.id = %intake.agent, request.digest = %digest, "request received");
                 self.wake.notify_one();
                 Ok(SubmitOutcome::Accepted(response))
             }

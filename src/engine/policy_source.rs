@@ -93,7 +93,7 @@ impl PolicySource {
             Ok(_) => tracing::info!(policy.commit = %commit, duration_ms, "policy loaded"),
             Err(problems) => {
                 for p in problems {
-                    tracing::error!(policy.commit = %commit, problem = %p, "policy problem");
+                    tracing::error!(policy.commit = %commit, policy.problem = %p, "policy problem");
                 }
                 tracing::error!(policy.commit = %commit, problems = problems.len(), "the policy on the base branch is invalid: refusing every request until it is fixed");
             }

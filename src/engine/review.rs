@@ -112,7 +112,7 @@ impl Engine {
         if !unresolved_owners.is_empty() {
             // Reported to whoever tries to approve (and recorded as a refusal) rather than
             // here, where every status view passes.
-            tracing::debug!(agent.id = agent, owners = ?unresolved_owners, "owners of the agent cannot be resolved (not in teams.toml)");
+            tracing::debug!(agent.id = agent, agent.owners = ?unresolved_owners, "owners of the agent cannot be resolved (not in teams.toml)");
         }
         Exclusions {
             agent: agent.to_owned(),
@@ -217,7 +217,7 @@ impl Engine {
                     {
                         tracing::error!(request.id = %id, error = %e, "could not record a refused approval");
                     }
-                    tracing::warn!(request.id = %id, reviewer = %reviewer.name, why = why.explain(), "approval refused");
+                    tracing::warn!(request.id = %id, reviewer.name = %reviewer.name, reason = why.explain(), "approval refused");
                     return Err(ReviewError::NotEligible {
                         reviewer: reviewer.name.to_owned(),
                         why,
@@ -271,7 +271,7 @@ impl Engine {
         };
         match self.store.record_review(id, review, now, decide).await {
             Ok(to) => {
-                tracing::info!(request.id = %id, reviewer = %reviewer.name, decision = decision.as_str(), state = %to, "review recorded");
+                tracing::info!(request.id = %id, reviewer.name = %reviewer.name, review.decision = decision.as_str(), request.state = %to, "review recorded");
                 if to != State::PendingReview {
                     self.wake.notify_one();
                 }

@@ -110,7 +110,7 @@ impl Engine {
                     .await
                 {
                     Ok(state) => {
-                        tracing::info!(request.id = %id, review.reference = %review.reference, review.head = %review.head, state = %state, duration_ms, forge = self.forge.name(), "review opened");
+                        tracing::info!(request.id = %id, review.reference = %review.reference, review.head = %review.head, request.state = %state, duration_ms, forge.name = self.forge.name(), "review opened");
                         if state != crate::engine::State::PendingReview {
                             self.wake.notify_one();
                             self.exec_wake.notify_one();
@@ -122,7 +122,7 @@ impl Engine {
                         self.store
                             .attach_review(&id, &review.reference, &review.url)
                             .await?;
-                        tracing::info!(request.id = %id, state = %c.actual, "review opened for a request that was already decided");
+                        tracing::info!(request.id = %id, request.state = %c.actual, "review opened for a request that was already decided");
                     }
                     Err(e) => return Err(e.into()),
                 }
@@ -190,7 +190,7 @@ impl Engine {
         match result {
             Ok(()) => {
                 self.store.decision_published(&id, state).await?;
-                tracing::info!(request.id = %id, state = %state, duration_ms, "decision published on the forge");
+                tracing::info!(request.id = %id, request.state = %state, duration_ms, "decision published on the forge");
             }
             Err(e) => {
                 self.forge_failed(row, &e, duration_ms, "publish decision")

@@ -182,11 +182,11 @@ fn render_any(source: Option<&str>, path: &str, builtin: &str, ctx: &minijinja::
         Some(source) => match render_source(source, ctx) {
             Ok(text) => return text,
             Err(e) => {
-                tracing::warn!(template = path, error = %e, "template in the repository is broken; using the built-in one")
+                tracing::warn!(template.path = path, error = %e, "template in the repository is broken; using the built-in one")
             }
         },
         None => tracing::warn!(
-            template = path,
+            template.path = path,
             "template missing from the base branch; using the built-in one"
         ),
     }

@@ -243,7 +243,7 @@ pub fn remove_own_stale_locks(repo_path: &Path, ledger_branch: &str) {
             || refname == NOTES_REF
             || refname == ledger_ref;
         if own && std::fs::remove_file(&lock).is_ok() {
-            tracing::warn!(lock = %lock.display(), "removed a git lock left by an interrupted countersign");
+            tracing::warn!(git.lock = %lock.display(), "removed a git lock left by an interrupted countersign");
         }
     }
 }
@@ -275,7 +275,7 @@ fn remove_stale_locks(git_dir: &Path, min_age: Duration) {
             .ok()
             .and_then(|t| SystemTime::now().duration_since(t).ok());
         if age.is_some_and(|a| a >= min_age) && std::fs::remove_file(&lock).is_ok() {
-            tracing::warn!(lock = %lock.display(), "removed a stale git lock left by an interrupted run");
+            tracing::warn!(git.lock = %lock.display(), "removed a stale git lock left by an interrupted run");
         }
     }
 }

@@ -80,7 +80,7 @@ impl Executions {
         let running = tasks.len();
         if running > 0 {
             tracing::info!(
-                running,
+                actions = running,
                 grace_ms = time::duration_ms(engine.execution().shutdown_grace),
                 "waiting for running actions"
             );

@@ -186,8 +186,8 @@ impl LedgerWriter {
         self.status.committed.notify_one();
         self.status.entries.fetch_add(n as u64, Ordering::Relaxed);
         tracing::debug!(
-            ledger.first = first,
-            ledger.last = last,
+            ledger.first_seq = first,
+            ledger.last_seq = last,
             ledger.commit = %commit,
             duration_ms = started.elapsed().as_millis() as u64,
             "ledger entries committed"

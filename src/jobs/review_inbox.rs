@@ -47,7 +47,7 @@ impl ReviewInbox {
             if failures == 0 && Instant::now() >= next_reconcile {
                 match engine.reconcile(github).await {
                     Ok(n) => {
-                        tracing::info!(pending = n, "reconciled pending reviews with GitHub");
+                        tracing::info!(requests = n, "reconciled pending reviews with GitHub");
                         next_reconcile = Instant::now() + github.reconcile_interval;
                     }
                     Err(Retry::Later(e)) => {

@@ -363,7 +363,7 @@ impl Pusher {
                     tracing::info!(ledger.remote = %status.remote, ledger.commit = %tip, "ledger branch published again");
                 }
                 if let Pushed::FastForward { from } = pushed {
-                    tracing::debug!(ledger.remote = %status.remote, ledger.from = from.as_deref().unwrap_or("(new branch)"), ledger.commit = %tip, duration_ms = started.elapsed().as_millis() as u64, "ledger branch pushed");
+                    tracing::debug!(ledger.remote = %status.remote, ledger.from_commit = from.as_deref().unwrap_or("(new branch)"), ledger.commit = %tip, duration_ms = started.elapsed().as_millis() as u64, "ledger branch pushed");
                 }
                 Ok(())
             }

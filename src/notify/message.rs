@@ -89,7 +89,7 @@ impl Templates {
             Some(text) => text.clone(),
             None => {
                 tracing::warn!(
-                    template = path,
+                    template.path = path,
                     "template missing from the base branch; using the built-in one"
                 );
                 builtin.to_owned()
@@ -176,7 +176,7 @@ fn render_or_builtin(source: &str, builtin: &str, path: &str, ctx: &Context) -> 
     match render(source, ctx) {
         Ok(v) => v,
         Err(e) => {
-            tracing::warn!(template = path, error = %e, "template is broken; using the built-in one");
+            tracing::warn!(template.path = path, error = %e, "template is broken; using the built-in one");
             render(builtin, ctx).unwrap_or_else(|_| {
                 serde_json::json!({ "text": format!("countersign request {}", ctx.request_id) })
             })

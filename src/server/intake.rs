@@ -31,7 +31,7 @@ pub async fn submit(
             app.metrics.count_intake(e.code);
             tracing::info!(
                 outcome = e.code,
-                status = e.status.as_u16(),
+                http.status = e.status.as_u16(),
                 "request refused"
             );
             e.into_response()

@@ -157,7 +157,7 @@ async fn introspect_inner(
         .introspect(&params.token, params.consume)
         .await
         .map_err(|e| ApiError::internal(&e))?;
-    tracing::debug!(client = %client.name, active = answer.is_active(), consume = params.consume, "token introspected");
+    tracing::debug!(token_client.name = %client.name, introspection.active = answer.is_active(), introspection.consume = params.consume, "token introspected");
     Ok((
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
         Json(answer.to_json()),

@@ -319,7 +319,7 @@ impl GitHubClient {
             return Ok(token.clone());
         }
         let token = self.create_token(&self.repo, None).await?;
-        tracing::debug!(expires_at = %humantime::format_rfc3339_seconds(token.expires_at), "GitHub installation token refreshed");
+        tracing::debug!(github.token_expires_at = %humantime::format_rfc3339_seconds(token.expires_at), "GitHub installation token refreshed");
         *cached = Some(token.clone());
         Ok(token)
     }
@@ -572,9 +572,9 @@ impl GitHubClient {
             .await?;
         if reply.status == StatusCode::UNPROCESSABLE_ENTITY {
             tracing::warn!(
-                pull = number,
-                users = users.len(),
-                teams = teams.len(),
+                github.pull = number,
+                github.users = users.len(),
+                github.teams = teams.len(),
                 "GitHub refused some requested reviewers (not collaborators, or unknown teams)"
             );
             return Ok(());
@@ -617,7 +617,10 @@ impl GitHubClient {
     pub async fn comment(&self, number: u64, body: &str) -> Result<(), ForgeError> {
         let route = "/repos/{owner}/{repo}/issues/{number}/comments";
         if body.chars().count() > MAX_BODY_CHARS {
-            tracing::warn!(pull = number, "a comment over GitHub's limit was cut");
+            tracing::warn!(
+                github.pull = number,
+                "a comment over GitHub's limit was cut"
+            );
         }
         self.send(
             Method::POST,

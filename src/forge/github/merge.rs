@@ -66,7 +66,7 @@ impl GitHubForge {
             )
             .await
         {
-            tracing::warn!(request.id = %id, pull = number, error = %e, "could not set the approval status before merging");
+            tracing::warn!(request.id = %id, github.pull = number, error = %e, "could not set the approval status before merging");
         }
         let token = self
             .client
@@ -81,7 +81,7 @@ impl GitHubForge {
             tracing::warn!(request.id = %id, error = %e, "could not revoke the merge token (it expires within the hour)");
         }
         if let Ok(commit) = &merged {
-            tracing::info!(request.id = %id, pull = number, head = short(&head), commit = short(commit), "pull request squash-merged");
+            tracing::info!(request.id = %id, github.pull = number, review.head = short(&head), github.merge_commit = short(commit), "pull request squash-merged");
         }
         merged
     }
@@ -98,7 +98,7 @@ impl GitHubForge {
         match self.squash(number, id).await {
             Ok(_) => Ok(()),
             Err(ForgeError::Permanent(reason)) => {
-                tracing::warn!(request.id = %id, pull = number, reason, "the executed request's pull request was not merged");
+                tracing::warn!(request.id = %id, github.pull = number, reason, "the executed request's pull request was not merged");
                 let marker = format!("<!-- countersign:{id}:not-merged -->");
                 let posted = self
                     .client

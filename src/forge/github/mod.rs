@@ -181,7 +181,7 @@ impl GitHubForge {
                     .create_pull(&title, &branch, &self.base_branch, &body)
                     .await?;
                 if pull.head.sha != pushed.head.to_string() {
-                    tracing::warn!(request.id = %request.id, pull = pull.number, "the pull request's head is not the commit countersign pushed");
+                    tracing::warn!(request.id = %request.id, github.pull = pull.number, "the pull request's head is not the commit countersign pushed");
                 }
                 (pull, true)
             }
@@ -246,7 +246,7 @@ impl Forge for GitHubForge {
         if let Some(m) = &self.metrics {
             m.observe_github_review_open(calls);
         }
-        tracing::debug!(request.id = %request.id, github.calls = calls, ok = result.is_ok(), "GitHub review opening");
+        tracing::debug!(request.id = %request.id, github.calls = calls, success = result.is_ok(), "GitHub review opening");
         result
     }
 

@@ -258,7 +258,7 @@ impl Rest {
                         )));
                     }
                     let delay = backoff(attempts, &self.policy, rand::random_range(0.0..1.0));
-                    tracing::debug!(github.route = %label, attempts, delay_ms = delay.as_millis() as u64, outcome, "retrying GitHub call");
+                    tracing::debug!(github.route = %label, attempts, retry_in_ms = delay.as_millis() as u64, outcome, "retrying GitHub call");
                     tokio::time::sleep(delay).await;
                 }
             }

@@ -60,7 +60,7 @@ pub fn reviewers(
                 Some((org, team)) => {
                     if !org.eq_ignore_ascii_case(repo_owner) {
                         tracing::debug!(
-                            owner,
+                            github.team = owner,
                             "team of another organisation: not requested as reviewer"
                         );
                     } else if !contains(&out.teams, team) {

@@ -154,8 +154,8 @@ impl Notifier {
                 self.status.delivered.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
                     request.id = fields.0,
-                    event = fields.1,
-                    target = fields.2,
+                    notify.event = fields.1,
+                    notify.destination = fields.2,
                     attempts,
                     "notification delivered"
                 );
@@ -174,7 +174,7 @@ impl Notifier {
                     || attempts >= i64::from(self.config.max_attempts);
                 if give_up {
                     self.status.failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(request.id = fields.0, event = fields.1, target = fields.2, attempts, error = %error, "notification given up");
+                    tracing::error!(request.id = fields.0, notify.event = fields.1, notify.destination = fields.2, attempts, error = %error, "notification given up");
                     return store
                         .notify_settled(d, "failed", None, Some(&error), now)
                         .await;
@@ -184,7 +184,7 @@ impl Notifier {
                     SendError::RateLimited(wait) => wait.min(MAX_BACKOFF),
                     _ => backoff(attempts),
                 };
-                tracing::warn!(request.id = fields.0, event = fields.1, target = fields.2, attempts, error = %error, retry_in_ms = wait.as_millis() as u64, "notification attempt failed");
+                tracing::warn!(request.id = fields.0, notify.event = fields.1, notify.destination = fields.2, attempts, error = %error, retry_in_ms = wait.as_millis() as u64, "notification attempt failed");
                 store
                     .notify_retry(d, now + crate::time::duration_ms(wait), &error, now)
                     .await
@@ -260,7 +260,7 @@ impl Notifier {
     {
         match send(rich).await {
             Err(SendError::Refused(why)) => {
-                tracing::warn!(request.id = %d.request_id, event = %d.event, target = %d.target, error = %why, "destination refused the message; sending the minimal one");
+                tracing::warn!(request.id = %d.request_id, notify.event = %d.event, notify.destination = %d.target, error = %why, "destination refused the message; sending the minimal one");
                 let sent = send(minimal).await?;
                 self.status.minimal.fetch_add(1, Ordering::Relaxed);
                 Ok(sent)
