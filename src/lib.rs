@@ -5,6 +5,7 @@
 //! repository by default); reviewers approve or deny through the [`server`]; the [`cli`] wraps all
 //! of it. See `docs/ARCHITECTURE.md` for the map.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod credentials;
