@@ -9,6 +9,9 @@ mod reviews;
 mod tokens;
 mod webhooks;
 
+#[cfg(test)]
+mod api_tests;
+
 pub use error::ApiError;
 
 use crate::api::{Check, Health, LedgerReadiness, Liveness, Readiness, ReadyStatus};
