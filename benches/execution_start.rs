@@ -101,17 +101,17 @@ async fn main() {
             "payload": {"table": "customers", "limit": 500, "n": i, "where": {"email": "ann@example.com"}},
         }))
         .unwrap();
-        let a = agent.submit(&body, None).await.unwrap();
+        let a = agent.submit_value(&body, None).await.unwrap();
         assert_eq!(a.status, 202, "{}", a.body);
         let id = a.body["id"].as_str().unwrap().to_owned();
         agent
-            .wait_for(&id, Duration::from_secs(20), |s| {
+            .wait_for_value(&id, Duration::from_secs(20), |s| {
                 s["state"] == "pending_review"
             })
             .await
             .unwrap();
         let sent = Instant::now();
-        let r = bob.review(&id, "approve", None).await.unwrap();
+        let r = bob.review_value(&id, "approve", None).await.unwrap();
         review_calls.push(sent.elapsed());
         assert_eq!(r.body["state"], "approved", "{}", r.body);
         let arrived = loop {

@@ -2,10 +2,11 @@
 //!
 //! Agents submit signed change requests ([`request`]); the [`engine`] keeps each one in a durable
 //! state machine backed by the [`store`]; a [`forge`] opens a review for it (a branch in a local git
-//! repository by default); reviewers approve or deny through the [`server`]; the [`cli`] wraps all
-//! of it. See `docs/ARCHITECTURE.md` for the map.
+//! repository by default); reviewers approve or deny through the [`server`], whose documents are
+//! the typed [`api`] structs; the [`cli`] wraps all of it. See `docs/ARCHITECTURE.md` for the map.
 
 pub mod actions;
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;

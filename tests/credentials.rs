@@ -402,12 +402,7 @@ async fn rotation_keeps_old_tokens_verifiable_across_restarts() {
         .await;
     assert_eq!(h.server.engine.credentials().current_kid(), new_kid);
     let jwks = h.server.engine.credentials().jwks();
-    let kids: Vec<&str> = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap())
-        .collect();
+    let kids: Vec<&str> = jwks.keys.iter().map(|k| k.kid.as_str()).collect();
     assert_eq!(kids, [new_kid.as_str(), old_kid.as_str()]);
     let (_, answer) = introspect(&h, Some(CLIENT_TOKEN), &[("token", &before.token)]).await;
     assert_eq!(answer["active"], true, "{answer}");

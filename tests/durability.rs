@@ -16,9 +16,9 @@ use std::time::Duration;
 async fn pending_requests_survive_a_restart_and_can_be_decided_after() {
     let h = Harness::start().await;
     let id = h.pending().await;
-    let before = h.agent_a().status(&id).await.unwrap().body;
+    let before = h.agent_a().status_value(&id).await.unwrap().body;
     let h = h.restart_with(|_| {}).await;
-    let after = h.agent_a().status(&id).await.unwrap().body;
+    let after = h.agent_a().status_value(&id).await.unwrap().body;
     assert_eq!(after["state"], "pending_review");
     assert_eq!(after["digest"], before["digest"]);
     // The review URL names the server's address, which changes with the port.
@@ -26,7 +26,7 @@ async fn pending_requests_survive_a_restart_and_can_be_decided_after() {
     assert_eq!(after["review"]["reference"], before["review"]["reference"]);
     assert_eq!(
         h.reviewer(BOB)
-            .review(&id, "approve", None)
+            .review_value(&id, "approve", None)
             .await
             .unwrap()
             .status,
@@ -43,7 +43,7 @@ async fn a_failing_forge_is_retried_and_the_review_appears_once_it_works() {
     let id = h.submit_ok().await;
     let agent = h.agent_a();
     let failing = agent
-        .wait_for(&id, Duration::from_secs(10), |s| {
+        .wait_for_value(&id, Duration::from_secs(10), |s| {
             s["forge"]["attempts"].as_i64().unwrap_or(0) >= 1
         })
         .await
@@ -75,7 +75,7 @@ async fn kill_9_during_a_burst_loses_no_accepted_request_and_work_resumes() {
     let agent = AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
     for id in &accepted {
         let status = agent
-            .wait_for(id, Duration::from_secs(30), |s| {
+            .wait_for_value(id, Duration::from_secs(30), |s| {
                 s["state"] == "pending_review"
             })
             .await
@@ -179,15 +179,15 @@ async fn payloads_sealed_before_a_key_rotation_stay_readable() {
     assert_ne!(std::fs::read_to_string(&key).unwrap(), before);
     let h = Harness::resume(dir, http).await;
     // The reviewer view opens the sealed submission to mask it: old and new keys both work.
-    let view = h.reviewer(BOB).show(&old).await.unwrap();
+    let view = h.reviewer(BOB).show_value(&old).await.unwrap();
     assert_eq!(view.status, 200, "{}", view.body);
     assert_eq!(view.body["payload"]["limit"], 5);
     let body = action_body(serde_json::json!({ "limit": 6 }));
-    let new = h.agent_a().submit(&body, None).await.unwrap();
+    let new = h.agent_a().submit_value(&body, None).await.unwrap();
     assert_eq!(new.status, 202, "{}", new.body);
     let new = new.body["id"].as_str().unwrap().to_owned();
     h.wait_state(&h.agent_a(), &new, "pending_review").await;
-    let view = h.reviewer(BOB).show(&new).await.unwrap();
+    let view = h.reviewer(BOB).show_value(&new).await.unwrap();
     assert_eq!(view.body["payload"]["limit"], 6, "{}", view.body);
     // The new row is sealed under the new key id.
     let db = h.dir.path().join("countersign.db");
@@ -249,7 +249,7 @@ async fn wait_ready(h: &Harness, ready: bool) -> serde_json::Value {
 async fn wait_succeeded(h: &Harness, id: &str) {
     let status = h
         .agent_a()
-        .wait_for(id, Duration::from_secs(30), |s| {
+        .wait_for_value(id, Duration::from_secs(30), |s| {
             matches!(
                 s["state"].as_str(),
                 Some("succeeded" | "failed" | "outcome_unknown")
@@ -263,7 +263,7 @@ async fn wait_succeeded(h: &Harness, id: &str) {
 /// Every acknowledged request is there, as its agent sees it (never `404`).
 async fn assert_all_there(h: &Harness, ids: &[String], when: &str) {
     for id in ids {
-        let r = h.agent_a().status(id).await.unwrap();
+        let r = h.agent_a().status_value(id).await.unwrap();
         assert_eq!(
             r.status, 200,
             "{when}: acknowledged request {id}: {}",
@@ -285,7 +285,11 @@ async fn a_full_disk_loses_no_acknowledged_work_runs_nothing_twice_and_heals_by_
     record_runs(&h, out.path()).await;
     // Before the fault: one action approved and run; one request waiting for its reviewer.
     let (ran, _) = h.pending_with(&action_body(json!({"limit": 1}))).await;
-    let r = h.reviewer(BOB).review(&ran, "approve", None).await.unwrap();
+    let r = h
+        .reviewer(BOB)
+        .review_value(&ran, "approve", None)
+        .await
+        .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     wait_succeeded(&h, &ran).await;
     let (waiting, _) = h.pending_with(&action_body(json!({"limit": 2}))).await;
@@ -299,7 +303,7 @@ async fn a_full_disk_loses_no_acknowledged_work_runs_nothing_twice_and_heals_by_
     let mut after_refusal = 0;
     for n in 0..1000 {
         let r = agent
-            .submit(&action_body(json!({ "n": n })), None)
+            .submit_value(&action_body(json!({ "n": n })), None)
             .await
             .unwrap();
         match r.status.as_u16() {
@@ -317,7 +321,7 @@ async fn a_full_disk_loses_no_acknowledged_work_runs_nothing_twice_and_heals_by_
     assert!(refused > 0, "the full disk never made a write fail");
     let approval = h
         .reviewer(BOB)
-        .review(&waiting, "approve", None)
+        .review_value(&waiting, "approve", None)
         .await
         .unwrap();
     assert!(
@@ -339,7 +343,7 @@ async fn a_full_disk_loses_no_acknowledged_work_runs_nothing_twice_and_heals_by_
     if approval.status != 200 {
         let again = h
             .reviewer(BOB)
-            .review(&waiting, "approve", None)
+            .review_value(&waiting, "approve", None)
             .await
             .unwrap();
         assert_eq!(again.status, 200, "{}", again.body);
@@ -353,7 +357,7 @@ async fn a_full_disk_loses_no_acknowledged_work_runs_nothing_twice_and_heals_by_
         .await;
     assert_all_there(&h, &acknowledged, "after a restart").await;
     for id in [&ran, &waiting] {
-        let status = h.agent_a().status(id).await.unwrap().body;
+        let status = h.agent_a().status_value(id).await.unwrap().body;
         assert_eq!(status["state"], "succeeded", "{status}");
     }
     assert_eq!(
@@ -399,13 +403,13 @@ async fn a_read_only_data_directory_refuses_writes_and_heals_once_writable_again
     let mut server = spawn_server(&config);
     let agent = AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
     let before = agent
-        .submit(&action_body(json!({"limit": 7})), None)
+        .submit_value(&action_body(json!({"limit": 7})), None)
         .await
         .unwrap();
     assert_eq!(before.status, 202, "{}", before.body);
     let before = before.body["id"].as_str().unwrap().to_owned();
     agent
-        .wait_for(&before, Duration::from_secs(20), |s| {
+        .wait_for_value(&before, Duration::from_secs(20), |s| {
             s["state"] == "pending_review"
         })
         .await
@@ -417,7 +421,7 @@ async fn a_read_only_data_directory_refuses_writes_and_heals_once_writable_again
     let server = spawn_server(&config);
     let agent = AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
     let refused = agent
-        .submit(&action_body(json!({"limit": 8})), None)
+        .submit_value(&action_body(json!({"limit": 8})), None)
         .await
         .unwrap();
     assert_eq!(
@@ -427,35 +431,38 @@ async fn a_read_only_data_directory_refuses_writes_and_heals_once_writable_again
     );
     let ready = wait_url_ready(&server.url, false).await;
     assert_eq!(ready["database"]["ok"], false, "{ready}");
-    assert_eq!(agent.status(&before).await.unwrap().status, 200);
+    assert_eq!(agent.status_value(&before).await.unwrap().status, 200);
 
     fs.remount(false);
     let ready = wait_url_ready(&server.url, true).await;
     assert_eq!(ready["database"]["ok"], true, "{ready}");
     let after = agent
-        .submit(&action_body(json!({"limit": 9})), None)
+        .submit_value(&action_body(json!({"limit": 9})), None)
         .await
         .unwrap();
     assert_eq!(after.status, 202, "{}", after.body);
     let after = after.body["id"].as_str().unwrap().to_owned();
     agent
-        .wait_for(&after, Duration::from_secs(20), |s| {
+        .wait_for_value(&after, Duration::from_secs(20), |s| {
             s["state"] == "pending_review"
         })
         .await
         .unwrap();
     let reviewer = countersign::cli::client::ReviewerClient::new(&server.url, BOB);
-    let r = reviewer.review(&before, "approve", None).await.unwrap();
+    let r = reviewer
+        .review_value(&before, "approve", None)
+        .await
+        .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     drop(server);
 
     let server = spawn_server(&config);
     let agent = AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
     for id in [&before, &after] {
-        let r = agent.status(id).await.unwrap();
+        let r = agent.status_value(id).await.unwrap();
         assert_eq!(r.status, 200, "{id} after a restart: {}", r.body);
     }
-    let status = agent.status(&before).await.unwrap().body;
+    let status = agent.status_value(&before).await.unwrap().body;
     assert_ne!(
         status["state"], "pending_review",
         "the approval was kept: {status}"
@@ -469,7 +476,7 @@ async fn a_database_truncated_to_half_is_refused_at_start_saying_so() {
     for n in 0..20 {
         let r = h
             .agent_a()
-            .submit(
+            .submit_value(
                 &action_body(json!({ "n": n, "pad": "x".repeat(2000) })),
                 None,
             )
@@ -549,7 +556,7 @@ async fn stale_git_locks_of_a_killed_run_are_cleared_at_start_and_a_held_lock_is
     std::fs::rename(&repo, &hidden).unwrap();
     let id = h.submit_ok().await;
     h.agent_a()
-        .wait_for(&id, Duration::from_secs(10), |s| {
+        .wait_for_value(&id, Duration::from_secs(10), |s| {
             s["forge"]["attempts"].as_i64().unwrap_or(0) >= 1
         })
         .await

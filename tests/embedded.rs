@@ -53,19 +53,19 @@ async fn serve_without_configuration_sets_up_a_private_data_dir_and_local_identi
         AgentKey::new(key.trim().as_bytes().to_vec()).unwrap(),
     );
     let submitted = agent
-        .submit(&action_body(json!({"limit": 1})), None)
+        .submit_value(&action_body(json!({"limit": 1})), None)
         .await
         .unwrap();
     assert_eq!(submitted.status, 202, "{}", submitted.body);
     let id = submitted.body["id"].as_str().unwrap();
     agent
-        .wait_for(id, Duration::from_secs(20), |s| {
+        .wait_for_value(id, Duration::from_secs(20), |s| {
             s["state"] == "pending_review"
         })
         .await
         .unwrap();
     let approved = ReviewerClient::new(&url, token.trim())
-        .review(id, "approve", None)
+        .review_value(id, "approve", None)
         .await
         .unwrap();
     assert_eq!(approved.status, 200, "{}", approved.body);

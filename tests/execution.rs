@@ -75,7 +75,7 @@ async fn assert_refused_before_running(h: &Harness, id: &str, why: &str) {
 
 async fn wait_final(h: &Harness, id: &str) -> Value {
     h.agent_a()
-        .wait_for(id, Duration::from_secs(30), |s| {
+        .wait_for_value(id, Duration::from_secs(30), |s| {
             matches!(
                 s["state"].as_str(),
                 Some("succeeded" | "failed" | "outcome_unknown")
@@ -254,7 +254,11 @@ async fn an_approved_action_runs_once_with_a_token_the_service_verifies() {
     }))
     .unwrap();
     let (id, _) = h.pending_with(&body).await;
-    let r = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    let r = h
+        .reviewer(BOB)
+        .review_value(&id, "approve", None)
+        .await
+        .unwrap();
     assert_eq!(r.body["state"], "approved", "{}", r.body);
     let status = wait_final(&h, &id).await;
     assert_eq!(status["state"], "succeeded", "{status}");
@@ -294,7 +298,7 @@ async fn an_approved_action_runs_once_with_a_token_the_service_verifies() {
     );
     assert!(status["payload_erased_at"].is_string(), "{status}");
     // The reviewer still sees the masked request after the raw payload is gone.
-    let view = h.reviewer(CAROL).show(&id).await.unwrap();
+    let view = h.reviewer(CAROL).show_value(&id).await.unwrap();
     assert_eq!(view.status, 200, "{}", view.body);
     assert_eq!(view.body["payload"]["limit"], 5);
     assert_ne!(view.body["payload"]["notify"], "jane.doe@example.com");
@@ -332,13 +336,13 @@ async fn an_approved_action_runs_once_with_a_token_the_service_verifies() {
         assert_eq!(body["outcome"]["http_status"], 200);
         assert!(!body.to_string().contains("jane.doe@example.com"));
     }
-    let status = h.agent_a().status(&id).await.unwrap().body;
+    let status = h.agent_a().status_value(&id).await.unwrap().body;
     assert_eq!(status["execution"]["callback"]["state"], "delivered");
     assert_eq!(status["execution"]["callback"]["attempts"], 2);
     // A late, repeated approval cannot start anything.
     let again = h
         .reviewer(CAROL)
-        .review(&id, "approve", None)
+        .review_value(&id, "approve", None)
         .await
         .unwrap();
     assert_eq!(again.status, 409, "{}", again.body);
@@ -398,7 +402,7 @@ async fn concurrent_approvals_start_a_single_run() {
             carol.clone()
         };
         let id = id.clone();
-        racing.spawn(async move { r.review(&id, "approve", None).await.unwrap() });
+        racing.spawn(async move { r.review_value(&id, "approve", None).await.unwrap() });
     }
     let mut approved = 0;
     while let Some(a) = racing.join_next().await {
@@ -437,7 +441,10 @@ async fn a_command_gets_the_payload_and_token_and_a_slow_one_is_killed() {
             json!({"limit": 7, "secret": "hunter2-canary"}),
         ))
         .await;
-    h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    h.reviewer(BOB)
+        .review_value(&id, "approve", None)
+        .await
+        .unwrap();
     let status = wait_final(&h, &id).await;
     assert_eq!(status["state"], "succeeded", "{status}");
     let payload: Value =
@@ -472,7 +479,7 @@ async fn a_command_gets_the_payload_and_token_and_a_slow_one_is_killed() {
     let (code, body) = {
         let a = h
             .agent_a()
-            .submit(
+            .submit_value(
                 &serde_json::to_vec(&json!({
                     "kind": "action", "action": "deploy", "resource": "staging/web",
                     "environment": "staging", "justification": "ship it", "payload": {},
@@ -555,7 +562,11 @@ async fn a_tampered_stored_payload_is_refused_before_anything_runs() {
         (&altered, "cannot be opened"),
         (&resealed, "is not the approved digest"),
     ] {
-        let r = h.reviewer(BOB).review(id, "approve", None).await.unwrap();
+        let r = h
+            .reviewer(BOB)
+            .review_value(id, "approve", None)
+            .await
+            .unwrap();
         assert_eq!(r.body["state"], "approved", "{}", r.body);
         assert_refused_before_running(&h, id, why).await;
     }
@@ -609,7 +620,11 @@ async fn an_unsealed_stored_payload_is_refused_like_a_failed_seal() {
     pool.close().await;
 
     let h = Harness::resume(dir, http).await;
-    let r = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    let r = h
+        .reviewer(BOB)
+        .review_value(&id, "approve", None)
+        .await
+        .unwrap();
     assert_eq!(r.body["state"], "approved", "{}", r.body);
     assert_refused_before_running(&h, &id, "cannot be opened").await;
     assert!(!out.path().join("runs").exists(), "the command never ran");
@@ -625,10 +640,13 @@ async fn an_approved_change_is_merged_into_the_base_branch() {
     }))
     .unwrap();
     let (id, _) = h.pending_with(&change).await;
-    h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    h.reviewer(BOB)
+        .review_value(&id, "approve", None)
+        .await
+        .unwrap();
     let r = h
         .reviewer(CAROL)
-        .review(&id, "approve", None)
+        .review_value(&id, "approve", None)
         .await
         .unwrap();
     assert_eq!(r.body["state"], "approved", "{}", r.body);
@@ -672,13 +690,13 @@ async fn the_raw_payload_is_kept_for_the_retention_then_erased() {
     .await;
     let (kept, _) = h.pending_with(&action_body(json!({"limit": 3}))).await;
     h.reviewer(BOB)
-        .review(&kept, "approve", None)
+        .review_value(&kept, "approve", None)
         .await
         .unwrap();
     let status = wait_final(&h, &kept).await;
     assert_eq!(status["state"], "succeeded", "{status}");
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let status = h.agent_a().status(&kept).await.unwrap().body;
+    let status = h.agent_a().status_value(&kept).await.unwrap().body;
     assert!(status.get("payload_erased_at").is_none(), "{status}");
 
     // Retention zero (the default): a denied request's payload goes with the next sweep.
@@ -687,19 +705,19 @@ async fn the_raw_payload_is_kept_for_the_retention_then_erased() {
         .await;
     let (denied, _) = h.pending_with(&action_body(json!({"limit": 4}))).await;
     h.reviewer(ALICE)
-        .review(&denied, "deny", Some("no"))
+        .review_value(&denied, "deny", Some("no"))
         .await
         .unwrap();
     for id in [&denied, &kept] {
         let erased = h
             .agent_a()
-            .wait_for(id, Duration::from_secs(10), |s| {
+            .wait_for_value(id, Duration::from_secs(10), |s| {
                 s["payload_erased_at"].is_string()
             })
             .await;
         assert!(erased.is_ok(), "{id} erased once its retention is over");
     }
-    let view = h.reviewer(BOB).show(&denied).await.unwrap();
+    let view = h.reviewer(BOB).show_value(&denied).await.unwrap();
     assert_eq!(view.body["payload"]["limit"], 4, "the masked copy stays");
 }
 
@@ -718,7 +736,10 @@ async fn a_credential_helper_exchanges_the_token_for_what_the_action_gets() {
     )
     .await;
     let (id, _) = h.pending_with(&action_body(json!({"limit": 2}))).await;
-    h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    h.reviewer(BOB)
+        .review_value(&id, "approve", None)
+        .await
+        .unwrap();
     let status = wait_final(&h, &id).await;
     assert_eq!(status["state"], "succeeded", "{status}");
     // The helper got countersign's token on stdin ...
@@ -750,7 +771,10 @@ async fn a_credential_helper_exchanges_the_token_for_what_the_action_gets() {
     )
     .await;
     let (id, _) = h.pending_with(&action_body(json!({"limit": 3}))).await;
-    h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    h.reviewer(BOB)
+        .review_value(&id, "approve", None)
+        .await
+        .unwrap();
     let status = wait_final(&h, &id).await;
     assert_eq!(status["state"], "failed", "{status}");
     let error = status["execution"]["outcome"]["error"].as_str().unwrap();
@@ -782,7 +806,7 @@ github = { permissions = { contents = "read" } }
     .await;
     let (workflow, _) = h.pending_with(&action_body(json!({"limit": 1}))).await;
     h.reviewer(BOB)
-        .review(&workflow, "approve", None)
+        .review_value(&workflow, "approve", None)
         .await
         .unwrap();
     let deploy = serde_json::to_vec(&json!({
@@ -791,7 +815,7 @@ github = { permissions = { contents = "read" } }
     }))
     .unwrap();
     // Deploying to staging is auto-approved.
-    let answer = h.agent_a().submit(&deploy, None).await.unwrap();
+    let answer = h.agent_a().submit_value(&deploy, None).await.unwrap();
     assert_eq!(answer.status, 202, "{}", answer.body);
     let credential = answer.body["id"].as_str().unwrap().to_owned();
     for (id, why) in [
@@ -831,7 +855,7 @@ async fn callbacks_only_go_to_the_allowed_hosts() {
     // The cloud metadata service, or any internal host, is not a place to POST outcomes to.
     let refused = h
         .agent_a()
-        .submit(&body("http://169.254.169.254/latest/meta-data"), None)
+        .submit_value(&body("http://169.254.169.254/latest/meta-data"), None)
         .await
         .unwrap();
     assert_eq!(refused.status, 422, "{}", refused.body);
@@ -849,7 +873,7 @@ async fn callbacks_only_go_to_the_allowed_hosts() {
     );
     let accepted = h
         .agent_a()
-        .submit(&body("https://bot.agents.internal/hook"), None)
+        .submit_value(&body("https://bot.agents.internal/hook"), None)
         .await
         .unwrap();
     assert_eq!(accepted.status, 202, "{}", accepted.body);
@@ -908,9 +932,12 @@ async fn an_http_action_that_times_out_after_its_request_was_sent_has_an_unknown
     }))
     .unwrap();
     let (id, _) = h.pending_with(&grant).await;
-    h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    h.reviewer(BOB)
+        .review_value(&id, "approve", None)
+        .await
+        .unwrap();
     h.reviewer(CAROL)
-        .review(&id, "approve", None)
+        .review_value(&id, "approve", None)
         .await
         .unwrap();
     let status = wait_final(&h, &id).await;
@@ -936,7 +963,10 @@ async fn an_http_action_that_times_out_after_its_request_was_sent_has_an_unknown
     }))
     .unwrap();
     let (id, _) = h.pending_with(&export).await;
-    h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    h.reviewer(BOB)
+        .review_value(&id, "approve", None)
+        .await
+        .unwrap();
     let status = wait_final(&h, &id).await;
     assert_eq!(status["state"], "failed", "{status}");
 }
@@ -973,7 +1003,7 @@ async fn callbacks_to_internal_addresses_are_refused_unless_their_host_is_opted_
         "http://[fd00::1]/x".to_owned(),
         "http://224.0.0.1/x".to_owned(),
     ] {
-        let refused = h.agent_a().submit(&body(&url), None).await.unwrap();
+        let refused = h.agent_a().submit_value(&body(&url), None).await.unwrap();
         assert_eq!(refused.status, 422, "{url}: {}", refused.body);
         assert_eq!(
             refused.body["error"]["code"], "callback_not_allowed",
@@ -990,11 +1020,14 @@ async fn callbacks_to_internal_addresses_are_refused_unless_their_host_is_opted_
     // never called.
     let named = callback_url.replace("127.0.0.1", "localhost");
     let (id, _) = h.pending_with(&body(&named)).await;
-    h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    h.reviewer(BOB)
+        .review_value(&id, "approve", None)
+        .await
+        .unwrap();
     wait_final(&h, &id).await;
     let mut status = Value::Null;
     for _ in 0..100 {
-        status = h.agent_a().status(&id).await.unwrap().body;
+        status = h.agent_a().status_value(&id).await.unwrap().body;
         if status["execution"]["callback"]["attempts"].as_i64() >= Some(1) {
             break;
         }
@@ -1030,7 +1063,10 @@ async fn callbacks_to_internal_addresses_are_refused_unless_their_host_is_opted_
         })
         .await;
     let (id, _) = h.pending_with(&body(&format!("{named}&again=1"))).await;
-    h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    h.reviewer(BOB)
+        .review_value(&id, "approve", None)
+        .await
+        .unwrap();
     wait_final(&h, &id).await;
     for _ in 0..100 {
         if !callbacks.received.lock().unwrap().is_empty() {

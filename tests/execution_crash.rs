@@ -56,19 +56,19 @@ async fn kill_during_execution(dir: &Path, out: &Path, idempotent: bool) -> Stri
     let mut server = spawn_server(&config);
     let agent = AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
     let submitted = agent
-        .submit(&action_body(json!({"limit": 9})), None)
+        .submit_value(&action_body(json!({"limit": 9})), None)
         .await
         .unwrap();
     assert_eq!(submitted.status, 202, "{}", submitted.body);
     let id = submitted.body["id"].as_str().unwrap().to_owned();
     agent
-        .wait_for(&id, Duration::from_secs(20), |s| {
+        .wait_for_value(&id, Duration::from_secs(20), |s| {
             s["state"] == "pending_review"
         })
         .await
         .unwrap();
     let r = ReviewerClient::new(&server.url, BOB)
-        .review(&id, "approve", None)
+        .review_value(&id, "approve", None)
         .await
         .unwrap();
     assert_eq!(r.body["state"], "approved", "{}", r.body);
@@ -77,7 +77,7 @@ async fn kill_during_execution(dir: &Path, out: &Path, idempotent: bool) -> Stri
         assert!(Instant::now() < deadline, "the action never started");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let status = agent.status(&id).await.unwrap().body;
+    let status = agent.status_value(&id).await.unwrap().body;
     assert_eq!(status["state"], "executing", "{status}");
     server.kill_9();
     // The action dies with countersign (PR_SET_PDEATHSIG): nothing runs unobserved.
@@ -94,7 +94,7 @@ async fn restart_and_wait(dir: &Path, id: &str, state: &str) -> (Binary, Value) 
     let server = spawn_server(&dir.join("countersign.toml"));
     let agent = AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
     let status = agent
-        .wait_for(id, Duration::from_secs(20), |s| s["state"] == state)
+        .wait_for_value(id, Duration::from_secs(20), |s| s["state"] == state)
         .await
         .unwrap();
     (server, status)

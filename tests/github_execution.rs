@@ -111,14 +111,14 @@ impl Setup {
     async fn pending(&self, body: Value) -> (String, u64) {
         let answer = self
             .agent
-            .submit(&serde_json::to_vec(&body).unwrap(), None)
+            .submit_value(&serde_json::to_vec(&body).unwrap(), None)
             .await
             .unwrap();
         assert_eq!(answer.status, 202, "{}", answer.body);
         let id = answer.body["id"].as_str().unwrap().to_owned();
         let status = self
             .agent
-            .wait_for(&id, Duration::from_secs(30), |s| {
+            .wait_for_value(&id, Duration::from_secs(30), |s| {
                 s["state"] == "pending_review"
             })
             .await
@@ -132,14 +132,14 @@ impl Setup {
     }
 
     async fn approve(&self, id: &str) {
-        let r = self.bob.review(id, "approve", None).await.unwrap();
+        let r = self.bob.review_value(id, "approve", None).await.unwrap();
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(r.body["state"], "approved", "{}", r.body);
     }
 
     async fn final_state(&self, id: &str) -> Value {
         self.agent
-            .wait_for(id, Duration::from_secs(60), |s| {
+            .wait_for_value(id, Duration::from_secs(60), |s| {
                 matches!(
                     s["state"].as_str(),
                     Some("succeeded" | "failed" | "outcome_unknown")
@@ -177,7 +177,7 @@ impl Setup {
         let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
         let mut texts = vec![logs];
         for id in ids {
-            texts.push(self.agent.status(id).await.unwrap().body.to_string());
+            texts.push(self.agent.status_value(id).await.unwrap().body.to_string());
             texts.extend(self.ledger(id).await.iter().map(Value::to_string));
         }
         for token in &tokens {

@@ -590,13 +590,13 @@ async fn serve_with_a_github_section_opens_pull_requests_and_takes_webhooks() {
         common::key(common::KEY_A_NEW),
     );
     let answer = agent
-        .submit(&common::action_body(json!({ "limit": 5 })), None)
+        .submit_value(&common::action_body(json!({ "limit": 5 })), None)
         .await
         .unwrap();
     assert_eq!(answer.status, 202, "{}", answer.body);
     let id = answer.body["id"].as_str().unwrap().to_owned();
     let status = agent
-        .wait_for(&id, Duration::from_secs(20), |s| {
+        .wait_for_value(&id, Duration::from_secs(20), |s| {
             s["state"] == "pending_review"
         })
         .await

@@ -77,7 +77,7 @@ impl Setup {
 
     /// Submits `body` and waits for its pull request: (request id, PR number).
     async fn pending(&self, body: &[u8]) -> (String, u64) {
-        let a = self.agent().submit(body, None).await.unwrap();
+        let a = self.agent().submit_value(body, None).await.unwrap();
         assert_eq!(a.status, 202, "{}", a.body);
         let id = a.body["id"].as_str().unwrap().to_owned();
         let status = self.wait(&id, "pending_review").await;
@@ -91,13 +91,13 @@ impl Setup {
 
     async fn wait(&self, id: &str, state: &str) -> Value {
         self.agent()
-            .wait_for(id, Duration::from_secs(30), |s| s["state"] == state)
+            .wait_for_value(id, Duration::from_secs(30), |s| s["state"] == state)
             .await
             .unwrap_or_else(|e| panic!("{id} never became {state}: {e}"))
     }
 
     async fn status(&self, id: &str) -> Value {
-        self.agent().status(id).await.unwrap().body
+        self.agent().status_value(id).await.unwrap().body
     }
 
     async fn event_kinds(&self, id: &str) -> Vec<String> {
@@ -672,14 +672,14 @@ async fn a_change_a_person_merged_is_never_taken_as_countersigns_execution() {
     s.fake.merge_pr_as("erin", pr).await;
     for token in [common::BOB, common::CAROL] {
         let r = countersign::cli::client::ReviewerClient::new(&s.server.url(), token)
-            .review(&id, "approve", None)
+            .review_value(&id, "approve", None)
             .await
             .unwrap();
         assert_eq!(r.status, 200, "{}", r.body);
     }
     let status = s
         .agent()
-        .wait_for(&id, Duration::from_secs(30), |st| {
+        .wait_for_value(&id, Duration::from_secs(30), |st| {
             ["succeeded", "failed", "outcome_unknown"].contains(&st["state"].as_str().unwrap())
         })
         .await

@@ -32,7 +32,7 @@ async fn a_signed_request_is_accepted_durably_with_digest_and_location() {
     assert!(answer["digest"].as_str().unwrap().starts_with("sha256:"));
     // The digest is the canonical one: the same content with keys reordered digests the same.
     let reordered = br#"{"payload":{"limit":5,"table":"orders"},"environment":"prod","resource":"prod/customers","action":"db.export","kind":"action","justification":"other words"}"#;
-    let again = h.agent_a().submit(reordered, None).await.unwrap();
+    let again = h.agent_a().submit_value(reordered, None).await.unwrap();
     assert_eq!(again.status, 202);
     assert_eq!(again.body["digest"], answer["digest"]);
     assert_ne!(again.body["id"], answer["id"]);
@@ -284,10 +284,10 @@ async fn an_idempotent_retry_returns_the_original_answer_and_stores_once() {
     let h = Harness::start().await;
     let agent = h.agent_a();
     let body = action_body(json!({"limit": 3}));
-    let first = agent.submit(&body, Some("retry-42")).await.unwrap();
+    let first = agent.submit_value(&body, Some("retry-42")).await.unwrap();
     assert_eq!(first.status, 202);
     // A retry is signed afresh (new timestamp) and may come much later.
-    let second = agent.submit(&body, Some("retry-42")).await.unwrap();
+    let second = agent.submit_value(&body, Some("retry-42")).await.unwrap();
     assert_eq!(second.status, 202);
     assert_eq!(second.body, first.body);
     // The exact same signed bytes resent by a network layer are also an idempotent retry.
@@ -300,13 +300,17 @@ async fn an_idempotent_retry_returns_the_original_answer_and_stores_once() {
     assert_eq!((status, &replayed), (202, &original));
     // Same key, different content: refused.
     let other = agent
-        .submit(&action_body(json!({"limit": 4})), Some("retry-42"))
+        .submit_value(&action_body(json!({"limit": 4})), Some("retry-42"))
         .await
         .unwrap();
     assert_eq!(other.status, 422);
     assert_eq!(other.body["error"]["code"], "idempotency_key_reused");
     // Keys are per agent: agent-b may use the same key for its own request.
-    let b = h.agent_b().submit(&body, Some("retry-42")).await.unwrap();
+    let b = h
+        .agent_b()
+        .submit_value(&body, Some("retry-42"))
+        .await
+        .unwrap();
     assert_eq!(b.status, 202);
     assert_ne!(b.body["id"], first.body["id"]);
     let (rows, _) = h.stored().await;
@@ -331,11 +335,11 @@ async fn status_is_visible_only_to_the_submitting_agent() {
         mine.get("payload").is_none(),
         "status never echoes the raw payload"
     );
-    let theirs = h.agent_b().status(&id).await.unwrap();
+    let theirs = h.agent_b().status_value(&id).await.unwrap();
     assert_eq!(theirs.status, 404, "{}", theirs.body);
     let missing = h
         .agent_a()
-        .status("cr_01ARZ3NDEKTSV4RRFFQ69G5FAV")
+        .status_value("cr_01ARZ3NDEKTSV4RRFFQ69G5FAV")
         .await
         .unwrap();
     assert_eq!(missing.status, 404);

@@ -61,7 +61,7 @@ async fn a_requests_whole_life_is_in_the_signed_ledger_branch() {
     let approved = pending(&h, 1).await;
     let r = h
         .reviewer(BOB)
-        .review(&approved, "approve", Some("fine"))
+        .review_value(&approved, "approve", Some("fine"))
         .await
         .unwrap();
     assert_eq!(r.body["state"], "approved", "{}", r.body);
@@ -70,19 +70,19 @@ async fn a_requests_whole_life_is_in_the_signed_ledger_branch() {
     // counts without deciding; the owner's denial decides.
     let refused = h
         .reviewer(ALICE)
-        .review(&denied, "approve", None)
+        .review_value(&denied, "approve", None)
         .await
         .unwrap();
     assert_eq!(refused.status, 403, "{}", refused.body);
     let counted = h
         .reviewer(DAVE)
-        .review(&denied, "approve", None)
+        .review_value(&denied, "approve", None)
         .await
         .unwrap();
     assert_eq!(counted.body["state"], "pending_review", "{}", counted.body);
     let r = h
         .reviewer(ALICE)
-        .review(&denied, "deny", Some("not this week"))
+        .review_value(&denied, "deny", Some("not this week"))
         .await
         .unwrap();
     assert_eq!(r.body["state"], "denied", "{}", r.body);
@@ -233,7 +233,11 @@ async fn entries_missing_from_git_after_a_crash_appear_once_on_restart() {
     assert_eq!(after, before, "every entry back, once, unchanged");
     assert_chain(&repo);
     // Later events continue the same chain.
-    let r = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    let r = h
+        .reviewer(BOB)
+        .review_value(&id, "approve", None)
+        .await
+        .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     h.wait_state(&h.agent_a(), &id, "succeeded").await;
     let later = h.ledger_synced().await;
@@ -330,14 +334,14 @@ async fn secrets_in_a_request_never_reach_the_ledger() {
         "payload": { "api_key": canary_key, "to": canary_mail },
     }))
     .unwrap();
-    let a = h.agent_a().submit(&body, None).await.unwrap();
+    let a = h.agent_a().submit_value(&body, None).await.unwrap();
     assert_eq!(a.status, 202, "{}", a.body);
     let id = a.body["id"].as_str().unwrap().to_owned();
     h.wait_state(&h.agent_a(), &id, "pending_review").await;
     let reason = format!("ask {canary_mail} first");
     let r = h
         .reviewer(ALICE)
-        .review(&id, "deny", Some(&reason))
+        .review_value(&id, "deny", Some(&reason))
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
@@ -413,7 +417,7 @@ async fn kill_9_mid_burst_loses_and_duplicates_no_entry() {
     let agent = countersign::cli::client::AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
     for id in &accepted {
         agent
-            .wait_for(id, Duration::from_secs(30), |s| {
+            .wait_for_value(id, Duration::from_secs(30), |s| {
                 s["state"] == "pending_review"
             })
             .await

@@ -68,7 +68,7 @@ fn agent(url: &str) -> AgentClient {
 
 async fn submit(url: &str, n: u32) -> String {
     let answer = agent(url)
-        .submit(&common::action_body(json!({ "n": n })), None)
+        .submit_value(&common::action_body(json!({ "n": n })), None)
         .await
         .unwrap();
     assert_eq!(answer.status, 202, "{}", answer.body);
@@ -123,7 +123,7 @@ fn seqs(entries: &[Value]) -> Vec<i64> {
 async fn settled(url: &str, ids: &[String]) {
     for id in ids {
         agent(url)
-            .wait_for(id, Duration::from_secs(30), |s| {
+            .wait_for_value(id, Duration::from_secs(30), |s| {
                 s["state"] == "pending_review"
             })
             .await

@@ -111,7 +111,11 @@ async fn a_request_is_announced_with_its_link_and_the_message_follows_the_decisi
         link
     );
 
-    let r = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    let r = h
+        .reviewer(BOB)
+        .review_value(&id, "approve", None)
+        .await
+        .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     // Approved, then executed (the test registry's db.export is `/bin/true`): the announcement
     // is updated for each, and each goes in the thread.
@@ -161,11 +165,15 @@ async fn approvals_counted_go_in_the_thread_and_a_denial_carries_its_reason() {
         s.top_level("C-OPS").len() == 1
     })
     .await;
-    let r = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    let r = h
+        .reviewer(BOB)
+        .review_value(&id, "approve", None)
+        .await
+        .unwrap();
     assert_eq!(r.body["state"], "pending_review", "{}", r.body);
     let r = h
         .reviewer(CAROL)
-        .review(&id, "deny", Some("too broad <!channel>"))
+        .review_value(&id, "deny", Some("too broad <!channel>"))
         .await
         .unwrap();
     assert_eq!(r.body["state"], "denied", "{}", r.body);
@@ -260,7 +268,11 @@ async fn a_failing_destination_is_given_up_and_never_blocks_the_decision() {
     )
     .await;
     let (id, _) = h.pending_with(&export(3)).await;
-    let r = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    let r = h
+        .reviewer(BOB)
+        .review_value(&id, "approve", None)
+        .await
+        .unwrap();
     assert_eq!(
         r.body["state"], "approved",
         "decisions do not wait: {}",
@@ -369,7 +381,7 @@ async fn canaries_never_reach_any_message_and_webhook_urls_never_reach_errors() 
     let reason = format!("ask {} first", canaries[0]);
     let r = h
         .reviewer(ALICE)
-        .review(&id, "deny", Some(&reason))
+        .review_value(&id, "deny", Some(&reason))
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
@@ -431,7 +443,7 @@ async fn a_crash_between_slack_posting_and_countersign_recording_posts_once() {
     let held = fake.hold_next_post();
     let mut server = spawn_server(&config);
     let agent = countersign::cli::client::AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
-    let a = agent.submit(&export(5), None).await.unwrap();
+    let a = agent.submit_value(&export(5), None).await.unwrap();
     assert_eq!(a.status, 202, "{}", a.body);
     let id = a.body["id"].as_str().unwrap().to_owned();
     tokio::time::timeout(WAIT, held.arrived())
@@ -444,7 +456,7 @@ async fn a_crash_between_slack_posting_and_countersign_recording_posts_once() {
 
     let server = spawn_server(&config);
     let bob = countersign::cli::client::ReviewerClient::new(&server.url, BOB);
-    let r = bob.review(&id, "approve", None).await.unwrap();
+    let r = bob.review_value(&id, "approve", None).await.unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     wait(&fake, "the update after the restart", |s| {
         let top = s.top_level("C-OPS");
@@ -570,7 +582,11 @@ async fn a_payload_full_of_ampersands_is_still_announced_and_updated_in_slack() 
         "the code block is closed: {payload}"
     );
     assert!(blocks.to_string().contains(&id));
-    let r = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    let r = h
+        .reviewer(BOB)
+        .review_value(&id, "approve", None)
+        .await
+        .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     wait(&fake, "the updates and the thread replies", |s| {
         let top = s.top_level("C-OPS");
@@ -636,7 +652,11 @@ async fn a_destination_that_refuses_the_rich_message_gets_the_minimal_one() {
         link
     );
     // Later updates still go out, in full when the destination takes them.
-    let r = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    let r = h
+        .reviewer(BOB)
+        .review_value(&id, "approve", None)
+        .await
+        .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     wait(&fake, "the updates", |s| {
         let top = s.top_level("C-OPS");

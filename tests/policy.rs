@@ -27,7 +27,7 @@ fn action(action: &str, resource: &str, environment: &str) -> Vec<u8> {
 }
 
 async fn submit(agent: &countersign::cli::client::AgentClient, body: &[u8]) -> (u16, Value) {
-    let a = agent.submit(body, None).await.unwrap();
+    let a = agent.submit_value(body, None).await.unwrap();
     (a.status.as_u16(), a.body)
 }
 
@@ -55,7 +55,7 @@ async fn two_person_rule_counts_distinct_eligible_humans() {
     // alice owns agent-a (configuration): listed in the rule but never eligible.
     let refused = h
         .reviewer(ALICE)
-        .review(&id, "approve", None)
+        .review_value(&id, "approve", None)
         .await
         .unwrap();
     assert_eq!(
@@ -65,18 +65,26 @@ async fn two_person_rule_counts_distinct_eligible_humans() {
         ),
         (403, Some("self_approval_forbidden"))
     );
-    let first = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    let first = h
+        .reviewer(BOB)
+        .review_value(&id, "approve", None)
+        .await
+        .unwrap();
     assert_eq!(first.status, 200, "{}", first.body);
     assert_eq!(
         first.body["state"], "pending_review",
         "one of two approvals is not enough"
     );
-    let again = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    let again = h
+        .reviewer(BOB)
+        .review_value(&id, "approve", None)
+        .await
+        .unwrap();
     assert_eq!(
         (again.status.as_u16(), again.body["error"]["code"].as_str()),
         (409, Some("already_approved"))
     );
-    let status = h.agent_a().status(&id).await.unwrap().body;
+    let status = h.agent_a().status_value(&id).await.unwrap().body;
     let access = requirement(&status, "Access");
     assert_eq!(access["required"], 2);
     assert_eq!(access["approved_by"], json!(["bob"]));
@@ -89,11 +97,11 @@ async fn two_person_rule_counts_distinct_eligible_humans() {
     assert_eq!(requirement(&status, "Audit")["optional"], true);
     let second = h
         .reviewer(CAROL)
-        .review(&id, "approve", None)
+        .review_value(&id, "approve", None)
         .await
         .unwrap();
     assert_eq!(second.body["state"], "approved", "{}", second.body);
-    let status = h.agent_a().status(&id).await.unwrap().body;
+    let status = h.agent_a().status_value(&id).await.unwrap().body;
     assert_eq!(
         requirement(&status, "Access")["approved_by"],
         json!(["bob", "carol"])
@@ -105,7 +113,7 @@ async fn only_owners_of_a_matched_rule_may_approve_or_deny() {
     let h = Harness::start().await;
     let id = pending_action(&h, "db.export", "prod/customers").await;
     // dave owns only the optional Audit rule: his approval counts for nothing required.
-    let status = h.agent_a().status(&id).await.unwrap().body;
+    let status = h.agent_a().status_value(&id).await.unwrap().body;
     assert!(
         requirement(&status, "Exports")["eligible"]
             .as_array()
@@ -113,7 +121,11 @@ async fn only_owners_of_a_matched_rule_may_approve_or_deny() {
             .iter()
             .all(|n| n != "dave")
     );
-    let dave = h.reviewer(DAVE).review(&id, "approve", None).await.unwrap();
+    let dave = h
+        .reviewer(DAVE)
+        .review_value(&id, "approve", None)
+        .await
+        .unwrap();
     assert_eq!(
         dave.status, 200,
         "an optional-section owner may approve: {}",
@@ -131,12 +143,12 @@ async fn only_owners_of_a_matched_rule_may_approve_or_deny() {
     .await;
     let id2 = pending_action(&h2, "db.export", "prod/customers").await;
     let erin = h2.reviewer("csr_erin_token");
-    let a = erin.review(&id2, "approve", None).await.unwrap();
+    let a = erin.review_value(&id2, "approve", None).await.unwrap();
     assert_eq!(
         (a.status.as_u16(), a.body["error"]["code"].as_str()),
         (403, Some("not_an_eligible_approver"))
     );
-    let d = erin.review(&id2, "deny", Some("no")).await.unwrap();
+    let d = erin.review_value(&id2, "deny", Some("no")).await.unwrap();
     assert_eq!(
         (d.status.as_u16(), d.body["error"]["code"].as_str()),
         (403, Some("not_an_eligible_reviewer"))
@@ -154,7 +166,7 @@ async fn only_owners_of_a_matched_rule_may_approve_or_deny() {
             .iter()
             .any(|e| e.kind == "approval_refused" && e.actor == "erin")
     );
-    let status = h2.agent_a().status(&id2).await.unwrap().body;
+    let status = h2.agent_a().status_value(&id2).await.unwrap().body;
     assert_eq!(status["state"], "pending_review");
     assert_eq!(status["policy"]["not_counted"][0]["reviewer"], "erin");
     assert_eq!(
@@ -177,7 +189,7 @@ async fn the_bot_identity_and_agents_can_never_approve() {
     let id = pending_action(&h, "db.export", "prod/customers").await;
     let bot = h
         .reviewer("csr_bot")
-        .review(&id, "approve", None)
+        .review_value(&id, "approve", None)
         .await
         .unwrap();
     assert_eq!(bot.status, 403, "{}", bot.body);
@@ -286,9 +298,9 @@ async fn a_reviewer_approving_from_many_connections_at_once_counts_once() {
         let id = id.clone();
         let start = start.clone();
         racing.spawn(async move {
-            bob.show(&id).await.unwrap();
+            bob.show_value(&id).await.unwrap();
             start.wait().await;
-            bob.review(&id, "approve", None).await.unwrap()
+            bob.review_value(&id, "approve", None).await.unwrap()
         });
     }
     let mut answers = Vec::new();
@@ -343,9 +355,17 @@ async fn a_reviewer_approving_from_many_connections_at_once_counts_once() {
         .await
         .unwrap();
     assert_eq!(withdrawn, 1);
-    let again = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    let again = h
+        .reviewer(BOB)
+        .review_value(&id, "approve", None)
+        .await
+        .unwrap();
     assert_eq!(again.status, 200, "{}", again.body);
-    let twice = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    let twice = h
+        .reviewer(BOB)
+        .review_value(&id, "approve", None)
+        .await
+        .unwrap();
     assert_eq!(twice.status, 409, "{}", twice.body);
     // The database itself holds one standing approval per reviewer and digest, whatever
     // writes to it.
@@ -375,7 +395,11 @@ async fn a_reviewer_approving_from_many_connections_at_once_counts_once() {
 async fn e_mail_owners_match_reviewers_by_their_configured_address() {
     let h = Harness::start().await;
     let id = pending_action(&h, "mail", "prod/newsletter").await;
-    let dave = h.reviewer(DAVE).review(&id, "approve", None).await.unwrap();
+    let dave = h
+        .reviewer(DAVE)
+        .review_value(&id, "approve", None)
+        .await
+        .unwrap();
     assert_eq!(dave.body["state"], "approved", "{}", dave.body);
 }
 
@@ -383,7 +407,7 @@ async fn e_mail_owners_match_reviewers_by_their_configured_address() {
 async fn each_request_keeps_the_policy_commit_it_was_judged_under() {
     let h = Harness::start().await;
     let old = pending_action(&h, "db.export", "prod/customers").await;
-    let old_commit = h.agent_a().status(&old).await.unwrap().body["policy"]["commit"].clone();
+    let old_commit = h.agent_a().status_value(&old).await.unwrap().body["policy"]["commit"].clone();
     // The data team shrinks to carol on the base branch.
     h.server
         .local_forge()
@@ -398,15 +422,23 @@ async fn each_request_keeps_the_policy_commit_it_was_judged_under() {
         .unwrap();
     h.server.engine.refresh_policy().await.unwrap();
     let new = pending_action(&h, "db.export", "prod/customers").await;
-    let new_commit = h.agent_a().status(&new).await.unwrap().body["policy"]["commit"].clone();
+    let new_commit = h.agent_a().status_value(&new).await.unwrap().body["policy"]["commit"].clone();
     assert_ne!(old_commit, new_commit);
-    let refused = h.reviewer(BOB).review(&new, "approve", None).await.unwrap();
+    let refused = h
+        .reviewer(BOB)
+        .review_value(&new, "approve", None)
+        .await
+        .unwrap();
     assert_eq!(
         refused.body["error"]["code"], "not_an_eligible_approver",
         "{}",
         refused.body
     );
-    let pinned = h.reviewer(BOB).review(&old, "approve", None).await.unwrap();
+    let pinned = h
+        .reviewer(BOB)
+        .review_value(&old, "approve", None)
+        .await
+        .unwrap();
     assert_eq!(
         pinned.body["state"], "approved",
         "the old request keeps its policy: {}",
@@ -468,7 +500,7 @@ async fn a_request_changing_the_policy_is_governed_by_the_current_policy_rules()
     assert_eq!(policy["subjects"], json!(["policies/CODEOWNERS"]));
     assert_eq!(
         h.reviewer(BOB)
-            .review(id, "approve", None)
+            .review_value(id, "approve", None)
             .await
             .unwrap()
             .body["state"],
@@ -476,7 +508,7 @@ async fn a_request_changing_the_policy_is_governed_by_the_current_policy_rules()
     );
     assert_eq!(
         h.reviewer(CAROL)
-            .review(id, "approve", None)
+            .review_value(id, "approve", None)
             .await
             .unwrap()
             .body["state"],
@@ -586,7 +618,11 @@ async fn an_agent_owned_by_a_team_or_an_e_mail_address_cannot_be_approved_by_tho
     h.server.engine.refresh_policy().await.unwrap();
     // bob owns the matching line (through acme/data) and the agent (through ops/oncall).
     let id = pending_action(&h, "db.export", "prod/customers").await;
-    let bob = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    let bob = h
+        .reviewer(BOB)
+        .review_value(&id, "approve", None)
+        .await
+        .unwrap();
     assert_eq!(
         (bob.status.as_u16(), bob.body["error"]["code"].as_str()),
         (403, Some("self_approval_forbidden")),
@@ -603,7 +639,7 @@ async fn an_agent_owned_by_a_team_or_an_e_mail_address_cannot_be_approved_by_tho
     let mail = pending_action(&h, "mail", "prod/newsletter").await;
     let dave = h
         .reviewer(DAVE)
-        .review(&mail, "approve", None)
+        .review_value(&mail, "approve", None)
         .await
         .unwrap();
     assert_eq!(
@@ -615,7 +651,7 @@ async fn an_agent_owned_by_a_team_or_an_e_mail_address_cannot_be_approved_by_tho
     // Someone who does not own the agent still can.
     let carol = h
         .reviewer(CAROL)
-        .review(&id, "approve", None)
+        .review_value(&id, "approve", None)
         .await
         .unwrap();
     assert_eq!(carol.body["state"], "approved", "{}", carol.body);

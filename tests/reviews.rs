@@ -10,7 +10,7 @@ use std::time::Duration;
 async fn an_independent_reviewer_approves_and_the_decision_reaches_status_and_git() {
     let h = Harness::start().await;
     let id = h.pending().await;
-    let view = h.reviewer(BOB).show(&id).await.unwrap();
+    let view = h.reviewer(BOB).show_value(&id).await.unwrap();
     assert_eq!(view.status, 200);
     assert_eq!(
         view.body["payload"]["limit"], 5,
@@ -20,7 +20,7 @@ async fn an_independent_reviewer_approves_and_the_decision_reaches_status_and_gi
     assert_eq!(view.body["masking"]["summary"], "nothing masked");
     let approved = h
         .reviewer(BOB)
-        .review(&id, "approve", Some("looks right"))
+        .review_value(&id, "approve", Some("looks right"))
         .await
         .unwrap();
     assert_eq!(approved.status, 200, "{}", approved.body);
@@ -53,18 +53,22 @@ async fn an_independent_reviewer_approves_and_the_decision_reaches_status_and_gi
 async fn a_denial_needs_a_reason_which_goes_back_to_the_agent() {
     let h = Harness::start().await;
     let id = h.pending().await;
-    let no_reason = h.reviewer(CAROL).review(&id, "deny", None).await.unwrap();
+    let no_reason = h
+        .reviewer(CAROL)
+        .review_value(&id, "deny", None)
+        .await
+        .unwrap();
     assert_eq!(no_reason.status, 422);
     assert_eq!(no_reason.body["error"]["code"], "invalid_review");
     let bogus = h
         .reviewer(CAROL)
-        .review(&id, "maybe", Some("x"))
+        .review_value(&id, "maybe", Some("x"))
         .await
         .unwrap();
     assert_eq!(bogus.status, 422);
     let denied = h
         .reviewer(CAROL)
-        .review(&id, "deny", Some("exports need a ticket number"))
+        .review_value(&id, "deny", Some("exports need a ticket number"))
         .await
         .unwrap();
     assert_eq!(denied.status, 200, "{}", denied.body);
@@ -86,12 +90,12 @@ async fn an_owner_of_the_agent_can_never_approve_its_requests() {
     let id = h.pending().await;
     let refused = h
         .reviewer(ALICE)
-        .review(&id, "approve", None)
+        .review_value(&id, "approve", None)
         .await
         .unwrap();
     assert_eq!(refused.status, 403, "{}", refused.body);
     assert_eq!(refused.body["error"]["code"], "self_approval_forbidden");
-    let status = h.agent_a().status(&id).await.unwrap();
+    let status = h.agent_a().status_value(&id).await.unwrap();
     assert_eq!(status.body["state"], "pending_review");
     assert_eq!(
         status.body["decisions"].as_array().unwrap().len(),
@@ -101,14 +105,14 @@ async fn an_owner_of_the_agent_can_never_approve_its_requests() {
     // alice owns only agent-a: she may approve agent-b's requests.
     let b = h
         .agent_b()
-        .submit(&action_body(serde_json::json!({})), None)
+        .submit_value(&action_body(serde_json::json!({})), None)
         .await
         .unwrap();
     let b_id = b.body["id"].as_str().unwrap();
     h.wait_state(&h.agent_b(), b_id, "pending_review").await;
     assert_eq!(
         h.reviewer(ALICE)
-            .review(b_id, "approve", None)
+            .review_value(b_id, "approve", None)
             .await
             .unwrap()
             .status,
@@ -122,7 +126,7 @@ async fn reviews_on_a_closed_request_get_409_and_unknown_reviewers_401() {
     let id = h.pending().await;
     assert_eq!(
         h.reviewer(BOB)
-            .review(&id, "approve", None)
+            .review_value(&id, "approve", None)
             .await
             .unwrap()
             .status,
@@ -131,7 +135,7 @@ async fn reviews_on_a_closed_request_get_409_and_unknown_reviewers_401() {
     for (token, decision) in [(CAROL, "approve"), (BOB, "deny")] {
         let late = h
             .reviewer(token)
-            .review(&id, decision, Some("late"))
+            .review_value(&id, decision, Some("late"))
             .await
             .unwrap();
         assert_eq!(late.status, 409, "{}", late.body);
@@ -139,7 +143,7 @@ async fn reviews_on_a_closed_request_get_409_and_unknown_reviewers_401() {
     }
     let stranger = h
         .reviewer("csr_not_a_real_token")
-        .review(&id, "deny", Some("x"))
+        .review_value(&id, "deny", Some("x"))
         .await
         .unwrap();
     assert_eq!(
@@ -151,7 +155,7 @@ async fn reviews_on_a_closed_request_get_409_and_unknown_reviewers_401() {
     );
     let missing = h
         .reviewer(BOB)
-        .review("cr_01ARZ3NDEKTSV4RRFFQ69G5FAV", "approve", None)
+        .review_value("cr_01ARZ3NDEKTSV4RRFFQ69G5FAV", "approve", None)
         .await
         .unwrap();
     assert_eq!(missing.status, 404);
@@ -172,12 +176,12 @@ async fn concurrent_decisions_yield_exactly_one() {
     let id = h.pending().await;
     let (bob, carol) = (h.reviewer(BOB), h.reviewer(CAROL));
     let (a, b) = tokio::join!(
-        bob.review(&id, "approve", None),
-        carol.review(&id, "deny", Some("no"))
+        bob.review_value(&id, "approve", None),
+        carol.review_value(&id, "deny", Some("no"))
     );
     let codes = [a.unwrap().status.as_u16(), b.unwrap().status.as_u16()];
     assert!(codes.contains(&200) && codes.contains(&409), "{codes:?}");
-    let status = h.agent_a().status(&id).await.unwrap();
+    let status = h.agent_a().status_value(&id).await.unwrap();
     assert_eq!(status.body["decisions"].as_array().unwrap().len(), 1);
 }
 
@@ -191,7 +195,11 @@ async fn undecided_requests_expire_and_can_no_longer_be_approved() {
     let id = h.pending().await;
     let status = h.wait_state(&h.agent_a(), &id, "expired").await;
     assert_eq!(status["decisions"].as_array().unwrap().len(), 0);
-    let late = h.reviewer(BOB).review(&id, "approve", None).await.unwrap();
+    let late = h
+        .reviewer(BOB)
+        .review_value(&id, "approve", None)
+        .await
+        .unwrap();
     assert_eq!(late.status, 409);
     let note = wait_note(&h, &format!("countersign/{id}")).await;
     assert!(note.contains("expired"), "{note}");

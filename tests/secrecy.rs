@@ -64,7 +64,7 @@ async fn payload_canaries_never_reach_git_logs_or_answers() {
         "limit": 10,
     });
     let accepted = agent
-        .submit(&action_body(payload.clone()), Some("canary-1"))
+        .submit_value(&action_body(payload.clone()), Some("canary-1"))
         .await
         .unwrap();
     assert_eq!(accepted.status, 202);
@@ -72,23 +72,23 @@ async fn payload_canaries_never_reach_git_logs_or_answers() {
     answers.push(accepted.body.to_string());
     answers.push(
         agent
-            .submit(&action_body(payload.clone()), Some("canary-1"))
+            .submit_value(&action_body(payload.clone()), Some("canary-1"))
             .await
             .unwrap()
             .body
             .to_string(),
     );
     let pending = agent
-        .wait_for(&id, Duration::from_secs(20), |s| {
+        .wait_for_value(&id, Duration::from_secs(20), |s| {
             s["state"] == "pending_review"
         })
         .await
         .unwrap();
     answers.push(pending.to_string());
-    answers.push(reviewer.show(&id).await.unwrap().body.to_string());
+    answers.push(reviewer.show_value(&id).await.unwrap().body.to_string());
     answers.push(
         reviewer
-            .review(&id, "approve", None)
+            .review_value(&id, "approve", None)
             .await
             .unwrap()
             .body
@@ -96,7 +96,7 @@ async fn payload_canaries_never_reach_git_logs_or_answers() {
     );
     answers.push(
         agent
-            .wait_for(&id, Duration::from_secs(20), |s| s["state"] == "succeeded")
+            .wait_for_value(&id, Duration::from_secs(20), |s| s["state"] == "succeeded")
             .await
             .unwrap()
             .to_string(),

@@ -1,10 +1,18 @@
 //! HTTP clients for agents (signed calls) and reviewers (bearer token), used by the CLI, the
-//! demo and the tests.
+//! demo and the tests. Each call returns the typed [`crate::api`] document, or a
+//! [`ClientError`] carrying the server's status and [`ErrorBody`]; the `*_value` variants
+//! return the raw [`Answer`] (for tests that still index into JSON, and for sending malformed
+//! calls on purpose).
 
+use crate::api::{
+    ErrorBody, RequestStatus, ReviewAnswer, ReviewRequest, ReviewView, SubmitAnswer, Verdict,
+};
 use crate::request::signature::{self, AgentKey};
 use crate::time;
 use anyhow::Context as _;
 use reqwest::{Method, StatusCode};
+use serde::Deserialize as _;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 /// A server answer: status code and JSON body.
@@ -12,6 +20,45 @@ use serde_json::{Value, json};
 pub struct Answer {
     pub status: StatusCode,
     pub body: Value,
+}
+
+/// Why a typed call did not return its document.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server could not be reached, or its answer not read.
+    #[error("{0:#}")]
+    Transport(anyhow::Error),
+    /// The server refused the call.
+    #[error("server answered {status}: {} ({})", body.error.message, body.error.code)]
+    Api { status: StatusCode, body: ErrorBody },
+    /// The answer is not the document the API defines (another service, another version).
+    /// `body` is what came (a string when it is not JSON); it is not part of the message.
+    #[error("server answered {status} with an unexpected body: {problem}")]
+    Unexpected {
+        status: StatusCode,
+        problem: String,
+        body: Value,
+    },
+}
+
+impl ClientError {
+    /// The refusal's code (`not_found`, `policy_denied`, ...), if the server refused.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { body, .. } => Some(&body.error.code),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, if the server answered.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            ClientError::Api { status, .. } | ClientError::Unexpected { status, .. } => {
+                Some(*status)
+            }
+            ClientError::Transport(_) => None,
+        }
+    }
 }
 
 async fn answer(response: reqwest::Response) -> anyhow::Result<Answer> {
@@ -22,6 +69,36 @@ async fn answer(response: reqwest::Response) -> anyhow::Result<Answer> {
         .context("reading the server's answer")?;
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     Ok(Answer { status, body })
+}
+
+impl Answer {
+    /// The typed document of a 2xx answer; the typed error body otherwise.
+    pub fn into_typed<T: DeserializeOwned>(self) -> Result<T, ClientError> {
+        let Answer { status, body } = self;
+        let unexpected = |e: serde_json::Error, body: Value| ClientError::Unexpected {
+            status,
+            // A body that is not JSON is kept out of the message (serde would quote it).
+            problem: match body {
+                Value::String(_) => "it is not JSON".to_owned(),
+                _ => e.to_string(),
+            },
+            body,
+        };
+        if status.is_success() {
+            return T::deserialize(&body).map_err(|e| unexpected(e, body));
+        }
+        match ErrorBody::deserialize(&body) {
+            Ok(error) => Err(ClientError::Api {
+                status,
+                body: error,
+            }),
+            Err(e) => Err(unexpected(e, body)),
+        }
+    }
+}
+
+fn typed<T: DeserializeOwned>(a: anyhow::Result<Answer>) -> Result<T, ClientError> {
+    a.map_err(ClientError::Transport)?.into_typed()
 }
 
 /// Signs calls as one agent.
@@ -53,8 +130,17 @@ impl AgentClient {
             .header(signature::HEADER_SIGNATURE, sig)
     }
 
-    /// `POST /v1/requests` with a JSON body.
+    /// `POST /v1/requests` with a JSON body (sent as given, so it may be anything).
     pub async fn submit(
+        &self,
+        body: &[u8],
+        idempotency_key: Option<&str>,
+    ) -> Result<SubmitAnswer, ClientError> {
+        typed(self.submit_value(body, idempotency_key).await)
+    }
+
+    /// [`AgentClient::submit`], the answer as raw JSON.
+    pub async fn submit_value(
         &self,
         body: &[u8],
         idempotency_key: Option<&str>,
@@ -75,7 +161,12 @@ impl AgentClient {
     }
 
     /// `GET /v1/requests/{id}`.
-    pub async fn status(&self, id: &str) -> anyhow::Result<Answer> {
+    pub async fn status(&self, id: &str) -> Result<RequestStatus, ClientError> {
+        typed(self.status_value(id).await)
+    }
+
+    /// [`AgentClient::status`], the answer as raw JSON.
+    pub async fn status_value(&self, id: &str) -> anyhow::Result<Answer> {
         let path = format!("/v1/requests/{id}");
         let resp = self
             .signed(Method::GET, &path, b"")
@@ -90,11 +181,33 @@ impl AgentClient {
         &self,
         id: &str,
         timeout: std::time::Duration,
+        done: impl Fn(&RequestStatus) -> bool,
+    ) -> anyhow::Result<RequestStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let last = match self.status(id).await {
+                Ok(s) if done(&s) => return Ok(s),
+                Ok(s) => format!("state {}", s.state.as_str()),
+                Err(e @ ClientError::Transport(_)) => return Err(e.into()),
+                Err(e) => e.to_string(),
+            };
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!("timed out waiting on request {id}; last answer: {last}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+
+    /// [`AgentClient::wait_for`] over the raw JSON status.
+    pub async fn wait_for_value(
+        &self,
+        id: &str,
+        timeout: std::time::Duration,
         done: impl Fn(&Value) -> bool,
     ) -> anyhow::Result<Value> {
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            let a = self.status(id).await?;
+            let a = self.status_value(id).await?;
             if a.status == StatusCode::OK && done(&a.body) {
                 return Ok(a.body);
             }
@@ -131,14 +244,34 @@ impl ReviewerClient {
     pub async fn review(
         &self,
         id: &str,
+        decision: Verdict,
+        reason: Option<&str>,
+    ) -> Result<ReviewAnswer, ClientError> {
+        let body = ReviewRequest {
+            decision,
+            reason: reason.map(str::to_owned),
+        };
+        typed(self.post_review(id, &body).await)
+    }
+
+    /// [`ReviewerClient::review`] with any `decision` string (malformed ones included), the
+    /// answer as raw JSON.
+    pub async fn review_value(
+        &self,
+        id: &str,
         decision: &str,
         reason: Option<&str>,
     ) -> anyhow::Result<Answer> {
+        self.post_review(id, &json!({ "decision": decision, "reason": reason }))
+            .await
+    }
+
+    async fn post_review(&self, id: &str, body: &impl serde::Serialize) -> anyhow::Result<Answer> {
         let resp = self
             .http
             .post(format!("{}/v1/requests/{id}/reviews", self.base))
             .bearer_auth(&self.token)
-            .json(&json!({ "decision": decision, "reason": reason }))
+            .json(body)
             .send()
             .await
             .with_context(|| format!("cannot reach {}", self.base))?;
@@ -146,7 +279,12 @@ impl ReviewerClient {
     }
 
     /// `GET /v1/requests/{id}/review`.
-    pub async fn show(&self, id: &str) -> anyhow::Result<Answer> {
+    pub async fn show(&self, id: &str) -> Result<ReviewView, ClientError> {
+        typed(self.show_value(id).await)
+    }
+
+    /// [`ReviewerClient::show`], the answer as raw JSON.
+    pub async fn show_value(&self, id: &str) -> anyhow::Result<Answer> {
         let resp = self
             .http
             .get(format!("{}/v1/requests/{id}/review", self.base))

@@ -4,8 +4,9 @@
 //! service" with a just-in-time credential the service verifies through the JWKS, then the
 //! status, the git branch and the audit ledger are shown.
 
-use super::client::{AgentClient, ReviewerClient};
+use super::client::{AgentClient, ClientError, ReviewerClient};
 use super::keys;
+use crate::api::{State, Verdict};
 use crate::app::Server;
 use crate::config::{Agent, Reviewer, ServerConfig};
 use crate::request::AgentId;
@@ -75,63 +76,59 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     );
     let submitted = agent
         .submit(&serde_json::to_vec(&request)?, Some("demo-1"))
-        .await?;
-    show(&submitted.body);
-    ensure!(
-        submitted.status == 202,
-        "submission was not accepted: {}",
-        submitted.status
-    );
-    let id = submitted.body["id"]
-        .as_str()
-        .context("no id in the answer")?
-        .to_owned();
+        .await
+        .context("submission was not accepted")?;
+    show(&submitted);
+    let id = submitted.id.as_str().to_owned();
 
     step("the background worker opens a review: branch countersign/<id> in the git repository");
     let pending = agent
         .wait_for(&id, Duration::from_secs(20), |s| {
-            s["state"] == "pending_review"
+            s.state == State::PendingReview
         })
         .await?;
-    show(&pending["review"]);
+    show(&pending.review);
 
     step("alice owns demo-agent, so her approval is refused");
-    let refused = ReviewerClient::new(&url, &alice)
-        .review(&id, "approve", None)
-        .await?;
-    show(&refused.body);
-    ensure!(
-        refused.status == 403,
-        "the owner's approval should be refused, got {}",
-        refused.status
-    );
+    match ReviewerClient::new(&url, &alice)
+        .review(&id, Verdict::Approve, None)
+        .await
+    {
+        Err(ClientError::Api { status, body }) if status == 403 => show(&body),
+        Err(e) => return Err(e.into()),
+        Ok(answer) => anyhow::bail!(
+            "the owner's approval should be refused, got {:?}",
+            answer.state
+        ),
+    }
 
     step("bob reviews the masked request and approves it");
     let reviewer = ReviewerClient::new(&url, &bob);
-    show(&reviewer.show(&id).await?.body["payload"]);
+    show(&reviewer.show(&id).await?.payload);
     let approved = reviewer
-        .review(&id, "approve", Some("scope matches the ticket"))
-        .await?;
-    show(&approved.body);
-    ensure!(
-        approved.status == 200,
-        "approval failed: {}",
-        approved.status
-    );
+        .review(&id, Verdict::Approve, Some("scope matches the ticket"))
+        .await
+        .context("approval failed")?;
+    show(&approved);
 
     step(
         "countersign runs the approved action: a 5-minute token bound to this request, verified by the service through the JWKS",
     );
     let status = agent
         .wait_for(&id, Duration::from_secs(20), |s| {
-            matches!(s["state"].as_str(), Some("succeeded" | "failed"))
+            matches!(s.state, State::Succeeded | State::Failed)
         })
         .await?;
-    show(&json!({ "state": status["state"], "execution": status["execution"] }));
+    show(&json!({ "state": status.state, "execution": status.execution }));
+    let error = status
+        .execution
+        .as_ref()
+        .and_then(|e| e.outcome.as_ref())
+        .and_then(|o| o.error.as_deref());
     ensure!(
-        status["state"] == "succeeded",
+        status.state == State::Succeeded,
         "the action did not succeed: {}",
-        status["execution"]["outcome"]["error"]
+        error.unwrap_or("no error recorded")
     );
 
     let branch = format!("countersign/{id}");
@@ -191,8 +188,11 @@ fn step(text: &str) {
     println!("\n==> {text}");
 }
 
-fn show(value: &serde_json::Value) {
-    let text = serde_json::to_string_pretty(value).unwrap_or_default();
+fn show(value: &impl serde::Serialize) {
+    // Through a `Value`, so the keys are sorted as in every other JSON the CLI prints.
+    let text = serde_json::to_value(value)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_default();
     for line in text.lines() {
         println!("    {line}");
     }

@@ -10,11 +10,12 @@ mod mask;
 mod policy;
 mod serve;
 
+use crate::api::Verdict;
 use crate::config::{self, ClientFile, LogFormat, ServeOverrides};
 use crate::request::signature::AgentKey;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use client::{AgentClient, Answer, ReviewerClient};
+use client::{AgentClient, ClientError, ReviewerClient};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -402,7 +403,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Submit(args) => submit(&file.client, args).await,
             Command::Status(args) => {
                 let client = agent_client(&file.client, &args.agent)?;
-                print_answer(client.status(&args.id).await?)
+                print_result(client.status(&args.id).await)
             }
             Command::Review(args) => review(&file.client, args).await,
             Command::Mask(args) => {
@@ -478,17 +479,30 @@ fn agent_client(file: &ClientFile, args: &AgentArgs) -> anyhow::Result<AgentClie
     ))
 }
 
-/// Prints a server answer as JSON, invisible and bidirectional characters written as `\u202e`
-/// escapes (the same JSON, but a terminal cannot be made to show it reordered).
-fn print_answer(a: Answer) -> anyhow::Result<ExitCode> {
-    let text = serde_json::to_string_pretty(&a.body)?;
-    let text = crate::text::visible_json(&text);
-    if a.status.is_success() {
-        println!("{text}");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!("server answered {}:\n{text}", a.status);
-        Ok(ExitCode::FAILURE)
+/// Prints the server's document as JSON, invisible and bidirectional characters written as
+/// `\u202e` escapes (the same JSON, but a terminal cannot be made to show it reordered); a
+/// refusal goes to standard error with its status.
+fn print_result<T: serde::Serialize>(result: Result<T, ClientError>) -> anyhow::Result<ExitCode> {
+    let visible = |v: &serde_json::Value| -> anyhow::Result<String> {
+        Ok(crate::text::visible_json(&serde_json::to_string_pretty(v)?).into_owned())
+    };
+    match result {
+        Ok(doc) => {
+            println!("{}", visible(&serde_json::to_value(&doc)?)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ClientError::Api { status, body }) => {
+            eprintln!(
+                "server answered {status}:\n{}",
+                visible(&serde_json::to_value(&body)?)?
+            );
+            Ok(ExitCode::FAILURE)
+        }
+        Err(ClientError::Unexpected { status, body, .. }) => {
+            eprintln!("server answered {status}:\n{}", visible(&body)?);
+            Ok(ExitCode::FAILURE)
+        }
+        Err(ClientError::Transport(e)) => Err(e),
     }
 }
 
@@ -500,11 +514,7 @@ async fn submit(file: &ClientFile, args: SubmitArgs) -> anyhow::Result<ExitCode>
         }
         None => serde_json::to_vec(&build_submission(&args)?)?,
     };
-    print_answer(
-        client
-            .submit(&body, args.idempotency_key.as_deref())
-            .await?,
-    )
+    print_result(client.submit(&body, args.idempotency_key.as_deref()).await)
 }
 
 fn build_submission(args: &SubmitArgs) -> anyhow::Result<serde_json::Value> {
@@ -560,14 +570,15 @@ async fn review(file: &ClientFile, args: ReviewArgs) -> anyhow::Result<ExitCode>
         }
     };
     let client = ReviewerClient::new(&server_url(&args.server, file), &token);
-    let answer = match &args.action {
+    match &args.action {
         ReviewAction::Approve { id, reason } => {
-            client.review(id, "approve", reason.as_deref()).await?
+            print_result(client.review(id, Verdict::Approve, reason.as_deref()).await)
         }
-        ReviewAction::Deny { id, reason } => client.review(id, "deny", Some(reason)).await?,
-        ReviewAction::Show { id } => client.show(id).await?,
-    };
-    print_answer(answer)
+        ReviewAction::Deny { id, reason } => {
+            print_result(client.review(id, Verdict::Deny, Some(reason)).await)
+        }
+        ReviewAction::Show { id } => print_result(client.show(id).await),
+    }
 }
 
 fn keys_command(args: KeysArgs, file_data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {

@@ -4,8 +4,8 @@
 
 use super::token::{Claims, scope};
 use super::{Issuer, LEEWAY_SECS};
+use crate::api::IntrospectionAnswer;
 use jsonwebtoken::{Algorithm, Validation};
-use serde_json::{Value, json};
 
 /// The answer: `{"active": false}` and nothing else, or the active token's claims.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,29 +20,29 @@ impl Introspection {
     }
 
     /// The RFC 7662 response body.
-    pub fn to_json(&self) -> Value {
+    pub fn answer(&self) -> IntrospectionAnswer {
         let Self::Active(c) = self else {
-            return json!({ "active": false });
+            return IntrospectionAnswer::default();
         };
-        json!({
-            "active": true,
-            "scope": scope(&c.action, &c.environment, &c.resource),
-            "client_id": c.sub.strip_prefix("agent:").unwrap_or(&c.sub),
-            "token_type": "Bearer",
-            "sub": c.sub,
-            "aud": c.aud,
-            "iss": c.iss,
-            "exp": c.exp,
-            "iat": c.iat,
-            "nbf": c.nbf,
-            "jti": c.jti,
-            "request_id": c.request_id,
-            "digest": c.digest,
-            "action": c.action,
-            "resource": c.resource,
-            "environment": c.environment,
-            "approvers": c.approvers,
-        })
+        IntrospectionAnswer {
+            active: true,
+            scope: Some(scope(&c.action, &c.environment, &c.resource)),
+            client_id: Some(c.sub.strip_prefix("agent:").unwrap_or(&c.sub).to_owned()),
+            token_type: Some("Bearer".to_owned()),
+            sub: Some(c.sub.clone()),
+            aud: Some(c.aud.clone()),
+            iss: Some(c.iss.clone()),
+            exp: Some(c.exp),
+            iat: Some(c.iat),
+            nbf: Some(c.nbf),
+            jti: Some(c.jti.clone()),
+            request_id: Some(c.request_id.clone()),
+            digest: Some(c.digest.clone()),
+            action: Some(c.action.clone()),
+            resource: Some(c.resource.clone()),
+            environment: Some(c.environment.clone()),
+            approvers: Some(c.approvers.clone()),
+        }
     }
 }
 

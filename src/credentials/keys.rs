@@ -4,11 +4,11 @@
 //! verifiable until their key is retired.
 
 use super::MAX_TTL;
+use crate::api::{Jwk, Jwks};
 use anyhow::Context as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{DecodingKey, EncodingKey};
-use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
@@ -79,15 +79,15 @@ impl SigningKey {
     }
 
     /// The public JWK (RFC 8037).
-    pub fn jwk(&self) -> Value {
-        json!({
-            "kty": "OKP",
-            "crv": "Ed25519",
-            "x": URL_SAFE_NO_PAD.encode(self.public),
-            "kid": self.kid,
-            "alg": "EdDSA",
-            "use": "sig",
-        })
+    pub fn jwk(&self) -> Jwk {
+        Jwk {
+            kty: "OKP".to_owned(),
+            crv: "Ed25519".to_owned(),
+            x: URL_SAFE_NO_PAD.encode(self.public),
+            kid: self.kid.clone(),
+            alg: "EdDSA".to_owned(),
+            use_: "sig".to_owned(),
+        }
     }
 }
 
@@ -209,8 +209,10 @@ impl KeyRing {
     }
 
     /// The JWK Set (RFC 7517) of every key, newest first.
-    pub fn jwks(&self) -> Value {
-        json!({ "keys": self.keys.iter().rev().map(SigningKey::jwk).collect::<Vec<_>>() })
+    pub fn jwks(&self) -> Jwks {
+        Jwks {
+            keys: self.keys.iter().rev().map(SigningKey::jwk).collect(),
+        }
     }
 }
 
@@ -243,9 +245,9 @@ mod tests {
             ring.find(&first).unwrap().public_key()
         );
         let jwks = again.jwks();
-        assert_eq!(jwks["keys"][0]["kid"], second.as_str());
-        assert_eq!(jwks["keys"][1]["kid"], first.as_str());
-        assert_eq!(jwks["keys"][0]["kty"], "OKP");
+        assert_eq!(jwks.keys[0].kid, second);
+        assert_eq!(jwks.keys[1].kid, first);
+        assert_eq!(jwks.keys[0].kty, "OKP");
     }
 
     #[test]

@@ -13,10 +13,10 @@ pub use introspect::Introspection;
 pub use keys::{KeyRing, SigningKey};
 pub use token::{Claims, Grant, IssueError, Issued};
 
+use crate::api::{Discovery, Jwks};
 use crate::store::Store;
 use crate::store::credentials::NewCredential;
 use jsonwebtoken::{Algorithm, Header};
-use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::RwLock;
 use std::time::Duration;
@@ -156,32 +156,44 @@ impl Issuer {
     }
 
     /// `GET /.well-known/jwks.json`.
-    pub fn jwks(&self) -> Value {
+    pub fn jwks(&self) -> Jwks {
         self.read().jwks()
     }
 
     /// `GET /.well-known/openid-configuration`.
-    pub fn discovery(&self) -> Value {
+    pub fn discovery(&self) -> Discovery {
         discovery(&self.issuer)
     }
 }
 
 /// The OIDC discovery document of an issuer at `public_url`.
-pub fn discovery(public_url: &str) -> Value {
+pub fn discovery(public_url: &str) -> Discovery {
     let base = public_url.trim_end_matches('/');
-    json!({
-        "issuer": base,
-        "jwks_uri": format!("{base}/.well-known/jwks.json"),
-        "introspection_endpoint": format!("{base}/v1/tokens/introspect"),
-        "introspection_endpoint_auth_methods_supported": ["bearer"],
-        "id_token_signing_alg_values_supported": ["EdDSA"],
-        "subject_types_supported": ["public"],
-        "response_types_supported": ["id_token"],
-        "claims_supported": [
-            "iss", "sub", "aud", "iat", "nbf", "exp", "jti", "request_id", "digest", "action",
-            "resource", "environment", "approvers"
-        ],
-    })
+    let names = |n: &[&str]| n.iter().map(|s| (*s).to_owned()).collect();
+    Discovery {
+        issuer: base.to_owned(),
+        jwks_uri: format!("{base}/.well-known/jwks.json"),
+        introspection_endpoint: format!("{base}/v1/tokens/introspect"),
+        introspection_endpoint_auth_methods_supported: names(&["bearer"]),
+        id_token_signing_alg_values_supported: names(&["EdDSA"]),
+        subject_types_supported: names(&["public"]),
+        response_types_supported: names(&["id_token"]),
+        claims_supported: names(&[
+            "iss",
+            "sub",
+            "aud",
+            "iat",
+            "nbf",
+            "exp",
+            "jti",
+            "request_id",
+            "digest",
+            "action",
+            "resource",
+            "environment",
+            "approvers",
+        ]),
+    }
 }
 
 #[cfg(test)]

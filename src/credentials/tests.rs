@@ -4,6 +4,7 @@ use super::*;
 use crate::config::Synchronous;
 use crate::mask::Masker;
 use crate::request::{AgentId, Digest, RequestId};
+use serde_json::json;
 use std::sync::Arc;
 
 async fn issuer(dir: &Path) -> Issuer {
@@ -59,10 +60,10 @@ async fn a_token_carries_its_binding_and_introspects_once_with_consume() {
 
     let first = issuer.introspect(&issued.token, false).await.unwrap();
     assert!(first.is_active());
-    let body = first.to_json();
-    assert_eq!(body["scope"], "db.export:prod:prod/customers");
-    assert_eq!(body["client_id"], "deploy-bot");
-    assert_eq!(body["token_type"], "Bearer");
+    let body = first.answer();
+    assert_eq!(body.scope.as_deref(), Some("db.export:prod:prod/customers"));
+    assert_eq!(body.client_id.as_deref(), Some("deploy-bot"));
+    assert_eq!(body.token_type.as_deref(), Some("Bearer"));
     assert!(
         issuer
             .introspect(&issued.token, true)
@@ -72,7 +73,10 @@ async fn a_token_carries_its_binding_and_introspects_once_with_consume() {
     );
     let used = issuer.introspect(&issued.token, false).await.unwrap();
     assert_eq!(used, Introspection::Inactive);
-    assert_eq!(used.to_json(), json!({ "active": false }));
+    assert_eq!(
+        serde_json::to_value(used.answer()).unwrap(),
+        json!({ "active": false })
+    );
     assert!(
         !issuer
             .introspect(&issued.token, true)
@@ -170,19 +174,19 @@ async fn rotation_signs_with_the_new_key_and_old_tokens_still_verify() {
     assert_eq!(after.kid, new_kid);
     assert!(issuer.verify(&before.token).is_some());
     assert!(issuer.verify(&after.token).is_some());
-    assert_eq!(issuer.jwks()["keys"].as_array().unwrap().len(), 2);
+    assert_eq!(issuer.jwks().keys.len(), 2);
 }
 
 #[test]
 fn discovery_names_the_endpoints() {
     let d = discovery("https://cs.example/");
-    assert_eq!(d["issuer"], "https://cs.example");
-    assert_eq!(d["jwks_uri"], "https://cs.example/.well-known/jwks.json");
+    assert_eq!(d.issuer, "https://cs.example");
+    assert_eq!(d.jwks_uri, "https://cs.example/.well-known/jwks.json");
     assert_eq!(
-        d["introspection_endpoint"],
+        d.introspection_endpoint,
         "https://cs.example/v1/tokens/introspect"
     );
-    assert_eq!(d["id_token_signing_alg_values_supported"], json!(["EdDSA"]));
+    assert_eq!(d.id_token_signing_alg_values_supported, ["EdDSA"]);
 }
 
 use base64::Engine as _;

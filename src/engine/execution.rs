@@ -439,16 +439,20 @@ impl Engine {
         let id = row.request_id();
         let outcome_json = outcome.map(|o| json!(o));
         let callback = submission.and_then(|s| s.callback_url.as_ref()).map(|url| {
-            let body = json!({
-                "id": row.id,
-                "state": to.as_str(),
-                "digest": row.digest,
-                "event": event,
-                "reason": detail.get("reason"),
-                "outcome": outcome_json,
-                "at": time::rfc3339(now),
-            });
-            (url.clone(), body.to_string())
+            let body = crate::api::CallbackBody {
+                id: id.clone(),
+                state: to,
+                digest: row.digest.clone(),
+                event: event.to_owned(),
+                reason: detail
+                    .get("reason")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                outcome: outcome.map(super::views::execution_outcome),
+                at: time::rfc3339(now),
+            };
+            let body = serde_json::to_string(&body).expect("a callback body serializes");
+            (url.clone(), body)
         });
         let erase_with = submission
             .filter(|_| self.execution.payload_retention.is_zero())

@@ -18,6 +18,7 @@ pub(crate) use github::{GitHubReviews, Retry, backoff as inbox_backoff};
 pub use policy_source::{LoadedPolicy, PolicySource};
 pub use review::{ReviewDecision, ReviewError, ReviewerIdentity};
 
+use crate::api::{PolicySummary, SubmitAnswer};
 use crate::forge::Forge;
 use crate::mask::Masker;
 use crate::policy::Outcome;
@@ -29,7 +30,6 @@ use crate::time;
 use crate::vault::Vault;
 use anyhow::Context as _;
 use audit::policy_decision_fields;
-use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -75,9 +75,9 @@ pub struct Intake<'a> {
 /// Result of a submission.
 pub enum SubmitOutcome {
     /// Stored; the body of the 202 answer.
-    Accepted(Value),
+    Accepted(SubmitAnswer),
     /// An idempotent retry: the original answer.
-    Repeated(Value),
+    Repeated(SubmitAnswer),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -337,19 +337,19 @@ impl Engine {
         let expires_at = now.saturating_add(time::duration_ms(ttl));
         let digest = intake.submission.digest(intake.agent);
         let fingerprint = intake.submission.fingerprint(intake.agent);
-        let response = json!({
-            "id": id.as_str(),
-            "state": State::Received.as_str(),
-            "digest": digest.as_str(),
-            "status_url": format!("/v1/requests/{id}"),
-            "created_at": time::rfc3339(now),
-            "expires_at": time::rfc3339(expires_at),
-            "policy": {
-                "commit": evaluation.policy_commit,
-                "outcome": evaluation.outcome,
-                "risk": evaluation.risk,
-            },
-        });
+        let response = SubmitAnswer {
+            id: id.clone(),
+            state: State::Received,
+            digest: digest.as_str().to_owned(),
+            status_url: format!("/v1/requests/{id}"),
+            created_at: time::rfc3339(now),
+            expires_at: time::rfc3339(expires_at),
+            policy: Some(PolicySummary {
+                commit: evaluation.policy_commit.clone(),
+                outcome: views::policy_outcome(evaluation.outcome),
+                risk: views::risk(evaluation.risk),
+            }),
+        };
         // A signature stays usable while `|now - ts| <= skew` in whole seconds, i.e. until the
         // end of second `ts + skew`; remember it at least that long.
         let skew_ms = time::duration_ms(self.timestamp_skew) + 1000;
@@ -375,7 +375,7 @@ impl Engine {
                     .saturating_mul(1000)
                     .saturating_add(skew_ms),
                 idempotency: intake.idempotency_key.map(|k| (k.to_owned(), fingerprint)),
-                response: response.to_string(),
+                response: serde_json::to_string(&response).map_err(anyhow::Error::from)?,
                 received: self.received_fields(&intake, &digest),
                 policy_decision: policy_decision_fields(&evaluation),
                 policy_commit: evaluation.policy_commit.clone(),
@@ -388,7 +388,10 @@ impl Engine {
                 self.wake.notify_one();
                 Ok(SubmitOutcome::Accepted(response))
             }
-            InsertOutcome::Repeat(original) => Ok(SubmitOutcome::Repeated(original)),
+            InsertOutcome::Repeat(original) => Ok(SubmitOutcome::Repeated(
+                serde_json::from_value(original)
+                    .context("the stored answer to this Idempotency-Key is unreadable")?,
+            )),
             InsertOutcome::KeyReused => Err(SubmitError::IdempotencyKeyReused),
             InsertOutcome::Replay => Err(SubmitError::Replay),
         }

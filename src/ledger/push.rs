@@ -179,35 +179,33 @@ impl PushStatus {
     }
 
     /// For `/readyz`.
-    pub fn to_json(&self, committed_seq: i64) -> serde_json::Value {
+    pub fn readiness(&self, committed_seq: i64) -> crate::api::PushReadiness {
         let pushed = self.pushed_seq.load(Ordering::Relaxed);
         let pending = self.pending_commits.load(Ordering::Relaxed);
         let known = |n: i64| (n >= 0).then_some(n);
         let last = self.last_success_ms.load(Ordering::Relaxed);
-        let mut out = serde_json::json!({
-            "ok": self.error().is_none(),
-            "remote": self.remote,
-            "pushed_seq": known(pushed),
-            "lag_entries": known(pushed).map(|p| (committed_seq - p).max(0)),
-            "pending_commits": known(pending),
-            "last_pushed_at": (last > 0).then(|| crate::time::rfc3339(last)),
-        });
-        if let Some(e) = self.error() {
-            out["error"] = e.to_string().into();
-            if let PushError::Diverged {
-                remote,
-                base,
-                foreign,
-            } = e
-            {
-                out["diverged"] = serde_json::json!({
-                    "remote_commit": remote,
-                    "base_commit": base,
-                    "foreign_commits": foreign,
-                });
-            }
+        let error = self.error();
+        crate::api::PushReadiness {
+            ok: error.is_none(),
+            remote: self.remote.clone(),
+            pushed_seq: known(pushed),
+            lag_entries: known(pushed).map(|p| (committed_seq - p).max(0)),
+            pending_commits: known(pending),
+            last_pushed_at: (last > 0).then(|| crate::time::rfc3339(last)),
+            error: error.as_ref().map(|e| e.to_string()),
+            diverged: match error {
+                Some(PushError::Diverged {
+                    remote,
+                    base,
+                    foreign,
+                }) => Some(crate::api::Divergence {
+                    remote_commit: remote,
+                    base_commit: base,
+                    foreign_commits: foreign,
+                }),
+                _ => None,
+            },
         }
-        out
     }
 }
 

@@ -1,10 +1,9 @@
-//! API errors: a status code and a JSON body `{"error": {"code", "message"}}`. Messages are
-//! written by countersign and never echo submitted values or secrets.
+//! API errors: a status code and an [`crate::api::ErrorBody`] (`{"error": {"code", "message"}}`).
+//! Messages are written by countersign and never echo submitted values or secrets.
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -43,7 +42,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        let body = crate::api::ErrorBody::new(self.code, self.message);
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(

@@ -4,6 +4,7 @@ use super::AppState;
 use super::auth::verify_agent;
 use super::body::{read_limited, require_json};
 use super::error::ApiError;
+use crate::api::RequestStatus;
 use crate::engine::{Intake, SubmitError, SubmitOutcome};
 use crate::request::{RequestId, SubmissionError, parse_submission};
 use axum::Json;
@@ -114,7 +115,7 @@ async fn submit_inner(
         SubmitOutcome::Repeated(body) => ("idempotent_repeat", body, true),
     };
     let mut response = (StatusCode::ACCEPTED, Json(&body)).into_response();
-    if let Some(Ok(location)) = body["status_url"].as_str().map(HeaderValue::from_str) {
+    if let Ok(location) = HeaderValue::from_str(&body.status_url) {
         response.headers_mut().insert(header::LOCATION, location);
     }
     if repeated {
@@ -132,7 +133,7 @@ pub async fn status(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<RequestStatus>, ApiError> {
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let call = verify_agent(&app.engine, &headers, method.as_str(), path, b"")?;
     let id = RequestId::parse(&id).ok_or_else(ApiError::not_found)?;

@@ -10,8 +10,12 @@ mod reviews;
 mod tokens;
 mod webhooks;
 
+#[cfg(test)]
+mod api_tests;
+
 pub use error::ApiError;
 
+use crate::api::{Check, Health, LedgerReadiness, Liveness, Readiness, ReadyStatus};
 use crate::engine::Engine;
 use crate::forge::github::WebhookSecret;
 use crate::ledger::LedgerStatus;
@@ -23,7 +27,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -94,8 +97,10 @@ async fn observe(State(app): State<AppState>, request: Request, next: Next) -> R
     response
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: Liveness::Ok,
+    })
 }
 
 async fn readyz(State(app): State<AppState>) -> Response {
@@ -106,29 +111,29 @@ async fn readyz(State(app): State<AppState>) -> Response {
         .await
         .map_err(|e| format!("{e:#}"));
     let forge = app.engine.forge().health().await.map_err(|e| e.to_string());
-    let check = |r: &Result<(), String>| match r {
-        Ok(()) => json!({ "ok": true }),
-        Err(e) => json!({ "ok": false, "error": e }),
+    let check = |r: Result<(), String>| Check {
+        ok: r.is_ok(),
+        error: r.err(),
     };
     let ledger = ledger_state(&app).await;
-    let ready = database.is_ok() && forge.is_ok() && ledger["ok"] == true;
-    let status = if ready {
-        StatusCode::OK
+    let ready = database.is_ok() && forge.is_ok() && ledger.ok;
+    let (status, ready) = if ready {
+        (StatusCode::OK, ReadyStatus::Ready)
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
+        (StatusCode::SERVICE_UNAVAILABLE, ReadyStatus::NotReady)
     };
-    let body = json!({
-        "status": if ready { "ready" } else { "not_ready" },
-        "database": check(&database),
-        "repository": check(&forge),
-        "ledger": ledger,
-    });
+    let body = Readiness {
+        status: ready,
+        database: check(database),
+        repository: check(forge),
+        ledger,
+    };
     (status, Json(body)).into_response()
 }
 
 /// How far the ledger writer got, and whether it is failing; with a remote, how far the
 /// published branch lags and why a push fails.
-async fn ledger_state(app: &AppState) -> serde_json::Value {
+async fn ledger_state(app: &AppState) -> LedgerReadiness {
     let committed = app
         .ledger
         .committed_seq
@@ -140,22 +145,14 @@ async fn ledger_state(app: &AppState) -> serde_json::Value {
         .await
         .unwrap_or(committed);
     let error = app.ledger.error();
-    let mut state = json!({
-        "ok": error.is_none(),
-        "committed_seq": committed,
-        "pending": last - committed,
-    });
-    if let Some(e) = error {
-        state["error"] = e.into();
+    let push = app.ledger.push.get().map(|p| p.readiness(committed));
+    LedgerReadiness {
+        ok: error.is_none() && push.as_ref().is_none_or(|p| p.ok),
+        committed_seq: committed,
+        pending: last - committed,
+        error,
+        push,
     }
-    if let Some(push) = app.ledger.push.get() {
-        let push = push.to_json(committed);
-        if push["ok"] != true {
-            state["ok"] = false.into();
-        }
-        state["push"] = push;
-    }
-    state
 }
 
 async fn metrics(State(app): State<AppState>) -> Response {

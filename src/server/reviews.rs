@@ -5,6 +5,7 @@ use super::AppState;
 use super::auth::verify_reviewer;
 use super::body::{read_limited, require_json};
 use super::error::ApiError;
+use crate::api::{ReviewAnswer, ReviewView, Verdict};
 use crate::engine::{self, ReviewDecision, ReviewError};
 use crate::policy::approval::Ineligible;
 use crate::request::RequestId;
@@ -12,7 +13,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const MAX_REVIEW_BODY: usize = 64 * 1024;
 const MAX_REASON_CHARS: usize = 4000;
@@ -23,7 +24,7 @@ pub async fn submit_review(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReviewAnswer>, ApiError> {
     let result = review_inner(&app, &id, &headers, body).await;
     app.metrics.count_review(match &result {
         Ok(_) => "recorded",
@@ -37,7 +38,7 @@ async fn review_inner(
     id: &str,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReviewAnswer>, ApiError> {
     let reviewer = verify_reviewer(&app.engine, headers)?;
     require_json(headers)?;
     let bytes = read_limited(headers, body, MAX_REVIEW_BODY).await?;
@@ -48,12 +49,15 @@ async fn review_inner(
         .review(&id, reviewer, decision, reason.as_deref())
         .await
     {
-        Ok(state) => Ok(Json(json!({
-            "id": id.as_str(),
-            "state": state.as_str(),
-            "decision": decision.as_str(),
-            "reviewer": reviewer.name,
-        }))),
+        Ok(state) => Ok(Json(ReviewAnswer {
+            id,
+            state,
+            decision: match decision {
+                ReviewDecision::Approve => Verdict::Approve,
+                ReviewDecision::Deny => Verdict::Deny,
+            },
+            reviewer: reviewer.name.clone(),
+        })),
         Err(e) => Err(match e {
             ReviewError::NotFound => ApiError::not_found(),
             ReviewError::NotEligible {
@@ -144,7 +148,7 @@ pub async fn show_review(
     State(app): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReviewView>, ApiError> {
     verify_reviewer(&app.engine, &headers)?;
     let id = RequestId::parse(&id).ok_or_else(ApiError::not_found)?;
     match app.engine.review_view(&id).await {

@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 /// Limit of an introspection body: a token and two small parameters.
 const INTROSPECT_LIMIT: usize = 16 * 1024;
 
-fn cacheable(body: serde_json::Value) -> Response {
+fn cacheable(body: impl serde::Serialize) -> Response {
     (
         [(
             header::CACHE_CONTROL,
@@ -160,7 +160,7 @@ async fn introspect_inner(
     tracing::debug!(token_client.name = %client.name, introspection.active = answer.is_active(), introspection.consume = params.consume, "token introspected");
     Ok((
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        Json(answer.to_json()),
+        Json(answer.answer()),
     )
         .into_response())
 }

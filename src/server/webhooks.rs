@@ -7,13 +7,13 @@
 use super::AppState;
 use super::body::read_limited;
 use super::error::ApiError;
+use crate::api::{WebhookAnswer, WebhookStatus};
 use crate::engine::GitHubDelivery;
 use crate::forge::github::{GitHubEvent, SignatureError, parse_event, verify_signature};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use serde_json::{Value, json};
 
 /// GitHub caps deliveries at 25 MB; anything larger is refused.
 pub const MAX_WEBHOOK_BYTES: usize = 25 * 1024 * 1024;
@@ -22,7 +22,7 @@ pub async fn github(
     State(app): State<AppState>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WebhookAnswer>, ApiError> {
     let Some(secrets) = app.github_webhook_secrets.clone() else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -66,12 +66,12 @@ pub async fn github(
     let status = match outcome {
         GitHubDelivery::Foreign(why) => {
             app.metrics.count_github_webhook_ignored(why.as_str());
-            "ignored"
+            WebhookStatus::Ignored
         }
-        _ if unknown => "ignored",
-        _ => "accepted",
+        _ if unknown => WebhookStatus::Ignored,
+        _ => WebhookStatus::Accepted,
     };
-    Ok(Json(json!({ "status": status })))
+    Ok(Json(WebhookAnswer { status }))
 }
 
 fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -113,6 +113,7 @@ mod tests {
     use crate::forge::{Forge, LocalForge};
     use crate::mask::Masker;
     use crate::store::Store;
+    use serde_json::{Value, json};
     use std::sync::Arc;
 
     const SECRETS: [&[u8]; 2] = [b"current-secret", b"previous-secret"];

@@ -276,7 +276,7 @@ impl Harness {
     /// Waits until the request reaches `state` (as its agent sees it).
     pub async fn wait_state(&self, agent: &AgentClient, id: &str, state: &str) -> Value {
         agent
-            .wait_for(id, Duration::from_secs(20), |s| s["state"] == state)
+            .wait_for_value(id, Duration::from_secs(20), |s| s["state"] == state)
             .await
             .unwrap()
     }
@@ -285,7 +285,7 @@ impl Harness {
     pub async fn submit_ok(&self) -> String {
         let a = self
             .agent_a()
-            .submit(&action_body(json!({"limit": 5})), None)
+            .submit_value(&action_body(json!({"limit": 5})), None)
             .await
             .unwrap();
         assert_eq!(a.status, 202, "{}", a.body);
@@ -299,7 +299,7 @@ impl Harness {
 
     /// Submits `body` as agent-a and waits until its review is open: its id and status.
     pub async fn pending_with(&self, body: &[u8]) -> (String, Value) {
-        let a = self.agent_a().submit(body, None).await.unwrap();
+        let a = self.agent_a().submit_value(body, None).await.unwrap();
         assert_eq!(a.status, 202, "{}", a.body);
         let id = a.body["id"].as_str().unwrap().to_owned();
         let status = self
@@ -482,7 +482,9 @@ pub async fn burst_then_kill_9(server: &mut Binary, n: u32, min_accepted: usize)
     for i in 0..n {
         let (agent, tx) = (agent.clone(), tx.clone());
         tasks.spawn(async move {
-            if let Ok(a) = agent.submit(&action_body(json!({ "n": i })), None).await
+            if let Ok(a) = agent
+                .submit_value(&action_body(json!({ "n": i })), None)
+                .await
                 && a.status == 202
             {
                 let _ = tx.send(a.body["id"].as_str().unwrap().to_owned());

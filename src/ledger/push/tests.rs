@@ -179,7 +179,7 @@ async fn pushes_at_start_then_once_per_change_batching_commits() {
     assert_eq!(s.remote.calls(), [started, third, fourth.clone()]);
     eventually(|| s.push().pushed_seq.load(Ordering::Relaxed) == 4).await;
     assert_eq!(s.attempts("ok"), 3);
-    let json = s.push().to_json(4);
+    let json = serde_json::to_value(s.push().readiness(4)).unwrap();
     assert_eq!(json["ok"], true, "{json}");
     assert_eq!(json["pushed_seq"], 4, "{json}");
     assert_eq!(json["lag_entries"], 0, "{json}");
@@ -227,7 +227,7 @@ async fn failures_are_retried_with_backoff_and_a_divergence_is_reported() {
     s.commit();
     s.status.committed.notify_one();
     eventually(|| s.push().error().is_some() && s.attempts("diverged") >= 1).await;
-    let json = s.push().to_json(s.seq);
+    let json = serde_json::to_value(s.push().readiness(s.seq)).unwrap();
     assert_eq!(json["ok"], false, "{json}");
     assert_eq!(json["diverged"]["remote_commit"], "f".repeat(40), "{json}");
     assert_eq!(json["diverged"]["base_commit"], tip.as_str(), "{json}");
