@@ -6,7 +6,8 @@ each target to its top-level module (`src/store/…` → `store`), and reports:
   - every import that runs from a lower layer back up to a higher one;
   - every import circle (strongly connected component) spanning more than one top-level module.
 Layers, bottom up, are in LAYERS below. Exit status 1 when a circle spans two modules or more than
-MAX_UP imports run back up; `--report` only prints.
+MAX_UP imports run back up, or when the module map of docs/ARCHITECTURE.md does not name exactly
+the modules in src/; `--report` only prints.
 """
 import re
 import sys
@@ -113,10 +114,21 @@ def main() -> int:
         print("circle:", " <-> ".join(c))
     if unknown:
         print("modules with no layer:", ", ".join(unknown))
+    # The module map of docs/ARCHITECTURE.md names exactly the modules in src/.
+    tree = {f"{d.name}/" for d in src.iterdir() if d.is_dir()}
+    tree |= {f.name for f in src.glob("*.rs") if f.name not in ("lib.rs", "main.rs")}
+    doc = (root / "docs" / "ARCHITECTURE.md").read_text()
+    table = doc.split("## Module map", 1)[1].split("\n## ", 1)[0]
+    mapped = set(re.findall(r"^\| `([a-z_]+/|[a-z_]+\.rs)` \|", table, re.M))
+    unmapped, stale = sorted(tree - mapped), sorted(mapped - tree)
+    if unmapped:
+        print("not in docs/ARCHITECTURE.md's module map:", ", ".join(unmapped))
+    if stale:
+        print("in docs/ARCHITECTURE.md's module map but not in src/:", ", ".join(stale))
     print(f"{len(up)} imports run back up (at most {MAX_UP}); {len(circles)} circles span modules")
     if "--report" in sys.argv:
         return 0
-    return 1 if circles or len(up) > MAX_UP or unknown else 0
+    return 1 if circles or len(up) > MAX_UP or unknown or unmapped or stale else 0
 
 
 if __name__ == "__main__":
