@@ -6,8 +6,9 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use tracing::dispatcher::{self, DefaultGuard, Dispatch};
+use tracing::subscriber::NoSubscriber;
 
 /// The lines captured so far (JSON, one per line).
 #[derive(Clone, Default)]
@@ -33,6 +34,12 @@ impl Logs {
     }
 }
 
+/// A second dispatch that never goes away and takes nothing. While exactly one dispatch exists,
+/// `tracing` asks the *current thread's* default whether a callsite is enabled the first time it
+/// runs: a thread of another test (no subscriber) would then cache "never" for a callsite a
+/// capturing test needs (tokio-rs/tracing#3611, #2874). With two, it asks every dispatch.
+static NOT_JUST_ONE: OnceLock<Dispatch> = OnceLock::new();
+
 thread_local! {
     /// The capture of the runtime this thread belongs to, for the thread's lifetime.
     static THREAD_CAPTURE: RefCell<Option<DefaultGuard>> = const { RefCell::new(None) };
@@ -52,6 +59,7 @@ where
     F: FnOnce(Logs) -> Fut,
     Fut: Future<Output = ()>,
 {
+    NOT_JUST_ONE.get_or_init(|| Dispatch::new(NoSubscriber::default()));
     let logs = Logs::default();
     let dispatch = logs.dispatch();
     let for_threads = dispatch.clone();
