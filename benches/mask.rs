@@ -9,9 +9,9 @@
 //! 150 MB/s dense.
 
 use countersign::mask::Masker;
-use countersign::mask::corpus::generate;
 use std::process::{Command, Stdio};
 use std::time::Instant;
+use testkit::corpus::generate;
 
 const SIZE: usize = 10 * 1024 * 1024;
 

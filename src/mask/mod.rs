@@ -5,7 +5,6 @@
 //! structured findings (type, JSON pointer, byte span, detector — never the raw value) and,
 //! optionally, replaces values with stable keyed pseudonyms (`<email:7f3a9c>`).
 
-pub mod corpus;
 pub mod detect;
 pub mod names;
 
