@@ -11,7 +11,9 @@ use testkit::fake_chat::{Failure, FakeChat};
 use testkit::*;
 use zeroize::Zeroizing;
 
-const WAIT: Duration = Duration::from_secs(20);
+/// The longest a scenario waits for the fake to see something. Generous: the suite runs many
+/// servers and child processes at once on a small machine, and a passing wait ends early.
+const WAIT: Duration = Duration::from_secs(60);
 
 fn bot(fake: &FakeChat, name: &str, channel: &str) -> Target {
     Target {
