@@ -10,9 +10,12 @@ use countersign::cli::client::{AgentClient, ReviewerClient};
 use countersign::config::{Agent, Reviewer, ServerConfig};
 use countersign::request::AgentId;
 use countersign::request::signature::{self, AgentKey};
+pub use countersign::support::clock::ManualClock;
+use countersign::support::clock::{Clock, SystemClock};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const KEY_A_OLD: &str = "agent-a-old-key-0123456789abcdef0123456789";
@@ -161,14 +164,33 @@ impl Harness {
         Self::start_in(&std::env::temp_dir(), tweak).await
     }
 
+    /// Like [`Harness::start_with`], with the request lifecycle on `clock`: a test moves time
+    /// (expiry, retention, retries) with `clock.advance(..)` instead of waiting for it.
+    pub async fn start_with_clock(
+        clock: Arc<ManualClock>,
+        tweak: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
+        Self::start_on(&std::env::temp_dir(), clock, tweak).await
+    }
+
     /// Like [`Harness::start_with`], with the data directory created inside `parent` (a small
     /// filesystem, for storage faults).
     pub async fn start_in(parent: &Path, tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        Self::start_on(parent, Arc::new(SystemClock), tweak).await
+    }
+
+    async fn start_on(
+        parent: &Path,
+        clock: Arc<dyn Clock>,
+        tweak: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
         let dir = tempfile::tempdir_in(parent).unwrap();
         seed_repo(dir.path());
         let mut c = config(dir.path());
         tweak(&mut c);
-        let server = Server::start(&c).await.expect("server starts");
+        let server = Server::start_with_clock(&c, clock)
+            .await
+            .expect("server starts");
         let url = server.url();
         Self {
             dir,

@@ -685,9 +685,11 @@ async fn an_approved_change_is_merged_into_the_base_branch() {
 
 #[tokio::test]
 async fn the_raw_payload_is_kept_for_the_retention_then_erased() {
-    let h = Harness::start_with(|c| {
+    let clock = Arc::new(ManualClock::starting_now());
+    let h = Harness::start_with_clock(clock.clone(), |c| {
         c.execution.payload_retention = Duration::from_secs(3600);
         c.sweep_interval = Duration::from_millis(100);
+        c.request_ttl = Duration::from_secs(600);
     })
     .await;
     let (kept, _) = h.pending_with(&action_body(json!({"limit": 3}))).await;
@@ -697,11 +699,27 @@ async fn the_raw_payload_is_kept_for_the_retention_then_erased() {
         .unwrap();
     let status = wait_final(&h, &kept).await;
     assert_eq!(status["state"], "succeeded", "{status}");
-    // TODO(clock): a few sweeps (100 ms apart) pass; nothing outside the server shows that a
-    // sweep ran, so this waits for time itself until the manual clock can drive the sweeper.
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let status = h.agent_a().status_value(&kept).await.unwrap().body;
-    assert!(status.get("payload_erased_at").is_none(), "{status}");
+    let erased = |id: String| {
+        let agent = h.agent_a();
+        async move {
+            let status = agent.status_value(&id).await.unwrap().body;
+            status["payload_erased_at"].is_string()
+        }
+    };
+    // Within the retention the payload stays: a request left pending expires (so a sweep ran
+    // at the advanced time), and the payload is still there.
+    let (probe, _) = h.pending_with(&action_body(json!({"limit": 9}))).await;
+    clock.advance(Duration::from_secs(3590));
+    h.wait_state(&h.agent_a(), &probe, "expired").await;
+    assert!(!erased(kept.clone()).await, "kept within its retention");
+    // Once the clock passes the retention, the next sweep erases it.
+    clock.advance(Duration::from_secs(20));
+    wait_until(
+        "the payload to be erased once its retention is over",
+        Duration::from_secs(10),
+        async || erased(kept.clone()).await,
+    )
+    .await;
 
     // Retention zero (the default): a denied request's payload goes with the next sweep.
     let h = h
