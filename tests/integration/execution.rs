@@ -87,12 +87,6 @@ async fn wait_done(h: &Harness, id: &str) -> RequestStatus {
         .unwrap()
 }
 
-/// [`wait_done`] as raw JSON, for `the_raw_payload_is_kept_for_the_retention_then_erased`
-/// only (left as it is here: another change moves it to the manual clock).
-async fn wait_final(h: &Harness, id: &str) -> Value {
-    serde_json::to_value(wait_done(h, id).await).unwrap()
-}
-
 // ---------------------------------------------------------------------------------------------
 // The warehouse: a resource service that trusts countersign only through its published keys.
 
@@ -694,23 +688,24 @@ async fn the_raw_payload_is_kept_for_the_retention_then_erased() {
     .await;
     let (kept, _) = h.pending_with(&action_body(json!({"limit": 3}))).await;
     h.reviewer(BOB)
-        .review_value(&kept, "approve", None)
+        .review(&kept, Verdict::Approve, None)
         .await
         .unwrap();
-    let status = wait_final(&h, &kept).await;
-    assert_eq!(status["state"], "succeeded", "{status}");
+    let status = wait_done(&h, &kept).await;
+    assert_eq!(status.state, api::State::Succeeded, "{status:?}");
     let erased = |id: String| {
         let agent = h.agent_a();
         async move {
-            let status = agent.status_value(&id).await.unwrap().body;
-            status["payload_erased_at"].is_string()
+            let status = agent.status(&id).await.unwrap();
+            status.payload_erased_at.is_some()
         }
     };
     // Within the retention the payload stays: a request left pending expires (so a sweep ran
     // at the advanced time), and the payload is still there.
     let (probe, _) = h.pending_with(&action_body(json!({"limit": 9}))).await;
     clock.advance(Duration::from_secs(3590));
-    h.wait_state(&h.agent_a(), &probe, "expired").await;
+    h.wait_state(&h.agent_a(), &probe, api::State::Expired)
+        .await;
     assert!(!erased(kept.clone()).await, "kept within its retention");
     // Once the clock passes the retention, the next sweep erases it.
     clock.advance(Duration::from_secs(20));
@@ -727,20 +722,21 @@ async fn the_raw_payload_is_kept_for_the_retention_then_erased() {
         .await;
     let (denied, _) = h.pending_with(&action_body(json!({"limit": 4}))).await;
     h.reviewer(ALICE)
-        .review_value(&denied, "deny", Some("no"))
+        .review(&denied, Verdict::Deny, Some("no"))
         .await
         .unwrap();
     for id in [&denied, &kept] {
         let erased = h
             .agent_a()
-            .wait_for_value(id, Duration::from_secs(10), |s| {
-                s["payload_erased_at"].is_string()
+            .wait_for(id, Duration::from_secs(10), |s| {
+                s.payload_erased_at.is_some()
             })
             .await;
         assert!(erased.is_ok(), "{id} erased once its retention is over");
     }
-    let view = h.reviewer(BOB).show_value(&denied).await.unwrap();
-    assert_eq!(view.body["payload"]["limit"], 4, "the masked copy stays");
+    // The payload is the agent's own JSON (not an API document).
+    let view = h.reviewer(BOB).show(&denied).await.unwrap();
+    assert_eq!(view.payload["limit"], 4, "the masked copy stays");
 }
 
 #[tokio::test]
