@@ -388,8 +388,9 @@ async fn a_read_only_data_directory_refuses_writes_and_heals_once_writable_again
     let server = spawn_server(&config);
     let agent = AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
     let refused = agent.submit(&action_body(json!({"limit": 8})), None).await;
-    assert!(
-        matches!(&refused, Err(e @ ClientError::Api { .. }) if e.status() == Some(reqwest::StatusCode::INTERNAL_SERVER_ERROR)),
+    assert_eq!(
+        refused.as_ref().err().and_then(ClientError::status),
+        Some(reqwest::StatusCode::INTERNAL_SERVER_ERROR),
         "nothing can be stored: {refused:?}"
     );
     let ready = wait_url_ready(&server.url, false).await;
