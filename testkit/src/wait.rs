@@ -57,25 +57,3 @@ pub async fn poll<C: Check>(
         pause = (pause * 2).min(Duration::from_millis(50));
     }
 }
-
-/// [`wait_until`] for a check that does not need `.await` (a fake's record, a file, a child
-/// process), from synchronous code: the same polling, on the calling thread.
-pub fn wait_until_blocking<C: Check>(
-    what: &str,
-    timeout: Duration,
-    mut check: impl FnMut() -> C,
-) -> C::Value {
-    let deadline = Instant::now() + timeout;
-    let mut pause = Duration::from_millis(2);
-    loop {
-        if let Some(value) = check().done() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(50));
-    }
-}
