@@ -8,6 +8,7 @@
 //! (default 200) requests are approved one at a time, each after its review is open.
 
 use axum::http::HeaderMap;
+use countersign::api::{State, Verdict};
 use countersign::app::Server;
 use countersign::cli::client::{AgentClient, ReviewerClient};
 use countersign::config::{Agent, Reviewer, ServerConfig};
@@ -101,19 +102,18 @@ async fn main() {
             "payload": {"table": "customers", "limit": 500, "n": i, "where": {"email": "ann@example.com"}},
         }))
         .unwrap();
-        let a = agent.submit_value(&body, None).await.unwrap();
-        assert_eq!(a.status, 202, "{}", a.body);
-        let id = a.body["id"].as_str().unwrap().to_owned();
+        let a = agent.submit(&body, None).await.unwrap();
+        let id = a.id.as_str().to_owned();
         agent
-            .wait_for_value(&id, Duration::from_secs(20), |s| {
-                s["state"] == "pending_review"
+            .wait_for(&id, Duration::from_secs(20), |s| {
+                s.state == State::PendingReview
             })
             .await
             .unwrap();
         let sent = Instant::now();
-        let r = bob.review_value(&id, "approve", None).await.unwrap();
+        let r = bob.review(&id, Verdict::Approve, None).await.unwrap();
         review_calls.push(sent.elapsed());
-        assert_eq!(r.body["state"], "approved", "{}", r.body);
+        assert_eq!(r.state, State::Approved);
         let arrived = loop {
             if let Some(at) = arrivals.lock().unwrap().get(&id) {
                 break *at;

@@ -214,7 +214,7 @@ fn main() {
         let agent = AgentClient::new(&url, "bench-agent", AgentKey::new(KEY.as_bytes().to_vec()).unwrap());
         let drained = match &last {
             Some(id) => agent
-                .wait_for_value(id, Duration::from_secs(900), |s| s["state"] == "pending_review")
+                .wait_for(id, Duration::from_secs(900), |s| s.state == countersign::api::State::PendingReview)
                 .await
                 .map(|_| drain_started.elapsed())
                 .ok(),

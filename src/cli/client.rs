@@ -1,8 +1,7 @@
 //! HTTP clients for agents (signed calls) and reviewers (bearer token), used by the CLI, the
 //! demo and the tests. Each call returns the typed [`crate::api`] document, or a
-//! [`ClientError`] carrying the server's status and [`ErrorBody`]; the `*_value` variants
-//! return the raw [`Answer`] (for tests that still index into JSON, and for sending malformed
-//! calls on purpose).
+//! [`ClientError`] carrying the server's status and [`ErrorBody`]. (A test that must send a
+//! malformed call, or see the JSON itself, makes a raw HTTP call.)
 
 use crate::api::{
     ErrorBody, RequestStatus, ReviewAnswer, ReviewRequest, ReviewView, SubmitAnswer, Verdict,
@@ -13,13 +12,12 @@ use anyhow::Context as _;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize as _;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-/// A server answer: status code and JSON body.
-#[derive(Debug, Clone)]
-pub struct Answer {
-    pub status: StatusCode,
-    pub body: Value,
+/// A server answer before it is typed: status code and JSON body (a string when not JSON).
+struct Answer {
+    status: StatusCode,
+    body: Value,
 }
 
 /// Why a typed call did not return its document.
@@ -73,7 +71,7 @@ async fn answer(response: reqwest::Response) -> anyhow::Result<Answer> {
 
 impl Answer {
     /// The typed document of a 2xx answer; the typed error body otherwise.
-    pub fn into_typed<T: DeserializeOwned>(self) -> Result<T, ClientError> {
+    fn into_typed<T: DeserializeOwned>(self) -> Result<T, ClientError> {
         let Answer { status, body } = self;
         let unexpected = |e: serde_json::Error, body: Value| ClientError::Unexpected {
             status,
@@ -136,11 +134,10 @@ impl AgentClient {
         body: &[u8],
         idempotency_key: Option<&str>,
     ) -> Result<SubmitAnswer, ClientError> {
-        typed(self.submit_value(body, idempotency_key).await)
+        typed(self.post_submission(body, idempotency_key).await)
     }
 
-    /// [`AgentClient::submit`], the answer as raw JSON.
-    pub async fn submit_value(
+    async fn post_submission(
         &self,
         body: &[u8],
         idempotency_key: Option<&str>,
@@ -162,11 +159,10 @@ impl AgentClient {
 
     /// `GET /v1/requests/{id}`.
     pub async fn status(&self, id: &str) -> Result<RequestStatus, ClientError> {
-        typed(self.status_value(id).await)
+        typed(self.get_status(id).await)
     }
 
-    /// [`AgentClient::status`], the answer as raw JSON.
-    pub async fn status_value(&self, id: &str) -> anyhow::Result<Answer> {
+    async fn get_status(&self, id: &str) -> anyhow::Result<Answer> {
         let path = format!("/v1/requests/{id}");
         let resp = self
             .signed(Method::GET, &path, b"")
@@ -193,30 +189,6 @@ impl AgentClient {
             };
             if std::time::Instant::now() > deadline {
                 anyhow::bail!("timed out waiting on request {id}; last answer: {last}");
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
-    }
-
-    /// [`AgentClient::wait_for`] over the raw JSON status.
-    pub async fn wait_for_value(
-        &self,
-        id: &str,
-        timeout: std::time::Duration,
-        done: impl Fn(&Value) -> bool,
-    ) -> anyhow::Result<Value> {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            let a = self.status_value(id).await?;
-            if a.status == StatusCode::OK && done(&a.body) {
-                return Ok(a.body);
-            }
-            if std::time::Instant::now() > deadline {
-                anyhow::bail!(
-                    "timed out waiting on request {id}; last answer {}: {}",
-                    a.status,
-                    a.body
-                );
             }
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
@@ -254,19 +226,7 @@ impl ReviewerClient {
         typed(self.post_review(id, &body).await)
     }
 
-    /// [`ReviewerClient::review`] with any `decision` string (malformed ones included), the
-    /// answer as raw JSON.
-    pub async fn review_value(
-        &self,
-        id: &str,
-        decision: &str,
-        reason: Option<&str>,
-    ) -> anyhow::Result<Answer> {
-        self.post_review(id, &json!({ "decision": decision, "reason": reason }))
-            .await
-    }
-
-    async fn post_review(&self, id: &str, body: &impl serde::Serialize) -> anyhow::Result<Answer> {
+    async fn post_review(&self, id: &str, body: &ReviewRequest) -> anyhow::Result<Answer> {
         let resp = self
             .http
             .post(format!("{}/v1/requests/{id}/reviews", self.base))
@@ -280,11 +240,10 @@ impl ReviewerClient {
 
     /// `GET /v1/requests/{id}/review`.
     pub async fn show(&self, id: &str) -> Result<ReviewView, ClientError> {
-        typed(self.show_value(id).await)
+        typed(self.get_view(id).await)
     }
 
-    /// [`ReviewerClient::show`], the answer as raw JSON.
-    pub async fn show_value(&self, id: &str) -> anyhow::Result<Answer> {
+    async fn get_view(&self, id: &str) -> anyhow::Result<Answer> {
         let resp = self
             .http
             .get(format!("{}/v1/requests/{id}/review", self.base))

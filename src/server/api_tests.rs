@@ -7,11 +7,11 @@ use crate::api::{
     SubmitAnswer, Verdict,
 };
 use crate::app::Server;
-use crate::cli::client::{AgentClient, Answer, ClientError, ReviewerClient};
+use crate::cli::client::{AgentClient, ClientError, ReviewerClient};
 use crate::config::ServerConfig;
 use crate::request::AgentId;
 use crate::request::identity::{Agent, Reviewer};
-use crate::request::signature::AgentKey;
+use crate::request::signature::{self, AgentKey};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -22,6 +22,80 @@ use std::time::Duration;
 const AGENT_KEY: &str = "an-agent-key-of-at-least-thirty-two-bytes";
 const ALICE: &str = "alice-token";
 const BOB: &str = "bob-token";
+
+/// A server answer as it came: status code and JSON body.
+struct Answer {
+    status: reqwest::StatusCode,
+    body: Value,
+}
+
+async fn answer(response: reqwest::Response) -> Answer {
+    Answer {
+        status: response.status(),
+        body: response.json().await.unwrap(),
+    }
+}
+
+/// The raw calls the typed clients make, to see the JSON itself: signed as the agent, or
+/// with a reviewer's bearer token.
+struct Raw {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Raw {
+    async fn signed(&self, method: &str, path: &str, body: &[u8], key: Option<&str>) -> Answer {
+        let ts = crate::time::now_secs();
+        let agent_key = AgentKey::new(AGENT_KEY.as_bytes().to_vec()).unwrap();
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.url))
+            .header(signature::HEADER_AGENT, "demo-agent")
+            .header(signature::HEADER_TIMESTAMP, ts.to_string())
+            .header(
+                signature::HEADER_SIGNATURE,
+                signature::sign(&agent_key, ts, method, path, body),
+            )
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        if let Some(key) = key {
+            req = req.header("idempotency-key", key);
+        }
+        answer(req.send().await.unwrap()).await
+    }
+
+    async fn submit(&self, body: &Value, key: &str) -> Answer {
+        let body = serde_json::to_vec(body).unwrap();
+        self.signed("POST", "/v1/requests", &body, Some(key)).await
+    }
+
+    async fn status(&self, id: &str) -> Answer {
+        self.signed("GET", &format!("/v1/requests/{id}"), b"", None)
+            .await
+    }
+
+    async fn reviewer(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> Answer {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.url))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        answer(req.send().await.unwrap()).await
+    }
+
+    async fn review(&self, token: &str, id: &str, reason: Option<&str>) -> Answer {
+        let body = json!({ "decision": "approve", "reason": reason });
+        let path = format!("/v1/requests/{id}/reviews");
+        self.reviewer(token, "POST", &path, Some(body)).await
+    }
+
+    async fn show(&self, token: &str, id: &str) -> Answer {
+        let path = format!("/v1/requests/{id}/review");
+        self.reviewer(token, "GET", &path, None).await
+    }
+}
 
 /// Parses a 2xx answer as `T` and checks that serializing it again gives the same JSON.
 fn lossless<T: Serialize + DeserializeOwned>(answer: &Answer) -> T {
@@ -41,11 +115,7 @@ fn keys(v: &Value) -> BTreeSet<&str> {
 }
 
 async fn get(url: &str) -> Answer {
-    let response = reqwest::get(url).await.unwrap();
-    Answer {
-        status: response.status(),
-        body: response.json().await.unwrap(),
-    }
+    answer(reqwest::get(url).await.unwrap()).await
 }
 
 #[tokio::test]
@@ -81,17 +151,17 @@ async fn a_real_request_documents_round_trip_without_loss() {
     let url = server.url();
     let agent = AgentClient::new(&url, "demo-agent", AgentKey::new(AGENT_KEY.into()).unwrap());
     let alice = ReviewerClient::new(&url, ALICE);
-    let bob = ReviewerClient::new(&url, BOB);
+    let raw = Raw {
+        http: reqwest::Client::new(),
+        url: url.clone(),
+    };
 
     let body = json!({
         "kind": "action", "action": "db.export", "resource": "prod/customers",
         "environment": "prod", "justification": "Churn analysis for ann@example.com",
         "payload": { "table": "customers", "where": { "email": "ann@example.com" } },
     });
-    let submitted = agent
-        .submit_value(&serde_json::to_vec(&body).unwrap(), Some("k-1"))
-        .await
-        .unwrap();
+    let submitted = raw.submit(&body, "k-1").await;
     let answer: SubmitAnswer = lossless(&submitted);
     assert_eq!(answer.state, State::Received);
     let id = answer.id.as_str().to_owned();
@@ -121,19 +191,15 @@ async fn a_real_request_documents_round_trip_without_loss() {
     };
     assert_eq!(status, 403);
     assert_eq!(error.error.code, "self_approval_forbidden");
-    let raw = alice.review_value(&id, "approve", None).await.unwrap();
-    let error: ErrorBody = serde_json::from_value(raw.body.clone()).unwrap();
-    assert_eq!(serde_json::to_value(&error).unwrap(), raw.body);
+    let refusal = raw.review(ALICE, &id, None).await;
+    let error: ErrorBody = serde_json::from_value(refusal.body.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&error).unwrap(), refusal.body);
 
     // The reviewer's view: the status plus the masked content.
-    let view: ReviewView = lossless(&bob.show_value(&id).await.unwrap());
+    let view: ReviewView = lossless(&raw.show(BOB, &id).await);
     assert_eq!(view.request.policy.as_ref().unwrap().not_counted.len(), 2);
     assert!(!view.justification.contains("ann@example.com"));
-    let approved: ReviewAnswer = lossless(
-        &bob.review_value(&id, "approve", Some("fine"))
-            .await
-            .unwrap(),
-    );
+    let approved: ReviewAnswer = lossless(&raw.review(BOB, &id, Some("fine")).await);
     assert_eq!(
         (approved.state, approved.decision),
         (State::Approved, Verdict::Approve)
@@ -146,11 +212,11 @@ async fn a_real_request_documents_round_trip_without_loss() {
         })
         .await
         .unwrap();
-    let raw = agent.status_value(&id).await.unwrap();
-    let status: RequestStatus = lossless(&raw);
+    let executed = raw.status(&id).await;
+    let status: RequestStatus = lossless(&executed);
     assert_eq!(status.decisions.len(), 1);
     assert_eq!(
-        keys(&raw.body),
+        keys(&executed.body),
         BTreeSet::from([
             "id",
             "agent",
@@ -171,11 +237,11 @@ async fn a_real_request_documents_round_trip_without_loss() {
         ])
     );
     assert_eq!(
-        keys(&raw.body["policy"]),
+        keys(&executed.body["policy"]),
         BTreeSet::from(["commit", "outcome", "risk", "requirements", "not_counted"])
     );
     assert_eq!(
-        keys(&raw.body["execution"]),
+        keys(&executed.body["execution"]),
         BTreeSet::from([
             "executor",
             "attempt_id",
@@ -187,9 +253,9 @@ async fn a_real_request_documents_round_trip_without_loss() {
             "callback",
         ])
     );
-    assert!(raw.body["execution"]["callback"].is_null());
+    assert!(executed.body["execution"]["callback"].is_null());
     assert_eq!(
-        keys(&raw.body["execution"]["outcome"]),
+        keys(&executed.body["execution"]["outcome"]),
         BTreeSet::from([
             "success",
             "exit_status",
@@ -203,10 +269,7 @@ async fn a_real_request_documents_round_trip_without_loss() {
         ])
     );
     // An idempotent retry answers the stored original.
-    let again = agent
-        .submit_value(&serde_json::to_vec(&body).unwrap(), Some("k-1"))
-        .await
-        .unwrap();
+    let again = raw.submit(&body, "k-1").await;
     assert_eq!(again.body, submitted.body);
 
     // Probes and the issuer's documents.

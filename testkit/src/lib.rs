@@ -4,6 +4,7 @@
 //! ([`Binary`]), and the fakes and tools in the modules below. Used by the integration binary
 //! (`tests/integration/`) and the benches, so all of it compiles once.
 
+use countersign::api::{RequestStatus, State};
 use countersign::app::Server;
 use countersign::cli::client::{AgentClient, ReviewerClient};
 use countersign::config::{Agent, Reviewer, ServerConfig};
@@ -312,22 +313,21 @@ impl Harness {
     }
 
     /// Waits until the request reaches `state` (as its agent sees it).
-    pub async fn wait_state(&self, agent: &AgentClient, id: &str, state: &str) -> Value {
+    pub async fn wait_state(&self, agent: &AgentClient, id: &str, state: State) -> RequestStatus {
         agent
-            .wait_for_value(id, Duration::from_secs(20), |s| s["state"] == state)
+            .wait_for(id, Duration::from_secs(20), |s| s.state == state)
             .await
             .unwrap()
     }
 
     /// Submits a valid action request as agent-a and returns its id.
     pub async fn submit_ok(&self) -> String {
-        let a = self
+        let answer = self
             .agent_a()
-            .submit_value(&action_body(json!({"limit": 5})), None)
+            .submit(&action_body(json!({"limit": 5})), None)
             .await
             .unwrap();
-        assert_eq!(a.status, 202, "{}", a.body);
-        a.body["id"].as_str().unwrap().to_owned()
+        answer.id.as_str().to_owned()
     }
 
     /// Submits and waits for the review to be open.
@@ -336,12 +336,11 @@ impl Harness {
     }
 
     /// Submits `body` as agent-a and waits until its review is open: its id and status.
-    pub async fn pending_with(&self, body: &[u8]) -> (String, Value) {
-        let a = self.agent_a().submit_value(body, None).await.unwrap();
-        assert_eq!(a.status, 202, "{}", a.body);
-        let id = a.body["id"].as_str().unwrap().to_owned();
+    pub async fn pending_with(&self, body: &[u8]) -> (String, RequestStatus) {
+        let answer = self.agent_a().submit(body, None).await.unwrap();
+        let id = answer.id.as_str().to_owned();
         let status = self
-            .wait_state(&self.agent_a(), &id, "pending_review")
+            .wait_state(&self.agent_a(), &id, State::PendingReview)
             .await;
         (id, status)
     }
@@ -529,12 +528,8 @@ pub async fn burst_then_kill_9(server: &mut Binary, n: u32, min_accepted: usize)
     for i in 0..n {
         let (agent, tx) = (agent.clone(), tx.clone());
         tasks.spawn(async move {
-            if let Ok(a) = agent
-                .submit_value(&action_body(json!({ "n": i })), None)
-                .await
-                && a.status == 202
-            {
-                let _ = tx.send(a.body["id"].as_str().unwrap().to_owned());
+            if let Ok(a) = agent.submit(&action_body(json!({ "n": i })), None).await {
+                let _ = tx.send(a.id.as_str().to_owned());
             }
         });
     }
@@ -557,11 +552,13 @@ pub mod fake_chat;
 pub mod fake_github;
 pub mod jwt_check;
 pub mod logs;
+pub mod refusal;
 pub mod settle;
 pub mod setup;
 pub mod tmpfs;
 pub mod wait;
 
+pub use refusal::{Refused, error_code, error_detail};
 pub use setup::{GitHub, Setup};
 pub use wait::wait_until;
 

@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use countersign::api::{Discovery, IntrospectionAnswer, Jwks};
 use countersign::credentials::{Grant, Issued};
 use countersign::request::{AgentId, Digest, RequestId};
 use serde_json::{Value, json};
@@ -82,6 +83,7 @@ async fn apply(State(s): State<Arc<Service>>, headers: HeaderMap) -> (StatusCode
     ) else {
         return (StatusCode::BAD_GATEWAY, "issuer unreachable".into());
     };
+    // Independent code: the service reads the discovery document as any JSON.
     let issuer = discovery["issuer"].as_str().unwrap_or("");
     match verify_independently(&token, &jwks, issuer, s.audience, &get("x-digest")) {
         Ok(claims) => (StatusCode::OK, claims.to_string()),
@@ -116,6 +118,8 @@ async fn call_service(h: &Harness, service: &str, token: &str, digest: &Digest) 
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
+/// `POST /v1/tokens/introspect`: the status and the raw body (an [`IntrospectionAnswer`] or
+/// an error body; see [`active`]).
 async fn introspect(h: &Harness, auth: Option<&str>, form: &[(&str, &str)]) -> (u16, Value) {
     let mut req = h
         .http
@@ -133,6 +137,11 @@ async fn introspect(h: &Harness, auth: Option<&str>, form: &[(&str, &str)]) -> (
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
+/// The introspection answer in a raw body.
+fn active(answer: &Value) -> IntrospectionAnswer {
+    serde_json::from_value(answer.clone()).unwrap()
+}
+
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test]
@@ -146,22 +155,15 @@ async fn discovery_and_jwks_are_published_for_relying_parties() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["cache-control"], "max-age=300");
-    let d: Value = r.json().await.unwrap();
-    assert_eq!(d["issuer"], h.url.as_str());
-    assert_eq!(d["jwks_uri"], format!("{}/.well-known/jwks.json", h.url));
+    let d: Discovery = r.json().await.unwrap();
+    assert_eq!(d.issuer, h.url);
+    assert_eq!(d.jwks_uri, format!("{}/.well-known/jwks.json", h.url));
     assert_eq!(
-        d["introspection_endpoint"],
+        d.introspection_endpoint,
         format!("{}/v1/tokens/introspect", h.url)
     );
-    assert_eq!(d["id_token_signing_alg_values_supported"], json!(["EdDSA"]));
-    assert!(d["subject_types_supported"].is_array());
-    assert!(d["response_types_supported"].is_array());
-    assert!(
-        d["claims_supported"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("digest"))
-    );
+    assert_eq!(d.id_token_signing_alg_values_supported, ["EdDSA"]);
+    assert!(d.claims_supported.iter().any(|c| c == "digest"));
 
     let r = h
         .http
@@ -170,27 +172,23 @@ async fn discovery_and_jwks_are_published_for_relying_parties() {
         .await
         .unwrap();
     assert_eq!(r.headers()["cache-control"], "max-age=300");
-    let jwks: Value = r.json().await.unwrap();
-    let keys = jwks["keys"].as_array().unwrap();
-    assert_eq!(keys.len(), 1);
-    let k = &keys[0];
+    let raw: Value = r.json().await.unwrap();
+    // On the wire on purpose: a JWK has exactly these members (RFC 7517; nothing private).
     assert_eq!(
-        k.as_object().unwrap().keys().collect::<Vec<_>>(),
+        raw["keys"][0]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
         ["alg", "crv", "kid", "kty", "use", "x"]
     );
-    assert_eq!((&k["kty"], &k["crv"]), (&json!("OKP"), &json!("Ed25519")));
-    assert_eq!((&k["alg"], &k["use"]), (&json!("EdDSA"), &json!("sig")));
-    assert_eq!(
-        URL_SAFE_NO_PAD
-            .decode(k["x"].as_str().unwrap())
-            .unwrap()
-            .len(),
-        32
-    );
-    assert_eq!(
-        k["kid"],
-        h.server.engine.credentials().current_kid().as_str()
-    );
+    let jwks: Jwks = serde_json::from_value(raw).unwrap();
+    assert_eq!(jwks.keys.len(), 1);
+    let k = &jwks.keys[0];
+    assert_eq!((k.kty.as_str(), k.crv.as_str()), ("OKP", "Ed25519"));
+    assert_eq!((k.alg.as_str(), k.use_.as_str()), ("EdDSA", "sig"));
+    assert_eq!(URL_SAFE_NO_PAD.decode(&k.x).unwrap().len(), 32);
+    assert_eq!(k.kid, h.server.engine.credentials().current_kid().as_str());
 }
 
 #[tokio::test]
@@ -294,18 +292,22 @@ async fn introspection_answers_rfc_7662_and_a_consumed_token_is_inactive() {
 
     let (status, answer) = introspect(&h, Some(CLIENT_TOKEN), &[("token", token)]).await;
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer["active"], true);
-    assert_eq!(answer["sub"], "agent:agent-a");
-    assert_eq!(answer["aud"], AUDIENCE);
-    assert_eq!(answer["iss"], h.url.as_str());
-    assert_eq!(answer["jti"], issued.jti.as_str());
-    assert_eq!(answer["exp"], issued.expires_at);
-    assert_eq!(answer["token_type"], "Bearer");
-    assert_eq!(answer["client_id"], "agent-a");
-    assert_eq!(answer["scope"], "db.export:prod:prod/customers");
-    assert_eq!(answer["request_id"], g.request_id.as_str());
-    assert_eq!(answer["digest"], digest.as_str());
-    assert_eq!(answer["approvers"], json!(["alice"]));
+    let answer = active(&answer);
+    assert!(answer.active);
+    assert_eq!(answer.sub.as_deref(), Some("agent:agent-a"));
+    assert_eq!(answer.aud.as_deref(), Some(AUDIENCE));
+    assert_eq!(answer.iss.as_deref(), Some(h.url.as_str()));
+    assert_eq!(answer.jti.as_deref(), Some(issued.jti.as_str()));
+    assert_eq!(answer.exp, Some(issued.expires_at));
+    assert_eq!(answer.token_type.as_deref(), Some("Bearer"));
+    assert_eq!(answer.client_id.as_deref(), Some("agent-a"));
+    assert_eq!(
+        answer.scope.as_deref(),
+        Some("db.export:prod:prod/customers")
+    );
+    assert_eq!(answer.request_id.as_deref(), Some(g.request_id.as_str()));
+    assert_eq!(answer.digest.as_deref(), Some(digest.as_str()));
+    assert_eq!(answer.approvers, Some(vec!["alice".to_owned()]));
 
     // Single use: the first consuming call answers active and marks it used.
     let form = [
@@ -314,7 +316,9 @@ async fn introspection_answers_rfc_7662_and_a_consumed_token_is_inactive() {
         ("consume", "true"),
     ];
     let (status, answer) = introspect(&h, Some(CLIENT_TOKEN), &form).await;
-    assert_eq!((status, &answer["active"]), (200, &json!(true)));
+    assert_eq!((status, active(&answer).active), (200, true));
+    // On the wire on purpose: an inactive token is only `{"active": false}` (RFC 7662 says
+    // nothing more may be told), which the typed answer cannot show.
     let (_, answer) = introspect(&h, Some(CLIENT_TOKEN), &form).await;
     assert_eq!(answer, json!({ "active": false }));
     let (_, answer) = introspect(&h, Some(CLIENT_TOKEN), &[("token", token)]).await;
@@ -323,22 +327,17 @@ async fn introspection_answers_rfc_7662_and_a_consumed_token_is_inactive() {
     // Unauthenticated or unknown callers, a missing token, another content type.
     let (status, answer) = introspect(&h, None, &[("token", token)]).await;
     assert_eq!(
-        (status, &answer["error"]["code"]),
-        (401, &json!("missing_token"))
+        (status, error_code(&answer).as_str()),
+        (401, "missing_token")
     );
     let (status, answer) = introspect(&h, Some(ALICE), &[("token", token)]).await;
     assert_eq!(
-        (status, &answer["error"]["code"]),
-        (401, &json!("invalid_token"))
+        (status, error_code(&answer).as_str()),
+        (401, "invalid_token")
     );
     let (status, answer) = introspect(&h, Some(CLIENT_TOKEN), &[("consume", "true")]).await;
     assert_eq!(status, 400, "{answer}");
-    assert!(
-        answer["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("token")
-    );
+    assert!(error_detail(&answer).message.contains("token"), "{answer}");
     let r = h
         .http
         .post(format!("{}/v1/tokens/introspect", h.url))
@@ -419,7 +418,7 @@ async fn rotation_keeps_old_tokens_verifiable_across_restarts() {
     let kids: Vec<&str> = jwks.keys.iter().map(|k| k.kid.as_str()).collect();
     assert_eq!(kids, [new_kid.as_str(), old_kid.as_str()]);
     let (_, answer) = introspect(&h, Some(CLIENT_TOKEN), &[("token", &before.token)]).await;
-    assert_eq!(answer["active"], true, "{answer}");
+    assert!(active(&answer).active, "{answer}");
 }
 
 #[test]
@@ -436,7 +435,7 @@ fn key_files_are_private_and_tokens_reach_neither_the_database_nor_the_logs() {
                 &[("token", &issued.token), ("consume", "true")],
             )
             .await;
-            assert_eq!(answer["active"], true);
+            assert!(active(&answer).active);
             tokens.push(issued.token.to_string());
         }
         let jwt_dir = h.dir.path().join("keys/jwt");

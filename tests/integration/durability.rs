@@ -3,7 +3,8 @@
 //! faults on a real filesystem (full, read-only, damaged database, stale git locks) lose
 //! nothing acknowledged, run nothing twice, show in `/readyz` and heal by themselves.
 
-use countersign::cli::client::AgentClient;
+use countersign::api::{Readiness, State, Verdict};
+use countersign::cli::client::{AgentClient, ClientError};
 use serde_json::json;
 use std::process::Command;
 use std::time::Duration;
@@ -14,22 +15,18 @@ use testkit::*;
 async fn pending_requests_survive_a_restart_and_can_be_decided_after() {
     let h = Harness::start().await;
     let id = h.pending().await;
-    let before = h.agent_a().status_value(&id).await.unwrap().body;
+    let before = h.agent_a().status(&id).await.unwrap();
     let h = h.restart_with(|_| {}).await;
-    let after = h.agent_a().status_value(&id).await.unwrap().body;
-    assert_eq!(after["state"], "pending_review");
-    assert_eq!(after["digest"], before["digest"]);
+    let after = h.agent_a().status(&id).await.unwrap();
+    assert_eq!(after.state, State::PendingReview);
+    assert_eq!(after.digest, before.digest);
     // The review URL names the server's address, which changes with the port.
-    assert!(after["review"]["reference"].is_string());
-    assert_eq!(after["review"]["reference"], before["review"]["reference"]);
-    assert_eq!(
-        h.reviewer(BOB)
-            .review_value(&id, "approve", None)
-            .await
-            .unwrap()
-            .status,
-        200
-    );
+    let reference = |s: &countersign::api::RequestStatus| s.review.clone().unwrap().reference;
+    assert_eq!(reference(&after), reference(&before));
+    h.reviewer(BOB)
+        .review(&id, Verdict::Approve, None)
+        .await
+        .expect("decided after the restart");
 }
 
 #[tokio::test]
@@ -41,14 +38,14 @@ async fn a_failing_forge_is_retried_and_the_review_appears_once_it_works() {
     let id = h.submit_ok().await;
     let agent = h.agent_a();
     let failing = agent
-        .wait_for_value(&id, Duration::from_secs(10), |s| {
-            s["forge"]["attempts"].as_i64().unwrap_or(0) >= 1
+        .wait_for(&id, Duration::from_secs(10), |s| {
+            s.forge.as_ref().is_some_and(|f| f.attempts >= 1)
         })
         .await
         .unwrap();
-    assert_eq!(failing["state"], "received");
-    assert!(failing["review"].is_null());
-    let error = failing["forge"]["last_error"].as_str().unwrap();
+    assert_eq!(failing.state, State::Received);
+    assert!(failing.review.is_none());
+    let error = failing.forge.unwrap().last_error.unwrap();
     assert!(
         !error.contains("limit"),
         "forge errors carry no request data: {error}"
@@ -56,9 +53,9 @@ async fn a_failing_forge_is_retried_and_the_review_appears_once_it_works() {
     let (status, ready) = h.raw("GET", "/readyz", &[], vec![]).await;
     assert_eq!(status, 503, "{ready}");
     std::fs::rename(&hidden, &repo).unwrap();
-    let open = h.wait_state(&agent, &id, "pending_review").await;
-    assert!(open["review"]["reference"].as_str().unwrap().ends_with(&id));
-    assert!(open.get("forge").is_none());
+    let open = h.wait_state(&agent, &id, State::PendingReview).await;
+    assert!(open.review.unwrap().reference.ends_with(&id));
+    assert!(open.forge.is_none());
 }
 
 #[tokio::test]
@@ -73,12 +70,12 @@ async fn kill_9_during_a_burst_loses_no_accepted_request_and_work_resumes() {
     let agent = AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
     for id in &accepted {
         let status = agent
-            .wait_for_value(id, Duration::from_secs(30), |s| {
-                s["state"] == "pending_review"
+            .wait_for(id, Duration::from_secs(30), |s| {
+                s.state == State::PendingReview
             })
             .await
             .unwrap_or_else(|e| panic!("accepted request {id} was lost or stuck: {e}"));
-        assert!(status["review"]["reference"].is_string());
+        assert!(status.review.is_some());
     }
 }
 
@@ -169,7 +166,7 @@ fn the_demo_runs_the_whole_flow_and_exits_0() {
 async fn payloads_sealed_before_a_key_rotation_stay_readable() {
     let h = Harness::start().await;
     let old = h.submit_ok().await;
-    h.wait_state(&h.agent_a(), &old, "pending_review").await;
+    h.wait_state(&h.agent_a(), &old, State::PendingReview).await;
     let (dir, http) = h.stop().await;
     let key = dir.path().join("keys").join("payload.key");
     let before = std::fs::read_to_string(&key).unwrap();
@@ -177,16 +174,15 @@ async fn payloads_sealed_before_a_key_rotation_stay_readable() {
     assert_ne!(std::fs::read_to_string(&key).unwrap(), before);
     let h = Harness::resume(dir, http).await;
     // The reviewer view opens the sealed submission to mask it: old and new keys both work.
-    let view = h.reviewer(BOB).show_value(&old).await.unwrap();
-    assert_eq!(view.status, 200, "{}", view.body);
-    assert_eq!(view.body["payload"]["limit"], 5);
+    // (The payload is the agent's own JSON, not an API document.)
+    let view = h.reviewer(BOB).show(&old).await.unwrap();
+    assert_eq!(view.payload["limit"], 5);
     let body = action_body(serde_json::json!({ "limit": 6 }));
-    let new = h.agent_a().submit_value(&body, None).await.unwrap();
-    assert_eq!(new.status, 202, "{}", new.body);
-    let new = new.body["id"].as_str().unwrap().to_owned();
-    h.wait_state(&h.agent_a(), &new, "pending_review").await;
-    let view = h.reviewer(BOB).show_value(&new).await.unwrap();
-    assert_eq!(view.body["payload"]["limit"], 6, "{}", view.body);
+    let new = h.agent_a().submit(&body, None).await.unwrap();
+    let new = new.id.as_str().to_owned();
+    h.wait_state(&h.agent_a(), &new, State::PendingReview).await;
+    let view = h.reviewer(BOB).show(&new).await.unwrap();
+    assert_eq!(view.payload["limit"], 6, "{view:?}");
     // The new row is sealed under the new key id.
     let db = h.dir.path().join("countersign.db");
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", db.display()))
@@ -227,42 +223,31 @@ fn runs_of(out: &std::path::Path, id: &str) -> usize {
         .count()
 }
 
-/// `/readyz` until `ready` (200 or not), within 30 s; the last body.
-async fn wait_ready(h: &Harness, ready: bool) -> serde_json::Value {
-    let what = format!(
-        "/readyz to answer {}",
-        if ready { "ready" } else { "not ready" }
-    );
-    wait_until(&what, Duration::from_secs(30), async || {
-        let (status, body) = h.raw("GET", "/readyz", &[], vec![]).await;
-        ((status == 200) == ready).then_some(body)
-    })
-    .await
+/// `/readyz` until `ready` (200 or not), within 30 s; the last answer.
+async fn wait_ready(h: &Harness, ready: bool) -> Readiness {
+    wait_url_ready(&h.url, ready).await
 }
 
 async fn wait_succeeded(h: &Harness, id: &str) {
     let status = h
         .agent_a()
-        .wait_for_value(id, Duration::from_secs(30), |s| {
+        .wait_for(id, Duration::from_secs(30), |s| {
             matches!(
-                s["state"].as_str(),
-                Some("succeeded" | "failed" | "outcome_unknown")
+                s.state,
+                State::Succeeded | State::Failed | State::OutcomeUnknown
             )
         })
         .await
         .unwrap();
-    assert_eq!(status["state"], "succeeded", "{status}");
+    assert_eq!(status.state, State::Succeeded, "{status:?}");
 }
 
 /// Every acknowledged request is there, as its agent sees it (never `404`).
 async fn assert_all_there(h: &Harness, ids: &[String], when: &str) {
     for id in ids {
-        let r = h.agent_a().status_value(id).await.unwrap();
-        assert_eq!(
-            r.status, 200,
-            "{when}: acknowledged request {id}: {}",
-            r.body
-        );
+        if let Err(e) = h.agent_a().status(id).await {
+            panic!("{when}: acknowledged request {id}: {e}");
+        }
     }
 }
 
@@ -279,12 +264,10 @@ async fn a_full_disk_loses_no_acknowledged_work_runs_nothing_twice_and_heals_by_
     record_runs(&h, out.path()).await;
     // Before the fault: one action approved and run; one request waiting for its reviewer.
     let (ran, _) = h.pending_with(&action_body(json!({"limit": 1}))).await;
-    let r = h
-        .reviewer(BOB)
-        .review_value(&ran, "approve", None)
+    h.reviewer(BOB)
+        .review(&ran, Verdict::Approve, None)
         .await
         .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
     wait_succeeded(&h, &ran).await;
     let (waiting, _) = h.pending_with(&action_body(json!({"limit": 2}))).await;
 
@@ -296,14 +279,12 @@ async fn a_full_disk_loses_no_acknowledged_work_runs_nothing_twice_and_heals_by_
     let mut refused = 0;
     let mut after_refusal = 0;
     for n in 0..1000 {
-        let r = agent
-            .submit_value(&action_body(json!({ "n": n })), None)
-            .await
-            .unwrap();
-        match r.status.as_u16() {
-            202 => acknowledged.push(r.body["id"].as_str().unwrap().to_owned()),
-            500 => refused += 1,
-            other => panic!("unexpected {other}: {}", r.body),
+        match agent.submit(&action_body(json!({ "n": n })), None).await {
+            Ok(answer) => acknowledged.push(answer.id.as_str().to_owned()),
+            Err(e) if e.status() == Some(reqwest::StatusCode::INTERNAL_SERVER_ERROR) => {
+                refused += 1
+            }
+            Err(e) => panic!("unexpected: {e}"),
         }
         if refused > 0 {
             after_refusal += 1;
@@ -315,32 +296,28 @@ async fn a_full_disk_loses_no_acknowledged_work_runs_nothing_twice_and_heals_by_
     assert!(refused > 0, "the full disk never made a write fail");
     let approval = h
         .reviewer(BOB)
-        .review_value(&waiting, "approve", None)
-        .await
-        .unwrap();
-    assert!(
-        matches!(approval.status.as_u16(), 200 | 500),
-        "{}: {}",
-        approval.status,
-        approval.body
-    );
+        .review(&waiting, Verdict::Approve, None)
+        .await;
+    let approved = match &approval {
+        Ok(_) => true,
+        Err(e) if e.status() == Some(reqwest::StatusCode::INTERNAL_SERVER_ERROR) => false,
+        Err(e) => panic!("unexpected: {e}"),
+    };
     assert_all_there(&h, &acknowledged, "during the fault").await;
     let ready = wait_ready(&h, false).await;
-    assert_eq!(ready["database"]["ok"], false, "{ready}");
+    assert!(!ready.database.ok, "{ready:?}");
 
     // Space comes back: service resumes without a restart.
     fs.free();
     let ready = wait_ready(&h, true).await;
-    assert_eq!(ready["database"]["ok"], true, "{ready}");
+    assert!(ready.database.ok, "{ready:?}");
     let after = h.submit_ok().await;
     acknowledged.push(after);
-    if approval.status != 200 {
-        let again = h
-            .reviewer(BOB)
-            .review_value(&waiting, "approve", None)
+    if !approved {
+        h.reviewer(BOB)
+            .review(&waiting, Verdict::Approve, None)
             .await
             .unwrap();
-        assert_eq!(again.status, 200, "{}", again.body);
     }
     wait_succeeded(&h, &waiting).await;
     assert_all_there(&h, &acknowledged, "after the fault").await;
@@ -351,8 +328,8 @@ async fn a_full_disk_loses_no_acknowledged_work_runs_nothing_twice_and_heals_by_
         .await;
     assert_all_there(&h, &acknowledged, "after a restart").await;
     for id in [&ran, &waiting] {
-        let status = h.agent_a().status_value(id).await.unwrap().body;
-        assert_eq!(status["state"], "succeeded", "{status}");
+        let status = h.agent_a().status(id).await.unwrap();
+        assert_eq!(status.state, State::Succeeded, "{status:?}");
     }
     assert_eq!(
         runs_of(out.path(), &ran),
@@ -366,8 +343,9 @@ async fn a_full_disk_loses_no_acknowledged_work_runs_nothing_twice_and_heals_by_
     );
 }
 
-/// `/readyz` of a server at `url` until `ready`, within 30 s; the last body.
-async fn wait_url_ready(url: &str, ready: bool) -> serde_json::Value {
+/// `/readyz` of a server at `url` until `ready` (200, or 503 with the same document), within
+/// 30 s; the last answer.
+async fn wait_url_ready(url: &str, ready: bool) -> Readiness {
     let what = format!(
         "/readyz to answer {}",
         if ready { "ready" } else { "not ready" }
@@ -375,7 +353,7 @@ async fn wait_url_ready(url: &str, ready: bool) -> serde_json::Value {
     wait_until(&what, Duration::from_secs(30), async || {
         let r = reqwest::get(format!("{url}/readyz")).await.unwrap();
         let status = r.status().as_u16();
-        let body: serde_json::Value = r.json().await.unwrap();
+        let body: Readiness = r.json().await.unwrap();
         ((status == 200) == ready).then_some(body)
     })
     .await
@@ -393,14 +371,13 @@ async fn a_read_only_data_directory_refuses_writes_and_heals_once_writable_again
     let mut server = spawn_server(&config);
     let agent = AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
     let before = agent
-        .submit_value(&action_body(json!({"limit": 7})), None)
+        .submit(&action_body(json!({"limit": 7})), None)
         .await
         .unwrap();
-    assert_eq!(before.status, 202, "{}", before.body);
-    let before = before.body["id"].as_str().unwrap().to_owned();
+    let before = before.id.as_str().to_owned();
     agent
-        .wait_for_value(&before, Duration::from_secs(20), |s| {
-            s["state"] == "pending_review"
+        .wait_for(&before, Duration::from_secs(20), |s| {
+            s.state == State::PendingReview
         })
         .await
         .unwrap();
@@ -410,52 +387,49 @@ async fn a_read_only_data_directory_refuses_writes_and_heals_once_writable_again
 
     let server = spawn_server(&config);
     let agent = AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
-    let refused = agent
-        .submit_value(&action_body(json!({"limit": 8})), None)
-        .await
-        .unwrap();
+    let refused = agent.submit(&action_body(json!({"limit": 8})), None).await;
     assert_eq!(
-        refused.status, 500,
-        "nothing can be stored: {}",
-        refused.body
+        refused.as_ref().err().and_then(ClientError::status),
+        Some(reqwest::StatusCode::INTERNAL_SERVER_ERROR),
+        "nothing can be stored: {refused:?}"
     );
     let ready = wait_url_ready(&server.url, false).await;
-    assert_eq!(ready["database"]["ok"], false, "{ready}");
-    assert_eq!(agent.status_value(&before).await.unwrap().status, 200);
+    assert!(!ready.database.ok, "{ready:?}");
+    agent.status(&before).await.expect("what it has is served");
 
     fs.remount(false);
     let ready = wait_url_ready(&server.url, true).await;
-    assert_eq!(ready["database"]["ok"], true, "{ready}");
+    assert!(ready.database.ok, "{ready:?}");
     let after = agent
-        .submit_value(&action_body(json!({"limit": 9})), None)
+        .submit(&action_body(json!({"limit": 9})), None)
         .await
         .unwrap();
-    assert_eq!(after.status, 202, "{}", after.body);
-    let after = after.body["id"].as_str().unwrap().to_owned();
+    let after = after.id.as_str().to_owned();
     agent
-        .wait_for_value(&after, Duration::from_secs(20), |s| {
-            s["state"] == "pending_review"
+        .wait_for(&after, Duration::from_secs(20), |s| {
+            s.state == State::PendingReview
         })
         .await
         .unwrap();
     let reviewer = countersign::cli::client::ReviewerClient::new(&server.url, BOB);
-    let r = reviewer
-        .review_value(&before, "approve", None)
+    reviewer
+        .review(&before, Verdict::Approve, None)
         .await
         .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
     drop(server);
 
     let server = spawn_server(&config);
     let agent = AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
     for id in [&before, &after] {
-        let r = agent.status_value(id).await.unwrap();
-        assert_eq!(r.status, 200, "{id} after a restart: {}", r.body);
+        if let Err(e) = agent.status(id).await {
+            panic!("{id} after a restart: {e}");
+        }
     }
-    let status = agent.status_value(&before).await.unwrap().body;
+    let status = agent.status(&before).await.unwrap();
     assert_ne!(
-        status["state"], "pending_review",
-        "the approval was kept: {status}"
+        status.state,
+        State::PendingReview,
+        "the approval was kept: {status:?}"
     );
 }
 
@@ -464,15 +438,13 @@ async fn a_read_only_data_directory_refuses_writes_and_heals_once_writable_again
 async fn a_database_truncated_to_half_is_refused_at_start_saying_so() {
     let h = Harness::start().await;
     for n in 0..20 {
-        let r = h
-            .agent_a()
-            .submit_value(
+        h.agent_a()
+            .submit(
                 &action_body(json!({ "n": n, "pad": "x".repeat(2000) })),
                 None,
             )
             .await
             .unwrap();
-        assert_eq!(r.status, 202, "{}", r.body);
     }
     let (dir, _http) = h.stop().await;
     let db = dir.path().join("countersign.db");
@@ -556,8 +528,8 @@ async fn stale_git_locks_of_a_killed_run_are_cleared_at_start_and_a_held_lock_is
     std::fs::rename(&repo, &hidden).unwrap();
     let id = h.submit_ok().await;
     h.agent_a()
-        .wait_for_value(&id, Duration::from_secs(10), |s| {
-            s["forge"]["attempts"].as_i64().unwrap_or(0) >= 1
+        .wait_for(&id, Duration::from_secs(10), |s| {
+            s.forge.as_ref().is_some_and(|f| f.attempts >= 1)
         })
         .await
         .unwrap();
@@ -579,7 +551,7 @@ async fn stale_git_locks_of_a_killed_run_are_cleared_at_start_and_a_held_lock_is
         http,
         notifying: false,
     };
-    h.wait_state(&h.agent_a(), &id, "pending_review").await;
+    h.wait_state(&h.agent_a(), &id, State::PendingReview).await;
     wait_until(
         "the ledger branch to catch up",
         Duration::from_secs(20),
@@ -607,12 +579,9 @@ async fn stale_git_locks_of_a_killed_run_are_cleared_at_start_and_a_held_lock_is
     std::fs::write(heads.join("ledger.lock"), b"").unwrap();
     h.submit_ok().await;
     let ready = wait_ready(&h, false).await;
-    let error = ready["ledger"]["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    assert!(error.contains("is locked"), "{ready}");
-    assert!(!error.contains("moved"), "{ready}");
+    let error = ready.ledger.error.clone().unwrap_or_default();
+    assert!(error.contains("is locked"), "{ready:?}");
+    assert!(!error.contains("moved"), "{ready:?}");
     std::fs::remove_file(heads.join("ledger.lock")).unwrap();
     wait_ready(&h, true).await;
 }

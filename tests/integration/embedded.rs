@@ -1,6 +1,7 @@
 //! The embedded default as a newcomer meets it: `countersign serve` with no configuration in an
 //! empty directory, and `--repo` pointing at an existing repository.
 
+use countersign::api::{State, Verdict};
 use countersign::cli::client::{AgentClient, ReviewerClient};
 use countersign::request::signature::AgentKey;
 use serde_json::json;
@@ -51,22 +52,20 @@ async fn serve_without_configuration_sets_up_a_private_data_dir_and_local_identi
         AgentKey::new(key.trim().as_bytes().to_vec()).unwrap(),
     );
     let submitted = agent
-        .submit_value(&action_body(json!({"limit": 1})), None)
+        .submit(&action_body(json!({"limit": 1})), None)
         .await
         .unwrap();
-    assert_eq!(submitted.status, 202, "{}", submitted.body);
-    let id = submitted.body["id"].as_str().unwrap();
+    let id = submitted.id.as_str();
     agent
-        .wait_for_value(id, Duration::from_secs(20), |s| {
-            s["state"] == "pending_review"
+        .wait_for(id, Duration::from_secs(20), |s| {
+            s.state == State::PendingReview
         })
         .await
         .unwrap();
-    let approved = ReviewerClient::new(&url, token.trim())
-        .review_value(id, "approve", None)
+    ReviewerClient::new(&url, token.trim())
+        .review(id, Verdict::Approve, None)
         .await
-        .unwrap();
-    assert_eq!(approved.status, 200, "{}", approved.body);
+        .expect("the local reviewer approves");
     // The seeded repository holds the example policy and templates on main.
     let repo = git2::Repository::open(data.join("repo.git")).unwrap();
     let main = repo

@@ -10,6 +10,8 @@ use testkit::*;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use countersign::api::{self, CallbackState, RequestStatus, Verdict};
+use countersign::cli::client::ClientError;
 use countersign::request::RequestId;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
@@ -47,9 +49,9 @@ async fn events_of(h: &Harness, id: &str) -> Vec<String> {
 /// The request ended `failed` with an `execution_refused` event naming `why`, before anything
 /// ran: no execution, and no credential on the ledger.
 async fn assert_refused_before_running(h: &Harness, id: &str, why: &str) {
-    let status = wait_final(h, id).await;
-    assert_eq!(status["state"], "failed", "{status}");
-    assert!(status.get("execution").is_none(), "nothing ran: {status}");
+    let status = wait_done(h, id).await;
+    assert_eq!(status.state, api::State::Failed, "{status:?}");
+    assert!(status.execution.is_none(), "nothing ran: {status:?}");
     let events = h
         .server
         .engine
@@ -72,12 +74,13 @@ async fn assert_refused_before_running(h: &Harness, id: &str, why: &str) {
     );
 }
 
-async fn wait_final(h: &Harness, id: &str) -> Value {
+/// Waits until the request ended: `succeeded`, `failed` or `outcome_unknown`.
+async fn wait_done(h: &Harness, id: &str) -> RequestStatus {
     h.agent_a()
-        .wait_for_value(id, Duration::from_secs(30), |s| {
+        .wait_for(id, Duration::from_secs(30), |s| {
             matches!(
-                s["state"].as_str(),
-                Some("succeeded" | "failed" | "outcome_unknown")
+                s.state,
+                api::State::Succeeded | api::State::Failed | api::State::OutcomeUnknown
             )
         })
         .await
@@ -255,19 +258,19 @@ async fn an_approved_action_runs_once_with_a_token_the_service_verifies() {
     let (id, _) = h.pending_with(&body).await;
     let r = h
         .reviewer(BOB)
-        .review_value(&id, "approve", None)
+        .review(&id, Verdict::Approve, None)
         .await
         .unwrap();
-    assert_eq!(r.body["state"], "approved", "{}", r.body);
-    let status = wait_final(&h, &id).await;
-    assert_eq!(status["state"], "succeeded", "{status}");
+    assert_eq!(r.state, api::State::Approved);
+    let status = wait_done(&h, &id).await;
+    assert_eq!(status.state, api::State::Succeeded, "{status:?}");
 
     let calls = warehouse.calls.lock().unwrap().clone();
     assert_eq!(calls.len(), 1, "exactly one run: {calls:?}");
     let (code, claims, idempotency_key, received) = &calls[0];
     assert_eq!(*code, 200, "the service accepted the token: {claims}");
     assert_eq!(claims["request_id"], id.as_str());
-    assert_eq!(claims["digest"], status["digest"]);
+    assert_eq!(claims["digest"], status.digest.as_str());
     assert_eq!(claims["approvers"], json!(["bob"]));
     assert_eq!(claims["sub"], "agent:agent-a");
     assert_eq!(
@@ -284,23 +287,24 @@ async fn an_approved_action_runs_once_with_a_token_the_service_verifies() {
         "the raw payload"
     );
 
-    let exec = &status["execution"];
-    assert_eq!(exec["executor"], "http");
-    assert_eq!(exec["attempts"], 1);
-    assert_eq!(exec["outcome"]["http_status"], 200);
-    assert_eq!(exec["outcome"]["credential"], claims["jti"]);
-    let output = exec["outcome"]["output"].as_str().unwrap();
+    let exec = status.execution.as_ref().expect("it ran");
+    assert_eq!(exec.executor, "http");
+    assert_eq!(exec.attempts, 1);
+    let outcome = exec.outcome.as_ref().expect("it ended");
+    assert_eq!(outcome.http_status, Some(200));
+    assert_eq!(outcome.credential.as_deref(), claims["jti"].as_str());
+    let output = &outcome.output;
     assert!(output.contains("\"limit\":5"), "{output}");
     assert!(
         !output.contains("jane.doe@example.com"),
         "output is masked: {output}"
     );
-    assert!(status["payload_erased_at"].is_string(), "{status}");
-    // The reviewer still sees the masked request after the raw payload is gone.
-    let view = h.reviewer(CAROL).show_value(&id).await.unwrap();
-    assert_eq!(view.status, 200, "{}", view.body);
-    assert_eq!(view.body["payload"]["limit"], 5);
-    assert_ne!(view.body["payload"]["notify"], "jane.doe@example.com");
+    assert!(status.payload_erased_at.is_some(), "{status:?}");
+    // The reviewer still sees the masked request after the raw payload is gone (the payload
+    // is the agent's own JSON, not an API document).
+    let view = h.reviewer(CAROL).show(&id).await.unwrap();
+    assert_eq!(view.payload["limit"], 5);
+    assert_ne!(view.payload["notify"], "jane.doe@example.com");
 
     let ledger: Vec<String> = h
         .ledger_synced()
@@ -330,21 +334,21 @@ async fn an_approved_action_runs_once_with_a_token_the_service_verifies() {
     assert_eq!(got.len(), 2, "one failed delivery, one retry: {got:?}");
     for (valid, body) in &got {
         assert!(valid, "countersign signs callbacks with the agent's key");
-        assert_eq!(body["id"], id.as_str());
-        assert_eq!(body["state"], "succeeded");
-        assert_eq!(body["outcome"]["http_status"], 200);
         assert!(!body.to_string().contains("jane.doe@example.com"));
+        let body: api::CallbackBody = serde_json::from_value(body.clone()).unwrap();
+        assert_eq!(body.id.as_str(), id);
+        assert_eq!(body.state, api::State::Succeeded);
+        assert_eq!(body.outcome.unwrap().http_status, Some(200));
     }
-    let status = h.agent_a().status_value(&id).await.unwrap().body;
-    assert_eq!(status["execution"]["callback"]["state"], "delivered");
-    assert_eq!(status["execution"]["callback"]["attempts"], 2);
+    let status = h.agent_a().status(&id).await.unwrap();
+    let callback = status.execution.unwrap().callback.unwrap();
+    assert_eq!(
+        (callback.state, callback.attempts),
+        (CallbackState::Delivered, 2)
+    );
     // A late, repeated approval cannot start anything.
-    let again = h
-        .reviewer(CAROL)
-        .review_value(&id, "approve", None)
-        .await
-        .unwrap();
-    assert_eq!(again.status, 409, "{}", again.body);
+    let again = h.reviewer(CAROL).review(&id, Verdict::Approve, None).await;
+    assert_eq!(again.refusal().0, 409);
     h.settle().await;
     assert_eq!(warehouse.calls.lock().unwrap().len(), 1);
     let metrics = h.metrics().await;
@@ -401,18 +405,20 @@ async fn concurrent_approvals_start_a_single_run() {
             carol.clone()
         };
         let id = id.clone();
-        racing.spawn(async move { r.review_value(&id, "approve", None).await.unwrap() });
+        racing.spawn(async move { r.review(&id, Verdict::Approve, None).await });
     }
     let mut approved = 0;
     while let Some(a) = racing.join_next().await {
-        let a = a.unwrap();
-        if a.body["state"] == "approved" {
+        // A repeated approval is refused; the others are recorded.
+        if let Ok(a) = a.unwrap()
+            && a.state == api::State::Approved
+        {
             approved += 1;
         }
     }
     assert_eq!(approved, 1, "exactly one call decides");
-    let status = wait_final(&h, &id).await;
-    assert_eq!(status["state"], "succeeded", "{status}");
+    let status = wait_done(&h, &id).await;
+    assert_eq!(status.state, api::State::Succeeded, "{status:?}");
     h.settle().await;
     assert_eq!(lines(&out.path().join("runs")), vec![id.clone()], "one run");
     let started = events_of(&h, &id)
@@ -441,11 +447,11 @@ async fn a_command_gets_the_payload_and_token_and_a_slow_one_is_killed() {
         ))
         .await;
     h.reviewer(BOB)
-        .review_value(&id, "approve", None)
+        .review(&id, Verdict::Approve, None)
         .await
         .unwrap();
-    let status = wait_final(&h, &id).await;
-    assert_eq!(status["state"], "succeeded", "{status}");
+    let status = wait_done(&h, &id).await;
+    assert_eq!(status.state, api::State::Succeeded, "{status:?}");
     let payload: Value =
         serde_json::from_str(&std::fs::read_to_string(out.path().join("payload.json")).unwrap())
             .unwrap();
@@ -456,18 +462,12 @@ async fn a_command_gets_the_payload_and_token_and_a_slow_one_is_killed() {
     );
     let token = std::fs::read_to_string(out.path().join("token")).unwrap();
     let (issuer, jwks) = issuer_keys(&h.http, &h.url).await;
-    let claims = verify_independently(
-        &token,
-        &jwks,
-        &issuer,
-        AUDIENCE,
-        status["digest"].as_str().unwrap(),
-    )
-    .expect("the command's token verifies with the published keys");
+    let claims = verify_independently(&token, &jwks, &issuer, AUDIENCE, &status.digest)
+        .expect("the command's token verifies with the published keys");
     assert_eq!(claims["request_id"], id.as_str());
-    let outcome = &status["execution"]["outcome"];
-    assert_eq!(outcome["exit_status"], 0);
-    let output = outcome["output"].as_str().unwrap();
+    let outcome = status.execution.unwrap().outcome.unwrap();
+    assert_eq!(outcome.exit_status, Some(0));
+    let output = &outcome.output;
     assert!(
         output.contains("token=[credential]") && output.contains("done"),
         "{output}"
@@ -475,35 +475,30 @@ async fn a_command_gets_the_payload_and_token_and_a_slow_one_is_killed() {
     assert!(!output.contains(&token));
 
     // deploy to staging is auto-approved (low risk): it runs at once, and is killed at 1 s.
-    let (code, body) = {
-        let a = h
-            .agent_a()
-            .submit_value(
-                &serde_json::to_vec(&json!({
-                    "kind": "action", "action": "deploy", "resource": "staging/web",
-                    "environment": "staging", "justification": "ship it", "payload": {},
-                }))
-                .unwrap(),
-                None,
-            )
-            .await
-            .unwrap();
-        (a.status, a.body)
-    };
-    assert_eq!(code, 202, "{body}");
-    let slow = body["id"].as_str().unwrap();
+    let answer = h
+        .agent_a()
+        .submit(
+            &serde_json::to_vec(&json!({
+                "kind": "action", "action": "deploy", "resource": "staging/web",
+                "environment": "staging", "justification": "ship it", "payload": {},
+            }))
+            .unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
     let started = std::time::Instant::now();
-    let status = wait_final(&h, slow).await;
-    assert_eq!(status["state"], "failed", "{status}");
-    let outcome = &status["execution"]["outcome"];
+    let status = wait_done(&h, answer.id.as_str()).await;
+    assert_eq!(status.state, api::State::Failed, "{status:?}");
+    let outcome = status.execution.unwrap().outcome.unwrap();
     assert!(
-        outcome["error"]
-            .as_str()
-            .unwrap()
-            .contains("timed out after 1s"),
-        "{outcome}"
+        outcome
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("timed out after 1s")),
+        "{outcome:?}"
     );
-    assert_eq!(outcome["signal"], 9);
+    assert_eq!(outcome.signal, Some(9));
     assert!(started.elapsed() < Duration::from_secs(15));
 }
 
@@ -563,10 +558,10 @@ async fn a_tampered_stored_payload_is_refused_before_anything_runs() {
     ] {
         let r = h
             .reviewer(BOB)
-            .review_value(id, "approve", None)
+            .review(id, Verdict::Approve, None)
             .await
             .unwrap();
-        assert_eq!(r.body["state"], "approved", "{}", r.body);
+        assert_eq!(r.state, api::State::Approved);
         assert_refused_before_running(&h, id, why).await;
     }
     assert!(!out.path().join("runs").exists(), "the command never ran");
@@ -621,10 +616,10 @@ async fn an_unsealed_stored_payload_is_refused_like_a_failed_seal() {
     let h = Harness::resume(dir, http).await;
     let r = h
         .reviewer(BOB)
-        .review_value(&id, "approve", None)
+        .review(&id, Verdict::Approve, None)
         .await
         .unwrap();
-    assert_eq!(r.body["state"], "approved", "{}", r.body);
+    assert_eq!(r.state, api::State::Approved);
     assert_refused_before_running(&h, &id, "cannot be opened").await;
     assert!(!out.path().join("runs").exists(), "the command never ran");
 }
@@ -640,18 +635,19 @@ async fn an_approved_change_is_merged_into_the_base_branch() {
     .unwrap();
     let (id, _) = h.pending_with(&change).await;
     h.reviewer(BOB)
-        .review_value(&id, "approve", None)
+        .review(&id, Verdict::Approve, None)
         .await
         .unwrap();
     let r = h
         .reviewer(CAROL)
-        .review_value(&id, "approve", None)
+        .review(&id, Verdict::Approve, None)
         .await
         .unwrap();
-    assert_eq!(r.body["state"], "approved", "{}", r.body);
-    let status = wait_final(&h, &id).await;
-    assert_eq!(status["state"], "succeeded", "{status}");
-    assert_eq!(status["execution"]["executor"], "merge");
+    assert_eq!(r.state, api::State::Approved);
+    let status = wait_done(&h, &id).await;
+    assert_eq!(status.state, api::State::Succeeded, "{status:?}");
+    let execution = status.execution.unwrap();
+    assert_eq!(execution.executor, "merge");
     let repo = git2::Repository::open(h.repo_path()).unwrap();
     let main = repo
         .find_reference("refs/heads/main")
@@ -659,9 +655,10 @@ async fn an_approved_change_is_merged_into_the_base_branch() {
         .peel_to_commit()
         .unwrap();
     assert!(
-        status["execution"]["outcome"]["output"]
-            .as_str()
+        execution
+            .outcome
             .unwrap()
+            .output
             .contains(&main.id().to_string())
     );
     assert!(
@@ -691,23 +688,24 @@ async fn the_raw_payload_is_kept_for_the_retention_then_erased() {
     .await;
     let (kept, _) = h.pending_with(&action_body(json!({"limit": 3}))).await;
     h.reviewer(BOB)
-        .review_value(&kept, "approve", None)
+        .review(&kept, Verdict::Approve, None)
         .await
         .unwrap();
-    let status = wait_final(&h, &kept).await;
-    assert_eq!(status["state"], "succeeded", "{status}");
+    let status = wait_done(&h, &kept).await;
+    assert_eq!(status.state, api::State::Succeeded, "{status:?}");
     let erased = |id: String| {
         let agent = h.agent_a();
         async move {
-            let status = agent.status_value(&id).await.unwrap().body;
-            status["payload_erased_at"].is_string()
+            let status = agent.status(&id).await.unwrap();
+            status.payload_erased_at.is_some()
         }
     };
     // Within the retention the payload stays: a request left pending expires (so a sweep ran
     // at the advanced time), and the payload is still there.
     let (probe, _) = h.pending_with(&action_body(json!({"limit": 9}))).await;
     clock.advance(Duration::from_secs(3590));
-    h.wait_state(&h.agent_a(), &probe, "expired").await;
+    h.wait_state(&h.agent_a(), &probe, api::State::Expired)
+        .await;
     assert!(!erased(kept.clone()).await, "kept within its retention");
     // Once the clock passes the retention, the next sweep erases it.
     clock.advance(Duration::from_secs(20));
@@ -724,20 +722,21 @@ async fn the_raw_payload_is_kept_for_the_retention_then_erased() {
         .await;
     let (denied, _) = h.pending_with(&action_body(json!({"limit": 4}))).await;
     h.reviewer(ALICE)
-        .review_value(&denied, "deny", Some("no"))
+        .review(&denied, Verdict::Deny, Some("no"))
         .await
         .unwrap();
     for id in [&denied, &kept] {
         let erased = h
             .agent_a()
-            .wait_for_value(id, Duration::from_secs(10), |s| {
-                s["payload_erased_at"].is_string()
+            .wait_for(id, Duration::from_secs(10), |s| {
+                s.payload_erased_at.is_some()
             })
             .await;
         assert!(erased.is_ok(), "{id} erased once its retention is over");
     }
-    let view = h.reviewer(BOB).show_value(&denied).await.unwrap();
-    assert_eq!(view.body["payload"]["limit"], 4, "the masked copy stays");
+    // The payload is the agent's own JSON (not an API document).
+    let view = h.reviewer(BOB).show(&denied).await.unwrap();
+    assert_eq!(view.payload["limit"], 4, "the masked copy stays");
 }
 
 #[tokio::test]
@@ -756,28 +755,22 @@ async fn a_credential_helper_exchanges_the_token_for_what_the_action_gets() {
     .await;
     let (id, _) = h.pending_with(&action_body(json!({"limit": 2}))).await;
     h.reviewer(BOB)
-        .review_value(&id, "approve", None)
+        .review(&id, Verdict::Approve, None)
         .await
         .unwrap();
-    let status = wait_final(&h, &id).await;
-    assert_eq!(status["state"], "succeeded", "{status}");
+    let status = wait_done(&h, &id).await;
+    assert_eq!(status.state, api::State::Succeeded, "{status:?}");
     // The helper got countersign's token on stdin ...
     let jwt = std::fs::read_to_string(out.path().join("helper-got")).unwrap();
     let (issuer, jwks) = issuer_keys(&h.http, &h.url).await;
-    verify_independently(
-        &jwt,
-        &jwks,
-        &issuer,
-        AUDIENCE,
-        status["digest"].as_str().unwrap(),
-    )
-    .expect("the helper receives a valid countersign token");
+    verify_independently(&jwt, &jwks, &issuer, AUDIENCE, &status.digest)
+        .expect("the helper receives a valid countersign token");
     // ... and the action got what the helper printed, never shown or stored.
     let got = std::fs::read_to_string(out.path().join("token")).unwrap();
     assert_eq!(got, "cloud-cred-7f3a9c01d2");
-    let output = status["execution"]["outcome"]["output"].as_str().unwrap();
+    assert!(!format!("{status:?}").contains("cloud-cred-7f3a9c01d2"));
+    let output = status.execution.unwrap().outcome.unwrap().output;
     assert!(output.contains("token=[credential]"), "{output}");
-    assert!(!status.to_string().contains("cloud-cred-7f3a9c01d2"));
 
     // A failing helper fails the execution before the action runs; its message is masked.
     set_actions(
@@ -791,12 +784,12 @@ async fn a_credential_helper_exchanges_the_token_for_what_the_action_gets() {
     .await;
     let (id, _) = h.pending_with(&action_body(json!({"limit": 3}))).await;
     h.reviewer(BOB)
-        .review_value(&id, "approve", None)
+        .review(&id, Verdict::Approve, None)
         .await
         .unwrap();
-    let status = wait_final(&h, &id).await;
-    assert_eq!(status["state"], "failed", "{status}");
-    let error = status["execution"]["outcome"]["error"].as_str().unwrap();
+    let status = wait_done(&h, &id).await;
+    assert_eq!(status.state, api::State::Failed, "{status:?}");
+    let error = status.execution.unwrap().outcome.unwrap().error.unwrap();
     assert!(
         error.contains("credential helper failed") && error.contains("sts refused [credential]"),
         "{error}"
@@ -825,7 +818,7 @@ github = { permissions = { contents = "read" } }
     .await;
     let (workflow, _) = h.pending_with(&action_body(json!({"limit": 1}))).await;
     h.reviewer(BOB)
-        .review_value(&workflow, "approve", None)
+        .review(&workflow, Verdict::Approve, None)
         .await
         .unwrap();
     let deploy = serde_json::to_vec(&json!({
@@ -834,9 +827,8 @@ github = { permissions = { contents = "read" } }
     }))
     .unwrap();
     // Deploying to staging is auto-approved.
-    let answer = h.agent_a().submit_value(&deploy, None).await.unwrap();
-    assert_eq!(answer.status, 202, "{}", answer.body);
-    let credential = answer.body["id"].as_str().unwrap().to_owned();
+    let answer = h.agent_a().submit(&deploy, None).await.unwrap();
+    let credential = answer.id.as_str().to_owned();
     for (id, why) in [
         (
             &workflow,
@@ -874,28 +866,25 @@ async fn callbacks_only_go_to_the_allowed_hosts() {
     // The cloud metadata service, or any internal host, is not a place to POST outcomes to.
     let refused = h
         .agent_a()
-        .submit_value(&body("http://169.254.169.254/latest/meta-data"), None)
-        .await
-        .unwrap();
-    assert_eq!(refused.status, 422, "{}", refused.body);
-    assert_eq!(refused.body["error"]["code"], "callback_not_allowed");
-    assert!(
-        refused.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("*.agents.internal")
+        .submit(&body("http://169.254.169.254/latest/meta-data"), None)
+        .await;
+    let Err(ClientError::Api { status, body: e }) = refused else {
+        panic!("expected a refusal, got {refused:?}");
+    };
+    assert_eq!(
+        (status.as_u16(), e.error.code.as_str()),
+        (422, "callback_not_allowed")
     );
+    assert!(e.error.message.contains("*.agents.internal"), "{e:?}");
     assert_eq!(
         h.stored().await,
         before,
         "a refused submission stores nothing"
     );
-    let accepted = h
-        .agent_a()
-        .submit_value(&body("https://bot.agents.internal/hook"), None)
+    h.agent_a()
+        .submit(&body("https://bot.agents.internal/hook"), None)
         .await
-        .unwrap();
-    assert_eq!(accepted.status, 202, "{}", accepted.body);
+        .expect("an allowed host is accepted");
 }
 
 /// A target that accepts connections and reads each request but never answers; counts the
@@ -952,22 +941,23 @@ async fn an_http_action_that_times_out_after_its_request_was_sent_has_an_unknown
     .unwrap();
     let (id, _) = h.pending_with(&grant).await;
     h.reviewer(BOB)
-        .review_value(&id, "approve", None)
+        .review(&id, Verdict::Approve, None)
         .await
         .unwrap();
     h.reviewer(CAROL)
-        .review_value(&id, "approve", None)
+        .review(&id, Verdict::Approve, None)
         .await
         .unwrap();
-    let status = wait_final(&h, &id).await;
+    let status = wait_done(&h, &id).await;
     assert_eq!(
         received.load(std::sync::atomic::Ordering::SeqCst),
         1,
         "the target received the call"
     );
     assert_eq!(
-        status["state"], "outcome_unknown",
-        "sent but unanswered, and not idempotent: nobody knows whether it happened: {status}"
+        status.state,
+        api::State::OutcomeUnknown,
+        "sent but unanswered, and not idempotent: nobody knows whether it happened: {status:?}"
     );
     assert!(
         events_of(&h, &id)
@@ -983,11 +973,11 @@ async fn an_http_action_that_times_out_after_its_request_was_sent_has_an_unknown
     .unwrap();
     let (id, _) = h.pending_with(&export).await;
     h.reviewer(BOB)
-        .review_value(&id, "approve", None)
+        .review(&id, Verdict::Approve, None)
         .await
         .unwrap();
-    let status = wait_final(&h, &id).await;
-    assert_eq!(status["state"], "failed", "{status}");
+    let status = wait_done(&h, &id).await;
+    assert_eq!(status.state, api::State::Failed, "{status:?}");
 }
 
 #[tokio::test]
@@ -1022,10 +1012,10 @@ async fn callbacks_to_internal_addresses_are_refused_unless_their_host_is_opted_
         "http://[fd00::1]/x".to_owned(),
         "http://224.0.0.1/x".to_owned(),
     ] {
-        let refused = h.agent_a().submit_value(&body(&url), None).await.unwrap();
-        assert_eq!(refused.status, 422, "{url}: {}", refused.body);
+        let refused = h.agent_a().submit(&body(&url), None).await;
         assert_eq!(
-            refused.body["error"]["code"], "callback_not_allowed",
+            refused.refusal(),
+            (422, "callback_not_allowed".to_owned()),
             "{url}"
         );
     }
@@ -1040,27 +1030,29 @@ async fn callbacks_to_internal_addresses_are_refused_unless_their_host_is_opted_
     let named = callback_url.replace("127.0.0.1", "localhost");
     let (id, _) = h.pending_with(&body(&named)).await;
     h.reviewer(BOB)
-        .review_value(&id, "approve", None)
+        .review(&id, Verdict::Approve, None)
         .await
         .unwrap();
-    wait_final(&h, &id).await;
-    let status = wait_until("a callback attempt", Duration::from_secs(10), async || {
-        let status = h.agent_a().status_value(&id).await.unwrap().body;
-        (status["execution"]["callback"]["attempts"].as_i64() >= Some(1)).then_some(status)
+    wait_done(&h, &id).await;
+    let callback = wait_until("a callback attempt", Duration::from_secs(10), async || {
+        let status = h.agent_a().status(&id).await.unwrap();
+        status
+            .execution
+            .and_then(|e| e.callback)
+            .filter(|c| c.attempts >= 1)
     })
     .await;
-    let callback = &status["execution"]["callback"];
-    assert!(callback["attempts"].as_i64() >= Some(1), "{status}");
     assert_eq!(
-        (callback["state"].as_str(), callback["attempts"].as_i64()),
-        (Some("failed"), Some(1)),
-        "refused by policy: given up at once, never retried: {status}"
+        (callback.state, callback.attempts),
+        (CallbackState::Failed, 1),
+        "refused by policy: given up at once, never retried: {callback:?}"
     );
     assert!(
-        callback["last_error"]
-            .as_str()
+        callback
+            .last_error
+            .as_deref()
             .is_some_and(|e| e.contains("internal address")),
-        "{status}"
+        "{callback:?}"
     );
     assert!(
         callbacks.received.lock().unwrap().is_empty(),
@@ -1080,10 +1072,10 @@ async fn callbacks_to_internal_addresses_are_refused_unless_their_host_is_opted_
         .await;
     let (id, _) = h.pending_with(&body(&format!("{named}&again=1"))).await;
     h.reviewer(BOB)
-        .review_value(&id, "approve", None)
+        .review(&id, Verdict::Approve, None)
         .await
         .unwrap();
-    wait_final(&h, &id).await;
+    wait_done(&h, &id).await;
     wait_until(
         "a callback to the opted-in host",
         Duration::from_secs(10),

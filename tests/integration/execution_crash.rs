@@ -5,8 +5,9 @@
 
 use testkit::*;
 
+use countersign::api::{RequestStatus, State, Verdict};
 use countersign::cli::client::{AgentClient, ReviewerClient};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
 
@@ -55,28 +56,27 @@ async fn kill_during_execution(dir: &Path, out: &Path, idempotent: bool) -> Stri
     let mut server = spawn_server(&config);
     let agent = AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
     let submitted = agent
-        .submit_value(&action_body(json!({"limit": 9})), None)
+        .submit(&action_body(json!({"limit": 9})), None)
         .await
         .unwrap();
-    assert_eq!(submitted.status, 202, "{}", submitted.body);
-    let id = submitted.body["id"].as_str().unwrap().to_owned();
+    let id = submitted.id.as_str().to_owned();
     agent
-        .wait_for_value(&id, Duration::from_secs(20), |s| {
-            s["state"] == "pending_review"
+        .wait_for(&id, Duration::from_secs(20), |s| {
+            s.state == State::PendingReview
         })
         .await
         .unwrap();
     let r = ReviewerClient::new(&server.url, BOB)
-        .review_value(&id, "approve", None)
+        .review(&id, Verdict::Approve, None)
         .await
         .unwrap();
-    assert_eq!(r.body["state"], "approved", "{}", r.body);
+    assert_eq!(r.state, State::Approved);
     wait_until("the action to start", Duration::from_secs(20), async || {
         !runs(out).is_empty()
     })
     .await;
-    let status = agent.status_value(&id).await.unwrap().body;
-    assert_eq!(status["state"], "executing", "{status}");
+    let status = agent.status(&id).await.unwrap();
+    assert_eq!(status.state, State::Executing, "{status:?}");
     server.kill_9();
     // The action dies with countersign (PR_SET_PDEATHSIG): nothing runs unobserved.
     let pid = runs(out)[0].0;
@@ -89,11 +89,11 @@ async fn kill_during_execution(dir: &Path, out: &Path, idempotent: bool) -> Stri
     id
 }
 
-async fn restart_and_wait(dir: &Path, id: &str, state: &str) -> (Binary, Value) {
+async fn restart_and_wait(dir: &Path, id: &str, state: State) -> (Binary, RequestStatus) {
     let server = spawn_server(&dir.join("countersign.toml"));
     let agent = AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
     let status = agent
-        .wait_for_value(id, Duration::from_secs(20), |s| s["state"] == state)
+        .wait_for(id, Duration::from_secs(20), |s| s.state == state)
         .await
         .unwrap();
     (server, status)
@@ -115,9 +115,10 @@ async fn a_crash_during_a_non_idempotent_action_gives_outcome_unknown_and_no_sec
     let dir = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     let id = kill_during_execution(dir.path(), out.path(), false).await;
-    let (mut server, status) = restart_and_wait(dir.path(), &id, "outcome_unknown").await;
-    assert_eq!(status["execution"]["attempts"], 1, "{status}");
-    assert!(status["execution"]["outcome"].is_null(), "{status}");
+    let (mut server, status) = restart_and_wait(dir.path(), &id, State::OutcomeUnknown).await;
+    let execution = status.execution.expect("it started");
+    assert_eq!(execution.attempts, 1, "{execution:?}");
+    assert!(execution.outcome.is_none(), "{execution:?}");
     settle_data_dir(&dir.path().join("data")).await;
     assert_eq!(runs(out.path()).len(), 1, "never run again");
     let ledger = ledger_of(&mut server, dir.path(), &id).await;
@@ -133,9 +134,10 @@ async fn a_crash_during_an_idempotent_action_retries_it_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     let id = kill_during_execution(dir.path(), out.path(), true).await;
-    let (mut server, status) = restart_and_wait(dir.path(), &id, "succeeded").await;
-    assert_eq!(status["execution"]["attempts"], 2, "{status}");
-    assert_eq!(status["execution"]["outcome"]["exit_status"], 0);
+    let (mut server, status) = restart_and_wait(dir.path(), &id, State::Succeeded).await;
+    let execution = status.execution.expect("it ran");
+    assert_eq!(execution.attempts, 2, "{execution:?}");
+    assert_eq!(execution.outcome.unwrap().exit_status, Some(0));
     settle_data_dir(&dir.path().join("data")).await;
     let runs = runs(out.path());
     assert_eq!(runs.len(), 2, "the first run and one retry: {runs:?}");

@@ -10,6 +10,7 @@
 
 use axum::extract::{Path as AxPath, State as AxState};
 use axum::http::HeaderMap;
+use countersign::api::{ExecutionOutcome, RequestStatus, State, Verdict};
 use countersign::forge::Forge;
 use countersign::request::RequestId;
 use serde_json::{Value, json};
@@ -68,7 +69,7 @@ trait Steps {
     /// Submits and waits for the pull request; returns the id and the PR number.
     async fn pending(&self, body: Value) -> (String, u64);
     async fn approve(&self, id: &str);
-    async fn final_state(&self, id: &str) -> Value;
+    async fn final_state(&self, id: &str) -> RequestStatus;
     /// The ledger lines of a request (as committed to the ledger branch).
     async fn ledger(&self, id: &str) -> Vec<Value>;
     async fn events(&self, id: &str) -> Vec<String>;
@@ -87,38 +88,32 @@ impl Steps for Setup {
     async fn pending(&self, body: Value) -> (String, u64) {
         let answer = self
             .agent()
-            .submit_value(&serde_json::to_vec(&body).unwrap(), None)
+            .submit(&serde_json::to_vec(&body).unwrap(), None)
             .await
             .unwrap();
-        assert_eq!(answer.status, 202, "{}", answer.body);
-        let id = answer.body["id"].as_str().unwrap().to_owned();
+        let id = answer.id.as_str().to_owned();
         let status = self
             .agent()
-            .wait_for_value(&id, Duration::from_secs(30), |s| {
-                s["state"] == "pending_review"
+            .wait_for(&id, Duration::from_secs(30), |s| {
+                s.state == State::PendingReview
             })
             .await
             .unwrap();
-        let pull: u64 = status["review"]["reference"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let pull: u64 = status.review.unwrap().reference.parse().unwrap();
         (id, pull)
     }
 
     async fn approve(&self, id: &str) {
-        let r = self.bob().review_value(id, "approve", None).await.unwrap();
-        assert_eq!(r.status, 200, "{}", r.body);
-        assert_eq!(r.body["state"], "approved", "{}", r.body);
+        let r = self.bob().review(id, Verdict::Approve, None).await.unwrap();
+        assert_eq!(r.state, State::Approved);
     }
 
-    async fn final_state(&self, id: &str) -> Value {
+    async fn final_state(&self, id: &str) -> RequestStatus {
         self.agent()
-            .wait_for_value(id, Duration::from_secs(60), |s| {
+            .wait_for(id, Duration::from_secs(60), |s| {
                 matches!(
-                    s["state"].as_str(),
-                    Some("succeeded" | "failed" | "outcome_unknown")
+                    s.state,
+                    State::Succeeded | State::Failed | State::OutcomeUnknown
                 )
             })
             .await
@@ -149,14 +144,8 @@ impl Steps for Setup {
         assert!(!tokens.is_empty());
         let mut texts = vec![logs.text()];
         for id in ids {
-            texts.push(
-                self.agent()
-                    .status_value(id)
-                    .await
-                    .unwrap()
-                    .body
-                    .to_string(),
-            );
+            let status = self.agent().status(id).await.unwrap();
+            texts.push(serde_json::to_string(&status).unwrap());
             texts.extend(self.ledger(id).await.iter().map(Value::to_string));
         }
         for token in &tokens {
@@ -191,6 +180,17 @@ fn perms(list: &[(&str, &str)]) -> BTreeMap<String, String> {
 
 fn only_gitops() -> Option<Vec<String>> {
     Some(vec![FULL_NAME.to_owned()])
+}
+
+/// What an execution ended with (`None` while it runs).
+fn outcome_of(status: &RequestStatus) -> &ExecutionOutcome {
+    let execution = status.execution.as_ref().expect("an execution");
+    execution.outcome.as_ref().expect("an outcome")
+}
+
+/// The executor's output (the workflow executor prints a JSON object: its own format).
+fn output_of(status: &RequestStatus) -> Value {
+    serde_json::from_str(&outcome_of(status).output).unwrap()
 }
 
 fn deploy(action: &str, payload: Value) -> Value {
@@ -228,9 +228,9 @@ fn a_workflow_is_dispatched_once_with_a_token_narrowed_to_actions() {
             ))
             .await;
         let status = s.final_state(&id).await;
-        assert_eq!(status["state"], "succeeded", "{status}");
-        let execution = &status["execution"];
-        assert_eq!(execution["executor"], "github_workflow", "{status}");
+        assert_eq!(status.state, State::Succeeded, "{status:?}");
+        let execution = status.execution.as_ref().unwrap();
+        assert_eq!(execution.executor, "github_workflow", "{status:?}");
 
         // Dispatched once, with the inputs and the ref.
         let runs = s.fake.runs();
@@ -263,9 +263,9 @@ fn a_workflow_is_dispatched_once_with_a_token_narrowed_to_actions() {
         );
 
         // The outcome names the run.
-        let outcome = &execution["outcome"];
-        assert_eq!(outcome["http_status"], 200, "{outcome}");
-        let output: Value = serde_json::from_str(outcome["output"].as_str().unwrap()).unwrap();
+        let outcome = outcome_of(&status);
+        assert_eq!(outcome.http_status, Some(200), "{outcome:?}");
+        let output = output_of(&status);
         assert_eq!(output["run_id"], runs[0].id, "{output}");
         assert_eq!(output["workflow"], "deploy.yml");
         assert_eq!(output["repository"], FULL_NAME);
@@ -292,7 +292,7 @@ fn a_workflow_is_dispatched_once_with_a_token_narrowed_to_actions() {
             json!({ "actions": "write", "metadata": "read" })
         );
         assert!(issued[0]["expires_at"].is_string());
-        assert_eq!(outcome["credential"], issued[0]["id"]);
+        assert_eq!(outcome.credential.as_deref(), issued[0]["id"].as_str());
 
         // After success, the action's pull request is merged (squash, narrowed token).
         wait_until(
@@ -349,11 +349,9 @@ fn waiting_follows_the_run_to_its_conclusion() {
         s.fake.auto_finish_runs(Some("success"));
         let (ok, _) = s.approved(deploy("deploy.wait", json!({ "n": 0 }))).await;
         let status = s.final_state(&ok).await;
-        assert_eq!(status["state"], "succeeded", "{status}");
+        assert_eq!(status.state, State::Succeeded, "{status:?}");
         let run = s.fake.runs()[0].clone();
-        let output: Value =
-            serde_json::from_str(status["execution"]["outcome"]["output"].as_str().unwrap())
-                .unwrap();
+        let output = output_of(&status);
         assert_eq!(
             (&output["run_id"], &output["status"], &output["conclusion"]),
             (&json!(run.id), &json!("completed"), &json!("success")),
@@ -375,26 +373,26 @@ fn waiting_follows_the_run_to_its_conclusion() {
         s.fake.auto_finish_runs(Some("failure"));
         let (failed, _) = s.approved(deploy("deploy.wait", json!({ "n": -1 }))).await;
         let status = s.final_state(&failed).await;
-        assert_eq!(status["state"], "failed", "{status}");
-        let outcome = &status["execution"]["outcome"];
-        assert_eq!(outcome["http_status"], 204);
+        assert_eq!(status.state, State::Failed, "{status:?}");
+        let outcome = outcome_of(&status);
+        assert_eq!(outcome.http_status, Some(204));
         let second = s.fake.runs()[1].clone();
         assert!(
-            outcome["error"]
-                .as_str()
+            outcome
+                .error
+                .as_deref()
                 .unwrap()
                 .contains(&format!("workflow run {} concluded `failure`", second.id)),
-            "{outcome}"
+            "{outcome:?}"
         );
-        let output: Value = serde_json::from_str(outcome["output"].as_str().unwrap()).unwrap();
-        assert_eq!(output["run_id"], second.id);
+        assert_eq!(output_of(&status)["run_id"], second.id);
 
         // timeout: the run never completes.
         s.fake.auto_finish_runs(None);
         let (slow, _) = s.approved(deploy("deploy.short", json!({}))).await;
         let status = s.final_state(&slow).await;
-        assert_eq!(status["state"], "failed", "{status}");
-        let error = status["execution"]["outcome"]["error"].as_str().unwrap();
+        assert_eq!(status.state, State::Failed, "{status:?}");
+        let error = outcome_of(&status).error.as_deref().unwrap();
         assert!(error.contains("timed out after 2s"), "{error}");
         assert_eq!(s.fake.runs().len(), 3, "each request dispatched once");
         assert_eq!(s.fake.calls_to("POST", DISPATCHES).len(), 3);
@@ -407,11 +405,8 @@ fn waiting_follows_the_run_to_its_conclusion() {
         let mut seen = Vec::new();
         for id in [&a, &b] {
             let status = s.final_state(id).await;
-            assert_eq!(status["state"], "succeeded", "{status}");
-            let output: Value =
-                serde_json::from_str(status["execution"]["outcome"]["output"].as_str().unwrap())
-                    .unwrap();
-            seen.push(output["run_id"].as_u64().unwrap());
+            assert_eq!(status.state, State::Succeeded, "{status:?}");
+            seen.push(output_of(&status)["run_id"].as_u64().unwrap());
         }
         let fresh: Vec<u64> = s.fake.runs()[3..].iter().map(|r| r.id).collect();
         seen.sort();
@@ -513,9 +508,10 @@ fn a_github_credential_has_exactly_the_declared_permissions() {
             .await;
         assert_eq!(pull, 1);
         let status = s.final_state(&id).await;
-        assert_eq!(status["state"], "succeeded", "{status}");
-        let outcome = &status["execution"]["outcome"];
-        let output: Value = serde_json::from_str(outcome["output"].as_str().unwrap()).unwrap();
+        assert_eq!(status.state, State::Succeeded, "{status:?}");
+        let outcome = outcome_of(&status);
+        // The action's own output (its format, not the API's).
+        let output: Value = serde_json::from_str(&outcome.output).unwrap();
         // issues: write lets it comment; contents and another repository are refused by GitHub.
         assert_eq!(
             (
@@ -566,7 +562,7 @@ fn a_github_credential_has_exactly_the_declared_permissions() {
             issued[0]["permissions"],
             json!({ "issues": "write", "metadata": "read" })
         );
-        assert_eq!(outcome["credential"], issued[0]["id"]);
+        assert_eq!(outcome.credential.as_deref(), issued[0]["id"].as_str());
         s.assert_no_token_leaked(&logs, &[&id]).await;
         s.server.stop().await.unwrap();
     })
@@ -589,19 +585,14 @@ fn an_approved_change_is_squash_merged_at_the_reviewed_head() {
         let (id, pull) = s.approved(change("replicas: 3\n")).await;
         let reviewed = s.fake.pull(pull).head_sha;
         let status = s.final_state(&id).await;
-        assert_eq!(status["state"], "succeeded", "{status}");
-        assert_eq!(status["execution"]["executor"], "merge");
+        assert_eq!(status.state, State::Succeeded, "{status:?}");
+        assert_eq!(status.execution.as_ref().unwrap().executor, "merge");
 
         let pr = s.fake.pull(pull);
         assert!(pr.merged);
         let main = s.fake.branch_sha(BASE).unwrap();
         assert_eq!(pr.merge_commit_sha.as_deref(), Some(main.as_str()));
-        assert!(
-            status["execution"]["outcome"]["output"]
-                .as_str()
-                .unwrap()
-                .contains(&main)
-        );
+        assert!(outcome_of(&status).output.contains(&main));
         assert_eq!(
             s.fake.file_at(BASE, "deploy/api.yaml").as_deref(),
             Some("replicas: 3\n")
@@ -658,8 +649,8 @@ async fn a_pull_request_pushed_to_after_review_is_not_merged() {
         .await;
     s.approve(&id).await;
     let status = s.final_state(&id).await;
-    assert_eq!(status["state"], "failed", "{status}");
-    let error = status["execution"]["outcome"]["error"].as_str().unwrap();
+    assert_eq!(status.state, State::Failed, "{status:?}");
+    let error = outcome_of(&status).error.as_deref().unwrap();
     assert!(
         error.contains("changed after review") && error.contains(&reviewed[..12]),
         "{error}"

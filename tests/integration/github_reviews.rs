@@ -3,7 +3,8 @@
 //! closing), webhooks signed as GitHub signs them. Team owners (`@acme/data`) are resolved
 //! through GitHub's API: the policy here has no `teams.toml` entry for them.
 
-use serde_json::{Value, json};
+use countersign::api::{DecisionKind, RequestStatus, State, Verdict};
+use serde_json::json;
 use std::time::Duration;
 use testkit::fake_github::{BASE, BOT_LOGIN, Builder, Failure, PullState};
 use testkit::setup::policy_files;
@@ -48,34 +49,29 @@ async fn start_full(
 trait Steps {
     /// Submits `body` and waits for its pull request: (request id, PR number).
     async fn pending(&self, body: &[u8]) -> (String, u64);
-    async fn wait(&self, id: &str, state: &str) -> Value;
-    async fn status(&self, id: &str) -> Value;
+    async fn wait(&self, id: &str, state: State) -> RequestStatus;
+    async fn status(&self, id: &str) -> RequestStatus;
     async fn event_kinds(&self, id: &str) -> Vec<String>;
 }
 
 impl Steps for Setup {
     async fn pending(&self, body: &[u8]) -> (String, u64) {
-        let a = self.agent().submit_value(body, None).await.unwrap();
-        assert_eq!(a.status, 202, "{}", a.body);
-        let id = a.body["id"].as_str().unwrap().to_owned();
-        let status = self.wait(&id, "pending_review").await;
-        let number = status["review"]["reference"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let a = self.agent().submit(body, None).await.unwrap();
+        let id = a.id.as_str().to_owned();
+        let status = self.wait(&id, State::PendingReview).await;
+        let number = status.review.unwrap().reference.parse().unwrap();
         (id, number)
     }
 
-    async fn wait(&self, id: &str, state: &str) -> Value {
+    async fn wait(&self, id: &str, state: State) -> RequestStatus {
         self.agent()
-            .wait_for_value(id, Duration::from_secs(30), |s| s["state"] == state)
+            .wait_for(id, Duration::from_secs(30), |s| s.state == state)
             .await
-            .unwrap_or_else(|e| panic!("{id} never became {state}: {e}"))
+            .unwrap_or_else(|e| panic!("{id} never became {state:?}: {e}"))
     }
 
-    async fn status(&self, id: &str) -> Value {
-        self.agent().status_value(id).await.unwrap().body
+    async fn status(&self, id: &str) -> RequestStatus {
+        self.agent().status(id).await.unwrap()
     }
 
     async fn event_kinds(&self, id: &str) -> Vec<String> {
@@ -105,17 +101,14 @@ fn grant(n: u32) -> Vec<u8> {
     .unwrap()
 }
 
-fn not_counted(status: &Value) -> Vec<(String, String)> {
-    status["policy"]["not_counted"]
-        .as_array()
+fn not_counted(status: &RequestStatus) -> Vec<(String, String)> {
+    status
+        .policy
+        .as_ref()
         .unwrap()
+        .not_counted
         .iter()
-        .map(|r| {
-            (
-                r["reviewer"].as_str().unwrap().to_owned(),
-                r["why"].as_str().unwrap().to_owned(),
-            )
-        })
+        .map(|r| (r.reviewer.clone(), r.why.clone().unwrap()))
         .collect()
 }
 
@@ -124,11 +117,11 @@ async fn a_team_members_approval_on_github_approves_and_the_action_runs() {
     let s = start("5m").await;
     let (id, pr) = s.pending(&export(1)).await;
     s.fake.approve_as("bob", pr).await;
-    let status = s.wait(&id, "succeeded").await;
-    assert_eq!(status["decisions"][0]["reviewer"], "bob");
-    assert_eq!(status["decisions"][0]["decision"], "approve");
-    let exports = &status["policy"]["requirements"][0];
-    assert_eq!(exports["approved_by"], json!(["bob"]), "{status}");
+    let status = s.wait(&id, State::Succeeded).await;
+    assert_eq!(status.decisions[0].reviewer, "bob");
+    assert_eq!(status.decisions[0].decision, DecisionKind::Approve);
+    let exports = &status.policy.as_ref().unwrap().requirements[0];
+    assert_eq!(exports.approved_by, ["bob"], "{status:?}");
     // The raw payload never reached anything GitHub shows.
     assert_eq!(s.fake.find_visible(CANARY), Vec::<String>::new());
     // A pending request sees the approval as counted for the team's line only.
@@ -171,11 +164,11 @@ async fn approvals_by_the_agents_owner_the_bot_a_non_owner_or_on_an_old_commit_d
     );
     assert!(why("carol").contains("not the commit under review"));
     let status = s.status(&id).await;
-    assert_eq!(status["state"], "pending_review", "{status}");
+    assert_eq!(status.state, State::PendingReview, "{status:?}");
     assert_eq!(s.fake.pull(pr).head_sha, head);
     // carol approving the head counts.
     s.fake.approve_as("carol", pr).await;
-    s.wait(&id, "succeeded").await;
+    s.wait(&id, State::Succeeded).await;
 }
 
 #[tokio::test]
@@ -198,18 +191,16 @@ async fn a_push_to_the_pull_request_denies_and_a_dismissed_approval_stops_counti
     s.settle().await;
     let status = s.status(&id).await;
     assert_eq!(
-        status["state"], "pending_review",
-        "carol's dismissed approval no longer counts: {status}"
+        status.state,
+        State::PendingReview,
+        "carol's dismissed approval no longer counts: {status:?}"
     );
     // Anyone pushing to the branch changes what is under review: denied.
     s.fake
         .push_to_pr_as("erin", pr, "requests/extra.txt", "sneaky\n")
         .await;
-    let status = s.wait(&id, "denied").await;
-    let reason = status["decisions"].as_array().unwrap().last().unwrap()["reason"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let status = s.wait(&id, State::Denied).await;
+    let reason = last_reason(&status);
     assert!(reason.contains("@erin pushed"), "{reason}");
 }
 
@@ -220,9 +211,12 @@ async fn changes_requested_and_deny_comments_deny_with_their_reason() {
     s.fake
         .request_changes_as("carol", pr1, "limit is too high")
         .await;
-    let status = s.wait(&first, "denied").await;
-    assert_eq!(status["decisions"][0]["reviewer"], "carol");
-    assert_eq!(status["decisions"][0]["reason"], "limit is too high");
+    let status = s.wait(&first, State::Denied).await;
+    assert_eq!(status.decisions[0].reviewer, "carol");
+    assert_eq!(
+        status.decisions[0].reason.as_deref(),
+        Some("limit is too high")
+    );
 
     let (second, pr2) = s.pending(&export(4)).await;
     // Edited comments are ignored (they can be rewritten after the fact), and so are other
@@ -233,11 +227,11 @@ async fn changes_requested_and_deny_comments_deny_with_their_reason() {
         .comment_as("mallory", pr2, "/deny not mine to deny")
         .await;
     s.settle().await;
-    assert_eq!(s.status(&second).await["state"], "pending_review");
+    assert_eq!(s.status(&second).await.state, State::PendingReview);
     s.fake.comment_as("bob", pr2, "/deny wrong table").await;
-    let status = s.wait(&second, "denied").await;
-    assert_eq!(status["decisions"][0]["reviewer"], "bob");
-    assert_eq!(status["decisions"][0]["reason"], "wrong table");
+    let status = s.wait(&second, State::Denied).await;
+    assert_eq!(status.decisions[0].reviewer, "bob");
+    assert_eq!(status.decisions[0].reason.as_deref(), Some("wrong table"));
     // The denial is shown on GitHub: the pull request is closed with the reason.
     wait_until(
         "the pull request to be closed",
@@ -266,7 +260,7 @@ async fn a_policy_change_in_the_pull_request_branch_is_ignored() {
     )
     .await;
     let status = s.status(&id).await;
-    assert_eq!(status["state"], "pending_review");
+    assert_eq!(status.state, State::PendingReview);
     assert_eq!(
         not_counted(&status),
         [(
@@ -316,7 +310,7 @@ async fn forged_webhooks_are_refused_and_duplicates_applied_once() {
         "{kinds:?}"
     );
     assert!(!kinds.iter().any(|k| k == "approval_refused"), "{kinds:?}");
-    assert_eq!(s.status(&id).await["state"], "pending_review");
+    assert_eq!(s.status(&id).await.state, State::PendingReview);
 }
 
 #[tokio::test]
@@ -341,7 +335,7 @@ async fn a_lost_webhook_is_recovered_by_reconciliation_through_rate_limits_and_5
     );
     s.fake.approve_as("bob", pr).await;
     assert!(s.fake.deliveries().last().unwrap().lost);
-    s.wait(&id, "succeeded").await;
+    s.wait(&id, State::Succeeded).await;
 }
 
 #[tokio::test]
@@ -349,15 +343,15 @@ async fn closing_the_pull_request_cancels_the_request() {
     let s = start("5m").await;
     let (id, pr) = s.pending(&export(6)).await;
     s.fake.close_pr_as("carol", pr).await;
-    let status = s.wait(&id, "cancelled").await;
-    assert!(status["decisions"].as_array().unwrap().is_empty());
+    let status = s.wait(&id, State::Cancelled).await;
+    assert!(status.decisions.is_empty());
     let kinds = s.event_kinds(&id).await;
     assert!(kinds.contains(&"cancelled".to_owned()), "{kinds:?}");
     // An approval after that changes nothing.
     s.fake.reopen_pr_as("carol", pr).await;
     s.fake.approve_as("bob", pr).await;
     s.settle().await;
-    assert_eq!(s.status(&id).await["state"], "cancelled");
+    assert_eq!(s.status(&id).await.state, State::Cancelled);
 }
 
 #[tokio::test]
@@ -381,15 +375,15 @@ async fn a_deny_comment_whose_webhook_was_lost_is_found_by_reconciliation() {
     .await;
     s.settle().await;
     assert_eq!(
-        s.status(&id).await["state"],
-        "pending_review",
+        s.status(&id).await.state,
+        State::PendingReview,
         "an edited comment is not a denial"
     );
     s.fake.lose_next_webhooks(1);
     s.fake.comment_as("bob", pr, "/deny wrong bucket").await;
-    let status = s.wait(&id, "denied").await;
-    assert_eq!(status["decisions"][0]["reviewer"], "bob");
-    assert_eq!(status["decisions"][0]["reason"], "wrong bucket");
+    let status = s.wait(&id, State::Denied).await;
+    assert_eq!(status.decisions[0].reviewer, "bob");
+    assert_eq!(status.decisions[0].reason.as_deref(), Some("wrong bucket"));
 }
 
 #[tokio::test]
@@ -424,13 +418,13 @@ async fn members_of_a_team_owning_the_agent_cannot_approve_its_requests_on_githu
             refused
                 .iter()
                 .any(|(r, why)| r == who && why.contains("owns the submitting agent")),
-            "{who}: {status}"
+            "{who}: {status:?}"
         );
     }
-    assert_eq!(status["state"], "pending_review", "{status}");
+    assert_eq!(status.state, State::PendingReview, "{status:?}");
     // alice does not own the agent any more: hers counts.
     s.fake.approve_as("alice", pr).await;
-    s.wait(&id, "succeeded").await;
+    s.wait(&id, State::Succeeded).await;
 }
 
 /// Waits until `until` holds for the request's event kinds.
@@ -521,11 +515,11 @@ async fn events_on_another_repositorys_pull_request_with_the_same_number_do_not_
     s.fake.approve_as("carol", pr).await;
     let kinds = wait_events(&s, &id, |k| k.iter().any(|k| k == "approval_recorded")).await;
     let status = s.status(&id).await;
-    assert_eq!(status["state"], "pending_review", "{status} {kinds:?}");
-    let decisions = status["decisions"].as_array().unwrap();
-    assert_eq!(decisions.len(), 1, "{status}");
-    assert_eq!(decisions[0]["reviewer"], "carol");
-    assert!(not_counted(&status).is_empty(), "{status}");
+    assert_eq!(status.state, State::PendingReview, "{status:?} {kinds:?}");
+    let decisions = &status.decisions;
+    assert_eq!(decisions.len(), 1, "{status:?}");
+    assert_eq!(decisions[0].reviewer, "carol");
+    assert!(not_counted(&status).is_empty(), "{status:?}");
     let m = metrics(&s).await;
     assert!(
         m.lines()
@@ -542,11 +536,9 @@ async fn events_on_another_repositorys_pull_request_with_the_same_number_do_not_
 }
 
 /// The reason of the request's last decision.
-fn last_reason(status: &Value) -> String {
-    status["decisions"].as_array().unwrap().last().unwrap()["reason"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+fn last_reason(status: &RequestStatus) -> String {
+    let last = status.decisions.last().expect("a decision");
+    last.reason.clone().expect("a reason")
 }
 
 #[tokio::test]
@@ -564,7 +556,7 @@ async fn a_human_merging_the_pull_request_before_approval_denies_and_nothing_exe
     let s = start_full("5m", "[teams]\n", |b| b, |c| c.notify.targets = vec![hook]).await;
     let (id, pr) = s.pending(&grant(4)).await;
     s.fake.merge_pr_as("erin", pr).await;
-    let status = s.wait(&id, "denied").await;
+    let status = s.wait(&id, State::Denied).await;
     assert_eq!(last_reason(&status), "merged without approval by @erin");
     // Loudly: the destination's mention, though the request's risk is only medium.
     let loud = |st: &testkit::fake_chat::State| {
@@ -594,7 +586,7 @@ async fn a_human_merging_the_pull_request_before_approval_denies_and_nothing_exe
     s.fake.approve_as("carol", pr).await;
     s.settle().await;
     let status = s.status(&id).await;
-    assert_eq!(status["state"], "denied", "{status}");
+    assert_eq!(status.state, State::Denied, "{status:?}");
     let kinds = s.event_kinds(&id).await;
     for k in ["approved", "executing", "succeeded", "approval_recorded"] {
         assert!(!kinds.iter().any(|x| x == k), "{k} in {kinds:?}");
@@ -610,7 +602,7 @@ async fn a_human_merge_whose_webhook_was_lost_still_denies_when_the_approvals_ar
     assert!(s.fake.deliveries().last().unwrap().lost);
     s.fake.approve_as("bob", pr).await;
     s.fake.approve_as("carol", pr).await;
-    let status = s.wait(&id, "denied").await;
+    let status = s.wait(&id, State::Denied).await;
     assert_eq!(last_reason(&status), "merged without approval by @erin");
     let kinds = s.event_kinds(&id).await;
     for k in ["approved", "executing", "succeeded"] {
@@ -634,24 +626,26 @@ async fn a_change_a_person_merged_is_never_taken_as_countersigns_execution() {
     s.fake.merge_pr_as("erin", pr).await;
     for token in [testkit::BOB, testkit::CAROL] {
         let r = countersign::cli::client::ReviewerClient::new(&s.server.url(), token)
-            .review_value(&id, "approve", None)
-            .await
-            .unwrap();
-        assert_eq!(r.status, 200, "{}", r.body);
+            .review(&id, Verdict::Approve, None)
+            .await;
+        assert!(r.is_ok(), "{r:?}");
     }
     let status = s
         .agent()
-        .wait_for_value(&id, Duration::from_secs(30), |st| {
-            ["succeeded", "failed", "outcome_unknown"].contains(&st["state"].as_str().unwrap())
+        .wait_for(&id, Duration::from_secs(30), |st| {
+            matches!(
+                st.state,
+                State::Succeeded | State::Failed | State::OutcomeUnknown
+            )
         })
         .await
         .unwrap();
-    assert_eq!(status["state"], "failed", "{status}");
+    assert_eq!(status.state, State::Failed, "{status:?}");
     assert!(
-        status
-            .to_string()
+        serde_json::to_string(&status)
+            .unwrap()
             .contains("merged without countersign by @erin"),
-        "{status}"
+        "{status:?}"
     );
 }
 
@@ -661,7 +655,7 @@ async fn reconciliation_finds_a_human_merge_whose_webhook_was_lost() {
     let (id, pr) = s.pending(&grant(6)).await;
     s.fake.lose_next_webhooks(1);
     s.fake.merge_pr_as("erin", pr).await;
-    let status = s.wait(&id, "denied").await;
+    let status = s.wait(&id, State::Denied).await;
     assert_eq!(last_reason(&status), "merged without approval by @erin");
 }
 
@@ -673,7 +667,7 @@ async fn a_60000_character_review_body_is_posted_as_a_bounded_comment_and_the_pr
     let body = "wrong row\n".repeat(6_000);
     assert_eq!(body.chars().count(), 60_000);
     s.fake.request_changes_as("carol", pr, &body).await;
-    s.wait(&id, "denied").await;
+    s.wait(&id, State::Denied).await;
     wait_until(
         "the pull request to be closed",
         Duration::from_secs(30),
@@ -787,10 +781,10 @@ async fn reconciliation_does_not_page_through_foreign_pull_requests() {
     .await;
     let listed = s.fake.pulls_listed();
     assert!(listed <= 1, "{listed} pull requests listed");
-    assert_eq!(s.status(&id).await["state"], "pending_review");
+    assert_eq!(s.status(&id).await.state, State::PendingReview);
     // And a lost approval is still found.
     s.fake.lose_next_webhooks(1);
     s.fake.approve_as("bob", pr).await;
-    s.wait(&id, "succeeded").await;
+    s.wait(&id, State::Succeeded).await;
     assert!(s.fake.pulls_listed() <= 1);
 }

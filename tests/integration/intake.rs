@@ -1,6 +1,7 @@
 //! Signed intake against the real server on loopback: what is accepted, what is refused with
 //! which error, and that a refused call stores nothing.
 
+use countersign::api::{Readiness, State, SubmitAnswer};
 use serde_json::json;
 use testkit::*;
 
@@ -22,18 +23,17 @@ async fn a_signed_request_is_accepted_durably_with_digest_and_location() {
         .unwrap();
     assert_eq!(resp.status(), 202);
     let location = resp.headers()["location"].to_str().unwrap().to_owned();
-    let answer: serde_json::Value = resp.json().await.unwrap();
-    let id = answer["id"].as_str().unwrap();
-    assert!(id.starts_with("cr_"), "{answer}");
+    let answer: SubmitAnswer = resp.json().await.unwrap();
+    let id = answer.id.as_str();
+    assert!(id.starts_with("cr_"), "{answer:?}");
     assert_eq!(location, format!("/v1/requests/{id}"));
-    assert_eq!(answer["state"], "received");
-    assert!(answer["digest"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(answer.state, State::Received);
+    assert!(answer.digest.starts_with("sha256:"));
     // The digest is the canonical one: the same content with keys reordered digests the same.
     let reordered = br#"{"payload":{"limit":5,"table":"orders"},"environment":"prod","resource":"prod/customers","action":"db.export","kind":"action","justification":"other words"}"#;
-    let again = h.agent_a().submit_value(reordered, None).await.unwrap();
-    assert_eq!(again.status, 202);
-    assert_eq!(again.body["digest"], answer["digest"]);
-    assert_ne!(again.body["id"], answer["id"]);
+    let again = h.agent_a().submit(reordered, None).await.unwrap();
+    assert_eq!(again.digest, answer.digest);
+    assert_ne!(again.id, answer.id);
     let (rows, _) = h.stored().await;
     assert!(rows.contains(&("requests", 2)), "{rows:?}");
 }
@@ -83,14 +83,14 @@ async fn bad_missing_and_foreign_signatures_get_401_and_store_nothing() {
     for (name, headers, code) in cases {
         let (status, answer) = h.raw("POST", PATH, &headers, body.clone()).await;
         assert_eq!(status, 401, "{name}: {answer}");
-        assert_eq!(answer["error"]["code"], code, "{name}: {answer}");
+        assert_eq!(error_code(&answer), code, "{name}: {answer}");
     }
     let mut garbled = signed_headers("agent-a", KEY_A_NEW, ts, "POST", PATH, &body);
     garbled[3].1 = "sha256=not-hex".into();
     let (status, answer) = h.raw("POST", PATH, &garbled, body.clone()).await;
     assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (401, Some("bad_signature"))
+        (status, error_code(&answer).as_str()),
+        (401, "bad_signature")
     );
     assert_nothing_stored(&h).await;
 }
@@ -126,8 +126,8 @@ async fn both_keys_work_during_rotation_and_the_old_one_stops_after() {
         )
         .await;
     assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (401, Some("bad_signature"))
+        (status, error_code(&answer).as_str()),
+        (401, "bad_signature")
     );
     let (status, _) = h
         .raw(
@@ -148,8 +148,8 @@ async fn a_replayed_signature_gets_409_even_after_a_restart() {
     assert_eq!(h.raw("POST", PATH, &headers, body.clone()).await.0, 202);
     let (status, answer) = h.raw("POST", PATH, &headers, body.clone()).await;
     assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (409, Some("replayed_signature"))
+        (status, error_code(&answer).as_str()),
+        (409, "replayed_signature")
     );
     let h = h.restart_with(|_| {}).await;
     let (status, _) = h.raw("POST", PATH, &headers, body).await;
@@ -166,8 +166,8 @@ async fn timestamps_outside_the_window_get_401() {
         let headers = signed_headers("agent-a", KEY_A_NEW, now() + skew, "POST", PATH, &body);
         let (status, answer) = h.raw("POST", PATH, &headers, body.clone()).await;
         assert_eq!(
-            (status, answer["error"]["code"].as_str()),
-            (401, Some("timestamp_out_of_window")),
+            (status, error_code(&answer).as_str()),
+            (401, "timestamp_out_of_window"),
             "skew {skew}"
         );
     }
@@ -175,8 +175,8 @@ async fn timestamps_outside_the_window_get_401() {
     headers[2].1 = "yesterday".into();
     let (status, answer) = h.raw("POST", PATH, &headers, body.clone()).await;
     assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (401, Some("invalid_timestamp"))
+        (status, error_code(&answer).as_str()),
+        (401, "invalid_timestamp")
     );
     assert_nothing_stored(&h).await;
     for skew in [-250, 250] {
@@ -196,8 +196,8 @@ async fn oversize_bodies_get_413_declared_or_streamed() {
     let headers = signed_headers("agent-a", KEY_A_NEW, now(), "POST", PATH, &big);
     let (status, answer) = h.raw("POST", PATH, &headers, big.clone()).await;
     assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (413, Some("payload_too_large"))
+        (status, error_code(&answer).as_str()),
+        (413, "payload_too_large")
     );
     // Without a Content-Length (chunked), the limit still holds while reading.
     assert_eq!(chunked_post(&h, &headers, &big).await, 413);
@@ -252,14 +252,9 @@ async fn malformed_unknown_and_wrongly_typed_bodies_are_refused_precisely() {
         let (got, answer) = h.raw("POST", PATH, &headers, body.clone()).await;
         let text = answer.to_string();
         assert_eq!(got, status, "{}: {text}", String::from_utf8_lossy(&body));
-        assert_eq!(answer["error"]["code"], code, "{text}");
-        assert!(
-            answer["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains(needle),
-            "{text}"
-        );
+        let error = error_detail(&answer);
+        assert_eq!(error.code, code, "{text}");
+        assert!(error.message.contains(needle), "{text}");
         assert!(
             !text.contains(canary),
             "error echoed a submitted value: {text}"
@@ -271,8 +266,8 @@ async fn malformed_unknown_and_wrongly_typed_bodies_are_refused_precisely() {
     headers[0].1 = "text/plain".into();
     let (status, answer) = h.raw("POST", PATH, &headers, body).await;
     assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (415, Some("unsupported_media_type"))
+        (status, error_code(&answer).as_str()),
+        (415, "unsupported_media_type")
     );
     assert_nothing_stored(&h).await;
 }
@@ -282,12 +277,10 @@ async fn an_idempotent_retry_returns_the_original_answer_and_stores_once() {
     let h = Harness::start().await;
     let agent = h.agent_a();
     let body = action_body(json!({"limit": 3}));
-    let first = agent.submit_value(&body, Some("retry-42")).await.unwrap();
-    assert_eq!(first.status, 202);
+    let first = agent.submit(&body, Some("retry-42")).await.unwrap();
     // A retry is signed afresh (new timestamp) and may come much later.
-    let second = agent.submit_value(&body, Some("retry-42")).await.unwrap();
-    assert_eq!(second.status, 202);
-    assert_eq!(second.body, first.body);
+    let second = agent.submit(&body, Some("retry-42")).await.unwrap();
+    assert_eq!(second, first);
     // The exact same signed bytes resent by a network layer are also an idempotent retry.
     let body43 = action_body(json!({"limit": 43}));
     let mut with_key = signed_headers("agent-a", KEY_A_NEW, now(), "POST", PATH, &body43);
@@ -298,19 +291,12 @@ async fn an_idempotent_retry_returns_the_original_answer_and_stores_once() {
     assert_eq!((status, &replayed), (202, &original));
     // Same key, different content: refused.
     let other = agent
-        .submit_value(&action_body(json!({"limit": 4})), Some("retry-42"))
-        .await
-        .unwrap();
-    assert_eq!(other.status, 422);
-    assert_eq!(other.body["error"]["code"], "idempotency_key_reused");
+        .submit(&action_body(json!({"limit": 4})), Some("retry-42"))
+        .await;
+    assert_eq!(other.refusal(), (422, "idempotency_key_reused".to_owned()));
     // Keys are per agent: agent-b may use the same key for its own request.
-    let b = h
-        .agent_b()
-        .submit_value(&body, Some("retry-42"))
-        .await
-        .unwrap();
-    assert_eq!(b.status, 202);
-    assert_ne!(b.body["id"], first.body["id"]);
+    let b = h.agent_b().submit(&body, Some("retry-42")).await.unwrap();
+    assert_ne!(b.id, first.id);
     let (rows, _) = h.stored().await;
     assert!(rows.contains(&("requests", 3)), "{rows:?}");
     assert!(rows.contains(&("idempotency_keys", 3)), "{rows:?}");
@@ -320,27 +306,30 @@ async fn an_idempotent_retry_returns_the_original_answer_and_stores_once() {
 async fn status_is_visible_only_to_the_submitting_agent() {
     let h = Harness::start().await;
     let id = h.submit_ok().await;
-    let mine = h.wait_state(&h.agent_a(), &id, "pending_review").await;
-    assert_eq!(mine["id"], id.as_str());
-    assert_eq!(mine["agent"], "agent-a");
+    let mine = h.wait_state(&h.agent_a(), &id, State::PendingReview).await;
+    assert_eq!(mine.id.as_str(), id);
+    assert_eq!(mine.agent, "agent-a");
     assert!(
-        mine["review"]["reference"]
-            .as_str()
+        mine.review
+            .as_ref()
             .unwrap()
+            .reference
             .starts_with("countersign/cr_")
     );
+    // On the wire on purpose: the typed status has no `payload` field, so only the raw
+    // document can show that none is sent.
+    let path = format!("/v1/requests/{id}");
+    let signed = signed_headers("agent-a", KEY_A_NEW, now(), "GET", &path, b"");
+    let (status, raw) = h.raw("GET", &path, &signed, vec![]).await;
+    assert_eq!(status, 200, "{raw}");
     assert!(
-        mine.get("payload").is_none(),
+        raw.get("payload").is_none(),
         "status never echoes the raw payload"
     );
-    let theirs = h.agent_b().status_value(&id).await.unwrap();
-    assert_eq!(theirs.status, 404, "{}", theirs.body);
-    let missing = h
-        .agent_a()
-        .status_value("cr_01ARZ3NDEKTSV4RRFFQ69G5FAV")
-        .await
-        .unwrap();
-    assert_eq!(missing.status, 404);
+    let theirs = h.agent_b().status(&id).await;
+    assert_eq!(theirs.refusal().0, 404);
+    let missing = h.agent_a().status("cr_01ARZ3NDEKTSV4RRFFQ69G5FAV").await;
+    assert_eq!(missing.refusal().0, 404);
     let path = format!("/v1/requests/{id}");
     let (status, _) = h.raw("GET", &path, &[], vec![]).await;
     assert_eq!(status, 401, "unsigned status calls are refused");
@@ -370,8 +359,8 @@ async fn health_readiness_and_metrics_answer() {
     assert_eq!(h.raw("GET", "/healthz", &[], vec![]).await.0, 200);
     let (status, ready) = h.raw("GET", "/readyz", &[], vec![]).await;
     assert_eq!(status, 200, "{ready}");
-    assert_eq!(ready["database"]["ok"], true);
-    assert_eq!(ready["repository"]["ok"], true);
+    let ready: Readiness = serde_json::from_value(ready).unwrap();
+    assert!(ready.database.ok && ready.repository.ok, "{ready:?}");
     let (_, metrics) = h.raw("GET", "/metrics", &[], vec![]).await;
     let text = metrics.as_str().unwrap();
     assert!(
@@ -387,10 +376,7 @@ async fn health_readiness_and_metrics_answer() {
         "{text}"
     );
     let (status, answer) = h.raw("GET", "/nowhere", &[], vec![]).await;
-    assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (404, Some("not_found"))
-    );
+    assert_eq!((status, error_code(&answer).as_str()), (404, "not_found"));
 }
 
 async fn assert_nothing_stored(h: &Harness) {
@@ -448,8 +434,12 @@ async fn a_burst_of_replays_and_retries_stores_each_request_once_without_hurting
                 });
             let resp = req.body(body).send().await.unwrap();
             let status = resp.status().as_u16();
-            let answer: serde_json::Value = resp.json().await.unwrap();
-            (kind, status, answer["id"].as_str().map(str::to_owned))
+            let bytes = resp.bytes().await.unwrap();
+            // An accepted one answers a `SubmitAnswer`; a refused one an `ErrorBody`.
+            let id = serde_json::from_slice::<SubmitAnswer>(&bytes)
+                .ok()
+                .map(|a| a.id.as_str().to_owned());
+            (kind, status, id)
         });
     }
     let mut by_kind: std::collections::HashMap<&str, Vec<(u16, Option<String>)>> =
@@ -537,9 +527,10 @@ async fn bidi_and_zero_width_characters_in_a_path_or_identifier_get_422_naming_t
     for (body, field, code_point) in cases {
         let headers = signed_headers("agent-a", KEY_A_NEW, now(), "POST", PATH, &body);
         let (status, answer) = h.raw("POST", PATH, &headers, body.clone()).await;
-        let message = answer["error"]["message"].as_str().unwrap_or_default();
         assert_eq!(status, 422, "{answer}");
-        assert_eq!(answer["error"]["code"], "invalid_request", "{answer}");
+        let error = error_detail(&answer);
+        let message = &error.message;
+        assert_eq!(error.code, "invalid_request", "{answer}");
         assert!(message.contains(field), "{field}: {answer}");
         if let Some(c) = code_point {
             assert!(message.contains(c), "{c}: {answer}");
@@ -564,7 +555,7 @@ async fn change_paths_git_refuses_get_422_naming_the_path_and_store_nothing() {
         let headers = signed_headers("agent-a", KEY_A_NEW, now(), "POST", PATH, &body);
         let (status, answer) = h.raw("POST", PATH, &headers, body).await;
         assert_eq!(status, 422, "{path}: {answer}");
-        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        let message = error_detail(&answer).message;
         assert!(message.contains("`changes[0].path`"), "{path}: {answer}");
     }
     assert_nothing_stored(&h).await;
@@ -612,7 +603,7 @@ async fn a_justification_with_a_bidi_override_is_shown_by_code_point_in_review_t
     }))
     .unwrap();
     let (id, status) = h.pending_with(&body).await;
-    let reference = status["review"]["reference"].as_str().unwrap();
+    let reference = status.review.unwrap().reference;
     let repo = git2::Repository::open(h.repo_path()).unwrap();
     let commit = repo
         .find_reference(&format!("refs/heads/{reference}"))

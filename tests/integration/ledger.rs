@@ -2,6 +2,7 @@
 //! chained, masked entry on the signed `countersign/ledger` branch; the branch catches up after
 //! a crash without losing or duplicating an entry; a rewritten branch stops countersign.
 
+use countersign::api::{State, Verdict};
 use countersign::ledger::entry::{GENESIS, check_line};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -59,32 +60,32 @@ async fn a_requests_whole_life_is_in_the_signed_ledger_branch() {
     let approved = pending(&h, 1).await;
     let r = h
         .reviewer(BOB)
-        .review_value(&approved, "approve", Some("fine"))
+        .review(&approved, Verdict::Approve, Some("fine"))
         .await
         .unwrap();
-    assert_eq!(r.body["state"], "approved", "{}", r.body);
+    assert_eq!(r.state, State::Approved);
     let denied = pending(&h, 2).await;
     // The agent's owner cannot approve (recorded as not counted); an optional owner's approval
     // counts without deciding; the owner's denial decides.
     let refused = h
         .reviewer(ALICE)
-        .review_value(&denied, "approve", None)
-        .await
-        .unwrap();
-    assert_eq!(refused.status, 403, "{}", refused.body);
+        .review(&denied, Verdict::Approve, None)
+        .await;
+    assert_eq!(refused.refusal().0, 403);
     let counted = h
         .reviewer(DAVE)
-        .review_value(&denied, "approve", None)
+        .review(&denied, Verdict::Approve, None)
         .await
         .unwrap();
-    assert_eq!(counted.body["state"], "pending_review", "{}", counted.body);
+    assert_eq!(counted.state, State::PendingReview);
     let r = h
         .reviewer(ALICE)
-        .review_value(&denied, "deny", Some("not this week"))
+        .review(&denied, Verdict::Deny, Some("not this week"))
         .await
         .unwrap();
-    assert_eq!(r.body["state"], "denied", "{}", r.body);
-    h.wait_state(&h.agent_a(), &approved, "succeeded").await;
+    assert_eq!(r.state, State::Denied);
+    h.wait_state(&h.agent_a(), &approved, State::Succeeded)
+        .await;
     let entries = h.ledger_synced().await;
 
     let life = of_request(&entries, &approved);
@@ -231,13 +232,11 @@ async fn entries_missing_from_git_after_a_crash_appear_once_on_restart() {
     assert_eq!(after, before, "every entry back, once, unchanged");
     assert_chain(&repo);
     // Later events continue the same chain.
-    let r = h
-        .reviewer(BOB)
-        .review_value(&id, "approve", None)
+    h.reviewer(BOB)
+        .review(&id, Verdict::Approve, None)
         .await
         .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
-    h.wait_state(&h.agent_a(), &id, "succeeded").await;
+    h.wait_state(&h.agent_a(), &id, State::Succeeded).await;
     let later = h.ledger_synced().await;
     // approved, execution_started, credential_issued, execution_succeeded
     assert_eq!(later.len(), before.len() + 4);
@@ -332,17 +331,14 @@ async fn secrets_in_a_request_never_reach_the_ledger() {
         "payload": { "api_key": canary_key, "to": canary_mail },
     }))
     .unwrap();
-    let a = h.agent_a().submit_value(&body, None).await.unwrap();
-    assert_eq!(a.status, 202, "{}", a.body);
-    let id = a.body["id"].as_str().unwrap().to_owned();
-    h.wait_state(&h.agent_a(), &id, "pending_review").await;
+    let a = h.agent_a().submit(&body, None).await.unwrap();
+    let id = a.id.as_str().to_owned();
+    h.wait_state(&h.agent_a(), &id, State::PendingReview).await;
     let reason = format!("ask {canary_mail} first");
-    let r = h
-        .reviewer(ALICE)
-        .review_value(&id, "deny", Some(&reason))
+    h.reviewer(ALICE)
+        .review(&id, Verdict::Deny, Some(&reason))
         .await
         .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
     let entries = h.ledger_synced().await;
     let received = of_request(&entries, &id)[0];
     assert!(
@@ -415,8 +411,8 @@ async fn kill_9_mid_burst_loses_and_duplicates_no_entry() {
     let agent = countersign::cli::client::AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
     for id in &accepted {
         agent
-            .wait_for_value(id, Duration::from_secs(30), |s| {
-                s["state"] == "pending_review"
+            .wait_for(id, Duration::from_secs(30), |s| {
+                s.state == State::PendingReview
             })
             .await
             .unwrap();

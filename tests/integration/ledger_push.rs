@@ -5,6 +5,7 @@
 //! (readiness says so, local commits go on); a clone lost with GitHub's branch intact continues
 //! it; and a `kill -9` between a commit and its push is caught up after the restart.
 
+use countersign::api::{PushReadiness, Readiness, State};
 use countersign::app::Server;
 use countersign::cli::client::AgentClient;
 use serde_json::{Value, json};
@@ -46,17 +47,22 @@ fn agent(url: &str) -> AgentClient {
 
 async fn submit(url: &str, n: u32) -> String {
     let answer = agent(url)
-        .submit_value(&testkit::action_body(json!({ "n": n })), None)
+        .submit(&testkit::action_body(json!({ "n": n })), None)
         .await
         .unwrap();
-    assert_eq!(answer.status, 202, "{}", answer.body);
-    answer.body["id"].as_str().unwrap().to_owned()
+    answer.id.as_str().to_owned()
 }
 
-async fn get_json(url: &str) -> (u16, Value) {
-    let r = reqwest::get(url).await.unwrap();
+/// `GET /readyz` of the server at `url`: 200 or 503, with the same document.
+async fn readiness(url: &str) -> (u16, Readiness) {
+    let r = reqwest::get(format!("{url}/readyz")).await.unwrap();
     let status = r.status().as_u16();
     (status, r.json().await.unwrap())
+}
+
+/// The ledger's push status in a readiness answer (present: these servers have a remote).
+fn push_of(ready: &Readiness) -> &PushReadiness {
+    ready.ledger.push.as_ref().expect("a push status")
 }
 
 async fn metrics(url: &str) -> String {
@@ -92,8 +98,8 @@ fn seqs(entries: &[Value]) -> Vec<i64> {
 async fn settled(url: &str, ids: &[String]) {
     for id in ids {
         agent(url)
-            .wait_for_value(id, Duration::from_secs(30), |s| {
-                s["state"] == "pending_review"
+            .wait_for(id, Duration::from_secs(30), |s| {
+                s.state == State::PendingReview
             })
             .await
             .unwrap();
@@ -108,15 +114,15 @@ async fn published(server: &Server, fake_repo: &Path, local: &Path) -> Vec<Value
         Duration::from_secs(30),
         async || {
             let last = server.engine.store().ledger_last_seq().await.unwrap();
-            let (_, ready) = get_json(&format!("{}/readyz", server.url())).await;
-            let push = &ready["ledger"]["push"];
+            let (_, ready) = readiness(&server.url()).await;
+            let push = push_of(&ready);
             last > 0
                 && tip(fake_repo).is_some()
                 && tip(fake_repo) == tip(local)
                 && testkit::ledger_entries(fake_repo).len() as i64 == last
-                && push["ok"] == true
-                && push["pending_commits"] == 0
-                && push["lag_entries"] == 0
+                && push.ok
+                && push.pending_commits == Some(0)
+                && push.lag_entries == Some(0)
         },
     )
     .await;
@@ -173,14 +179,14 @@ async fn every_entry_is_published_and_verifies_on_github() {
         "{tokens:?}"
     );
 
-    let (status, ready) = get_json(&format!("{url}/readyz")).await;
-    assert_eq!(status, 200, "{ready}");
-    let push = &ready["ledger"]["push"];
-    assert_eq!(push["ok"], true, "{ready}");
-    assert_eq!(push["remote"], "acme/gitops on GitHub");
-    assert_eq!(push["pending_commits"], 0, "{ready}");
-    assert_eq!(push["lag_entries"], 0, "{ready}");
-    assert_eq!(push["pushed_seq"], entries.len(), "{ready}");
+    let (status, ready) = readiness(&url).await;
+    assert_eq!(status, 200, "{ready:?}");
+    let push = push_of(&ready);
+    assert!(push.ok, "{push:?}");
+    assert_eq!(push.remote, "acme/gitops on GitHub");
+    assert_eq!(push.pending_commits, Some(0), "{push:?}");
+    assert_eq!(push.lag_entries, Some(0), "{push:?}");
+    assert_eq!(push.pushed_seq, Some(entries.len() as i64), "{push:?}");
 
     // At most one push per commit (plus the one at start-up), none while nothing changes.
     let text = metrics(&url).await;
@@ -238,9 +244,9 @@ async fn a_failed_push_is_retried_without_losing_or_duplicating_entries() {
     seqs(&entries);
     assert_eq!(testkit::ledger_entries(&local), entries);
     verify(&fake_repo);
-    let (status, ready) = get_json(&format!("{url}/readyz")).await;
-    assert_eq!(status, 200, "{ready}");
-    assert!(ready["ledger"]["push"].get("error").is_none(), "{ready}");
+    let (status, ready) = readiness(&url).await;
+    assert_eq!(status, 200, "{ready:?}");
+    assert!(push_of(&ready).error.is_none(), "{ready:?}");
     server.stop().await.unwrap();
 }
 
@@ -337,32 +343,34 @@ async fn a_foreign_commit_on_github_is_never_overwritten_and_fails_closed() {
 
     // countersign commits on: its next push finds GitHub's branch off its history.
     let second = submit(&url, 1).await;
-    let mut ready = Value::Null;
-    wait_until(
+    let ready = wait_until(
         "readiness reports the divergence",
         Duration::from_secs(30),
         async || {
-            let (status, body) = get_json(&format!("{url}/readyz")).await;
-            ready = body;
-            status == 503 && ready["ledger"]["push"]["diverged"].is_object()
+            let (status, ready) = readiness(&url).await;
+            (status == 503 && push_of(&ready).diverged.is_some()).then_some(ready)
         },
     )
     .await;
-    let push = &ready["ledger"]["push"];
-    assert_eq!(push["ok"], false, "{ready}");
-    assert_eq!(push["diverged"]["remote_commit"], foreign, "{ready}");
-    assert_eq!(push["diverged"]["base_commit"], ours, "{ready}");
-    assert_eq!(push["diverged"]["foreign_commits"], 1, "{ready}");
-    assert_eq!(push["pushed_seq"], before.len(), "{ready}");
+    let push = push_of(&ready);
+    assert!(!push.ok, "{ready:?}");
+    let diverged = push.diverged.as_ref().unwrap();
+    assert_eq!(diverged.remote_commit, foreign, "{ready:?}");
+    assert_eq!(
+        diverged.base_commit.as_deref(),
+        Some(ours.as_str()),
+        "{ready:?}"
+    );
+    assert_eq!(diverged.foreign_commits, Some(1), "{ready:?}");
+    assert_eq!(push.pushed_seq, Some(before.len() as i64), "{ready:?}");
     assert!(
-        push["error"]
-            .as_str()
-            .unwrap()
-            .contains("refusing to overwrite"),
-        "{ready}"
+        push.error
+            .as_deref()
+            .is_some_and(|e| e.contains("refusing to overwrite")),
+        "{ready:?}"
     );
     // The writer itself is healthy: entries keep being committed locally.
-    assert!(ready["ledger"].get("error").is_none(), "{ready}");
+    assert!(ready.ledger.error.is_none(), "{ready:?}");
 
     // Retries go on, with backoff; GitHub's branch keeps the foreign commit, untouched.
     wait_until(
@@ -411,7 +419,7 @@ async fn a_foreign_commit_on_github_is_never_overwritten_and_fails_closed() {
     seqs(&entries);
     verify(&fake_repo);
     wait_until("ready again", Duration::from_secs(30), async || {
-        get_json(&format!("{url}/readyz")).await.0 == 200
+        readiness(&url).await.0 == 200
     })
     .await;
     server.stop().await.unwrap();

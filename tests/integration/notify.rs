@@ -4,6 +4,7 @@
 //! and 5xx without duplicates, giving up without blocking decisions, routing, no duplicate after
 //! a crash between Slack posting and countersign recording it, and no canary in any message.
 
+use countersign::api::{State, Verdict};
 use countersign::notify::{NotifyConfig, Target, TargetKind};
 use serde_json::json;
 use std::time::Duration;
@@ -81,7 +82,7 @@ async fn a_request_is_announced_with_its_link_and_the_message_follows_the_decisi
     ];
     let h = harness(targets, 5).await;
     let (id, status) = h.pending_with(&export(1)).await;
-    let link = status["review"]["url"].as_str().unwrap().to_owned();
+    let link = status.review.unwrap().url.unwrap();
     wait(&fake, "the announcements", |s| {
         s.top_level("C-OPS").len() == 1
             && s.webhook_posts("slack").len() == 1
@@ -111,12 +112,10 @@ async fn a_request_is_announced_with_its_link_and_the_message_follows_the_decisi
         link
     );
 
-    let r = h
-        .reviewer(BOB)
-        .review_value(&id, "approve", None)
+    h.reviewer(BOB)
+        .review(&id, Verdict::Approve, None)
         .await
         .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
     // Approved, then executed (the test registry's db.export is `/bin/true`): the announcement
     // is updated for each, and each goes in the thread.
     wait(&fake, "the updates and the thread replies", |s| {
@@ -167,16 +166,16 @@ async fn approvals_counted_go_in_the_thread_and_a_denial_carries_its_reason() {
     .await;
     let r = h
         .reviewer(BOB)
-        .review_value(&id, "approve", None)
+        .review(&id, Verdict::Approve, None)
         .await
         .unwrap();
-    assert_eq!(r.body["state"], "pending_review", "{}", r.body);
+    assert_eq!(r.state, State::PendingReview);
     let r = h
         .reviewer(CAROL)
-        .review_value(&id, "deny", Some("too broad <!channel>"))
+        .review(&id, Verdict::Deny, Some("too broad <!channel>"))
         .await
         .unwrap();
-    assert_eq!(r.body["state"], "denied", "{}", r.body);
+    assert_eq!(r.state, State::Denied);
     let ts = fake.messages("C-OPS")[0].ts.clone();
     wait(&fake, "two thread replies", |s| {
         s.replies("C-OPS", &ts).len() == 2
@@ -270,14 +269,10 @@ async fn a_failing_destination_is_given_up_and_never_blocks_the_decision() {
     let (id, _) = h.pending_with(&export(3)).await;
     let r = h
         .reviewer(BOB)
-        .review_value(&id, "approve", None)
+        .review(&id, Verdict::Approve, None)
         .await
         .unwrap();
-    assert_eq!(
-        r.body["state"], "approved",
-        "decisions do not wait: {}",
-        r.body
-    );
+    assert_eq!(r.state, State::Approved, "decisions do not wait");
     let failed = wait_until(
         "four notifications given up",
         Duration::from_secs(30),
@@ -382,12 +377,10 @@ async fn canaries_never_reach_any_message_and_webhook_urls_never_reach_errors() 
     .unwrap();
     let (id, _) = h.pending_with(&body).await;
     let reason = format!("ask {} first", canaries[0]);
-    let r = h
-        .reviewer(ALICE)
-        .review_value(&id, "deny", Some(&reason))
+    h.reviewer(ALICE)
+        .review(&id, Verdict::Deny, Some(&reason))
         .await
         .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
     wait(&fake, "announcements and decisions", |s| {
         let top = s.top_level("C-OPS");
         top.len() == 1
@@ -446,9 +439,8 @@ async fn a_crash_between_slack_posting_and_countersign_recording_posts_once() {
     let held = fake.hold_next_post();
     let mut server = spawn_server(&config);
     let agent = countersign::cli::client::AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
-    let a = agent.submit_value(&export(5), None).await.unwrap();
-    assert_eq!(a.status, 202, "{}", a.body);
-    let id = a.body["id"].as_str().unwrap().to_owned();
+    let a = agent.submit(&export(5), None).await.unwrap();
+    let id = a.id.as_str().to_owned();
     tokio::time::timeout(WAIT, held.arrived())
         .await
         .expect("the announcement reached Slack");
@@ -459,8 +451,7 @@ async fn a_crash_between_slack_posting_and_countersign_recording_posts_once() {
 
     let server = spawn_server(&config);
     let bob = countersign::cli::client::ReviewerClient::new(&server.url, BOB);
-    let r = bob.review_value(&id, "approve", None).await.unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
+    bob.review(&id, Verdict::Approve, None).await.unwrap();
     wait(&fake, "the update after the restart", |s| {
         let top = s.top_level("C-OPS");
         !top.is_empty() && top[0].updated >= 1 && s.replies("C-OPS", &top[0].ts).len() == 1
@@ -586,12 +577,10 @@ async fn a_payload_full_of_ampersands_is_still_announced_and_updated_in_slack() 
         "the code block is closed: {payload}"
     );
     assert!(blocks.to_string().contains(&id));
-    let r = h
-        .reviewer(BOB)
-        .review_value(&id, "approve", None)
+    h.reviewer(BOB)
+        .review(&id, Verdict::Approve, None)
         .await
         .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
     wait(&fake, "the updates and the thread replies", |s| {
         let top = s.top_level("C-OPS");
         top.len() == 1 && top[0].updated == 2 && s.replies("C-OPS", &top[0].ts).len() == 2
@@ -627,7 +616,7 @@ async fn a_destination_that_refuses_the_rich_message_gets_the_minimal_one() {
     )
     .await;
     let (id, status) = h.pending_with(&export(8)).await;
-    let link = status["review"]["url"].as_str().unwrap().to_owned();
+    let link = status.review.unwrap().url.unwrap();
     wait(&fake, "the minimal announcements", |s| {
         s.top_level("C-OPS").len() == 1
             && s.webhook_posts("slack").len() == 1
@@ -656,12 +645,10 @@ async fn a_destination_that_refuses_the_rich_message_gets_the_minimal_one() {
         link
     );
     // Later updates still go out, in full when the destination takes them.
-    let r = h
-        .reviewer(BOB)
-        .review_value(&id, "approve", None)
+    h.reviewer(BOB)
+        .review(&id, Verdict::Approve, None)
         .await
         .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
     wait(&fake, "the updates", |s| {
         let top = s.top_level("C-OPS");
         top.len() == 1

@@ -3,8 +3,12 @@
 //! owners, auto-approval, pinned policy commits, fail-closed on a broken policy, and requests
 //! that change the policy itself. The harness policy is `TEST_CODEOWNERS` in the testkit.
 
+use countersign::api::{
+    PolicyOutcome, RequestStatus, RequirementProgress, Risk, State, SubmitAnswer, Verdict,
+};
+use countersign::cli::client::ClientError;
 use countersign::config::Reviewer;
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use testkit::*;
 
@@ -24,26 +28,31 @@ fn action(action: &str, resource: &str, environment: &str) -> Vec<u8> {
     .unwrap()
 }
 
-async fn submit(agent: &countersign::cli::client::AgentClient, body: &[u8]) -> (u16, Value) {
-    let a = agent.submit_value(body, None).await.unwrap();
-    (a.status.as_u16(), a.body)
+async fn submit(
+    agent: &countersign::cli::client::AgentClient,
+    body: &[u8],
+) -> Result<SubmitAnswer, ClientError> {
+    agent.submit(body, None).await
 }
 
 async fn pending_action(h: &Harness, name: &str, resource: &str) -> String {
-    let (status, body) = submit(&h.agent_a(), &action(name, resource, "prod")).await;
-    assert_eq!(status, 202, "{body}");
-    let id = body["id"].as_str().unwrap().to_owned();
-    h.wait_state(&h.agent_a(), &id, "pending_review").await;
+    let answer = submit(&h.agent_a(), &action(name, resource, "prod"))
+        .await
+        .unwrap();
+    let id = answer.id.as_str().to_owned();
+    h.wait_state(&h.agent_a(), &id, State::PendingReview).await;
     id
 }
 
-fn requirement<'a>(status: &'a Value, section: &str) -> &'a Value {
-    status["policy"]["requirements"]
-        .as_array()
-        .unwrap()
+fn requirement<'a>(status: &'a RequestStatus, section: &str) -> &'a RequirementProgress {
+    status
+        .policy
+        .as_ref()
+        .expect("the policy's progress")
+        .requirements
         .iter()
-        .find(|r| r["section"] == section)
-        .unwrap_or_else(|| panic!("no requirement for section {section}: {status}"))
+        .find(|r| r.section == section)
+        .unwrap_or_else(|| panic!("no requirement for section {section}: {status:?}"))
 }
 
 #[tokio::test]
@@ -51,59 +60,42 @@ async fn two_person_rule_counts_distinct_eligible_humans() {
     let h = Harness::start().await;
     let id = pending_action(&h, "iam.grant", "prod/admin").await;
     // alice owns agent-a (configuration): listed in the rule but never eligible.
-    let refused = h
-        .reviewer(ALICE)
-        .review_value(&id, "approve", None)
-        .await
-        .unwrap();
+    let refused = h.reviewer(ALICE).review(&id, Verdict::Approve, None).await;
     assert_eq!(
-        (
-            refused.status.as_u16(),
-            refused.body["error"]["code"].as_str()
-        ),
-        (403, Some("self_approval_forbidden"))
+        refused.refusal(),
+        (403, "self_approval_forbidden".to_owned())
     );
     let first = h
         .reviewer(BOB)
-        .review_value(&id, "approve", None)
+        .review(&id, Verdict::Approve, None)
         .await
         .unwrap();
-    assert_eq!(first.status, 200, "{}", first.body);
     assert_eq!(
-        first.body["state"], "pending_review",
+        first.state,
+        State::PendingReview,
         "one of two approvals is not enough"
     );
-    let again = h
-        .reviewer(BOB)
-        .review_value(&id, "approve", None)
-        .await
-        .unwrap();
-    assert_eq!(
-        (again.status.as_u16(), again.body["error"]["code"].as_str()),
-        (409, Some("already_approved"))
-    );
-    let status = h.agent_a().status_value(&id).await.unwrap().body;
+    let again = h.reviewer(BOB).review(&id, Verdict::Approve, None).await;
+    assert_eq!(again.refusal(), (409, "already_approved".to_owned()));
+    let status = h.agent_a().status(&id).await.unwrap();
     let access = requirement(&status, "Access");
-    assert_eq!(access["required"], 2);
-    assert_eq!(access["approved_by"], json!(["bob"]));
-    assert_eq!(access["satisfied"], false);
-    assert_eq!(access["excluded"][0]["name"], "alice");
-    assert_eq!(access["excluded"][0]["why"], "owns the submitting agent");
-    assert_eq!(access["line"], 6);
-    assert_eq!(access["file"], "policies/CODEOWNERS");
+    assert_eq!(access.required, 2);
+    assert_eq!(access.approved_by, ["bob"]);
+    assert!(!access.satisfied);
+    assert_eq!(access.excluded[0].name, "alice");
+    assert_eq!(access.excluded[0].why, "owns the submitting agent");
+    assert_eq!(access.line, 6);
+    assert_eq!(access.file, "policies/CODEOWNERS");
     // The optional Audit section matches too but never blocks.
-    assert_eq!(requirement(&status, "Audit")["optional"], true);
+    assert!(requirement(&status, "Audit").optional);
     let second = h
         .reviewer(CAROL)
-        .review_value(&id, "approve", None)
+        .review(&id, Verdict::Approve, None)
         .await
         .unwrap();
-    assert_eq!(second.body["state"], "approved", "{}", second.body);
-    let status = h.agent_a().status_value(&id).await.unwrap().body;
-    assert_eq!(
-        requirement(&status, "Access")["approved_by"],
-        json!(["bob", "carol"])
-    );
+    assert_eq!(second.state, State::Approved);
+    let status = h.agent_a().status(&id).await.unwrap();
+    assert_eq!(requirement(&status, "Access").approved_by, ["bob", "carol"]);
 }
 
 #[tokio::test]
@@ -111,25 +103,19 @@ async fn only_owners_of_a_matched_rule_may_approve_or_deny() {
     let h = Harness::start().await;
     let id = pending_action(&h, "db.export", "prod/customers").await;
     // dave owns only the optional Audit rule: his approval counts for nothing required.
-    let status = h.agent_a().status_value(&id).await.unwrap().body;
+    let status = h.agent_a().status(&id).await.unwrap();
     assert!(
-        requirement(&status, "Exports")["eligible"]
-            .as_array()
-            .unwrap()
+        requirement(&status, "Exports")
+            .eligible
             .iter()
             .all(|n| n != "dave")
     );
     let dave = h
         .reviewer(DAVE)
-        .review_value(&id, "approve", None)
+        .review(&id, Verdict::Approve, None)
         .await
-        .unwrap();
-    assert_eq!(
-        dave.status, 200,
-        "an optional-section owner may approve: {}",
-        dave.body
-    );
-    assert_eq!(dave.body["state"], "pending_review");
+        .expect("an optional-section owner may approve");
+    assert_eq!(dave.state, State::PendingReview);
     // erin is not an owner of anything and cannot even deny.
     let h2 = Harness::start_with(|c| {
         c.reviewers.push(Reviewer {
@@ -141,16 +127,10 @@ async fn only_owners_of_a_matched_rule_may_approve_or_deny() {
     .await;
     let id2 = pending_action(&h2, "db.export", "prod/customers").await;
     let erin = h2.reviewer("csr_erin_token");
-    let a = erin.review_value(&id2, "approve", None).await.unwrap();
-    assert_eq!(
-        (a.status.as_u16(), a.body["error"]["code"].as_str()),
-        (403, Some("not_an_eligible_approver"))
-    );
-    let d = erin.review_value(&id2, "deny", Some("no")).await.unwrap();
-    assert_eq!(
-        (d.status.as_u16(), d.body["error"]["code"].as_str()),
-        (403, Some("not_an_eligible_reviewer"))
-    );
+    let a = erin.review(&id2, Verdict::Approve, None).await;
+    assert_eq!(a.refusal(), (403, "not_an_eligible_approver".to_owned()));
+    let d = erin.review(&id2, Verdict::Deny, Some("no")).await;
+    assert_eq!(d.refusal(), (403, "not_an_eligible_reviewer".to_owned()));
     // The refused approval is on record (for the audit trail), the state is unchanged.
     let events = h2
         .server
@@ -164,12 +144,13 @@ async fn only_owners_of_a_matched_rule_may_approve_or_deny() {
             .iter()
             .any(|e| e.kind == "approval_refused" && e.actor == "erin")
     );
-    let status = h2.agent_a().status_value(&id2).await.unwrap().body;
-    assert_eq!(status["state"], "pending_review");
-    assert_eq!(status["policy"]["not_counted"][0]["reviewer"], "erin");
+    let status = h2.agent_a().status(&id2).await.unwrap();
+    assert_eq!(status.state, State::PendingReview);
+    let not_counted = &status.policy.unwrap().not_counted[0];
+    assert_eq!(not_counted.reviewer, "erin");
     assert_eq!(
-        status["policy"]["not_counted"][0]["why"],
-        "is not an owner of any rule this request matched"
+        not_counted.why.as_deref(),
+        Some("is not an owner of any rule this request matched")
     );
 }
 
@@ -187,11 +168,9 @@ async fn the_bot_identity_and_agents_can_never_approve() {
     let id = pending_action(&h, "db.export", "prod/customers").await;
     let bot = h
         .reviewer("csr_bot")
-        .review_value(&id, "approve", None)
-        .await
-        .unwrap();
-    assert_eq!(bot.status, 403, "{}", bot.body);
-    assert_eq!(bot.body["error"]["code"], "self_approval_forbidden");
+        .review(&id, Verdict::Approve, None)
+        .await;
+    assert_eq!(bot.refusal(), (403, "self_approval_forbidden".to_owned()));
 }
 
 #[tokio::test]
@@ -218,19 +197,9 @@ async fn requests_outside_the_agents_scope_or_uncovered_are_refused_and_only_aud
         ),
     ];
     for (agent, body, code, needle) in cases {
-        let (status, answer) = submit(&agent, &body).await;
-        assert_eq!(
-            (status, answer["error"]["code"].as_str()),
-            (403, Some(code)),
-            "{answer}"
-        );
-        assert!(
-            answer["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains(needle),
-            "{answer}"
-        );
+        let (status, error) = submit(&agent, &body).await.refusal_detail();
+        assert_eq!((status, error.code.as_str()), (403, code), "{error:?}");
+        assert!(error.message.contains(needle), "{error:?}");
     }
     // No request, event or review; each refusal is remembered only as a used signature and
     // an `intake_refused` ledger entry (the audit trail of what agents tried).
@@ -255,18 +224,18 @@ async fn requests_outside_the_agents_scope_or_uncovered_are_refused_and_only_aud
 #[tokio::test]
 async fn low_risk_auto_approval_is_recorded_as_approved_by_policy() {
     let h = Harness::start().await;
-    let (status, body) = submit(&h.agent_a(), &action("deploy", "staging/web", "staging")).await;
-    assert_eq!(status, 202, "{body}");
-    assert_eq!(body["policy"]["outcome"], "auto_approve");
-    assert_eq!(body["policy"]["risk"], "low");
-    let id = body["id"].as_str().unwrap();
-    // Approved by policy, then run (the test registry's deploy is `/bin/true`).
-    let status = h.wait_state(&h.agent_a(), id, "succeeded").await;
+    let answer = submit(&h.agent_a(), &action("deploy", "staging/web", "staging"))
+        .await
+        .unwrap();
+    let policy = answer.policy.expect("the policy's verdict");
     assert_eq!(
-        status["decisions"].as_array().unwrap().len(),
-        0,
-        "no human approved it"
+        (policy.outcome, policy.risk),
+        (PolicyOutcome::AutoApprove, Risk::Low)
     );
+    let id = answer.id.as_str();
+    // Approved by policy, then run (the test registry's deploy is `/bin/true`).
+    let status = h.wait_state(&h.agent_a(), id, State::Succeeded).await;
+    assert_eq!(status.decisions, [], "no human approved it");
     let events = h
         .server
         .engine
@@ -276,11 +245,7 @@ async fn low_risk_auto_approval_is_recorded_as_approved_by_policy() {
         .unwrap();
     let approved = events.iter().find(|e| e.kind == "approved").unwrap();
     assert_eq!(approved.actor, "policy");
-    assert!(
-        approved
-            .detail
-            .contains(status["policy"]["commit"].as_str().unwrap())
-    );
+    assert!(approved.detail.contains(&status.policy.unwrap().commit));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -296,27 +261,24 @@ async fn a_reviewer_approving_from_many_connections_at_once_counts_once() {
         let id = id.clone();
         let start = start.clone();
         racing.spawn(async move {
-            bob.show_value(&id).await.unwrap();
+            bob.show(&id).await.unwrap();
             start.wait().await;
-            bob.review_value(&id, "approve", None).await.unwrap()
+            bob.review(&id, Verdict::Approve, None).await
         });
     }
-    let mut answers = Vec::new();
+    let (mut accepted, mut refused) = (0, Vec::new());
     while let Some(a) = racing.join_next().await {
-        let a = a.unwrap();
-        answers.push((
-            a.status.as_u16(),
-            a.body["error"]["code"].as_str().map(str::to_owned),
-        ));
+        match a.unwrap() {
+            Ok(_) => accepted += 1,
+            refusal => refused.push(refusal.refusal()),
+        }
     }
-    let ok = answers.iter().filter(|(s, _)| *s == 200).count();
-    assert_eq!(ok, 1, "exactly one approval is accepted: {answers:?}");
+    assert_eq!(accepted, 1, "exactly one approval is accepted: {refused:?}");
     assert!(
-        answers
+        refused
             .iter()
-            .filter(|(s, _)| *s != 200)
-            .all(|(s, c)| *s == 409 && c.as_deref() == Some("already_approved")),
-        "{answers:?}"
+            .all(|r| *r == (409, "already_approved".to_owned())),
+        "{refused:?}"
     );
     let rid = countersign::request::RequestId::parse(&id).unwrap();
     let store = h.server.engine.store();
@@ -355,16 +317,12 @@ async fn a_reviewer_approving_from_many_connections_at_once_counts_once() {
     assert_eq!(withdrawn, 1);
     let again = h
         .reviewer(BOB)
-        .review_value(&id, "approve", None)
+        .review(&id, Verdict::Approve, None)
         .await
         .unwrap();
-    assert_eq!(again.status, 200, "{}", again.body);
-    let twice = h
-        .reviewer(BOB)
-        .review_value(&id, "approve", None)
-        .await
-        .unwrap();
-    assert_eq!(twice.status, 409, "{}", twice.body);
+    assert_eq!(again.decision, Verdict::Approve);
+    let twice = h.reviewer(BOB).review(&id, Verdict::Approve, None).await;
+    assert_eq!(twice.refusal().0, 409);
     // The database itself holds one standing approval per reviewer and digest, whatever
     // writes to it.
     let db = h.dir.path().join("countersign.db");
@@ -395,17 +353,18 @@ async fn e_mail_owners_match_reviewers_by_their_configured_address() {
     let id = pending_action(&h, "mail", "prod/newsletter").await;
     let dave = h
         .reviewer(DAVE)
-        .review_value(&id, "approve", None)
+        .review(&id, Verdict::Approve, None)
         .await
         .unwrap();
-    assert_eq!(dave.body["state"], "approved", "{}", dave.body);
+    assert_eq!(dave.state, State::Approved);
 }
 
 #[tokio::test]
 async fn each_request_keeps_the_policy_commit_it_was_judged_under() {
     let h = Harness::start().await;
     let old = pending_action(&h, "db.export", "prod/customers").await;
-    let old_commit = h.agent_a().status_value(&old).await.unwrap().body["policy"]["commit"].clone();
+    let commit_of = async |id: &str| h.agent_a().status(id).await.unwrap().policy.unwrap().commit;
+    let old_commit = commit_of(&old).await;
     // The data team shrinks to carol on the base branch.
     h.server
         .local_forge()
@@ -420,27 +379,19 @@ async fn each_request_keeps_the_policy_commit_it_was_judged_under() {
         .unwrap();
     h.server.engine.refresh_policy().await.unwrap();
     let new = pending_action(&h, "db.export", "prod/customers").await;
-    let new_commit = h.agent_a().status_value(&new).await.unwrap().body["policy"]["commit"].clone();
+    let new_commit = commit_of(&new).await;
     assert_ne!(old_commit, new_commit);
-    let refused = h
-        .reviewer(BOB)
-        .review_value(&new, "approve", None)
-        .await
-        .unwrap();
-    assert_eq!(
-        refused.body["error"]["code"], "not_an_eligible_approver",
-        "{}",
-        refused.body
-    );
+    let refused = h.reviewer(BOB).review(&new, Verdict::Approve, None).await;
+    assert_eq!(refused.refusal().1, "not_an_eligible_approver");
     let pinned = h
         .reviewer(BOB)
-        .review_value(&old, "approve", None)
+        .review(&old, Verdict::Approve, None)
         .await
         .unwrap();
     assert_eq!(
-        pinned.body["state"], "approved",
-        "the old request keeps its policy: {}",
-        pinned.body
+        pinned.state,
+        State::Approved,
+        "the old request keeps its policy"
     );
 }
 
@@ -459,20 +410,16 @@ async fn a_broken_policy_refuses_everything_until_it_is_fixed() {
         )
         .unwrap();
     h.server.engine.refresh_policy().await.unwrap();
-    let (status, answer) =
-        submit(&h.agent_a(), &action("db.export", "prod/customers", "prod")).await;
-    assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (503, Some("policy_unavailable")),
-        "{answer}"
-    );
+    let refused = submit(&h.agent_a(), &action("db.export", "prod/customers", "prod")).await;
+    assert_eq!(refused.refusal(), (503, "policy_unavailable".to_owned()));
     h.server
         .local_forge()
         .commit_files("main", &[("policies/CODEOWNERS", TEST_CODEOWNERS)], "fix")
         .unwrap();
     h.server.engine.refresh_policy().await.unwrap();
-    let (status, _) = submit(&h.agent_a(), &action("db.export", "prod/customers", "prod")).await;
-    assert_eq!(status, 202);
+    submit(&h.agent_a(), &action("db.export", "prod/customers", "prod"))
+        .await
+        .expect("accepted once the policy is fixed");
 }
 
 #[tokio::test]
@@ -489,32 +436,31 @@ async fn a_request_changing_the_policy_is_governed_by_the_current_policy_rules()
         "changes": [{"path": "policies/CODEOWNERS", "content": "* @agent-a\n"}],
     }))
     .unwrap();
-    let (status, answer) = submit(&h.agent_a(), &body).await;
-    assert_eq!(status, 202, "{answer}");
-    let id = answer["id"].as_str().unwrap();
-    let pending = h.wait_state(&h.agent_a(), id, "pending_review").await;
+    let answer = submit(&h.agent_a(), &body).await.unwrap();
+    let id = answer.id.as_str();
+    let pending = h.wait_state(&h.agent_a(), id, State::PendingReview).await;
     let policy = requirement(&pending, "Policy");
-    assert_eq!(policy["required"], 2);
-    assert_eq!(policy["subjects"], json!(["policies/CODEOWNERS"]));
+    assert_eq!(policy.required, 2);
+    assert_eq!(policy.subjects, ["policies/CODEOWNERS"]);
     assert_eq!(
         h.reviewer(BOB)
-            .review_value(id, "approve", None)
+            .review(id, Verdict::Approve, None)
             .await
             .unwrap()
-            .body["state"],
-        "pending_review"
+            .state,
+        State::PendingReview
     );
     assert_eq!(
         h.reviewer(CAROL)
-            .review_value(id, "approve", None)
+            .review(id, Verdict::Approve, None)
             .await
             .unwrap()
-            .body["state"],
-        "approved"
+            .state,
+        State::Approved
     );
     // The proposed policy lives on the request's branch only; the base policy is unchanged.
     let base = h.server.engine.policy();
-    assert_eq!(base.commit, pending["policy"]["commit"].as_str().unwrap());
+    assert_eq!(base.commit, pending.policy.unwrap().commit);
 }
 
 #[tokio::test]
@@ -535,21 +481,19 @@ async fn an_action_without_a_registered_executor_is_refused_at_intake() {
         )
         .unwrap();
     h.server.engine.refresh_policy().await.unwrap();
-    let (status, answer) = submit(&h.agent_a(), &action("iam.grant", "prod/admin", "prod")).await;
-    assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (422, Some("unregistered_action")),
-        "{answer}"
-    );
-    let message = answer["error"]["message"].as_str().unwrap();
+    let (status, error) = submit(&h.agent_a(), &action("iam.grant", "prod/admin", "prod"))
+        .await
+        .refusal_detail();
+    assert_eq!((status, error.code.as_str()), (422, "unregistered_action"));
+    let message = &error.message;
     assert!(
         message.contains("`iam.grant` has no executor registered in policies/actions.toml"),
         "{message}"
     );
     // Registered actions still pass; nothing was stored for the refusal but its audit entry.
-    let (status, answer) =
-        submit(&h.agent_a(), &action("db.export", "prod/customers", "prod")).await;
-    assert_eq!(status, 202, "{answer}");
+    submit(&h.agent_a(), &action("db.export", "prod/customers", "prod"))
+        .await
+        .unwrap();
     let entries = h.ledger_synced().await;
     let refused: Vec<_> = entries
         .iter()
@@ -616,43 +560,30 @@ async fn an_agent_owned_by_a_team_or_an_e_mail_address_cannot_be_approved_by_tho
     h.server.engine.refresh_policy().await.unwrap();
     // bob owns the matching line (through acme/data) and the agent (through ops/oncall).
     let id = pending_action(&h, "db.export", "prod/customers").await;
-    let bob = h
+    let (status, error) = h
         .reviewer(BOB)
-        .review_value(&id, "approve", None)
+        .review(&id, Verdict::Approve, None)
         .await
-        .unwrap();
+        .refusal_detail();
     assert_eq!(
-        (bob.status.as_u16(), bob.body["error"]["code"].as_str()),
-        (403, Some("self_approval_forbidden")),
-        "{}",
-        bob.body
+        (status, error.code.as_str()),
+        (403, "self_approval_forbidden")
     );
     assert!(
-        bob.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("owns the submitting agent")
+        error.message.contains("owns the submitting agent"),
+        "{error:?}"
     );
     // dave owns the mail line by his address, and the agent by the same address.
     let mail = pending_action(&h, "mail", "prod/newsletter").await;
-    let dave = h
-        .reviewer(DAVE)
-        .review_value(&mail, "approve", None)
-        .await
-        .unwrap();
-    assert_eq!(
-        (dave.status.as_u16(), dave.body["error"]["code"].as_str()),
-        (403, Some("self_approval_forbidden")),
-        "{}",
-        dave.body
-    );
+    let dave = h.reviewer(DAVE).review(&mail, Verdict::Approve, None).await;
+    assert_eq!(dave.refusal(), (403, "self_approval_forbidden".to_owned()));
     // Someone who does not own the agent still can.
     let carol = h
         .reviewer(CAROL)
-        .review_value(&id, "approve", None)
+        .review(&id, Verdict::Approve, None)
         .await
         .unwrap();
-    assert_eq!(carol.body["state"], "approved", "{}", carol.body);
+    assert_eq!(carol.state, State::Approved);
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 //! level, JSON), the database files (raw payloads are sealed), or any HTTP answer — for
 //! accepted and refused calls, and for an action that prints its payload and token.
 
+use countersign::api::{State, Verdict};
 use countersign::cli::client::{AgentClient, ReviewerClient};
 use serde_json::json;
 use std::time::Duration;
@@ -61,44 +62,39 @@ async fn payload_canaries_never_reach_git_logs_or_answers() {
         "keys": [CANARIES[2]],
         "limit": 10,
     });
+    // Each answer as JSON text: the typed documents serialize to exactly what was sent (see
+    // `src/server/api_tests.rs`).
+    fn text(doc: &impl serde::Serialize) -> String {
+        serde_json::to_string(doc).unwrap()
+    }
     let accepted = agent
-        .submit_value(&action_body(payload.clone()), Some("canary-1"))
+        .submit(&action_body(payload.clone()), Some("canary-1"))
         .await
         .unwrap();
-    assert_eq!(accepted.status, 202);
-    let id = accepted.body["id"].as_str().unwrap().to_owned();
-    answers.push(accepted.body.to_string());
-    answers.push(
-        agent
-            .submit_value(&action_body(payload.clone()), Some("canary-1"))
-            .await
-            .unwrap()
-            .body
-            .to_string(),
-    );
+    let id = accepted.id.as_str().to_owned();
+    answers.push(text(&accepted));
+    let retried = agent
+        .submit(&action_body(payload.clone()), Some("canary-1"))
+        .await
+        .unwrap();
+    answers.push(text(&retried));
     let pending = agent
-        .wait_for_value(&id, Duration::from_secs(20), |s| {
-            s["state"] == "pending_review"
+        .wait_for(&id, Duration::from_secs(20), |s| {
+            s.state == State::PendingReview
         })
         .await
         .unwrap();
-    answers.push(pending.to_string());
-    answers.push(reviewer.show_value(&id).await.unwrap().body.to_string());
-    answers.push(
-        reviewer
-            .review_value(&id, "approve", None)
-            .await
-            .unwrap()
-            .body
-            .to_string(),
-    );
-    answers.push(
-        agent
-            .wait_for_value(&id, Duration::from_secs(20), |s| s["state"] == "succeeded")
-            .await
-            .unwrap()
-            .to_string(),
-    );
+    answers.push(text(&pending));
+    answers.push(text(&reviewer.show(&id).await.unwrap()));
+    let approved = reviewer.review(&id, Verdict::Approve, None).await.unwrap();
+    answers.push(text(&approved));
+    let done = agent
+        .wait_for(&id, Duration::from_secs(20), |s| {
+            s.state == State::Succeeded
+        })
+        .await
+        .unwrap();
+    answers.push(text(&done));
 
     // Refused calls carrying the canaries: wrong key, type errors, semantic errors.
     let http = reqwest::Client::new();
