@@ -17,14 +17,11 @@
 
 use super::Engine;
 use crate::credentials::Grant;
-use crate::execute::github_credential::{GitHubCredentialSpec, MintedToken, TokenMinter};
+use crate::execute::github_credential::{GitHubCredentialSpec, GitHubMinter, TokenMinter};
 use crate::execute::github_workflow::{self, WorkflowContext, WorkflowSpec};
 use crate::execute::{self, ExecutorSpec, Invocation, Outcome, helper::HelperSpec};
 use crate::forge::ForgeError;
-use crate::forge::github::{Access, GitHubClient, Permissions};
 use crate::request::{AgentId, Kind, Submission};
-use crate::store::Store;
-use crate::store::credentials::NewGitHubCredential;
 use crate::store::execution::{Attempt, Finish};
 use crate::store::{RequestRow, TransitionError};
 use crate::time;
@@ -601,82 +598,6 @@ fn fields_of(row: &RequestRow, p: &Prepared) -> BTreeMap<String, String> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.clone()))
     .collect()
-}
-
-/// Mints GitHub installation tokens for one attempt: narrowed by GitHub, recorded in the
-/// ledger (`credential_issued`, `kind = "github_installation_token"`) before they are used,
-/// revoked when the attempt is done.
-struct GitHubMinter<'a> {
-    client: &'a GitHubClient,
-    store: &'a Store,
-    request_id: &'a str,
-    agent_id: &'a str,
-}
-
-#[async_trait::async_trait]
-impl TokenMinter for GitHubMinter<'_> {
-    async fn mint(
-        &self,
-        permissions: &Permissions,
-        repository: &str,
-    ) -> Result<MintedToken, String> {
-        let issued = self
-            .client
-            .token_for(permissions, repository)
-            .await
-            .map_err(|e| format!("no GitHub token for {repository}: {e}"))?;
-        let id = ulid::Ulid::new().to_string();
-        let now = time::now_ms();
-        let expires_at_ms = issued
-            .expires_at
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(now, |d| d.as_millis() as i64);
-        let granted: BTreeMap<String, String> = issued
-            .permissions
-            .iter()
-            .map(|(name, access)| {
-                let level = match access {
-                    Access::Read => "read",
-                    Access::Write => "write",
-                };
-                (name.clone(), level.to_owned())
-            })
-            .collect();
-        let recorded = self
-            .store
-            .record_github_credential(&NewGitHubCredential {
-                id: &id,
-                request_id: self.request_id,
-                agent_id: self.agent_id,
-                repository,
-                permissions: &granted,
-                issued_at_ms: now,
-                expires_at_ms,
-            })
-            .await;
-        if let Err(e) = recorded {
-            let _ = self.client.revoke(&issued.token).await;
-            return Err(format!("could not record the GitHub token: {e}"));
-        }
-        tracing::info!(request.id = self.request_id, credential.id = %id, github.repository = repository, github.permissions = ?granted, credential.expires_at = %time::rfc3339(expires_at_ms), "GitHub installation token issued");
-        Ok(MintedToken {
-            token: issued.token,
-            id,
-            repository: repository.to_owned(),
-            expires_at: issued.expires_at,
-        })
-    }
-
-    async fn revoke(&self, token: &MintedToken) {
-        match self.client.revoke(&token.token).await {
-            Ok(()) => {
-                tracing::debug!(request.id = self.request_id, credential.id = %token.id, "GitHub installation token revoked")
-            }
-            Err(e) => {
-                tracing::warn!(request.id = self.request_id, credential.id = %token.id, error = %e, "could not revoke a GitHub installation token (it expires within the hour)")
-            }
-        }
-    }
 }
 
 /// The event fields of an outcome (for the ledger): no output, only what happened.
