@@ -437,7 +437,24 @@ async fn a_crash_between_slack_posting_and_countersign_recording_posts_once() {
     std::fs::write(&config, text).unwrap();
 
     let held = fake.hold_next_post();
-    let mut server = spawn_server(&config);
+    // The servers' logs, shown if the scenario fails.
+    let log = dir.path().join("server.log");
+    let logged = |config: &std::path::Path| {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let args = [
+            "--config",
+            config.to_str().unwrap(),
+            "--log-level",
+            "debug",
+            "serve",
+        ];
+        Binary::spawn_logging(&args, config.parent().unwrap(), file.into())
+    };
+    let mut server = logged(&config);
     let agent = countersign::cli::client::AgentClient::new(&server.url, "agent-a", key(KEY_A_NEW));
     let a = agent.submit(&export(5), None).await.unwrap();
     let id = a.id.as_str().to_owned();
@@ -449,14 +466,25 @@ async fn a_crash_between_slack_posting_and_countersign_recording_posts_once() {
     drop(held);
     assert_eq!(fake.messages("C-OPS").len(), 1);
 
-    let server = spawn_server(&config);
+    let server = logged(&config);
     let bob = countersign::cli::client::ReviewerClient::new(&server.url, BOB);
     bob.review(&id, Verdict::Approve, None).await.unwrap();
-    wait(&fake, "the update after the restart", |s| {
-        let top = s.top_level("C-OPS");
-        !top.is_empty() && top[0].updated >= 1 && s.replies("C-OPS", &top[0].ts).len() == 1
-    })
-    .await;
+    let updated = fake
+        .wait_for(
+            |s| {
+                // The approval's reply; the execution's may follow at once (the action is
+                // `/bin/true`), so the thread holds one reply or more.
+                let top = s.top_level("C-OPS");
+                !top.is_empty() && top[0].updated >= 1 && !s.replies("C-OPS", &top[0].ts).is_empty()
+            },
+            WAIT,
+        )
+        .await;
+    assert!(
+        updated,
+        "timed out waiting for the update after the restart; the servers logged:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     assert_eq!(
         fake.messages("C-OPS").len(),
         1,
