@@ -4,7 +4,9 @@
 
 use crate::config::{ServerConfig, Synchronous};
 use crate::credentials::Issuer;
-use crate::engine::Engine;
+use crate::engine::{Engine, Ports};
+use crate::execute::github_app::GitHubApp;
+use crate::forge::github::GitHubReviews;
 use crate::forge::{Forge, GitHubForge, LocalForge};
 use crate::jobs::{Jobs, LedgerWriter, Notifier, Parts};
 use crate::ledger::{PushSettings, Signer};
@@ -130,10 +132,23 @@ impl Server {
             clock,
             ..config.into()
         };
-        let engine = Engine::new(store, forge.as_dyn(), settings, vault, masker, credentials);
+        let mut ports = Ports {
+            store,
+            forge: forge.as_dyn(),
+            review_host: None,
+            teams: None,
+            github_actions: None,
+            vault,
+            masker,
+            credentials,
+        };
         if let (ServerForge::GitHub(f), Some(g)) = (&forge, &config.github) {
-            engine.attach_github(f.client().clone(), g.reconcile_interval);
+            let reviews = Arc::new(GitHubReviews::new(f.client().clone(), g.reconcile_interval));
+            ports.review_host = Some(reviews.clone());
+            ports.teams = Some(reviews);
+            ports.github_actions = Some(Arc::new(GitHubApp::new(f.client().clone())));
         }
+        let engine = Engine::new(ports, settings);
         engine
             .refresh_policy()
             .await

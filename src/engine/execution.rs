@@ -17,8 +17,9 @@
 
 use super::Engine;
 use crate::credentials::Grant;
-use crate::execute::github_credential::{GitHubCredentialSpec, GitHubMinter, TokenMinter};
-use crate::execute::github_workflow::{self, WorkflowContext, WorkflowSpec};
+use crate::execute::github_app::{Attempt as GitHubAttempt, WorkflowCall};
+use crate::execute::github_credential::GitHubCredentialSpec;
+use crate::execute::github_workflow::WorkflowSpec;
 use crate::execute::{self, ExecutorSpec, Invocation, Outcome, helper::HelperSpec};
 use crate::forge::ForgeError;
 use crate::request::{AgentId, Kind, Submission};
@@ -156,7 +157,7 @@ impl Engine {
                 super::short(commit)
             )
         })?;
-        let github = self.github().is_some();
+        let github = self.github_actions.is_some();
         if matches!(action.executor, ExecutorSpec::GithubWorkflow(_)) && !github {
             return Err("the github_workflow executor needs the [github] configuration".into());
         }
@@ -255,12 +256,8 @@ impl Engine {
         credential: &Credential,
     ) -> Outcome {
         let started_at = self.clock.now_ms();
-        let minter = self.github().map(|client| GitHubMinter {
-            client,
-            store: &self.store,
-            request_id: &row.id,
-            agent_id: &row.agent_id,
-        });
+        let github = self.github_actions.as_deref();
+        let minter = github.map(|g| g.minter(self.attempt_of(row)));
         let (token, credential_id, minted) = match credential {
             Credential::Jwt { audience, helper } => {
                 match self.jwt_credential(row, p, audience, helper.as_ref()).await {
@@ -269,15 +266,13 @@ impl Engine {
                 }
             }
             Credential::GitHub(g) => {
-                let Some(minter) = &minter else {
+                let (Some(github), Some(minter)) = (github, &minter) else {
                     return Outcome::failed(
                         started_at,
                         "a `github` credential needs the [github] configuration".into(),
                     );
                 };
-                let repository = g.repository.clone().unwrap_or_else(|| {
-                    format!("{}/{}", minter.client.owner(), minter.client.repo())
-                });
+                let repository = g.repository.clone().unwrap_or_else(|| github.repository());
                 match minter.mint(&g.permissions(), &repository).await {
                     Ok(m) => (
                         Zeroizing::new(m.token.expose().to_owned()),
@@ -344,28 +339,31 @@ impl Engine {
     /// The `github_workflow` executor: dispatch (and maybe follow) the workflow with narrowed
     /// tokens minted and recorded for this attempt.
     async fn run_workflow(&self, row: &RequestRow, p: &Prepared, spec: &WorkflowSpec) -> Outcome {
-        let Some(client) = self.github() else {
+        let Some(github) = self.github_actions.as_deref() else {
             return Outcome::failed(
                 self.clock.now_ms(),
                 "the github_workflow executor needs the [github] configuration".into(),
             );
         };
-        let minter = GitHubMinter {
-            client,
-            store: &self.store,
-            request_id: &row.id,
-            agent_id: &row.agent_id,
-        };
+        let minter = github.minter(self.attempt_of(row));
         let fields = fields_of(row, p);
-        let cx = WorkflowContext {
-            client,
-            minter: &minter,
-            request_id: &row.id,
+        let call = WorkflowCall {
             fields: &fields,
             payload: &p.submission.payload,
             masker: &self.masker,
         };
-        github_workflow::run(spec, &cx).await
+        github
+            .run_workflow(spec, minter.as_ref(), &row.id, call)
+            .await
+    }
+
+    /// The GitHub side's view of an attempt of `row` (tokens are recorded in the store).
+    fn attempt_of<'a>(&'a self, row: &'a RequestRow) -> GitHubAttempt<'a> {
+        GitHubAttempt {
+            store: &self.store,
+            request_id: &row.id,
+            agent_id: &row.agent_id,
+        }
     }
 
     /// The executor of `kind: change`: merges the review on the forge.

@@ -5,21 +5,22 @@
 mod audit;
 mod callback;
 mod execution;
-mod github;
 mod policy_source;
 mod review;
+mod review_inbox;
 mod views;
 mod worker;
 
 /// The lifecycle lives with the request (`crate::request::State`); re-exported for the layers above.
 pub use crate::request::State;
-pub use github::{Delivery as GitHubDelivery, Foreign, MERGED_WITHOUT_APPROVAL};
-pub(crate) use github::{GitHubReviews, Retry, backoff as inbox_backoff};
 pub use policy_source::{LoadedPolicy, PolicySource};
 pub use review::{ReviewDecision, ReviewError, ReviewerIdentity};
+pub use review_inbox::{Delivery, MERGED_WITHOUT_APPROVAL};
+pub(crate) use review_inbox::{Retry, backoff as inbox_backoff};
 
 use crate::api::{PolicySummary, SubmitAnswer};
-use crate::forge::Forge;
+use crate::execute::github_app::GitHubActions;
+use crate::forge::{Forge, ReviewHost, TeamDirectory};
 use crate::mask::Masker;
 use crate::policy::Outcome;
 use crate::request::identity::{Agent, Reviewer};
@@ -59,8 +60,30 @@ pub struct Engine {
     callback_wake: Notify,
     /// "Now" for the request lifecycle (a manual clock in tests).
     clock: Arc<dyn Clock>,
-    /// Reviews on GitHub (set once, by the server, when `[github]` is configured).
-    github: std::sync::OnceLock<github::GitHubReviews>,
+    /// Where people decide on the forge itself (GitHub), if they do.
+    review_host: Option<Arc<dyn ReviewHost>>,
+    /// Wakes the review inbox (a forge event was queued).
+    inbox_wake: Notify,
+    /// Team membership the forge knows (GitHub organisation teams), if any.
+    teams: Option<Arc<dyn TeamDirectory>>,
+    /// Narrowed GitHub tokens and workflow dispatch for actions (with `[github]`).
+    github_actions: Option<Arc<dyn GitHubActions>>,
+}
+
+/// What the engine works through: storage, the forge and its optional capabilities, the
+/// payload vault, the masker and the credential issuer (built by the composition root).
+pub struct Ports {
+    pub store: Store,
+    pub forge: Arc<dyn Forge>,
+    /// A forge where people decide on the forge itself (GitHub reviews and comments).
+    pub review_host: Option<Arc<dyn ReviewHost>>,
+    /// Team membership for `@org/team` owners not listed in `policies/teams.toml`.
+    pub teams: Option<Arc<dyn TeamDirectory>>,
+    /// The `github_workflow` executor and `github` credentials.
+    pub github_actions: Option<Arc<dyn GitHubActions>>,
+    pub vault: Vault,
+    pub masker: Arc<Masker>,
+    pub credentials: Arc<crate::credentials::Issuer>,
 }
 
 /// The agent's view of a signed, verified submission.
@@ -120,17 +143,13 @@ pub struct Settings {
 }
 
 impl Engine {
-    pub fn new(
-        store: Store,
-        forge: Arc<dyn Forge>,
-        config: Settings,
-        vault: Vault,
-        masker: Arc<Masker>,
-        credentials: Arc<crate::credentials::Issuer>,
-    ) -> Arc<Self> {
+    pub fn new(ports: Ports, config: Settings) -> Arc<Self> {
+        let policy = PolicySource::default();
+        // `@org/team` owners missing from teams.toml are asked of the forge.
+        policy.set_remote_teams(ports.teams.is_some());
         Arc::new(Self {
-            store,
-            forge,
+            store: ports.store,
+            forge: ports.forge,
             agents: config
                 .agents
                 .into_iter()
@@ -141,41 +160,25 @@ impl Engine {
             timestamp_skew: config.timestamp_skew,
             sweep_interval: config.sweep_interval,
             wake: Notify::new(),
-            policy: PolicySource::default(),
-            vault,
-            masker,
-            credentials,
+            policy,
+            vault: ports.vault,
+            masker: ports.masker,
+            credentials: ports.credentials,
             execution: config.execution,
             exec_wake: Notify::new(),
             callback_wake: Notify::new(),
             clock: config.clock,
-            github: std::sync::OnceLock::new(),
+            review_host: ports.review_host,
+            inbox_wake: Notify::new(),
+            teams: ports.teams,
+            github_actions: ports.github_actions,
         })
-    }
-
-    /// The GitHub App's client, when `[github]` is configured (for the `github_workflow`
-    /// executor and narrowed GitHub tokens).
-    pub fn github(&self) -> Option<&Arc<crate::forge::github::GitHubClient>> {
-        self.github.get().map(github::GitHubReviews::client)
     }
 
     /// The token issuer: `engine.credentials().issue(&grant)` signs a credential for an
     /// approved request (see [`crate::credentials`]).
     pub fn credentials(&self) -> &Arc<crate::credentials::Issuer> {
         &self.credentials
-    }
-
-    /// Applies GitHub reviews, comments and pushes to the requests (webhooks and
-    /// reconciliation every `reconcile_interval`). Call before the background work starts.
-    pub fn attach_github(
-        &self,
-        client: Arc<crate::forge::github::GitHubClient>,
-        reconcile_interval: Duration,
-    ) {
-        self.policy.set_remote_teams(true);
-        let _ = self
-            .github
-            .set(github::GitHubReviews::new(client, reconcile_interval));
     }
 
     /// "Now" for the request lifecycle.
@@ -187,9 +190,14 @@ impl Engine {
         &self.store
     }
 
-    /// The GitHub side of reviews, when `[github]` is configured (the review inbox job).
-    pub(crate) fn github_reviews(&self) -> Option<&GitHubReviews> {
-        self.github.get()
+    /// The forge where people decide on reviews themselves, if any (the review inbox job).
+    pub(crate) fn review_host(&self) -> Option<&Arc<dyn ReviewHost>> {
+        self.review_host.as_ref()
+    }
+
+    /// Signalled when a forge event was queued.
+    pub(crate) fn inbox_wake(&self) -> &Notify {
+        &self.inbox_wake
     }
 
     /// The execution settings (the executions and callbacks jobs).

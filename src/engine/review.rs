@@ -85,7 +85,7 @@ impl Engine {
             let loaded = self.policy();
             let no_teams = HashMap::new();
             let teams = loaded.policy.as_ref().map_or(&no_teams, |p| p.teams());
-            let remote_teams = self.github.get().is_some();
+            let remote_teams = self.teams.is_some();
             for raw in &a.owners {
                 // Checked at start-up; anything else fails closed.
                 let Ok(owner) = owners::parse(raw) else {
@@ -160,10 +160,10 @@ impl Engine {
         self.review_as(id, &who, decision, reason).await
     }
 
-    /// The agent's owner teams known only to GitHub that `name` (taken as a GitHub login) is
-    /// a member of, so that the agent's owners are excluded on this path as on GitHub.
+    /// The agent's owner teams known only to the forge that `name` (taken as a forge login) is
+    /// a member of, so that the agent's owners are excluded on this path as on the forge.
     async fn owner_teams_of(&self, id: &RequestId, name: &str) -> Result<Vec<String>, ReviewError> {
-        let Some(github) = self.github.get() else {
+        let Some(directory) = self.teams.as_ref() else {
             return Ok(vec![]);
         };
         let Some(row) = self.store.get_request(id).await? else {
@@ -176,13 +176,11 @@ impl Engine {
         if wanted.is_empty() {
             return Ok(vec![]);
         }
-        self.forge_team_membership(github, name, wanted)
-            .await
-            .map_err(|e| {
-                ReviewError::Store(anyhow::anyhow!(
-                    "cannot ask GitHub for team membership: {e}"
-                ))
-            })
+        directory.teams_of(name, wanted).await.map_err(|e| {
+            ReviewError::Store(anyhow::anyhow!(
+                "cannot ask the forge for team membership: {e}"
+            ))
+        })
     }
 
     /// Records a decision by any reviewer identity (see [`Engine::review`]).

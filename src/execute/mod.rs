@@ -2,14 +2,15 @@
 //! environment in its own process group, the raw payload on stdin and the just-in-time
 //! credential in one variable; an [`http`] call sends the payload as JSON with the credential
 //! as a bearer token and the request id as `Idempotency-Key`. Specs (`crate::actions::spec`) come from TOML.
-//! A [`github_workflow`] dispatches a GitHub Actions workflow with a narrowed installation token
-//! (the engine runs it: it needs the GitHub client); [`github_credential`] is the narrowed token
-//! an `http` or `command` action may get instead of countersign's JWT.
+//! A [`github_workflow`] dispatches a GitHub Actions workflow with a narrowed installation token;
+//! [`github_credential`] is the narrowed token an `http` or `command` action may get instead of
+//! countersign's JWT; the engine reaches both through the [`github_app::GitHubActions`] trait.
 //! Either way the result is an [`Outcome`] fit to store and show: output masked, the credential
 //! replaced by `[credential]`, at most [`OUTPUT_LIMIT`] bytes.
 
 pub mod command;
 pub mod destination;
+pub mod github_app;
 pub mod github_credential;
 pub mod github_workflow;
 pub mod helper;

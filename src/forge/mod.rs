@@ -1,14 +1,21 @@
 //! Forges host the human review of a request: the local git repository (the embedded default)
 //! or a GitHub repository (pull requests, reviews, webhooks). The engine talks to them only
-//! through [`Forge`].
+//! through traits: [`Forge`] (open, decide and merge reviews, read the base branch) and, for a
+//! forge where people decide on the forge itself, [`ReviewHost`] and [`TeamDirectory`] with
+//! forge-neutral [`ReviewEvent`]s (`review_events.rs`).
 
 mod content;
 pub mod github;
 mod local;
 mod local_merge;
+pub mod review_events;
 
 pub use github::GitHubForge;
 pub use local::{LocalForge, remove_own_stale_locks};
+pub use review_events::{
+    Foreign, Origin, ReviewAction, ReviewEvent, ReviewHost, ReviewState, ReviewStatus,
+    TeamDirectory,
+};
 
 use crate::policy::Evaluation;
 use crate::request::State;

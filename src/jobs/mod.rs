@@ -68,7 +68,7 @@ impl Jobs {
                 tokio::spawn(sweeper::Sweeper::new(engine.clone()).run(rx.clone())),
             ),
         ];
-        if engine.github_reviews().is_some() {
+        if engine.review_host().is_some() {
             running.push((
                 "review inbox",
                 tokio::spawn(review_inbox::ReviewInbox::new(engine.clone()).run(rx.clone())),

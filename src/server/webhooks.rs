@@ -1,6 +1,6 @@
 //! `POST /webhooks/github`: GitHub's deliveries. The body (at most 25 MiB) must carry a valid
 //! `X-Hub-Signature-256` for one of the configured secrets, or the answer is 401 and nothing
-//! happens. The event is parsed and handed to [`crate::engine::Engine::github_event`]; unknown
+//! happens. The event is parsed and handed, in the forge's common words, to [`crate::engine::Engine::forge_event`]; unknown
 //! events, and events about another repository or installation of the App (counted in
 //! `countersign_github_webhooks_ignored_total`), are acknowledged and ignored.
 
@@ -8,7 +8,7 @@ use super::AppState;
 use super::body::read_limited;
 use super::error::ApiError;
 use crate::api::{WebhookAnswer, WebhookStatus};
-use crate::engine::GitHubDelivery;
+use crate::engine::Delivery;
 use crate::forge::github::{GitHubEvent, SignatureError, parse_event, verify_signature};
 use axum::Json;
 use axum::body::Body;
@@ -60,11 +60,11 @@ pub async fn github(
     let unknown = matches!(event, GitHubEvent::Unknown { .. });
     let outcome = app
         .engine
-        .github_event(&delivery, event)
+        .forge_event(&delivery, event.review_event())
         .await
         .map_err(|e| ApiError::internal(&e))?;
     let status = match outcome {
-        GitHubDelivery::Foreign(why) => {
+        Delivery::Foreign(why) => {
             app.metrics.count_github_webhook_ignored(why.as_str());
             WebhookStatus::Ignored
         }
@@ -131,14 +131,17 @@ mod tests {
                 .unwrap(),
         );
         let vault = crate::vault::Vault::from_hex(&"ab".repeat(32)).unwrap();
-        let engine = crate::engine::Engine::new(
+        let ports = crate::engine::Ports {
             store,
-            Arc::new(forge) as Arc<dyn Forge>,
-            (&config).into(),
+            forge: Arc::new(forge) as Arc<dyn Forge>,
+            review_host: None,
+            teams: None,
+            github_actions: None,
             vault,
             masker,
             credentials,
-        );
+        };
+        let engine = crate::engine::Engine::new(ports, (&config).into());
         let state = AppState {
             engine,
             ledger: Arc::default(),

@@ -12,16 +12,20 @@
 //! - `git.rs` + `transport.rs`: the local clone, review commits pushed over HTTPS with the
 //!   installation token (git2 through a reqwest transport: one TLS stack).
 //! - `reviewers.rs`: owners → requested reviewers, labels, status lines, decision comments.
-//! - `webhook.rs`: `X-Hub-Signature-256` verification and the typed events.
+//! - `webhook.rs`: `X-Hub-Signature-256` verification and the typed events; `events.rs`: those
+//!   events (and the reviews and comments reconciliation lists) in the forge's common words.
+//! - `review_host.rs`: [`GitHubReviews`], the engine's `ReviewHost` and `TeamDirectory`.
 //!
 //! git2 and GitHub's JSON stay inside this module.
 
 mod auth;
 mod client;
 mod config;
+mod events;
 mod git;
 mod merge;
 mod rest;
+mod review_host;
 mod reviewers;
 mod transport;
 pub mod webhook;
@@ -33,6 +37,7 @@ pub use client::{
 };
 pub use config::{GitHubConfig, GitHubFile, WebhookSecret, parse_repository};
 pub use rest::RetryPolicy;
+pub use review_host::GitHubReviews;
 pub use webhook::{GitHubEvent, SignatureError, parse_event, verify_signature};
 
 use super::content::ReviewContent;
