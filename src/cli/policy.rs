@@ -1,10 +1,9 @@
 //! `countersign policy check|explain`: validate a `policies/` directory and show what it
 //! decides for given subjects or a request, without a server.
 
-use crate::policy::{Outcome, POLICY_DIR, Policy};
+use crate::policy::{POLICY_DIR, Policy};
 use crate::request::parse_submission;
 use anyhow::Context as _;
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
@@ -108,37 +107,7 @@ pub fn explain(
         }
         None => (subjects.to_vec(), environment.unwrap_or("prod").to_owned()),
     };
-    let agent_name = agent.unwrap_or("");
-    let per_subject: Vec<_> = subjects
-        .iter()
-        .map(|s| {
-            let e = policy.evaluate(agent_name, &environment, std::slice::from_ref(s));
-            json!({ "subject": s, "outcome": e.outcome, "reason": e.reason, "requirements": e.requirements })
-        })
-        .collect();
-    let overall = policy.evaluate(agent_name, &environment, &subjects);
-    let scope = agent.map(|a| match policy.check_scope(a, &subjects) {
-        Ok(()) => json!({ "agent": a, "allowed": true }),
-        Err(reason) => json!({ "agent": a, "allowed": false, "reason": reason }),
-    });
-    let decision = match (&scope, overall.outcome) {
-        (Some(s), _) if s["allowed"] == false => "deny",
-        (_, Outcome::Deny) => "deny",
-        (_, Outcome::AutoApprove) => "auto_approve",
-        (_, Outcome::NeedsReview) => "needs_review",
-    };
-    let out = json!({
-        "policy": dir.display().to_string(),
-        "environment": environment,
-        "decision": decision,
-        "reason": scope.as_ref().and_then(|s| s.get("reason").cloned()).or(overall.reason.clone().map(Into::into)),
-        "risk": overall.risk,
-        "expires_after_secs": overall.expires_after_secs,
-        "credential_ttl_secs": overall.credential_ttl_secs,
-        "scope": scope,
-        "subjects": per_subject,
-        "requirements": overall.requirements,
-    });
+    let out = policy.explain(&dir.display().to_string(), agent, &environment, &subjects);
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(ExitCode::SUCCESS)
 }

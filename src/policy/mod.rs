@@ -7,6 +7,7 @@
 pub mod approval;
 pub mod codeowners;
 mod compile;
+pub mod explain;
 mod files;
 pub mod owners;
 #[cfg(test)]

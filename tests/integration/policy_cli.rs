@@ -1,5 +1,7 @@
 //! `countersign policy check|explain` on directories, as an operator or CI runs them.
 
+use countersign::policy::Risk;
+use countersign::policy::explain::{Decision, Explanation};
 use std::process::Command;
 
 fn run(args: &[&str]) -> (i32, String, String) {
@@ -29,11 +31,11 @@ fn the_shipped_example_policy_is_valid_and_explains_itself() {
         "actions/db.export/prod/customers",
     ]);
     assert_eq!(code, 0);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["decision"], "needs_review");
-    assert_eq!(v["risk"], "high");
-    assert_eq!(v["requirements"][0]["section"], "Data exports");
-    assert_eq!(v["requirements"][0]["file"], "policies/CODEOWNERS");
+    let v: Explanation = serde_json::from_str(&out).unwrap();
+    assert_eq!(v.decision, Decision::NeedsReview);
+    assert_eq!(v.risk, Risk::High);
+    assert_eq!(&*v.requirements[0].section, "Data exports");
+    assert_eq!(&*v.requirements[0].file, "policies/CODEOWNERS");
     let (_, out, _) = run(&[
         "policy",
         "explain",
@@ -44,8 +46,8 @@ fn the_shipped_example_policy_is_valid_and_explains_itself() {
         "--subject",
         "actions/deploy/staging/web",
     ]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["decision"], "auto_approve", "{v}");
+    let v: Explanation = serde_json::from_str(&out).unwrap();
+    assert_eq!(v.decision, Decision::AutoApprove, "{v:?}");
     let (_, out, _) = run(&[
         "policy",
         "explain",
@@ -54,9 +56,9 @@ fn the_shipped_example_policy_is_valid_and_explains_itself() {
         "--subject",
         "secrets/prod.env",
     ]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["decision"], "deny");
-    assert!(v["reason"].as_str().unwrap().contains("secrets/prod.env"));
+    let v: Explanation = serde_json::from_str(&out).unwrap();
+    assert_eq!(v.decision, Decision::Deny);
+    assert!(v.reason.unwrap().contains("secrets/prod.env"));
     let (_, out, _) = run(&[
         "policy",
         "explain",
@@ -67,11 +69,13 @@ fn the_shipped_example_policy_is_valid_and_explains_itself() {
         "--subject",
         "actions/deploy/prod/web",
     ]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let v: Explanation = serde_json::from_str(&out).unwrap();
     assert_eq!(
-        v["decision"], "deny",
-        "outside demo-agent's allowed subjects: {v}"
+        v.decision,
+        Decision::Deny,
+        "outside demo-agent's allowed subjects: {v:?}"
     );
+    assert_eq!(v.scope.map(|s| s.allowed), Some(false));
 }
 
 #[test]

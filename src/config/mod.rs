@@ -2,14 +2,24 @@
 //! variables (clap reads both), then `countersign.toml`, then defaults. Everything is validated
 //! here, at start-up, with errors that name the offending field; nothing else reads the
 //! environment or configuration files.
+//!
+//! This module aggregates: `countersign.toml`'s top-level fields and `[ledger]` are resolved
+//! here, `[[agents]]`/`[[reviewers]]`/`[[token_clients]]` in `identities.rs`, `[masking]` in
+//! `masking.rs`, and every other section by the module that owns it (`notify::NotifyFile`,
+//! `execute::ExecutionFile`, `forge::github::GitHubFile`).
 
-use crate::request::AgentId;
-use crate::request::signature::{AgentKey, MIN_KEY_BYTES};
 use anyhow::Context as _;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+mod identities;
+mod masking;
+
+pub use identities::{AgentEntry, ReviewerEntry, TokenClientEntry};
+use identities::{load_agents, load_reviewers, load_token_clients};
+pub use masking::{Masking, MaskingFile, check_mask_detector, load_masking};
 
 /// Name of the configuration file read from the working directory when `--config` is not given.
 pub const DEFAULT_CONFIG_FILE: &str = "countersign.toml";
@@ -71,53 +81,6 @@ pub struct LedgerFile {
     pub key_file: Option<PathBuf>,
     /// The committer e-mail and allowed-signers principal [default: countersign@localhost].
     pub signer: Option<String>,
-}
-
-/// `[masking]`: what counts as a secret key name, and optional pseudonyms.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MaskingFile {
-    /// Replaces the built-in list of secret key names.
-    pub hints: Option<Vec<String>>,
-    /// Added to the list (built-in or `hints`).
-    #[serde(default)]
-    pub extra_hints: Vec<String>,
-    /// When set, masked values become stable pseudonyms (`<email:7f3a9c>`) keyed by this secret.
-    pub pseudonym_key: Option<KeySource>,
-    /// Regions (ISO 3166 codes) whose national phone formats are recognised; the first is the
-    /// default region [default: `["US"]`]. International (`+…`) numbers are always recognised.
-    pub phone_regions: Option<Vec<String>>,
-    /// Replaces the built-in list of name-like keys whose values are person names.
-    pub name_keys: Option<Vec<String>>,
-}
-
-/// `[[agents]]`: an agent, its human owners and its signing keys (from env or files only).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AgentEntry {
-    pub id: String,
-    #[serde(default)]
-    pub owners: Vec<String>,
-    pub keys: Vec<KeySource>,
-}
-
-/// `[[reviewers]]`: a human reviewer and the SHA-256 of their bearer token.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReviewerEntry {
-    pub name: String,
-    pub token_sha256: String,
-    /// Matches e-mail owners in `policies/CODEOWNERS`.
-    pub email: Option<String>,
-}
-
-/// `[[token_clients]]`: a service that introspects countersign's tokens, and the SHA-256 of
-/// its bearer token.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenClientEntry {
-    pub name: String,
-    pub token_sha256: String,
 }
 
 /// `[client]`: defaults for `submit`, `status` and `review`.
@@ -389,159 +352,6 @@ fn valid_branch(name: &str) -> bool {
     crate::ledger::git::is_valid_branch(name)
 }
 
-/// Resolved `[masking]`: secret key names (`None` = built-in list) and the pseudonym key.
-pub type Masking = (Option<Vec<String>>, Option<Vec<u8>>);
-
-/// `[masking]`: the secret key names (`None` = built-in list) and the pseudonym key.
-pub fn load_masking(m: &MaskingFile) -> Result<Masking, ConfigError> {
-    let mut hints_out = None;
-    let mut key_out = None;
-    if m.hints.is_some() || !m.extra_hints.is_empty() {
-        let mut hints = m.hints.clone().unwrap_or_else(|| {
-            crate::mask::DEFAULT_HINTS
-                .iter()
-                .map(|h| (*h).to_owned())
-                .collect()
-        });
-        hints.extend(m.extra_hints.iter().cloned());
-        if hints.iter().any(|h| h.trim().is_empty()) {
-            return Err(bad("masking.hints", "hints must not be empty"));
-        }
-        hints_out = Some(hints);
-    }
-    if let Some(src) = &m.pseudonym_key {
-        let key = read_secret(src, "masking.pseudonym_key")?;
-        if key.len() < MIN_KEY_BYTES {
-            return Err(bad(
-                "masking.pseudonym_key",
-                format!("must be at least {MIN_KEY_BYTES} bytes"),
-            ));
-        }
-        key_out = Some(key);
-    }
-    Ok((hints_out, key_out))
-}
-
-/// `[masking] phone_regions` and `name_keys`: known regions, no empty lists or names.
-pub fn check_mask_detector(m: &MaskingFile) -> Result<(), ConfigError> {
-    if let Some(regions) = &m.phone_regions {
-        if regions.is_empty() {
-            return Err(bad(
-                "masking.phone_regions",
-                "must name at least one region",
-            ));
-        }
-        let regions: Vec<&str> = regions.iter().map(String::as_str).collect();
-        crate::mask::Detector::default()
-            .with_phone_regions(&regions)
-            .map_err(|e| bad("masking.phone_regions", e))?;
-    }
-    if let Some(keys) = &m.name_keys
-        && keys.iter().any(|k| k.trim().is_empty())
-    {
-        return Err(bad("masking.name_keys", "key names must not be empty"));
-    }
-    Ok(())
-}
-
-fn load_agents(entries: &[AgentEntry]) -> Result<Vec<Agent>, ConfigError> {
-    let mut agents: Vec<Agent> = Vec::new();
-    for (i, e) in entries.iter().enumerate() {
-        let field = format!("agents[{i}]");
-        let id = AgentId::parse(&e.id).ok_or_else(|| {
-            bad(
-                format!("{field}.id"),
-                "must be 1-64 letters, digits, '.', '_' or '-'",
-            )
-        })?;
-        if agents.iter().any(|a| a.id == id) {
-            return Err(bad(
-                format!("{field}.id"),
-                format!("agent `{id}` is declared twice"),
-            ));
-        }
-        if e.keys.is_empty() {
-            return Err(bad(format!("{field}.keys"), "at least one key is required"));
-        }
-        for (o, owner) in e.owners.iter().enumerate() {
-            crate::policy::owners::parse(owner).map_err(|why| {
-                bad(
-                    format!("{field}.owners[{o}]"),
-                    format!("agent `{id}`: invalid owner `{owner}`: {why}"),
-                )
-            })?;
-        }
-        let mut keys = Vec::new();
-        for (k, src) in e.keys.iter().enumerate() {
-            let kf = format!("{field}.keys[{k}]");
-            let bytes = read_secret(src, &kf)?;
-            keys.push(AgentKey::new(bytes).map_err(|e| bad(&kf, e.to_string()))?);
-        }
-        agents.push(Agent {
-            id,
-            owners: e.owners.clone(),
-            keys,
-        });
-    }
-    Ok(agents)
-}
-
-fn load_reviewers(entries: &[ReviewerEntry]) -> Result<Vec<Reviewer>, ConfigError> {
-    let mut out: Vec<Reviewer> = Vec::new();
-    for (i, e) in entries.iter().enumerate() {
-        let field = format!("reviewers[{i}]");
-        if AgentId::parse(&e.name).is_none() {
-            return Err(bad(
-                format!("{field}.name"),
-                "must be 1-64 letters, digits, '.', '_' or '-'",
-            ));
-        }
-        if out.iter().any(|r| r.name == e.name) {
-            return Err(bad(format!("{field}.name"), "reviewer declared twice"));
-        }
-        let hash = parse_sha256(&e.token_sha256, &field)?;
-        if let Some(email) = &e.email
-            && (email.matches('@').count() != 1 || email.starts_with('@'))
-        {
-            return Err(bad(format!("{field}.email"), "must be an e-mail address"));
-        }
-        out.push(Reviewer {
-            name: e.name.clone(),
-            token_sha256: hash,
-            email: e.email.as_ref().map(|e| e.to_ascii_lowercase()),
-        });
-    }
-    Ok(out)
-}
-
-fn parse_sha256(text: &str, field: &str) -> Result<[u8; 32], ConfigError> {
-    hex::decode(text)
-        .ok()
-        .and_then(|v| v.try_into().ok())
-        .ok_or_else(|| bad(format!("{field}.token_sha256"), "must be 64 hex digits"))
-}
-
-fn load_token_clients(entries: &[TokenClientEntry]) -> Result<Vec<TokenClient>, ConfigError> {
-    let mut out: Vec<TokenClient> = Vec::new();
-    for (i, e) in entries.iter().enumerate() {
-        let field = format!("token_clients[{i}]");
-        if AgentId::parse(&e.name).is_none() {
-            return Err(bad(
-                format!("{field}.name"),
-                "must be 1-64 letters, digits, '.', '_' or '-'",
-            ));
-        }
-        if out.iter().any(|c| c.name == e.name) {
-            return Err(bad(format!("{field}.name"), "token client declared twice"));
-        }
-        out.push(TokenClient {
-            name: e.name.clone(),
-            token_sha256: parse_sha256(&e.token_sha256, &field)?,
-        });
-    }
-    Ok(out)
-}
-
 impl From<&ServerConfig> for crate::engine::Settings {
     fn from(c: &ServerConfig) -> Self {
         Self {
@@ -557,168 +367,4 @@ impl From<&ServerConfig> for crate::engine::Settings {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(text: &str) -> Result<ServerConfig, String> {
-        let file: FileConfig = toml::from_str(text).map_err(|e| e.to_string())?;
-        ServerConfig::resolve(file, ServeOverrides::default()).map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn unknown_fields_are_named() {
-        let e = parse("lisen = \"1.2.3.4:1\"").unwrap_err();
-        assert!(e.contains("lisen"), "{e}");
-    }
-
-    #[test]
-    fn masking_phone_regions_and_name_keys_are_checked() {
-        let file = |toml: &str| toml::from_str::<MaskingFile>(toml).unwrap();
-        assert!(check_mask_detector(&file("phone_regions = [\"GB\", \"de\"]")).is_ok());
-        let err = check_mask_detector(&file("phone_regions = [\"XX\"]")).unwrap_err();
-        assert!(err.to_string().contains("masking.phone_regions"), "{err}");
-        assert!(check_mask_detector(&file("phone_regions = []")).is_err());
-        assert!(check_mask_detector(&file("name_keys = [\" \"]")).is_err());
-    }
-
-    #[test]
-    fn bad_values_are_named() {
-        assert!(
-            parse("listen = \"nowhere\"")
-                .unwrap_err()
-                .contains("`listen`")
-        );
-        assert!(
-            parse("request_ttl = \"soon\"")
-                .unwrap_err()
-                .contains("request_ttl")
-        );
-        let e = parse("[[agents]]\nid = \"a\"\nkeys = [{ env = \"COUNTERSIGN_TEST_UNSET_VAR\" }]")
-            .unwrap_err();
-        assert!(e.contains("agents[0].keys[0]"), "{e}");
-    }
-
-    #[test]
-    fn short_keys_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("k");
-        std::fs::write(&path, "too-short\n").unwrap();
-        let text = format!("[[agents]]\nid = \"a\"\nkeys = [{{ file = {:?} }}]", path);
-        let e = parse(&text).unwrap_err();
-        assert!(
-            e.contains("agents[0].keys[0]") && e.contains("at least 32"),
-            "{e}"
-        );
-        std::fs::write(&path, "0123456789abcdef0123456789abcdef\n").unwrap();
-        let c = parse(&text).unwrap();
-        assert_eq!(c.agents[0].keys.len(), 1);
-    }
-
-    #[test]
-    fn a_reviewer_may_not_share_a_name_with_an_agent() {
-        let dir = tempfile::tempdir().unwrap();
-        let key = dir.path().join("k");
-        std::fs::write(&key, "0123456789abcdef0123456789abcdef").unwrap();
-        let text = format!(
-            "[[agents]]\nid = \"deployer\"\nkeys = [{{ file = {:?} }}]\n\n[[reviewers]]\nname = \"deployer\"\ntoken_sha256 = \"{}\"\n",
-            key,
-            "0".repeat(64)
-        );
-        let e = parse(&text).unwrap_err();
-        assert!(
-            e.contains("reviewers[0].name") && e.contains("agent"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn agent_owners_must_be_users_teams_or_e_mail_addresses() {
-        let dir = tempfile::tempdir().unwrap();
-        let key = dir.path().join("k");
-        std::fs::write(&key, "0123456789abcdef0123456789abcdef").unwrap();
-        let agent = |owners: &str| {
-            format!(
-                "[[agents]]\nid = \"deployer\"\nowners = {owners}\nkeys = [{{ file = {key:?} }}]\n"
-            )
-        };
-        let ok = parse(&agent(
-            r#"["@alice", "bob", "@ops/oncall", "ops@example.com"]"#,
-        ))
-        .unwrap();
-        assert_eq!(ok.agents[0].owners.len(), 4);
-        let e = parse(&agent(r#"["@alice", "@ops/on call"]"#)).unwrap_err();
-        assert!(
-            e.contains("agents[0].owners[1]")
-                && e.contains("`deployer`")
-                && e.contains("`@ops/on call`"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn the_example_configuration_file_is_valid() {
-        let file: FileConfig = toml::from_str(include_str!("../countersign.example.toml"))
-            .unwrap_or_else(|e| panic!("countersign.example.toml: {e}"));
-        assert!(!file.agents.is_empty() && !file.reviewers.is_empty());
-    }
-
-    #[test]
-    fn the_example_github_section_is_valid_when_uncommented() {
-        let example = include_str!("../countersign.example.toml");
-        let block: String = example
-            .lines()
-            .skip_while(|l| *l != "# [github]")
-            .take_while(|l| l.starts_with("# "))
-            .map(|l| format!("{}\n", &l[2..]))
-            .collect();
-        assert!(block.starts_with("[github]\napp_id"), "{block}");
-        let file: FileConfig =
-            toml::from_str(&block).unwrap_or_else(|e| panic!("[github] in the example: {e}"));
-        let github = file.github.unwrap();
-        assert_eq!(github.repository.as_deref(), Some("acme/gitops"));
-        assert_eq!(github.webhook_secrets.len(), 2);
-    }
-
-    #[test]
-    fn a_github_section_is_resolved_and_checked() {
-        let key = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/github/test-app-key.pem"
-        );
-        let text = format!(
-            "base_branch = \"trunk\"\n[github]\napp_id = 9\nprivate_key = {{ file = {key:?} }}\nrepository = \"acme/gitops\"\nwebhook_secrets = [{{ env = \"PATH\" }}]\n"
-        );
-        let c = parse(&text).unwrap();
-        let g = c.github.unwrap();
-        assert_eq!((g.app_id, g.base_branch.as_str()), (9, "trunk"));
-        assert!(parse("").unwrap().github.is_none());
-        let e = parse("[github]\napp_id = 9\n").unwrap_err();
-        assert!(e.contains("github.private_key"), "{e}");
-        let e = parse("[github]\napp_ids = 9\n").unwrap_err();
-        assert!(e.contains("app_ids"), "{e}");
-    }
-
-    #[test]
-    fn token_clients_are_read_and_checked() {
-        let ok = format!(
-            "[[token_clients]]\nname = \"vault\"\ntoken_sha256 = \"{}\"\n",
-            "ab".repeat(32)
-        );
-        let c = parse(&ok).unwrap();
-        assert_eq!(c.token_clients[0].name, "vault");
-        assert_eq!(c.token_clients[0].token_sha256, [0xab; 32]);
-        let e = parse("[[token_clients]]\nname = \"vault\"\ntoken_sha256 = \"xyz\"\n").unwrap_err();
-        assert!(e.contains("token_clients[0].token_sha256"), "{e}");
-        let e = parse(&format!("{ok}{ok}")).unwrap_err();
-        assert!(e.contains("token_clients[1].name"), "{e}");
-    }
-
-    #[test]
-    fn defaults_are_the_embedded_mode() {
-        let c = parse("").unwrap();
-        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.data_dir, PathBuf::from(".countersign"));
-        assert_eq!(c.request_ttl, Duration::from_secs(86400));
-        assert_eq!(c.max_body_bytes, 1 << 20);
-    }
-}
+mod tests;
