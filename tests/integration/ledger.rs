@@ -366,15 +366,24 @@ async fn the_ledger_shows_in_readiness_and_metrics() {
     let h = Harness::start().await;
     h.pending().await;
     let entries = h.ledger_synced().await;
-    let ready: Value = h
-        .http
-        .get(format!("{}/readyz", h.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // The writer tells its status after the commit that the branch already shows.
+    let ready: Value = wait_until(
+        "readiness to report the committed ledger",
+        Duration::from_secs(10),
+        async || {
+            let ready: Value = h
+                .http
+                .get(format!("{}/readyz", h.url))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (ready["ledger"]["committed_seq"] == entries.len()).then_some(ready)
+        },
+    )
+    .await;
     assert_eq!(ready["ledger"]["ok"], true, "{ready}");
     assert_eq!(ready["ledger"]["committed_seq"], entries.len());
     assert_eq!(ready["ledger"]["pending"], 0);
