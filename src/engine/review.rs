@@ -267,7 +267,7 @@ impl Engine {
                     .then_some(State::Approved)
             }
         };
-        match self.store.record_review(id, review, now, decide).await {
+        match self.store.record_review(id, review, now, &decide).await {
             Ok(to) => {
                 tracing::info!(request.id = %id, reviewer.name = %reviewer.name, review.decision = decision.as_str(), request.state = %to, "review recorded");
                 if to != State::PendingReview {

@@ -358,7 +358,7 @@ impl Engine {
         };
         match self
             .store
-            .record_review(&row.request_id(), review, self.clock.now_ms(), |_| {
+            .record_review(&row.request_id(), review, self.clock.now_ms(), &|_| {
                 Some(State::Denied)
             })
             .await

@@ -145,7 +145,7 @@ impl LedgerWriter {
                              one. Stop countersign and restore the database from a backup; if \
                              the history is to be abandoned on purpose, configure another ledger \
                              branch",
-                            self.store.path().display(),
+                            self.store.location(),
                             head.seq
                         )
                     }
@@ -155,7 +155,7 @@ impl LedgerWriter {
                          another countersign; refusing to write (restore the latest backup of \
                          the database, or use another ledger branch)",
                         head.seq,
-                        self.store.path().display()
+                        self.store.location()
                     )
                 }
             }

@@ -2,7 +2,8 @@
 //! written with its `credential_issued` ledger entry. Only the token's id, binding, audience,
 //! scope and lifetime are stored: never the token.
 
-use super::Store;
+use super::SqliteStore;
+use super::backend::*;
 use super::ledger::append;
 use serde_json::{Map, Value, json};
 use sqlx::FromRow;
@@ -46,9 +47,40 @@ pub struct CredentialRow {
     pub used_at: Option<i64>,
 }
 
-impl Store {
-    /// Records an issued token and its ledger entry in one transaction.
-    pub async fn record_credential(&self, c: &NewCredential<'_>) -> anyhow::Result<()> {
+impl NewCredential<'_> {
+    /// The fields of its `credential_issued` ledger entry (never the token).
+    pub(super) fn ledger_fields(&self) -> Map<String, Value> {
+        object(json!({
+            "jti": self.jti,
+            "audience": self.audience,
+            "scope": self.scope,
+            "expires_at": crate::time::rfc3339(self.expires_at_ms),
+        }))
+    }
+}
+
+impl NewGitHubCredential<'_> {
+    /// The fields of its `credential_issued` ledger entry (never the token).
+    pub(super) fn ledger_fields(&self) -> Map<String, Value> {
+        object(json!({
+            "kind": "github_installation_token",
+            "id": self.id,
+            "agent": self.agent_id,
+            "repository": self.repository,
+            "permissions": self.permissions,
+            "expires_at": crate::time::rfc3339(self.expires_at_ms),
+        }))
+    }
+}
+
+/// The fields of a `credential_used` ledger entry.
+pub(super) fn used_fields(jti: &str) -> Map<String, Value> {
+    object(json!({ "jti": jti }))
+}
+
+#[async_trait::async_trait]
+impl CredentialStore for SqliteStore {
+    async fn record_credential(&self, c: &NewCredential<'_>) -> anyhow::Result<()> {
         let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO credentials (jti, request_id, agent_id, audience, issued_at, expires_at) \
@@ -62,12 +94,6 @@ impl Store {
         .bind(c.expires_at_ms)
         .execute(&mut *tx)
         .await?;
-        let fields = json!({
-            "jti": c.jti,
-            "audience": c.audience,
-            "scope": c.scope,
-            "expires_at": crate::time::rfc3339(c.expires_at_ms),
-        });
         append(
             &mut tx,
             &self.masker,
@@ -75,31 +101,15 @@ impl Store {
             "credential_issued",
             "countersign",
             c.issued_at_ms,
-            object(fields),
+            c.ledger_fields(),
         )
         .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// Records a GitHub installation token countersign minted for a request (narrowed to one
-    /// repository and `permissions`): a `credential_issued` ledger entry with
-    /// `kind = "github_installation_token"`, the token's id (countersign's, a ULID), repository,
-    /// permissions and expiry. Never the token. GitHub tokens are not introspectable here, so
-    /// there is no `credentials` row.
-    pub async fn record_github_credential(
-        &self,
-        c: &NewGitHubCredential<'_>,
-    ) -> anyhow::Result<()> {
+    async fn record_github_credential(&self, c: &NewGitHubCredential<'_>) -> anyhow::Result<()> {
         let mut tx = self.writer.begin().await?;
-        let fields = json!({
-            "kind": "github_installation_token",
-            "id": c.id,
-            "agent": c.agent_id,
-            "repository": c.repository,
-            "permissions": c.permissions,
-            "expires_at": crate::time::rfc3339(c.expires_at_ms),
-        });
         append(
             &mut tx,
             &self.masker,
@@ -107,15 +117,14 @@ impl Store {
             "credential_issued",
             "countersign",
             c.issued_at_ms,
-            object(fields),
+            c.ledger_fields(),
         )
         .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// The recorded token `jti`, if any.
-    pub async fn credential(&self, jti: &str) -> anyhow::Result<Option<CredentialRow>> {
+    async fn credential(&self, jti: &str) -> anyhow::Result<Option<CredentialRow>> {
         Ok(sqlx::query_as(
             "SELECT jti, request_id, agent_id, audience, issued_at, expires_at, used_at \
              FROM credentials WHERE jti = ?",
@@ -125,9 +134,7 @@ impl Store {
         .await?)
     }
 
-    /// Marks the token used, once: true only for the call that did it (and only while it is
-    /// unexpired). Writes a `credential_used` ledger entry in the same transaction.
-    pub async fn consume_credential(&self, jti: &str, now_ms: i64) -> anyhow::Result<bool> {
+    async fn consume_credential(&self, jti: &str, now_ms: i64) -> anyhow::Result<bool> {
         let mut tx = self.writer.begin().await?;
         let row: Option<(String,)> = sqlx::query_as(
             "UPDATE credentials SET used_at = ? \
@@ -148,7 +155,7 @@ impl Store {
             "credential_used",
             "countersign",
             now_ms,
-            object(json!({ "jti": jti })),
+            used_fields(jti),
         )
         .await?;
         tx.commit().await?;

@@ -3,7 +3,8 @@
 //! `executions` row holding the attempt and its masked outcome, the erasure of raw payloads,
 //! and the outbox of callbacks to agents.
 
-use super::{RequestRow, StateConflict, Store, TransitionError, conflict, insert_event};
+use super::backend::*;
+use super::{RequestRow, SqliteStore, StateConflict, TransitionError, conflict, insert_event};
 use crate::request::RequestId;
 use crate::request::State;
 use serde_json::{Value, json};
@@ -62,9 +63,9 @@ pub struct CallbackRow {
     pub attempts: i64,
 }
 
-impl Store {
-    /// Approved requests nobody has started yet.
-    pub async fn approved_unstarted(&self, limit: i64) -> anyhow::Result<Vec<RequestRow>> {
+#[async_trait::async_trait]
+impl ExecutionStore for SqliteStore {
+    async fn approved_unstarted(&self, limit: i64) -> anyhow::Result<Vec<RequestRow>> {
         Ok(sqlx::query_as(
             "SELECT * FROM requests WHERE state = 'approved' ORDER BY updated_at, id LIMIT ?",
         )
@@ -73,8 +74,7 @@ impl Store {
         .await?)
     }
 
-    /// Requests left in `executing` (after a crash, before anything runs again).
-    pub async fn executing(&self) -> anyhow::Result<Vec<(RequestRow, ExecutionRow)>> {
+    async fn executing(&self) -> anyhow::Result<Vec<(RequestRow, ExecutionRow)>> {
         let rows: Vec<RequestRow> =
             sqlx::query_as("SELECT * FROM requests WHERE state = 'executing' ORDER BY id")
                 .fetch_all(&self.writer)
@@ -88,7 +88,7 @@ impl Store {
         Ok(out)
     }
 
-    pub async fn execution(&self, id: &RequestId) -> anyhow::Result<Option<ExecutionRow>> {
+    async fn execution(&self, id: &RequestId) -> anyhow::Result<Option<ExecutionRow>> {
         Ok(
             sqlx::query_as("SELECT * FROM executions WHERE request_id = ?")
                 .bind(id.as_str())
@@ -97,9 +97,7 @@ impl Store {
         )
     }
 
-    /// `approved → executing`: the attempt id is durable before anything runs. Only one caller
-    /// can win this for a request (compare-and-set on the state).
-    pub async fn begin_execution(&self, a: &Attempt<'_>) -> Result<(), TransitionError> {
+    async fn begin_execution(&self, a: &Attempt<'_>) -> Result<(), TransitionError> {
         let mut tx = self.writer.begin().await?;
         let moved = sqlx::query(
             "UPDATE requests SET state = 'executing', updated_at = ? WHERE id = ? AND state = 'approved'",
@@ -136,9 +134,7 @@ impl Store {
         Ok(())
     }
 
-    /// `executing → executing` with a new attempt id: an idempotent action interrupted by a
-    /// crash is tried again (with the same idempotency key, the request id).
-    pub async fn retry_execution(
+    async fn retry_execution(
         &self,
         id: &RequestId,
         previous: &str,
@@ -193,10 +189,7 @@ impl Store {
         Ok(attempt)
     }
 
-    /// Ends an execution (or refuses one that never started): state, event, outcome, the
-    /// callback to the agent and, with retention zero, the erasure — one transaction. The
-    /// decision is published on the forge again so the review shows the outcome.
-    pub async fn finish_execution(&self, f: Finish<'_>) -> Result<(), TransitionError> {
+    async fn finish_execution(&self, f: Finish<'_>) -> Result<(), TransitionError> {
         let from = if f.attempt_id.is_some() {
             State::Executing
         } else {
@@ -268,8 +261,7 @@ impl Store {
         Ok(())
     }
 
-    /// Finished requests whose raw submission is still kept and whose retention has passed.
-    pub async fn due_for_erasure(
+    async fn due_for_erasure(
         &self,
         finished_before_ms: i64,
         limit: i64,
@@ -285,8 +277,7 @@ impl Store {
         .await?)
     }
 
-    /// Replaces the raw submission by its sealed masked copy.
-    pub async fn erase_payload(
+    async fn erase_payload(
         &self,
         id: &RequestId,
         sealed_masked: &str,
@@ -298,7 +289,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn due_callbacks(&self, now_ms: i64, limit: i64) -> anyhow::Result<Vec<CallbackRow>> {
+    async fn due_callbacks(&self, now_ms: i64, limit: i64) -> anyhow::Result<Vec<CallbackRow>> {
         Ok(sqlx::query_as(
             "SELECT id, request_id, url, body, attempts FROM callbacks \
              WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
@@ -309,8 +300,7 @@ impl Store {
         .await?)
     }
 
-    /// Records a delivery attempt: delivered, given up, or to retry at `next_ms`.
-    pub async fn callback_attempted(
+    async fn callback_attempted(
         &self,
         id: i64,
         state: &str,
@@ -333,8 +323,7 @@ impl Store {
         Ok(())
     }
 
-    /// Requests by state and callbacks by state (every known state listed, zero included).
-    pub async fn state_counts(&self) -> anyhow::Result<(Vec<(String, i64)>, Vec<(String, i64)>)> {
+    async fn state_counts(&self) -> anyhow::Result<(Vec<(String, i64)>, Vec<(String, i64)>)> {
         let found: Vec<(String, i64)> =
             sqlx::query_as("SELECT state, COUNT(*) FROM requests GROUP BY state")
                 .fetch_all(&self.reader)
@@ -360,8 +349,7 @@ impl Store {
         Ok((requests, callbacks))
     }
 
-    /// The callback of a request, for the status document: `(state, attempts, last_error)`.
-    pub async fn callback_status(
+    async fn callback_status(
         &self,
         id: &RequestId,
     ) -> anyhow::Result<Option<(String, i64, Option<String>)>> {

@@ -2,7 +2,8 @@
 //! applied in order), approvals withdrawn (a dismissed review, a push making them stale), a
 //! request cancelled by closing its pull request, and finding a request by its pull request.
 
-use super::{RequestRow, StateConflict, Store, TransitionError, conflict, insert_event};
+use super::backend::*;
+use super::{RequestRow, SqliteStore, StateConflict, TransitionError, conflict, insert_event};
 use crate::request::RequestId;
 use crate::request::State;
 use serde_json::{Value, json};
@@ -16,9 +17,9 @@ pub struct InboxRow {
     pub event: String,
 }
 
-impl Store {
-    /// Queues a verified delivery; `false` if this delivery id was seen before.
-    pub async fn github_enqueue(
+#[async_trait::async_trait]
+impl ReviewInboxStore for SqliteStore {
+    async fn github_enqueue(
         &self,
         delivery_id: &str,
         event: &str,
@@ -38,8 +39,7 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
-    /// The oldest unapplied deliveries.
-    pub async fn github_pending(&self, limit: i64) -> anyhow::Result<Vec<InboxRow>> {
+    async fn github_pending(&self, limit: i64) -> anyhow::Result<Vec<InboxRow>> {
         Ok(sqlx::query_as(
             "SELECT seq, delivery_id, event FROM github_inbox WHERE processed_at IS NULL ORDER BY seq LIMIT ?",
         )
@@ -48,12 +48,7 @@ impl Store {
         .await?)
     }
 
-    pub async fn github_processed(
-        &self,
-        seq: i64,
-        outcome: &str,
-        now_ms: i64,
-    ) -> anyhow::Result<()> {
+    async fn github_processed(&self, seq: i64, outcome: &str, now_ms: i64) -> anyhow::Result<()> {
         sqlx::query("UPDATE github_inbox SET processed_at = ?, outcome = ? WHERE seq = ?")
             .bind(now_ms)
             .bind(outcome)
@@ -63,8 +58,7 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets applied deliveries older than `before_ms` (GitHub redelivers for a few days).
-    pub async fn github_prune(&self, before_ms: i64) -> anyhow::Result<u64> {
+    async fn github_prune(&self, before_ms: i64) -> anyhow::Result<u64> {
         let r = sqlx::query(
             "DELETE FROM github_inbox WHERE processed_at IS NOT NULL AND received_at < ?",
         )
@@ -74,8 +68,7 @@ impl Store {
         Ok(r.rows_affected())
     }
 
-    /// The request whose review is pull request `number`.
-    pub async fn request_by_review(&self, reference: &str) -> anyhow::Result<Option<RequestRow>> {
+    async fn request_by_review(&self, reference: &str) -> anyhow::Result<Option<RequestRow>> {
         Ok(
             sqlx::query_as("SELECT * FROM requests WHERE review_ref = ? LIMIT 1")
                 .bind(reference)
@@ -84,8 +77,7 @@ impl Store {
         )
     }
 
-    /// Requests still waiting for a decision on their review.
-    pub async fn pending_reviews(&self) -> anyhow::Result<Vec<RequestRow>> {
+    async fn pending_reviews(&self) -> anyhow::Result<Vec<RequestRow>> {
         Ok(sqlx::query_as(
             "SELECT * FROM requests WHERE state = 'pending_review' AND review_ref IS NOT NULL ORDER BY id",
         )
@@ -93,9 +85,7 @@ impl Store {
         .await?)
     }
 
-    /// Withdraws the recorded approvals of `reviewer` (or of everyone) on a pending request:
-    /// they stop counting, and an `approval_withdrawn` event says why. Returns how many.
-    pub async fn withdraw_approvals(
+    async fn withdraw_approvals(
         &self,
         id: &RequestId,
         reviewer: Option<&str>,
@@ -148,8 +138,7 @@ impl Store {
         Ok(n)
     }
 
-    /// `pending_review → cancelled` (the review was closed by a person, not countersign).
-    pub async fn cancel(
+    async fn cancel(
         &self,
         id: &RequestId,
         actor: &str,
@@ -184,9 +173,7 @@ impl Store {
         Ok(())
     }
 
-    /// Shows the request's current decision on its review again (e.g. a closed pull request
-    /// of a decided request was reopened).
-    pub async fn republish(&self, id: &RequestId) -> anyhow::Result<()> {
+    async fn republish(&self, id: &RequestId) -> anyhow::Result<()> {
         sqlx::query(
             "UPDATE requests SET decision_published = 0, next_attempt_at = 0, forge_attempts = 0 \
              WHERE id = ? AND state NOT IN ('received', 'pending_review')",

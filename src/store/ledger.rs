@@ -2,7 +2,8 @@
 //! inside the transaction of the change that causes it, so an entry exists exactly when its
 //! change does. The ledger writer (`ledger::writer`) reads them back in order.
 
-use super::Store;
+use super::SqliteStore;
+use super::backend::*;
 use crate::ledger::entry::{Draft, GENESIS, Sealed, seal};
 use crate::mask::Masker;
 use crate::request::State;
@@ -12,9 +13,20 @@ use sqlx::{Sqlite, Transaction};
 /// The newest entry, from which the next one is numbered and chained.
 #[derive(Debug, Clone)]
 pub(crate) struct Head {
-    seq: i64,
-    hash: String,
-    at: i64,
+    pub(crate) seq: i64,
+    pub(crate) hash: String,
+    pub(crate) at: i64,
+}
+
+impl Head {
+    /// The head of an empty ledger.
+    pub(crate) fn genesis() -> Self {
+        Head {
+            seq: 0,
+            hash: GENESIS.to_owned(),
+            at: 0,
+        }
+    }
 }
 
 /// Reads the newest entry inside the transaction.
@@ -25,11 +37,7 @@ pub(crate) async fn head(tx: &mut Transaction<'_, Sqlite>) -> Result<Head, sqlx:
             .await?;
     Ok(match last {
         Some((seq, hash, at)) => Head { seq, hash, at },
-        None => Head {
-            seq: 0,
-            hash: GENESIS.to_owned(),
-            at: 0,
-        },
+        None => Head::genesis(),
     })
 }
 
@@ -123,7 +131,7 @@ pub(crate) async fn append(
 }
 
 #[derive(sqlx::FromRow)]
-struct Row {
+pub(super) struct Row {
     seq: i64,
     request_id: String,
     at: i64,
@@ -145,9 +153,9 @@ impl From<Row> for Sealed {
     }
 }
 
-impl Store {
-    /// Entries after `seq`, in order, at most `limit`.
-    pub async fn ledger_after(&self, seq: i64, limit: i64) -> anyhow::Result<Vec<Sealed>> {
+#[async_trait::async_trait]
+impl LedgerStore for SqliteStore {
+    async fn ledger_after(&self, seq: i64, limit: i64) -> anyhow::Result<Vec<Sealed>> {
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT seq, request_id, at, prev, hash, line FROM ledger WHERE seq > ? ORDER BY seq LIMIT ?",
         )
@@ -158,8 +166,7 @@ impl Store {
         Ok(rows.into_iter().map(Sealed::from).collect())
     }
 
-    /// The hash of entry `seq`, if the database has it.
-    pub async fn ledger_hash(&self, seq: i64) -> anyhow::Result<Option<String>> {
+    async fn ledger_hash(&self, seq: i64) -> anyhow::Result<Option<String>> {
         let row: Option<(String,)> = sqlx::query_as("SELECT hash FROM ledger WHERE seq = ?")
             .bind(seq)
             .fetch_optional(&self.reader)
@@ -167,16 +174,14 @@ impl Store {
         Ok(row.map(|(h,)| h))
     }
 
-    /// The newest entry's `seq` (0 when the ledger is empty).
-    pub async fn ledger_last_seq(&self) -> anyhow::Result<i64> {
+    async fn ledger_last_seq(&self) -> anyhow::Result<i64> {
         let (seq,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM ledger")
             .fetch_one(&self.reader)
             .await?;
         Ok(seq)
     }
 
-    /// Every entry of one request, in order (the status timeline and tests).
-    pub async fn ledger_of(&self, request_id: &str) -> anyhow::Result<Vec<Sealed>> {
+    async fn ledger_of(&self, request_id: &str) -> anyhow::Result<Vec<Sealed>> {
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT seq, request_id, at, prev, hash, line FROM ledger WHERE request_id = ? ORDER BY seq",
         )
@@ -185,12 +190,8 @@ impl Store {
         .await?;
         Ok(rows.into_iter().map(Sealed::from).collect())
     }
-}
 
-impl Store {
-    /// Records a signed submission the policy refused: its signature (so a replay records
-    /// nothing) and an `intake_refused` entry. Returns false for a replay.
-    pub async fn record_intake_refusal(
+    async fn record_intake_refusal(
         &self,
         id: &crate::request::RequestId,
         agent: &str,

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod backend;
 mod columns;
 pub mod credentials;
 mod dir_lock;
@@ -21,9 +22,15 @@ pub mod github;
 mod intake;
 mod ledger;
 pub mod notify;
+mod postgres;
 mod writer;
 
+pub use backend::{
+    CredentialStore, ExecutionStore, LedgerStore, NotifyStore, RequestStore, ReviewInboxStore,
+    Storage,
+};
 pub use dir_lock::DataDirLock;
+pub use postgres::PgStore;
 
 /// SQLite durability: `normal` survives any process crash (kill -9); `full` also survives power
 /// loss at the cost of an fsync per commit.
@@ -37,8 +44,34 @@ pub use crate::support::secrets::create_private_dir;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// The store the engine and the jobs share: any backend, behind [`Storage`].
 #[derive(Clone)]
-pub struct Store {
+pub struct Store(Arc<dyn Storage>);
+
+impl Store {
+    /// The embedded default: SQLite at `path` (see [`SqliteStore::open`]).
+    pub async fn open(
+        path: &Path,
+        synchronous: Synchronous,
+        masker: Arc<Masker>,
+    ) -> anyhow::Result<Self> {
+        Ok(Self(Arc::new(
+            SqliteStore::open(path, synchronous, masker).await?,
+        )))
+    }
+}
+
+impl std::ops::Deref for Store {
+    type Target = dyn Storage;
+
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref()
+    }
+}
+
+/// The SQLite store (the embedded default).
+#[derive(Clone)]
+pub struct SqliteStore {
     /// The database file.
     path: Arc<Path>,
     writer: SqlitePool,
@@ -208,76 +241,13 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
-impl Store {
-    /// Opens (creating if needed) the database and applies migrations. `masker` runs over every
-    /// ledger entry.
-    pub async fn open(
-        path: &Path,
-        synchronous: Synchronous,
-        masker: Arc<Masker>,
-    ) -> anyhow::Result<Self> {
-        let sync = match synchronous {
-            Synchronous::Normal => SqliteSynchronous::Normal,
-            Synchronous::Full => SqliteSynchronous::Full,
-        };
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(sync)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
-            // Statement journals in memory: a temporary file per transaction costs an open()
-            // and an unlink().
-            .pragma("temp_store", "memory");
-        let health = Arc::new(writer::Health::default());
-        let writer = match writer::pool_options(&health)
-            .connect_with(options.clone())
-            .await
-        {
-            Ok(writer) => writer,
-            Err(e) if is_damage(&e) => return Err(damaged(path, &[e.to_string()])),
-            Err(e) => {
-                return Err(e).with_context(|| format!("cannot open database {}", path.display()));
-            }
-        };
-        check_integrity(&writer, path).await?;
-        MIGRATOR
-            .run(&writer)
-            .await
-            .context("database migration failed")?;
-        let backfilled = ledger::backfill(&writer, &masker)
-            .await
-            .context("cannot write the ledger entries of earlier events")?;
-        if backfilled > 0 {
-            tracing::info!(
-                entries = backfilled,
-                "ledger entries written for events recorded before the ledger existed"
-            );
-        }
-        let reader = writer::reader_pool_options(&health)
-            .connect_with(options.read_only(true))
-            .await
-            .with_context(|| format!("cannot open database {} for reading", path.display()))?;
-        let intake = intake::spawn_writer(writer.clone());
-        Ok(Self {
-            path: path.into(),
-            writer,
-            reader,
-            intake,
-            masker,
-        })
+#[async_trait::async_trait]
+impl RequestStore for SqliteStore {
+    fn location(&self) -> String {
+        self.path.display().to_string()
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Whether the store can be read and written: a read, then a small write committed to
-    /// disk (a full disk or a read-only file fails it; once space or write access is back it
-    /// passes again, on a fresh connection if the old one was discarded).
-    pub async fn ping(&self) -> anyhow::Result<()> {
+    async fn ping(&self) -> anyhow::Result<()> {
         sqlx::query("SELECT 1")
             .execute(&self.reader)
             .await
@@ -288,11 +258,7 @@ impl Store {
         Ok(())
     }
 
-    /// Stores an accepted request, its `received` event, its signature and idempotency key
-    /// atomically, or reports why it must not be stored. Concurrent calls are group-committed:
-    /// one transaction (one WAL commit, one fsync with `full`) for every call waiting at that
-    /// moment; a refused call leaves nothing in it. Returns once the commit is durable.
-    pub async fn insert_request(&self, new: NewRequest) -> anyhow::Result<InsertOutcome> {
+    async fn insert_request(&self, new: NewRequest) -> anyhow::Result<InsertOutcome> {
         // Masked here, on the caller's task, so the single intake writer only numbers and
         // chains the entries.
         let ledger = intake::ledger_fields(&self.masker, &new);
@@ -306,14 +272,14 @@ impl Store {
             .map_err(|_| anyhow::anyhow!("the intake writer dropped a request"))?
     }
 
-    pub async fn get_request(&self, id: &RequestId) -> anyhow::Result<Option<RequestRow>> {
+    async fn get_request(&self, id: &RequestId) -> anyhow::Result<Option<RequestRow>> {
         Ok(sqlx::query_as("SELECT * FROM requests WHERE id = ?")
             .bind(id.as_str())
             .fetch_optional(&self.reader)
             .await?)
     }
 
-    pub async fn reviews(&self, id: &RequestId) -> anyhow::Result<Vec<ReviewRow>> {
+    async fn reviews(&self, id: &RequestId) -> anyhow::Result<Vec<ReviewRow>> {
         Ok(sqlx::query_as(
             "SELECT reviewer, decision, reason, digest, at, teams FROM reviews WHERE request_id = ? ORDER BY id",
         )
@@ -322,7 +288,7 @@ impl Store {
         .await?)
     }
 
-    pub async fn events(&self, id: &RequestId) -> anyhow::Result<Vec<EventRow>> {
+    async fn events(&self, id: &RequestId) -> anyhow::Result<Vec<EventRow>> {
         Ok(
             sqlx::query_as("SELECT * FROM events WHERE request_id = ? ORDER BY seq")
                 .bind(id.as_str())
@@ -331,8 +297,7 @@ impl Store {
         )
     }
 
-    /// Requests whose review still has to be opened and whose retry time has come.
-    pub async fn due_for_review(&self, now_ms: i64, limit: i64) -> anyhow::Result<Vec<RequestRow>> {
+    async fn due_for_review(&self, now_ms: i64, limit: i64) -> anyhow::Result<Vec<RequestRow>> {
         Ok(sqlx::query_as(
             "SELECT * FROM requests WHERE state = 'received' AND next_attempt_at <= ? \
              ORDER BY next_attempt_at, id LIMIT ?",
@@ -343,8 +308,7 @@ impl Store {
         .await?)
     }
 
-    /// Decided requests whose decision the forge has not shown yet.
-    pub async fn due_for_publication(
+    async fn due_for_publication(
         &self,
         now_ms: i64,
         limit: i64,
@@ -360,10 +324,7 @@ impl Store {
         .await?)
     }
 
-    /// `received → pending_review` with the review reference; with `auto_approved_by` (the
-    /// policy commit that allows it) the request goes on to `approved` in the same transaction,
-    /// recorded as approved by policy.
-    pub async fn review_opened(
+    async fn review_opened(
         &self,
         id: &RequestId,
         review: &crate::forge::ReviewRef,
@@ -425,9 +386,7 @@ impl Store {
         Ok(to)
     }
 
-    /// Records where the review of an already decided request lives, so its outcome can still
-    /// be shown there. Never changes the state.
-    pub async fn attach_review(
+    async fn attach_review(
         &self,
         id: &RequestId,
         review_ref: &str,
@@ -442,8 +401,7 @@ impl Store {
         Ok(())
     }
 
-    /// Records a failed forge attempt and when to try again. `error` must carry no request data.
-    pub async fn forge_failed(
+    async fn forge_failed(
         &self,
         id: &RequestId,
         attempts: i64,
@@ -460,9 +418,7 @@ impl Store {
         Ok(())
     }
 
-    /// Marks the decision shown, if the request is still in the `state` that was published: a
-    /// request that moved on meanwhile (an execution finished) is published again.
-    pub async fn decision_published(&self, id: &RequestId, state: State) -> anyhow::Result<()> {
+    async fn decision_published(&self, id: &RequestId, state: State) -> anyhow::Result<()> {
         sqlx::query("UPDATE requests SET decision_published = 1, forge_attempts = 0, next_attempt_at = 0, last_error = NULL WHERE id = ? AND state = ?")
             .bind(id.as_str())
             .bind(state.as_str())
@@ -471,16 +427,12 @@ impl Store {
         Ok(())
     }
 
-    /// Records a review on a `pending_review` request and lets `decide` (given every review of
-    /// the request, this one included) say whether the request now moves to another state —
-    /// all in one transaction, so concurrent approvals are counted against each other.
-    /// Fails with a conflict if the request is no longer pending (or its time is up).
-    pub async fn record_review(
+    async fn record_review(
         &self,
         id: &RequestId,
         review: NewReview<'_>,
         now_ms: i64,
-        decide: impl FnOnce(&[ReviewRow]) -> Option<State>,
+        decide: &(dyn for<'r> Fn(&'r [ReviewRow]) -> Option<State> + Send + Sync),
     ) -> Result<State, TransitionError> {
         let mut tx = self.writer.begin().await?;
         let current: Option<(State, i64)> =
@@ -593,8 +545,7 @@ impl Store {
         Ok(to.unwrap_or(State::PendingReview))
     }
 
-    /// Records a refused approval attempt as an event (for the audit trail); no state change.
-    pub async fn record_refusal(
+    async fn record_refusal(
         &self,
         id: &RequestId,
         reviewer: &str,
@@ -619,8 +570,7 @@ impl Store {
         Ok(())
     }
 
-    /// Moves every undecided request whose time is up to `expired`; returns their ids.
-    pub async fn expire_due(&self, now_ms: i64) -> anyhow::Result<Vec<RequestId>> {
+    async fn expire_due(&self, now_ms: i64) -> anyhow::Result<Vec<RequestId>> {
         let mut tx = self.writer.begin().await?;
         let due: Vec<(String, State)> = sqlx::query_as(
             "SELECT id, state FROM requests WHERE state IN ('received', 'pending_review') AND expires_at <= ? LIMIT 500",
@@ -655,8 +605,7 @@ impl Store {
             .collect())
     }
 
-    /// Forgets signatures that can no longer pass the timestamp window.
-    pub async fn prune_signatures(&self, now_ms: i64) -> anyhow::Result<u64> {
+    async fn prune_signatures(&self, now_ms: i64) -> anyhow::Result<u64> {
         let r = sqlx::query("DELETE FROM seen_signatures WHERE expires_at < ?")
             .bind(now_ms)
             .execute(&self.writer)
@@ -664,8 +613,7 @@ impl Store {
         Ok(r.rows_affected())
     }
 
-    /// Forgets idempotency keys created before `before_ms`.
-    pub async fn prune_idempotency_keys(&self, before_ms: i64) -> anyhow::Result<u64> {
+    async fn prune_idempotency_keys(&self, before_ms: i64) -> anyhow::Result<u64> {
         let r = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
             .bind(before_ms)
             .execute(&self.writer)
@@ -673,8 +621,7 @@ impl Store {
         Ok(r.rows_affected())
     }
 
-    /// Row counts of every table, for readiness output and tests.
-    pub async fn table_counts(&self) -> anyhow::Result<Vec<(&'static str, i64)>> {
+    async fn table_counts(&self) -> anyhow::Result<Vec<(&'static str, i64)>> {
         let mut out = Vec::new();
         for table in [
             "requests",
@@ -692,11 +639,71 @@ impl Store {
         Ok(out)
     }
 
-    /// Closes the readers first: the writer, closing last, checkpoints the write-ahead log
-    /// into the database file and removes it (a read-only connection cannot).
-    pub async fn close(&self) {
+    async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database and applies migrations. `masker` runs over every
+    /// ledger entry.
+    pub async fn open(
+        path: &Path,
+        synchronous: Synchronous,
+        masker: Arc<Masker>,
+    ) -> anyhow::Result<Self> {
+        let sync = match synchronous {
+            Synchronous::Normal => SqliteSynchronous::Normal,
+            Synchronous::Full => SqliteSynchronous::Full,
+        };
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(sync)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            // Statement journals in memory: a temporary file per transaction costs an open()
+            // and an unlink().
+            .pragma("temp_store", "memory");
+        let health = Arc::new(writer::Health::default());
+        let writer = match writer::pool_options(&health)
+            .connect_with(options.clone())
+            .await
+        {
+            Ok(writer) => writer,
+            Err(e) if is_damage(&e) => return Err(damaged(path, &[e.to_string()])),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot open database {}", path.display()));
+            }
+        };
+        check_integrity(&writer, path).await?;
+        MIGRATOR
+            .run(&writer)
+            .await
+            .context("database migration failed")?;
+        let backfilled = ledger::backfill(&writer, &masker)
+            .await
+            .context("cannot write the ledger entries of earlier events")?;
+        if backfilled > 0 {
+            tracing::info!(
+                entries = backfilled,
+                "ledger entries written for events recorded before the ledger existed"
+            );
+        }
+        let reader = writer::reader_pool_options(&health)
+            .connect_with(options.read_only(true))
+            .await
+            .with_context(|| format!("cannot open database {} for reading", path.display()))?;
+        let intake = intake::spawn_writer(writer.clone());
+        Ok(Self {
+            path: path.into(),
+            writer,
+            reader,
+            intake,
+            masker,
+        })
     }
 }
 

@@ -2,7 +2,8 @@
 //! event (`insert_event`), routed to destinations by the notifier, and each delivery's attempts,
 //! doubt (sent, answer not recorded) and outcome are kept here, so a crash loses nothing.
 
-use super::Store;
+use super::SqliteStore;
+use super::backend::*;
 use sqlx::{FromRow, Sqlite, Transaction};
 
 /// The events that reach Slack and Teams.
@@ -68,9 +69,9 @@ pub struct Thread {
     pub ts: String,
 }
 
-impl Store {
-    /// Outbox rows not yet routed, oldest first.
-    pub async fn notify_unrouted(&self, limit: i64) -> anyhow::Result<Vec<OutboxRow>> {
+#[async_trait::async_trait]
+impl NotifyStore for SqliteStore {
+    async fn notify_unrouted(&self, limit: i64) -> anyhow::Result<Vec<OutboxRow>> {
         Ok(sqlx::query_as(
             "SELECT id, request_id, event, actor, at FROM notify_outbox WHERE routed = 0 ORDER BY id LIMIT ?",
         )
@@ -79,8 +80,7 @@ impl Store {
         .await?)
     }
 
-    /// Creates the deliveries of an outbox row (one per destination) and marks it routed.
-    pub async fn notify_route(
+    async fn notify_route(
         &self,
         row: &OutboxRow,
         targets: &[String],
@@ -108,9 +108,7 @@ impl Store {
         Ok(())
     }
 
-    /// Deliveries whose time has come, oldest first, each only once every earlier delivery of
-    /// the same request to the same destination is settled (the announcement before updates).
-    pub async fn notify_due(&self, now_ms: i64, limit: i64) -> anyhow::Result<Vec<DeliveryRow>> {
+    async fn notify_due(&self, now_ms: i64, limit: i64) -> anyhow::Result<Vec<DeliveryRow>> {
         Ok(sqlx::query_as(
             "SELECT d.outbox_id, d.target, d.request_id, d.event, d.attempts, d.in_flight, o.actor, o.at \
              FROM notify_deliveries d JOIN notify_outbox o ON o.id = d.outbox_id \
@@ -125,9 +123,7 @@ impl Store {
         .await?)
     }
 
-    /// Records that an attempt is about to send (durably, before it does): after a crash the
-    /// delivery is known to be in doubt.
-    pub async fn notify_sending(&self, d: &DeliveryRow, now_ms: i64) -> anyhow::Result<()> {
+    async fn notify_sending(&self, d: &DeliveryRow, now_ms: i64) -> anyhow::Result<()> {
         sqlx::query(
             "UPDATE notify_deliveries SET attempts = attempts + 1, in_flight = 1, updated_at = ? \
              WHERE outbox_id = ? AND target = ?",
@@ -140,8 +136,7 @@ impl Store {
         Ok(())
     }
 
-    /// The delivery is settled: `delivered`, `failed` (given up) or `skipped` (nothing to send).
-    pub async fn notify_settled(
+    async fn notify_settled(
         &self,
         d: &DeliveryRow,
         state: &str,
@@ -164,8 +159,7 @@ impl Store {
         Ok(())
     }
 
-    /// The attempt failed; try again at `next_attempt_at`. `error` must hold no secret.
-    pub async fn notify_retry(
+    async fn notify_retry(
         &self,
         d: &DeliveryRow,
         next_attempt_at: i64,
@@ -186,7 +180,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn notify_thread(
+    async fn notify_thread(
         &self,
         request_id: &str,
         target: &str,
@@ -200,7 +194,7 @@ impl Store {
         .await?)
     }
 
-    pub async fn notify_set_thread(
+    async fn notify_set_thread(
         &self,
         request_id: &str,
         target: &str,
@@ -216,8 +210,7 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets settled deliveries (and fully settled events) last touched before `before_ms`.
-    pub async fn notify_prune(&self, before_ms: i64) -> anyhow::Result<()> {
+    async fn notify_prune(&self, before_ms: i64) -> anyhow::Result<()> {
         let mut tx = self.writer.begin().await?;
         sqlx::query("DELETE FROM notify_deliveries WHERE state != 'pending' AND updated_at < ?")
             .bind(before_ms)
@@ -234,8 +227,7 @@ impl Store {
         Ok(())
     }
 
-    /// Deliveries waiting, and given up, for readiness and metrics.
-    pub async fn notify_counts(&self) -> anyhow::Result<(i64, i64)> {
+    async fn notify_counts(&self) -> anyhow::Result<(i64, i64)> {
         let (pending, failed): (i64, i64) = sqlx::query_as(
             "SELECT COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'failed'), 0) FROM notify_deliveries",
         )

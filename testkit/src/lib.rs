@@ -552,6 +552,7 @@ pub mod fake_chat;
 pub mod fake_github;
 pub mod jwt_check;
 pub mod logs;
+pub mod postgres;
 pub mod refusal;
 pub mod settle;
 pub mod setup;

@@ -11,6 +11,7 @@ mod embedded;
 mod intake;
 mod policy;
 mod policy_cli;
+mod postgres;
 mod reviews;
 mod secrecy;
 

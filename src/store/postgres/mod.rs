@@ -1,0 +1,86 @@
+//! The PostgreSQL store, for deployments with several replicas sharing one database (issue 15,
+//! in progress: the ledger and credential parts are implemented; the server does not accept a
+//! PostgreSQL `database_url` until every part of [`super::Storage`] is).
+//!
+//! The schema is `migrations/postgres/`, applied at open; a database whose schema has a
+//! migration this build does not know is refused. Every invariant SQLite's single writer gives
+//! is kept with constraints and row locks instead: see `ledger.rs` for the gap-free chain.
+
+mod credentials;
+mod ledger;
+
+use crate::ledger::entry::GENESIS;
+use crate::mask::Masker;
+use anyhow::Context as _;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::str::FromStr as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Connections one replica keeps to the database.
+const MAX_CONNECTIONS: u32 = 16;
+
+/// A replica's handle on the shared PostgreSQL database.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    /// `database on host:port`, for messages (never the password).
+    location: Arc<str>,
+    /// Runs over every ledger entry before it is hashed.
+    masker: Arc<Masker>,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host:port/database`), applies the schema
+    /// migrations and prepares the ledger head. Errors name the database, never the password.
+    pub async fn open(url: &str, masker: Arc<Masker>) -> anyhow::Result<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|_| anyhow::anyhow!("`database_url` is not a valid postgres:// URL"))?;
+        let location: Arc<str> = format!(
+            "PostgreSQL database {} on {}:{}",
+            options.get_database().unwrap_or("(default)"),
+            options.get_host(),
+            options.get_port()
+        )
+        .into();
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot connect to the {location}"))?;
+        MIGRATOR.run(&pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::VersionMissing(v) => anyhow::anyhow!(
+                "the {location} has schema migration {v}, which this countersign does not know: \
+                 it was migrated by a newer version; run that version (or newer)"
+            ),
+            e => anyhow::anyhow!("migrating the {location} failed: {e}"),
+        })?;
+        sqlx::query(
+            "INSERT INTO ledger_head (id, seq, hash, at) VALUES (1, 0, $1, 0) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(GENESIS)
+        .execute(&pool)
+        .await
+        .with_context(|| format!("cannot prepare the ledger head in the {location}"))?;
+        Ok(Self {
+            pool,
+            location,
+            masker,
+        })
+    }
+
+    /// Where the data lives, for messages.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

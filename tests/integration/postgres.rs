@@ -1,0 +1,267 @@
+//! The PostgreSQL store on a real PostgreSQL (issue 15, in progress): its schema matches the
+//! SQLite one column for column, replicas appending to the ledger at once still make one
+//! gap-free chain, a replayed signature is refused whichever replica saw it first, a
+//! credential is used once however many replicas are asked, and a schema from a newer version
+//! is refused. Each test gets a fresh database (`testkit::postgres`).
+
+use countersign::ledger::entry::{GENESIS, check_line};
+use countersign::mask::Masker;
+use countersign::request::RequestId;
+use countersign::store::credentials::NewCredential;
+use countersign::store::{CredentialStore, LedgerStore, PgStore, Store, Synchronous};
+use serde_json::{Map, Value, json};
+use sqlx::Connection as _;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use testkit::postgres::TestDatabase;
+
+fn masker() -> Arc<Masker> {
+    Arc::new(Masker::new(None, None))
+}
+
+async fn replicas(db: &TestDatabase, n: usize) -> Vec<PgStore> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(PgStore::open(&db.url, masker()).await.unwrap());
+    }
+    out
+}
+
+fn refusal_fields(reason: &str) -> Map<String, Value> {
+    match json!({ "reason": reason, "contact": "ops@example.com" }) {
+        Value::Object(map) => map,
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test]
+async fn the_postgres_schema_has_the_same_tables_and_columns_as_the_sqlite_one() {
+    let Some(db) = TestDatabase::create("postgres schema").await else {
+        return;
+    };
+    let pg = PgStore::open(&db.url, masker()).await.unwrap();
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let pg_columns: BTreeSet<(String, String)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text FROM information_schema.columns \
+         WHERE table_schema = 'public' AND table_name NOT LIKE '\\_sqlx%'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("countersign.db");
+    let sqlite = Store::open(&file, Synchronous::Normal, masker())
+        .await
+        .unwrap();
+    sqlite.close().await;
+    let mut lite = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    let sqlite_columns: BTreeSet<(String, String)> = sqlx::query_as(
+        "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
+         AND m.name NOT LIKE '\\_sqlx%' ESCAPE '\\'",
+    )
+    .fetch_all(&mut lite)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
+
+    assert!(sqlite_columns.len() > 50, "{sqlite_columns:?}");
+    let missing: Vec<_> = sqlite_columns.difference(&pg_columns).collect();
+    assert!(missing.is_empty(), "missing on PostgreSQL: {missing:?}");
+    // PostgreSQL has one table more: the ledger head every replica's append locks.
+    let extra: Vec<_> = pg_columns
+        .difference(&sqlite_columns)
+        .filter(|(table, _)| table != "ledger_head")
+        .collect();
+    assert!(extra.is_empty(), "only on PostgreSQL: {extra:?}");
+    pg.close().await;
+    drop(conn);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn three_replicas_appending_at_once_make_one_gap_free_chain_and_share_replay_protection() {
+    let Some(db) = TestDatabase::create("postgres ledger chain").await else {
+        return;
+    };
+    let stores = replicas(&db, 3).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (r, store) in stores.iter().enumerate() {
+        for t in 0..4 {
+            let store = store.clone();
+            tasks.spawn(async move {
+                for i in 0..25 {
+                    let fresh = store
+                        .record_intake_refusal(
+                            &RequestId::generate(),
+                            "agent-a",
+                            &format!("sig-{r}-{t}-{i}"),
+                            i64::MAX,
+                            1_700_000_000_000 + i,
+                            refusal_fields("policy_denied"),
+                        )
+                        .await
+                        .unwrap();
+                    assert!(fresh);
+                }
+                0
+            });
+        }
+        // The same signature through every replica at once: stored once.
+        let store = store.clone();
+        tasks.spawn(async move {
+            let fresh = store
+                .record_intake_refusal(
+                    &RequestId::generate(),
+                    "agent-a",
+                    "the-same-signature",
+                    i64::MAX,
+                    1_700_000_000_000,
+                    refusal_fields("replayed"),
+                )
+                .await
+                .unwrap();
+            usize::from(fresh)
+        });
+    }
+    let mut shared_signature_stored = 0;
+    while let Some(done) = tasks.join_next().await {
+        shared_signature_stored += done.unwrap();
+    }
+    assert_eq!(shared_signature_stored, 1);
+
+    let entries = stores[1].ledger_after(0, 10_000).await.unwrap();
+    assert_eq!(entries.len(), 3 * 4 * 25 + 1, "one entry per refusal");
+    assert_eq!(stores[2].ledger_last_seq().await.unwrap(), 301);
+    let mut prev = GENESIS.to_owned();
+    let mut last_at = 0;
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(e.seq, i as i64 + 1, "gap-free and in order");
+        assert_eq!(e.prev, prev, "entry {} chains to the one before", e.seq);
+        let checked = check_line(&e.line).unwrap_or_else(|err| panic!("entry {}: {err}", e.seq));
+        assert_eq!(checked.hash, e.hash);
+        assert!(!e.line.contains("ops@example.com"), "entries are masked");
+        assert!(e.at_ms >= last_at, "timestamps never run backwards");
+        last_at = e.at_ms;
+        prev = e.hash.clone();
+    }
+    assert_eq!(
+        stores[0].ledger_hash(301).await.unwrap().as_deref(),
+        Some(prev.as_str())
+    );
+    let replayed: Vec<_> = entries
+        .iter()
+        .filter(|e| e.line.contains("\"replayed\""))
+        .collect();
+    assert_eq!(replayed.len(), 1, "one replica stored the shared signature");
+    let of_request = stores[0].ledger_of(&replayed[0].request_id).await.unwrap();
+    assert_eq!(of_request.len(), 1);
+    for s in &stores {
+        s.close().await;
+    }
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_credential_is_used_once_whichever_replicas_are_asked() {
+    let Some(db) = TestDatabase::create("postgres credentials").await else {
+        return;
+    };
+    let stores = replicas(&db, 3).await;
+    let request = RequestId::generate();
+    stores[0]
+        .record_credential(&NewCredential {
+            jti: "01JTESTJTI",
+            request_id: request.as_str(),
+            agent_id: "agent-a",
+            audience: "https://deploy.example",
+            scope: "deploy:prod:web",
+            issued_at_ms: 1_000,
+            expires_at_ms: 601_000,
+        })
+        .await
+        .unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let store = stores[i % 3].clone();
+        tasks.spawn(async move { store.consume_credential("01JTESTJTI", 5_000).await.unwrap() });
+    }
+    let mut used = 0;
+    while let Some(done) = tasks.join_next().await {
+        used += usize::from(done.unwrap());
+    }
+    assert_eq!(used, 1, "exactly one introspection consumed it");
+    let row = stores[2].credential("01JTESTJTI").await.unwrap().unwrap();
+    assert_eq!(row.used_at, Some(5_000));
+    assert!(
+        !stores[1]
+            .consume_credential("01JTESTJTI", 6_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !stores[1]
+            .consume_credential("unknown", 6_000)
+            .await
+            .unwrap()
+    );
+    let entries = stores[1].ledger_of(request.as_str()).await.unwrap();
+    let events: Vec<String> = entries
+        .iter()
+        .map(|e| check_line(&e.line).unwrap().event)
+        .collect();
+    assert_eq!(events, ["credential_issued", "credential_used"]);
+    for s in &stores {
+        s.close().await;
+    }
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_schema_migrated_by_a_newer_version_is_refused_and_the_password_never_shown() {
+    let Some(db) = TestDatabase::create("postgres newer schema").await else {
+        return;
+    };
+    // A password in the URL (the local server trusts loopback, so it is not checked).
+    let with_password =
+        db.url
+            .replacen("postgres://postgres@", "postgres://postgres:s3cret-pw@", 1);
+    let store = PgStore::open(&with_password, masker()).await.unwrap();
+    assert!(
+        store.location().contains("countersign_test_"),
+        "{}",
+        store.location()
+    );
+    assert!(!store.location().contains("s3cret-pw"));
+    store.close().await;
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (9999, 'from the future', true, '\\x00', 0)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    drop(conn);
+    let err = format!(
+        "{:#}",
+        PgStore::open(&with_password, masker()).await.err().unwrap()
+    );
+    assert!(err.contains("9999") && err.contains("newer"), "{err}");
+    assert!(!err.contains("s3cret-pw"), "{err}");
+    let bad = format!(
+        "{:#}",
+        PgStore::open("postgres://u:s3cret-pw@[::1", masker())
+            .await
+            .err()
+            .unwrap()
+    );
+    assert!(!bad.contains("s3cret-pw"), "{bad}");
+    db.drop().await;
+}
