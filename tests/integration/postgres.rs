@@ -1,19 +1,23 @@
 //! The PostgreSQL store on a real PostgreSQL (issue 15, in progress): its schema matches the
 //! SQLite one column for column, replicas appending to the ledger at once still make one
 //! gap-free chain, a replayed signature is refused whichever replica saw it first, a
-//! credential is used once however many replicas are asked, and a schema from a newer version
-//! is refused. Each test gets a fresh database (`testkit::postgres`).
+//! credential is used once however many replicas are asked, one replica holds a leader lease
+//! and a paused old leader is fenced, and a schema from a newer version is refused. Each test gets a fresh database (`testkit::postgres`).
 
 use countersign::ledger::entry::{GENESIS, check_line};
 use countersign::mask::Masker;
 use countersign::request::RequestId;
 use countersign::store::credentials::NewCredential;
-use countersign::store::{CredentialStore, LedgerStore, PgStore, Store, Synchronous};
+use countersign::store::{
+    CredentialStore, FenceError, Held, LedgerStore, PgStore, Store, Synchronous,
+};
 use serde_json::{Map, Value, json};
 use sqlx::Connection as _;
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 use testkit::postgres::TestDatabase;
+use testkit::wait_until;
 
 fn masker() -> Arc<Masker> {
     Arc::new(Masker::new(None, None))
@@ -74,10 +78,11 @@ async fn the_postgres_schema_has_the_same_tables_and_columns_as_the_sqlite_one()
     assert!(sqlite_columns.len() > 50, "{sqlite_columns:?}");
     let missing: Vec<_> = sqlite_columns.difference(&pg_columns).collect();
     assert!(missing.is_empty(), "missing on PostgreSQL: {missing:?}");
-    // PostgreSQL has one table more: the ledger head every replica's append locks.
+    // PostgreSQL has two tables more, for replicas: the ledger head every append locks, and
+    // the leader leases.
     let extra: Vec<_> = pg_columns
         .difference(&sqlite_columns)
-        .filter(|(table, _)| table != "ledger_head")
+        .filter(|(table, _)| table != "ledger_head" && table != "leases")
         .collect();
     assert!(extra.is_empty(), "only on PostgreSQL: {extra:?}");
     pg.close().await;
@@ -263,5 +268,92 @@ async fn a_schema_migrated_by_a_newer_version_is_refused_and_the_password_never_
             .unwrap()
     );
     assert!(!bad.contains("s3cret-pw"), "{bad}");
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn one_replica_leads_a_successor_takes_an_expired_lease_and_the_old_leader_is_fenced() {
+    let Some(db) = TestDatabase::create("postgres leases").await else {
+        return;
+    };
+    let stores = replicas(&db, 2).await;
+    let (a, b) = (&stores[0], &stores[1]);
+    let short = Duration::from_millis(300);
+    let held_a = a.acquire_lease("leader", "replica-a", short).await.unwrap();
+    assert_eq!(held_a, Some(Held { epoch: 1 }));
+    let held_a = held_a.unwrap();
+    assert_eq!(
+        b.acquire_lease("leader", "replica-b", short).await.unwrap(),
+        None,
+        "held by a"
+    );
+    assert!(
+        a.renew_lease("leader", "replica-a", &held_a, short)
+            .await
+            .unwrap()
+    );
+
+    // a stops renewing (paused): once the lease expires on the database's clock, b takes it.
+    let held_b = wait_until(
+        "b to take the expired lease",
+        Duration::from_secs(10),
+        async || {
+            b.acquire_lease("leader", "replica-b", Duration::from_secs(30))
+                .await
+                .unwrap()
+        },
+    )
+    .await;
+    assert_eq!(held_b, Held { epoch: 2 });
+
+    // a wakes up: it cannot renew, and a write fenced by its epoch is refused whole.
+    assert!(
+        !a.renew_lease("leader", "replica-a", &held_a, short)
+            .await
+            .unwrap()
+    );
+    let probe = async |tx: &mut sqlx::Transaction<'static, sqlx::Postgres>| {
+        sqlx::query("INSERT INTO write_probe (id, at) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET at = write_probe.at + 1")
+            .execute(&mut **tx)
+            .await
+            .map(|_| ())
+    };
+    let refused = a.fenced("leader", &held_a, probe).await.unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            FenceError::Superseded {
+                held: 1,
+                current: 2,
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let probes: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM write_probe")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(probes.0, 0, "the old leader wrote nothing");
+    b.fenced("leader", &held_b, probe).await.unwrap();
+    let probes: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM write_probe")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(probes.0, 1, "the leader's fenced write committed");
+
+    // A lease given up at shutdown is taken at once, under a new epoch.
+    b.release_lease("leader", "replica-b", &held_b)
+        .await
+        .unwrap();
+    assert_eq!(
+        a.acquire_lease("leader", "replica-a", short).await.unwrap(),
+        Some(Held { epoch: 3 })
+    );
+    drop(conn);
+    for s in &stores {
+        s.close().await;
+    }
     db.drop().await;
 }

@@ -1,0 +1,135 @@
+//! Leader leases on PostgreSQL. A lease is one row: its holder (a replica name), an epoch that
+//! grows with every change of holder, and an expiry on the **database's** clock, so replicas'
+//! clocks never decide who leads. A replica takes a lease that is free or expired (the epoch
+//! goes up), keeps it by renewing before it expires, and gives it up at shutdown. A write that
+//! only the leader may make checks the epoch in its own transaction (`PgStore::fenced`): the check takes
+//! a share lock on the lease row, so a takeover waits for that transaction, and a paused old
+//! leader that wakes up finds a newer epoch and writes nothing.
+
+use super::PgStore;
+use sqlx::{Postgres, Transaction};
+use std::time::Duration;
+
+/// The database's clock in unix milliseconds.
+const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+/// A lease held: who holds it under which epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub epoch: i64,
+}
+
+/// Why a fenced write was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum FenceError {
+    #[error("lease `{lease}` moved on to epoch {current} (this replica held epoch {held})")]
+    Superseded {
+        lease: String,
+        held: i64,
+        current: i64,
+    },
+    #[error("lease `{0}` is held by no one")]
+    Missing(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl PgStore {
+    /// Takes lease `name` for `holder` for `ttl` when it is free or expired (a new epoch), or
+    /// `None` while another replica holds it.
+    pub async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> anyhow::Result<Option<Held>> {
+        let row: Option<(i64,)> = sqlx::query_as(&format!(
+            "INSERT INTO leases (name, holder, epoch, expires_at) VALUES ($1, $2, 1, {NOW_MS} + $3) \
+             ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, epoch = leases.epoch + 1, \
+             expires_at = EXCLUDED.expires_at WHERE leases.expires_at < {NOW_MS} \
+             RETURNING epoch"
+        ))
+        .bind(name)
+        .bind(holder)
+        .bind(ttl_ms(ttl))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(epoch,)| Held { epoch }))
+    }
+
+    /// Extends a lease held under `held` for `ttl` from now. `false`: another replica took it
+    /// (a newer epoch); the caller has lost it and must stop what only the leader does. A lease
+    /// that expired but was not taken is renewed: no one else acted under a newer epoch.
+    pub async fn renew_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        held: &Held,
+        ttl: Duration,
+    ) -> anyhow::Result<bool> {
+        let renewed = sqlx::query(&format!(
+            "UPDATE leases SET expires_at = {NOW_MS} + $4 \
+             WHERE name = $1 AND holder = $2 AND epoch = $3"
+        ))
+        .bind(name)
+        .bind(holder)
+        .bind(held.epoch)
+        .bind(ttl_ms(ttl))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(renewed == 1)
+    }
+
+    /// Gives a lease up (at shutdown), so another replica need not wait for it to expire.
+    pub async fn release_lease(&self, name: &str, holder: &str, held: &Held) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE leases SET expires_at = 0 WHERE name = $1 AND holder = $2 AND epoch = $3",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(held.epoch)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Runs `write` in one transaction fenced by lease `name` at `held`: committed only if the
+    /// epoch is still `held`'s.
+    pub async fn fenced<T, F>(&self, name: &str, held: &Held, write: F) -> Result<T, FenceError>
+    where
+        F: for<'t> AsyncFnOnce(&'t mut Transaction<'static, Postgres>) -> Result<T, sqlx::Error>,
+    {
+        let mut tx = self.pool.begin().await?;
+        fence(&mut tx, name, held).await?;
+        let out = write(&mut tx).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+}
+
+/// Checks, inside `tx`, that lease `name` is still at `held`'s epoch, and holds a share lock
+/// on it until `tx` ends, so no takeover commits in between.
+async fn fence(
+    tx: &mut Transaction<'_, Postgres>,
+    name: &str,
+    held: &Held,
+) -> Result<(), FenceError> {
+    let row: Option<(i64,)> = sqlx::query_as("SELECT epoch FROM leases WHERE name = $1 FOR SHARE")
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await?;
+    match row {
+        Some((current,)) if current == held.epoch => Ok(()),
+        Some((current,)) => Err(FenceError::Superseded {
+            lease: name.to_owned(),
+            held: held.epoch,
+            current,
+        }),
+        None => Err(FenceError::Missing(name.to_owned())),
+    }
+}
+
+fn ttl_ms(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
+}
