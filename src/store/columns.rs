@@ -1,10 +1,12 @@
-//! How the domain's closed sets are stored: as their snake_case names in TEXT columns. A value
+//! How the domain's closed sets are stored: as their snake_case names in TEXT columns (SQLite
+//! and PostgreSQL alike). A value
 //! the code does not know is a decode error naming it, never mistaken for a real state (a
 //! corrupt row fails loudly instead of turning into `failed`).
 
 use crate::request::{Kind, State};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
+use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef, Postgres};
 use sqlx::sqlite::{Sqlite, SqliteArgumentValue, SqliteTypeInfo, SqliteValueRef};
 use sqlx::{Decode, Encode, Type};
 
@@ -31,6 +33,29 @@ macro_rules! text_column {
         impl<'r> Decode<'r, Sqlite> for $t {
             fn decode(value: SqliteValueRef<'r>) -> Result<Self, BoxDynError> {
                 let text = <&str as Decode<'r, Sqlite>>::decode(value)?;
+                <$t>::parse(text)
+                    .ok_or_else(|| format!("unknown {} `{text}` in the database", $what).into())
+            }
+        }
+
+        impl Type<Postgres> for $t {
+            fn type_info() -> PgTypeInfo {
+                <&str as Type<Postgres>>::type_info()
+            }
+            fn compatible(ty: &PgTypeInfo) -> bool {
+                <&str as Type<Postgres>>::compatible(ty)
+            }
+        }
+
+        impl Encode<'_, Postgres> for $t {
+            fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
+                <&str as Encode<'_, Postgres>>::encode_by_ref(&self.as_str(), buf)
+            }
+        }
+
+        impl<'r> Decode<'r, Postgres> for $t {
+            fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
+                let text = <&str as Decode<'r, Postgres>>::decode(value)?;
                 <$t>::parse(text)
                     .ok_or_else(|| format!("unknown {} `{text}` in the database", $what).into())
             }

@@ -2,14 +2,16 @@
 //! SQLite one column for column, replicas appending to the ledger at once still make one
 //! gap-free chain, a replayed signature is refused whichever replica saw it first, a
 //! credential is used once however many replicas are asked, one replica holds a leader lease
-//! and a paused old leader is fenced, and a schema from a newer version is refused. Each test gets a fresh database (`testkit::postgres`).
+//! and a paused old leader is fenced, the review inbox keeps one copy of a redelivery and one
+//! of several concurrent cancellations wins, and a schema from a newer version is refused. Each test gets a fresh database (`testkit::postgres`).
 
 use countersign::ledger::entry::{GENESIS, check_line};
 use countersign::mask::Masker;
-use countersign::request::RequestId;
+use countersign::request::{RequestId, State};
 use countersign::store::credentials::NewCredential;
 use countersign::store::{
-    CredentialStore, FenceError, Held, LedgerStore, PgStore, Store, Synchronous,
+    CredentialStore, FenceError, Held, LedgerStore, PgStore, ReviewInboxStore, Store, Synchronous,
+    TransitionError,
 };
 use serde_json::{Map, Value, json};
 use sqlx::Connection as _;
@@ -351,6 +353,114 @@ async fn one_replica_leads_a_successor_takes_an_expired_lease_and_the_old_leader
         a.acquire_lease("leader", "replica-a", short).await.unwrap(),
         Some(Held { epoch: 3 })
     );
+    drop(conn);
+    for s in &stores {
+        s.close().await;
+    }
+    db.drop().await;
+}
+
+/// A request under review on pull request #12, written straight into the database (the
+/// PostgreSQL intake is not built yet).
+async fn seed_pending_review(url: &str) -> RequestId {
+    let id = RequestId::generate();
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO requests (id, agent_id, kind, action, resource, environment, digest, \
+         submission, state, review_ref, created_at, updated_at, expires_at) \
+         VALUES ($1, 'agent-a', 'action', 'deploy', 'web', 'prod', 'sha256:00', 'sealed', \
+         'pending_review', '12', 1, 1, 9999999999999)",
+    )
+    .bind(id.as_str())
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    id
+}
+
+#[tokio::test]
+async fn the_review_inbox_keeps_one_copy_of_a_delivery_and_one_cancellation_wins() {
+    let Some(db) = TestDatabase::create("postgres inbox").await else {
+        return;
+    };
+    let stores = replicas(&db, 3).await;
+    let id = seed_pending_review(&db.url).await;
+
+    // GitHub redelivers; the copies land on different replicas at once: one is queued.
+    let mut tasks = tokio::task::JoinSet::new();
+    for store in stores.iter().cloned() {
+        tasks.spawn(async move {
+            store
+                .github_enqueue("delivery-1", "{\"review\":\"12\"}", Some(12), 10)
+                .await
+                .unwrap()
+        });
+    }
+    let mut queued = 0;
+    while let Some(done) = tasks.join_next().await {
+        queued += usize::from(done.unwrap());
+    }
+    assert_eq!(queued, 1);
+    assert!(
+        stores[0]
+            .github_enqueue("delivery-2", "{}", None, 20)
+            .await
+            .unwrap()
+    );
+    let pending = stores[1].github_pending(10).await.unwrap();
+    let order: Vec<&str> = pending.iter().map(|r| r.delivery_id.as_str()).collect();
+    assert_eq!(order, ["delivery-1", "delivery-2"]);
+    stores[2]
+        .github_processed(pending[0].seq, "applied", 30)
+        .await
+        .unwrap();
+    assert_eq!(stores[0].github_pending(10).await.unwrap().len(), 1);
+    assert_eq!(
+        stores[0].github_prune(1_000).await.unwrap(),
+        1,
+        "only the applied one"
+    );
+
+    let found = stores[1].request_by_review("12").await.unwrap().unwrap();
+    assert_eq!(found.id, id.as_str());
+    assert_eq!(stores[2].pending_reviews().await.unwrap().len(), 1);
+
+    // The pull request is closed while replicas act on it: one cancellation is recorded.
+    let mut tasks = tokio::task::JoinSet::new();
+    for store in stores.iter().cloned() {
+        let id = id.clone();
+        tasks.spawn(async move {
+            store
+                .cancel(&id, "carol", &json!({ "reason": "closed" }), 40)
+                .await
+        });
+    }
+    let mut cancelled = 0;
+    while let Some(done) = tasks.join_next().await {
+        match done.unwrap() {
+            Ok(()) => cancelled += 1,
+            Err(TransitionError::Conflict(c)) => assert_eq!(c.actual, State::Cancelled),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(cancelled, 1);
+    let withdrawn = stores[0]
+        .withdraw_approvals(&id, None, "stale", "countersign", 50)
+        .await;
+    assert!(matches!(withdrawn, Err(TransitionError::Conflict(_))));
+    let entries = stores[0].ledger_of(id.as_str()).await.unwrap();
+    let events: Vec<String> = entries
+        .iter()
+        .map(|e| check_line(&e.line).unwrap().event)
+        .collect();
+    assert_eq!(events, ["cancelled"]);
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let (notices,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM notify_outbox WHERE event = 'cancelled'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(notices, 1, "one notification queued with it");
     drop(conn);
     for s in &stores {
         s.close().await;

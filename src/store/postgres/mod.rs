@@ -1,5 +1,5 @@
 //! The PostgreSQL store, for deployments with several replicas sharing one database (issue 15,
-//! in progress: the ledger and credential parts and leader leases are implemented; the server does not accept a
+//! in progress: the ledger, credential and review inbox parts and leader leases are implemented; the server does not accept a
 //! PostgreSQL `database_url` until every part of [`super::Storage`] is).
 //!
 //! The schema is `migrations/postgres/`, applied at open; a database whose schema has a
@@ -7,6 +7,8 @@
 //! is kept with constraints and row locks instead: see `ledger.rs` for the gap-free chain.
 
 mod credentials;
+mod events;
+mod inbox;
 mod lease;
 mod ledger;
 
