@@ -388,7 +388,7 @@ async fn the_review_inbox_keeps_one_copy_of_a_delivery_and_one_cancellation_wins
 
     // GitHub redelivers; the copies land on different replicas at once: one is queued.
     let mut tasks = tokio::task::JoinSet::new();
-    for store in stores.iter().cloned() {
+    for store in stores.clone() {
         tasks.spawn(async move {
             store
                 .github_enqueue("delivery-1", "{\"review\":\"12\"}", Some(12), 10)
@@ -427,7 +427,7 @@ async fn the_review_inbox_keeps_one_copy_of_a_delivery_and_one_cancellation_wins
 
     // The pull request is closed while replicas act on it: one cancellation is recorded.
     let mut tasks = tokio::task::JoinSet::new();
-    for store in stores.iter().cloned() {
+    for store in stores.clone() {
         let id = id.clone();
         tasks.spawn(async move {
             store
