@@ -3,15 +3,17 @@
 //! gap-free chain, a replayed signature is refused whichever replica saw it first, a
 //! credential is used once however many replicas are asked, one replica holds a leader lease
 //! and a paused old leader is fenced, the review inbox keeps one copy of a redelivery and one
-//! of several concurrent cancellations wins, and a schema from a newer version is refused. Each test gets a fresh database (`testkit::postgres`).
+//! of several concurrent cancellations wins, twenty claims of one approved request start one
+//! attempt, and a schema from a newer version is refused. Each test gets a fresh database (`testkit::postgres`).
 
 use countersign::ledger::entry::{GENESIS, check_line};
 use countersign::mask::Masker;
 use countersign::request::{RequestId, State};
 use countersign::store::credentials::NewCredential;
+use countersign::store::execution::{Attempt, Finish};
 use countersign::store::{
-    CredentialStore, FenceError, Held, LedgerStore, PgStore, ReviewInboxStore, Store, Synchronous,
-    TransitionError,
+    CredentialStore, ExecutionStore, FenceError, Held, LedgerStore, PgStore, ReviewInboxStore,
+    Store, Synchronous, TransitionError,
 };
 use serde_json::{Map, Value, json};
 use sqlx::Connection as _;
@@ -363,15 +365,20 @@ async fn one_replica_leads_a_successor_takes_an_expired_lease_and_the_old_leader
 /// A request under review on pull request #12, written straight into the database (the
 /// PostgreSQL intake is not built yet).
 async fn seed_pending_review(url: &str) -> RequestId {
+    seed(url, "pending_review").await
+}
+
+async fn seed(url: &str, state: &str) -> RequestId {
     let id = RequestId::generate();
     let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
     sqlx::query(
         "INSERT INTO requests (id, agent_id, kind, action, resource, environment, digest, \
          submission, state, review_ref, created_at, updated_at, expires_at) \
          VALUES ($1, 'agent-a', 'action', 'deploy', 'web', 'prod', 'sha256:00', 'sealed', \
-         'pending_review', '12', 1, 1, 9999999999999)",
+         $2, '12', 1, 1, 9999999999999)",
     )
     .bind(id.as_str())
+    .bind(state)
     .execute(&mut conn)
     .await
     .unwrap();
@@ -461,6 +468,112 @@ async fn the_review_inbox_keeps_one_copy_of_a_delivery_and_one_cancellation_wins
             .await
             .unwrap();
     assert_eq!(notices, 1, "one notification queued with it");
+    drop(conn);
+    for s in &stores {
+        s.close().await;
+    }
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn twenty_claims_of_one_approved_request_over_three_replicas_start_one_attempt() {
+    let Some(db) = TestDatabase::create("postgres executions").await else {
+        return;
+    };
+    let stores = replicas(&db, 3).await;
+    let id = seed(&db.url, "approved").await;
+    assert_eq!(stores[0].approved_unstarted(10).await.unwrap().len(), 1);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let (store, id) = (stores[i % 3].clone(), id.clone());
+        tasks.spawn(async move {
+            let attempt = format!("attempt-{i}");
+            let begun = store
+                .begin_execution(&Attempt {
+                    id: &id,
+                    attempt_id: &attempt,
+                    executor: "http",
+                    idempotent: false,
+                    now_ms: 100,
+                })
+                .await;
+            match begun {
+                Ok(()) => Some(attempt),
+                Err(TransitionError::Conflict(c)) => {
+                    assert_eq!(c.actual, State::Executing);
+                    None
+                }
+                Err(e) => panic!("{e}"),
+            }
+        });
+    }
+    let mut winners = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        winners.extend(done.unwrap());
+    }
+    assert_eq!(winners.len(), 1, "exactly one attempt started: {winners:?}");
+    let attempt = winners.pop().unwrap();
+    let running = stores[1].executing().await.unwrap();
+    assert_eq!(running.len(), 1);
+    assert_eq!(running[0].1.attempt_id, attempt);
+
+    fn finish<'a>(id: &'a RequestId, attempt: &'a str) -> Finish<'a> {
+        Finish {
+            id,
+            attempt_id: Some(attempt),
+            to: State::Succeeded,
+            event: "execution_succeeded",
+            detail: json!({ "attempt_id": attempt }),
+            outcome: Some(json!({ "success": true })),
+            callback: Some(("https://agent.example/cb".into(), "{}".into())),
+            erase_with: Some("sealed-masked".into()),
+            now_ms: 200,
+        }
+    }
+    // An attempt that is not the running one cannot finish it.
+    assert!(matches!(
+        stores[2].finish_execution(finish(&id, "attempt-x")).await,
+        Err(TransitionError::Conflict(_))
+    ));
+    stores[2]
+        .finish_execution(finish(&id, &attempt))
+        .await
+        .unwrap();
+    let callbacks = stores[0].due_callbacks(1_000, 10).await.unwrap();
+    assert_eq!(callbacks.len(), 1);
+    stores[1]
+        .callback_attempted(callbacks[0].id, "delivered", 0, None, 300)
+        .await
+        .unwrap();
+    assert_eq!(
+        stores[0].callback_status(&id).await.unwrap(),
+        Some(("delivered".to_owned(), 1, None))
+    );
+    let (requests, callbacks) = stores[2].state_counts().await.unwrap();
+    assert!(
+        requests.contains(&("succeeded".to_owned(), 1)),
+        "{requests:?}"
+    );
+    assert!(
+        callbacks.contains(&("delivered".to_owned(), 1)),
+        "{callbacks:?}"
+    );
+    let events: Vec<String> = stores[0]
+        .ledger_of(id.as_str())
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| check_line(&e.line).unwrap().event)
+        .collect();
+    assert_eq!(events, ["execution_started", "execution_succeeded"]);
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let (submission, erased): (String, Option<i64>) =
+        sqlx::query_as("SELECT submission, payload_erased_at FROM requests WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!((submission.as_str(), erased), ("sealed-masked", Some(200)));
     drop(conn);
     for s in &stores {
         s.close().await;

@@ -1,6 +1,7 @@
 //! The PostgreSQL store, for deployments with several replicas sharing one database (issue 15,
-//! in progress: the ledger, credential and review inbox parts and leader leases are implemented; the server does not accept a
-//! PostgreSQL `database_url` until every part of [`super::Storage`] is).
+//! in progress: the ledger, credential, review inbox and execution parts and leader leases are
+//! implemented; the server does not accept a PostgreSQL `database_url` until every part of
+//! [`super::Storage`] is).
 //!
 //! The schema is `migrations/postgres/`, applied at open; a database whose schema has a
 //! migration this build does not know is refused. Every invariant SQLite's single writer gives
@@ -8,6 +9,7 @@
 
 mod credentials;
 mod events;
+mod execution;
 mod inbox;
 mod lease;
 mod ledger;
