@@ -70,11 +70,13 @@ CREATE TABLE seen_signatures (
     PRIMARY KEY (agent_id, signature)
 );
 
+-- The key is claimed before its request row is written (replicas racing on one key wait for
+-- each other at the primary key), so the reference is checked at commit.
 CREATE TABLE idempotency_keys (
     agent_id    TEXT NOT NULL,
     key         TEXT NOT NULL,
     fingerprint TEXT NOT NULL,
-    request_id  TEXT NOT NULL REFERENCES requests (id),
+    request_id  TEXT NOT NULL REFERENCES requests (id) DEFERRABLE INITIALLY DEFERRED,
     response    TEXT NOT NULL,
     created_at  BIGINT NOT NULL,
     PRIMARY KEY (agent_id, key)

@@ -237,6 +237,35 @@ pub struct NewReview<'a> {
     pub detail: Option<&'a Value>,
 }
 
+/// The detail of a review's event: the decision, and with the approval that decides the
+/// request, every approver of its digest.
+fn review_detail(review: &NewReview<'_>, to: Option<State>, all: &[ReviewRow]) -> Value {
+    let mut detail = serde_json::json!({
+        "decision": review.decision,
+        "reason": review.reason,
+        "digest": review.digest,
+        "counted": true,
+    });
+    if let Some(Value::Object(extra)) = review.detail {
+        for (k, v) in extra {
+            detail[k] = v.clone();
+        }
+    }
+    if to == Some(State::Approved) {
+        let mut approvers: Vec<&str> = Vec::new();
+        for r in all {
+            if r.decision == "approve"
+                && r.digest == review.digest
+                && !approvers.contains(&r.reviewer.as_str())
+            {
+                approvers.push(&r.reviewer);
+            }
+        }
+        detail["approvers"] = serde_json::json!(approvers);
+    }
+    detail
+}
+
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
@@ -494,29 +523,7 @@ impl RequestStore for SqliteStore {
         .fetch_all(&mut *tx)
         .await?;
         let to = decide(&all);
-        let mut detail = serde_json::json!({
-            "decision": review.decision,
-            "reason": review.reason,
-            "digest": review.digest,
-            "counted": true,
-        });
-        if let Some(Value::Object(extra)) = review.detail {
-            for (k, v) in extra {
-                detail[k] = v.clone();
-            }
-        }
-        if to == Some(State::Approved) {
-            let mut approvers: Vec<&str> = Vec::new();
-            for r in &all {
-                if r.decision == "approve"
-                    && r.digest == review.digest
-                    && !approvers.contains(&r.reviewer.as_str())
-                {
-                    approvers.push(&r.reviewer);
-                }
-            }
-            detail["approvers"] = serde_json::json!(approvers);
-        }
+        let detail = review_detail(&review, to, &all);
         let kind = match to {
             Some(to) => {
                 sqlx::query("UPDATE requests SET state = ?, updated_at = ?, next_attempt_at = 0 WHERE id = ?")

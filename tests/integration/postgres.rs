@@ -4,16 +4,19 @@
 //! credential is used once however many replicas are asked, one replica holds a leader lease
 //! and a paused old leader is fenced, the review inbox keeps one copy of a redelivery and one
 //! of several concurrent cancellations wins, twenty claims of one approved request start one
-//! attempt, and a schema from a newer version is refused. Each test gets a fresh database (`testkit::postgres`).
+//! attempt, intake, reviews and expiry through three replicas keep replay protection,
+//! idempotency and single transitions, and a schema from a newer version is refused. Each test gets a fresh database (`testkit::postgres`).
 
+use countersign::forge::ReviewRef;
 use countersign::ledger::entry::{GENESIS, check_line};
 use countersign::mask::Masker;
-use countersign::request::{RequestId, State};
+use countersign::request::{AgentId, Digest, RequestId, State};
 use countersign::store::credentials::NewCredential;
 use countersign::store::execution::{Attempt, Finish};
 use countersign::store::{
-    CredentialStore, ExecutionStore, FenceError, Held, LedgerStore, PgStore, ReviewInboxStore,
-    Store, Synchronous, TransitionError,
+    CredentialStore, ExecutionStore, FenceError, Held, InsertOutcome, LedgerStore, NewRequest,
+    NewReview, PgStore, RequestStore, ReviewInboxStore, ReviewRow, Store, Synchronous,
+    TransitionError,
 };
 use serde_json::{Map, Value, json};
 use sqlx::Connection as _;
@@ -575,6 +578,224 @@ async fn twenty_claims_of_one_approved_request_over_three_replicas_start_one_att
             .unwrap();
     assert_eq!((submission.as_str(), erased), ("sealed-masked", Some(200)));
     drop(conn);
+    for s in &stores {
+        s.close().await;
+    }
+    db.drop().await;
+}
+
+fn new_request(signature: &str, idempotency: Option<(&str, &str)>, expires_at: i64) -> NewRequest {
+    let id = RequestId::generate();
+    NewRequest {
+        id: id.clone(),
+        agent: AgentId::parse("agent-a").unwrap(),
+        kind: "action",
+        action: "deploy".into(),
+        resource: "web".into(),
+        environment: "prod".into(),
+        digest: Digest::of_bytes(b"deploy web"),
+        submission_json: "sealed".into(),
+        now_ms: 1_000,
+        expires_at,
+        signature: signature.into(),
+        signature_expires_at: i64::MAX,
+        idempotency: idempotency.map(|(k, f)| (k.to_owned(), Digest::of_bytes(f.as_bytes()))),
+        response: json!({ "id": id.as_str() }).to_string(),
+        received: refusal_fields("received"),
+        policy_decision: refusal_fields("needs_review"),
+        policy_commit: "abc".into(),
+        evaluation_json: "{}".into(),
+    }
+}
+
+/// Runs `n` calls of `call` spread over the replicas at once and returns their results.
+async fn on_replicas<T: Send + 'static, F>(stores: &[PgStore], n: usize, call: F) -> Vec<T>
+where
+    F: Fn(PgStore, usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>,
+{
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        tasks.spawn(call(stores[i % stores.len()].clone(), i));
+    }
+    let mut out = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        out.push(done.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn intake_reviews_and_expiry_over_three_replicas_keep_every_invariant() {
+    let Some(db) = TestDatabase::create("postgres requests").await else {
+        return;
+    };
+    let stores = replicas(&db, 3).await;
+
+    // Thirty submissions at once: all stored, two ledger entries each, one chain.
+    let stored = on_replicas(&stores, 30, |s, i| {
+        Box::pin(async move {
+            s.insert_request(new_request(&format!("sig-{i}"), None, 9_999_999_999_999))
+                .await
+                .unwrap()
+        })
+    })
+    .await;
+    assert!(stored.iter().all(|o| matches!(o, InsertOutcome::Inserted)));
+    let entries = stores[0].ledger_after(0, 1_000).await.unwrap();
+    assert_eq!(entries.len(), 60);
+    assert!(
+        entries
+            .windows(2)
+            .all(|w| w[1].prev == w[0].hash && w[1].seq == w[0].seq + 1)
+    );
+
+    // One signature through three replicas: stored once, the others are replays.
+    let replays = on_replicas(&stores, 3, |s, _| {
+        Box::pin(async move {
+            s.insert_request(new_request("same-signature", None, 9_999_999_999_999))
+                .await
+                .unwrap()
+        })
+    })
+    .await;
+    assert_eq!(
+        replays
+            .iter()
+            .filter(|o| matches!(o, InsertOutcome::Inserted))
+            .count(),
+        1
+    );
+    assert_eq!(
+        replays
+            .iter()
+            .filter(|o| matches!(o, InsertOutcome::Replay))
+            .count(),
+        2
+    );
+
+    // One idempotency key, freshly signed retries through three replicas: one stored, the
+    // others answered with its response; other content under the key is refused.
+    let retries = on_replicas(&stores, 3, |s, i| {
+        Box::pin(async move {
+            s.insert_request(new_request(
+                &format!("retry-{i}"),
+                Some(("key-1", "content")),
+                9_999_999_999_999,
+            ))
+            .await
+            .unwrap()
+        })
+    })
+    .await;
+    assert_eq!(
+        retries
+            .iter()
+            .filter(|o| matches!(o, InsertOutcome::Inserted))
+            .count(),
+        1
+    );
+    assert_eq!(
+        retries
+            .iter()
+            .filter(|o| matches!(o, InsertOutcome::Repeat(_)))
+            .count(),
+        2
+    );
+    let reused = stores[1]
+        .insert_request(new_request(
+            "other",
+            Some(("key-1", "other content")),
+            9_999_999_999_999,
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(reused, InsertOutcome::KeyReused));
+    let (_, ledger_rows) = stores[2].table_counts().await.unwrap()[5];
+    assert_eq!(ledger_rows, 64, "refused submissions wrote nothing");
+
+    // The review is opened once; twenty approvals over three replicas approve it once.
+    let request = new_request("to-review", None, 9_999_999_999_999);
+    let id = request.id.clone();
+    stores[0].insert_request(request).await.unwrap();
+    let opened = on_replicas(&stores, 2, |s, _| {
+        let id = id.clone();
+        Box::pin(async move {
+            let review = ReviewRef {
+                reference: "7".into(),
+                head: "abc".into(),
+                url: "http://review/7".into(),
+            };
+            s.review_opened(&id, &review, 2_000, None).await.is_ok()
+        })
+    })
+    .await;
+    assert_eq!(opened.iter().filter(|ok| **ok).count(), 1);
+    let decided = on_replicas(&stores, 20, |s, i| {
+        let id = id.clone();
+        Box::pin(async move {
+            let reviewer = format!("reviewer-{i}");
+            let digest = Digest::of_bytes(b"deploy web");
+            let review = NewReview {
+                reviewer: &reviewer,
+                teams: &[],
+                decision: "approve",
+                reason: None,
+                digest: digest.as_str(),
+                detail: None,
+            };
+            let two_approvals = |all: &[ReviewRow]| (all.len() >= 2).then_some(State::Approved);
+            s.record_review(&id, review, 3_000, &two_approvals).await
+        })
+    })
+    .await;
+    let approved = decided
+        .iter()
+        .filter(|r| matches!(r, Ok(State::Approved)))
+        .count();
+    let recorded = decided
+        .iter()
+        .filter(|r| matches!(r, Ok(State::PendingReview)))
+        .count();
+    assert_eq!((recorded, approved), (1, 1), "{decided:?}");
+    assert_eq!(stores[1].reviews(&id).await.unwrap().len(), 2);
+    let events: Vec<String> = stores[2]
+        .events(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "received",
+            "policy_decision",
+            "review_opened",
+            "approval_recorded",
+            "approved"
+        ]
+    );
+
+    // Expiry through three replicas at once: each due request expires once.
+    for i in 0..5 {
+        stores[0]
+            .insert_request(new_request(&format!("short-{i}"), None, 1_500))
+            .await
+            .unwrap();
+    }
+    let expired = on_replicas(&stores, 3, |s, _| {
+        Box::pin(async move { s.expire_due(5_000).await.unwrap() })
+    })
+    .await;
+    let mut ids: Vec<String> = expired
+        .into_iter()
+        .flatten()
+        .map(|id| id.as_str().to_owned())
+        .collect();
+    ids.sort();
+    let total = ids.len();
+    ids.dedup();
+    assert_eq!((total, ids.len()), (5, 5), "each of the five expired once");
     for s in &stores {
         s.close().await;
     }

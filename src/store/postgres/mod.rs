@@ -1,6 +1,5 @@
 //! The PostgreSQL store, for deployments with several replicas sharing one database (issue 15,
-//! in progress: the ledger, credential, review inbox and execution parts and leader leases are
-//! implemented; the server does not accept a PostgreSQL `database_url` until every part of
+//! in progress: every part but notifications, and leader leases, are implemented; the server does not accept a PostgreSQL `database_url` until every part of
 //! [`super::Storage`] is).
 //!
 //! The schema is `migrations/postgres/`, applied at open; a database whose schema has a
@@ -13,6 +12,7 @@ mod execution;
 mod inbox;
 mod lease;
 mod ledger;
+mod requests;
 
 pub use lease::{FenceError, Held};
 
