@@ -7,6 +7,7 @@
 
 pub mod detect;
 pub mod names;
+mod phone;
 
 pub use detect::{DEFAULT_HINTS, DEFAULT_PHONE_REGIONS, Detector, Finding, Kind};
 pub use names::DEFAULT_NAME_KEYS;
@@ -128,7 +129,12 @@ impl Masker {
         let mut last = 0;
         for f in &findings {
             out.push_str(&text[last..f.start]);
-            out.push_str(&self.replacement(f.kind, &text[f.start..f.end]));
+            let raw = &text[f.start..f.end];
+            match &self.pseudonym_key {
+                // The format-preserving mask is written in place (no string per finding).
+                None if f.kind != Kind::SecretField => detect::mask_into(f.kind, raw, &mut out),
+                _ => out.push_str(&self.replacement(f.kind, raw)),
+            }
             last = f.end;
         }
         out.push_str(&text[last..]);
