@@ -5,7 +5,9 @@
 //! and a paused old leader is fenced, the review inbox keeps one copy of a redelivery and one
 //! of several concurrent cancellations wins, twenty claims of one approved request start one
 //! attempt, intake, reviews and expiry through three replicas keep replay protection,
-//! idempotency and single transitions, and a schema from a newer version is refused. Each test gets a fresh database (`testkit::postgres`).
+//! idempotency and single transitions, notifications and callbacks are claimed by one replica
+//! until the claim expires, and a schema from a newer version is refused. Each test gets a
+//! fresh database (`testkit::postgres`).
 
 use countersign::forge::ReviewRef;
 use countersign::ledger::entry::{GENESIS, check_line};
@@ -15,7 +17,7 @@ use countersign::store::credentials::NewCredential;
 use countersign::store::execution::{Attempt, Finish};
 use countersign::store::{
     CredentialStore, ExecutionStore, FenceError, Held, InsertOutcome, LedgerStore, NewRequest,
-    NewReview, PgStore, RequestStore, ReviewInboxStore, ReviewRow, Store, Synchronous,
+    NewReview, NotifyStore, PgStore, RequestStore, ReviewInboxStore, ReviewRow, Store, Synchronous,
     TransitionError,
 };
 use serde_json::{Map, Value, json};
@@ -85,11 +87,16 @@ async fn the_postgres_schema_has_the_same_tables_and_columns_as_the_sqlite_one()
     assert!(sqlite_columns.len() > 50, "{sqlite_columns:?}");
     let missing: Vec<_> = sqlite_columns.difference(&pg_columns).collect();
     assert!(missing.is_empty(), "missing on PostgreSQL: {missing:?}");
-    // PostgreSQL has two tables more, for replicas: the ledger head every append locks, and
-    // the leader leases.
+    // PostgreSQL has more, for replicas: the ledger head every append locks, the leader
+    // leases, and the claims on queue rows any replica may send.
     let extra: Vec<_> = pg_columns
         .difference(&sqlite_columns)
-        .filter(|(table, _)| table != "ledger_head" && table != "leases")
+        .filter(|(table, column)| {
+            table != "ledger_head"
+                && table != "leases"
+                && column != "claimed_by"
+                && column != "claim_until"
+        })
         .collect();
     assert!(extra.is_empty(), "only on PostgreSQL: {extra:?}");
     pg.close().await;
@@ -796,6 +803,107 @@ async fn intake_reviews_and_expiry_over_three_replicas_keep_every_invariant() {
     let total = ids.len();
     ids.dedup();
     assert_eq!((total, ids.len()), (5, 5), "each of the five expired once");
+    for s in &stores {
+        s.close().await;
+    }
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_notification_or_callback_is_claimed_by_one_replica_until_its_claim_expires() {
+    let Some(db) = TestDatabase::create("postgres claims").await else {
+        return;
+    };
+    let stores: Vec<PgStore> = replicas(&db, 3)
+        .await
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| s.named(&format!("replica-{i}")))
+        .collect();
+    let id = seed_pending_review(&db.url).await;
+    // Cancelling queues a notification (and its ledger entry); routing makes two deliveries.
+    stores[0]
+        .cancel(&id, "carol", &json!({ "reason": "closed" }), 10)
+        .await
+        .unwrap();
+    let unrouted = stores[1].notify_unrouted(10).await.unwrap();
+    assert_eq!(unrouted.len(), 1);
+    let targets = ["slack".to_owned(), "teams".to_owned()];
+    // Routed twice (two replicas, or a retry after a crash): still one delivery per target.
+    stores[1]
+        .notify_route(&unrouted[0], &targets, 20)
+        .await
+        .unwrap();
+    stores[2]
+        .notify_route(&unrouted[0], &targets, 20)
+        .await
+        .unwrap();
+    assert!(stores[0].notify_unrouted(10).await.unwrap().is_empty());
+
+    // Three replicas ask for due work at once: each delivery goes to one of them.
+    let claimed = on_replicas(&stores, 3, |s, _| {
+        Box::pin(async move { s.notify_due(1_000, 10).await.unwrap() })
+    })
+    .await;
+    let mut all: Vec<String> = claimed.iter().flatten().map(|d| d.target.clone()).collect();
+    all.sort();
+    assert_eq!(
+        all,
+        ["slack", "teams"],
+        "each delivery claimed once: {claimed:?}"
+    );
+    // Settled by its claimer: gone from the queue; the other stays claimed, not due again.
+    let slack = claimed
+        .iter()
+        .flatten()
+        .find(|d| d.target == "slack")
+        .unwrap();
+    stores[0].notify_sending(slack, 30).await.unwrap();
+    stores[0]
+        .notify_settled(slack, "delivered", Some("1700000000.0001"), None, 40)
+        .await
+        .unwrap();
+    assert!(stores[1].notify_due(1_000, 10).await.unwrap().is_empty());
+    assert_eq!(stores[2].notify_counts().await.unwrap(), (1, 0));
+
+    // A callback is claimed once too; its claim ends when the attempt is recorded.
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("INSERT INTO callbacks (request_id, url, body, next_attempt_at) VALUES ($1, 'https://agent.example/cb', '{}', 0)")
+        .bind(id.as_str())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let due = on_replicas(&stores, 3, |s, _| {
+        Box::pin(async move { s.due_callbacks(1_000, 10).await.unwrap() })
+    })
+    .await;
+    assert_eq!(due.iter().flatten().count(), 1, "{due:?}");
+    let callback = due.into_iter().flatten().next().unwrap();
+    stores[1]
+        .callback_attempted(callback.id, "pending", 0, Some("timeout"), 50)
+        .await
+        .unwrap();
+    assert_eq!(
+        stores[2].due_callbacks(1_000, 10).await.unwrap().len(),
+        1,
+        "due again"
+    );
+
+    // A replica that dies holding a claim: once the claim expires, another takes the row.
+    sqlx::query("UPDATE notify_deliveries SET claim_until = 0 WHERE target = 'teams'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let taken = stores[2].notify_due(1_000, 10).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].target, "teams");
+    let (holder,): (String,) =
+        sqlx::query_as("SELECT claimed_by FROM notify_deliveries WHERE target = 'teams'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(holder, "replica-2");
+    drop(conn);
     for s in &stores {
         s.close().await;
     }

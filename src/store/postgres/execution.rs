@@ -4,12 +4,14 @@
 //! conflict and run nothing. Finishing checks the attempt id under a row lock, so a retried
 //! attempt cannot be finished by the one it replaced.
 //!
-//! Not yet for several replicas: recovery at start-up (`executing`) takes every attempt still
-//! running as interrupted; with replicas, attempts must carry the replica running them and a
-//! claim that expires (issue 15), and callbacks a claim before they are sent.
+//! Callbacks are claimed row by row (`FOR UPDATE SKIP LOCKED`, a claim that expires on the
+//! database's clock), so two replicas never send one callback at once and a dead replica's
+//! claims are taken over. Not yet for several replicas: recovery at start-up (`executing`)
+//! takes every attempt still running as interrupted; with replicas, attempts must carry the
+//! replica running them and a claim that expires (issue 15).
 
-use super::PgStore;
 use super::events::{conflict, insert_event};
+use super::{CLAIM_MS, DB_NOW_MS, PgStore};
 use crate::request::{RequestId, State};
 use crate::store::backend::ExecutionStore;
 use crate::store::execution::{Attempt, CallbackRow, ExecutionRow, Finish};
@@ -247,16 +249,24 @@ impl ExecutionStore for PgStore {
         Ok(())
     }
 
+    /// Claims the due callbacks nobody holds for this replica (see `CLAIM_MS`).
     async fn due_callbacks(&self, now_ms: i64, limit: i64) -> anyhow::Result<Vec<CallbackRow>> {
-        Ok(sqlx::query_as(
-            "SELECT id, request_id, url, body, attempts FROM callbacks \
-             WHERE state = 'pending' AND next_attempt_at <= $1 \
-             ORDER BY next_attempt_at, id LIMIT $2",
-        )
+        let mut rows: Vec<CallbackRow> = sqlx::query_as(&format!(
+            "WITH due AS (SELECT id FROM callbacks WHERE state = 'pending' AND next_attempt_at <= $1 \
+                 AND (claim_until IS NULL OR claim_until < {DB_NOW_MS}) \
+                 ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
+             UPDATE callbacks c SET claimed_by = $3, claim_until = {DB_NOW_MS} + $4 \
+             FROM due WHERE c.id = due.id \
+             RETURNING c.id, c.request_id, c.url, c.body, c.attempts"
+        ))
         .bind(now_ms)
         .bind(limit)
+        .bind(&*self.replica)
+        .bind(CLAIM_MS)
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        rows.sort_by_key(|r| r.id);
+        Ok(rows)
     }
 
     async fn callback_attempted(
@@ -269,8 +279,8 @@ impl ExecutionStore for PgStore {
     ) -> anyhow::Result<()> {
         sqlx::query(
             "UPDATE callbacks SET attempts = attempts + 1, state = $1, next_attempt_at = $2, \
-             last_error = $3, finished_at = CASE WHEN $1 = 'pending' THEN NULL ELSE $4 END \
-             WHERE id = $5",
+             last_error = $3, finished_at = CASE WHEN $1 = 'pending' THEN NULL ELSE $4 END, \
+             claimed_by = NULL, claim_until = NULL WHERE id = $5",
         )
         .bind(state)
         .bind(next_ms)

@@ -6,12 +6,10 @@
 //! a share lock on the lease row, so a takeover waits for that transaction, and a paused old
 //! leader that wakes up finds a newer epoch and writes nothing.
 
+use super::DB_NOW_MS as NOW_MS;
 use super::PgStore;
 use sqlx::{Postgres, Transaction};
 use std::time::Duration;
-
-/// The database's clock in unix milliseconds.
-const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
 /// A lease held: who holds it under which epoch.
 #[derive(Debug, Clone, PartialEq, Eq)]

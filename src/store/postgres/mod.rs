@@ -1,6 +1,6 @@
 //! The PostgreSQL store, for deployments with several replicas sharing one database (issue 15,
-//! in progress: every part but notifications, and leader leases, are implemented; the server does not accept a PostgreSQL `database_url` until every part of
-//! [`super::Storage`] is).
+//! in progress: every part of [`super::Storage`] and leader leases are implemented and tested
+//! on a real PostgreSQL; the server does not take a PostgreSQL `database_url` yet).
 //!
 //! The schema is `migrations/postgres/`, applied at open; a database whose schema has a
 //! migration this build does not know is refused. Every invariant SQLite's single writer gives
@@ -12,6 +12,7 @@ mod execution;
 mod inbox;
 mod lease;
 mod ledger;
+mod notify;
 mod requests;
 
 pub use lease::{FenceError, Held};
@@ -30,10 +31,20 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// Connections one replica keeps to the database.
 const MAX_CONNECTIONS: u32 = 16;
 
+/// The database's clock in unix milliseconds: leases and claims expire by it, never by a
+/// replica's clock.
+pub(super) const DB_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+/// How long a claimed queue row (a notification or callback being sent) stays this replica's
+/// before another may take it: longer than any one attempt takes.
+pub(super) const CLAIM_MS: i64 = 120_000;
+
 /// A replica's handle on the shared PostgreSQL database.
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// This replica's name: claims and leases are held in it.
+    replica: Arc<str>,
     /// `database on host:port`, for messages (never the password).
     location: Arc<str>,
     /// Runs over every ledger entry before it is hashed.
@@ -76,9 +87,21 @@ impl PgStore {
         .with_context(|| format!("cannot prepare the ledger head in the {location}"))?;
         Ok(Self {
             pool,
+            replica: default_replica_name().into(),
             location,
             masker,
         })
+    }
+
+    /// The same store, acting as replica `name` (claims and leases are held in it).
+    pub fn named(mut self, name: &str) -> Self {
+        self.replica = name.into();
+        self
+    }
+
+    /// This replica's name (default: host name and process id).
+    pub fn replica(&self) -> &str {
+        &self.replica
     }
 
     /// Where the data lives, for messages.
@@ -90,4 +113,14 @@ impl PgStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// `host-pid`: unique among replicas running at one time.
+fn default_replica_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "replica".to_owned());
+    format!("{host}-{}", std::process::id())
 }
