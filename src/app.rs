@@ -8,11 +8,11 @@ use crate::engine::{Engine, Ports};
 use crate::execute::github_app::GitHubApp;
 use crate::forge::github::GitHubReviews;
 use crate::forge::{Forge, GitHubForge, LocalForge};
-use crate::jobs::{Jobs, LedgerWriter, Notifier, Parts};
+use crate::jobs::{DatabaseLease, Jobs, LedgerWriter, Notifier, Parts};
 use crate::ledger::{PushSettings, Signer};
 use crate::mask::Masker;
 use crate::server::AppState;
-use crate::store::{DataDirLock, Store};
+use crate::store::{DataDirLock, PgStore, Store};
 use crate::support::clock::{Clock, SystemClock};
 use crate::telemetry::Metrics;
 use crate::vault::Vault;
@@ -66,8 +66,20 @@ impl Server {
                 )
                 .map_err(anyhow::Error::msg)?,
         );
-        let store =
-            Store::open(&config.database_path(), config.synchronous, masker.clone()).await?;
+        let (store, lease) = match &config.database_url {
+            None => (
+                Store::open(&config.database_path(), config.synchronous, masker.clone()).await?,
+                None,
+            ),
+            Some(url) => {
+                let mut pg = PgStore::open(url.expose(), masker.clone()).await?;
+                if let Some(name) = &config.replica_name {
+                    pg = pg.named(name);
+                }
+                let lease = DatabaseLease::acquire(pg.clone()).await?;
+                (Store::from(pg), Some(lease))
+            }
+        };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -180,6 +192,7 @@ impl Server {
             engine: engine.clone(),
             notifier,
             ledger,
+            lease,
         });
         match &config.github {
             Some(g) => {

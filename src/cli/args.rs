@@ -145,6 +145,18 @@ pub struct ServeArgs {
     /// Branch of the GitOps repository holding the audit ledger [default: countersign/ledger].
     #[arg(long, env = "COUNTERSIGN_LEDGER_BRANCH", value_name = "BRANCH")]
     pub ledger_branch: Option<String>,
+    /// PostgreSQL instead of SQLite in the data directory: postgres://user@host:port/database
+    /// (one replica for now).
+    #[arg(
+        long,
+        env = "COUNTERSIGN_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// This replica's name in logs and the database [default: host name and process id].
+    #[arg(long, env = "COUNTERSIGN_REPLICA_NAME", value_name = "NAME")]
+    pub replica_name: Option<String>,
 }
 
 impl ServeArgs {
@@ -161,6 +173,8 @@ impl ServeArgs {
             sweep_interval: self.sweep_interval,
             sqlite_synchronous: self.sqlite_synchronous.clone(),
             ledger_branch: self.ledger_branch.clone(),
+            database_url: self.database_url.clone(),
+            replica_name: self.replica_name.clone(),
         }
     }
 }

@@ -72,7 +72,8 @@ fn bootstrap_identities(config: &mut ServerConfig) -> anyhow::Result<Bootstrappe
 fn print_banner(server: &Server, config: &ServerConfig, boot: Option<&Bootstrapped>) {
     let url = server.url();
     println!("countersign is listening on {url}");
-    println!("  database:   {}", config.database_path().display());
+    // The store names itself (a PostgreSQL URL's password is never shown).
+    println!("  database:   {}", server.engine.store().location());
     match &config.github {
         Some(g) => println!(
             "  repository: GitHub {} (base branch {}, API {})",

@@ -41,6 +41,10 @@ pub struct FileConfig {
     #[serde(default, with = "humantime_serde")]
     pub sweep_interval: Option<Duration>,
     pub sqlite_synchronous: Option<String>,
+    /// PostgreSQL instead of SQLite (`postgres://…`).
+    pub database_url: Option<String>,
+    /// This replica's name [default: host name and process id].
+    pub replica_name: Option<String>,
     pub log_format: Option<String>,
     pub log_level: Option<String>,
     #[serde(default)]
@@ -129,6 +133,8 @@ pub struct ServeOverrides {
     pub sweep_interval: Option<Duration>,
     pub sqlite_synchronous: Option<String>,
     pub ledger_branch: Option<String>,
+    pub database_url: Option<String>,
+    pub replica_name: Option<String>,
 }
 
 /// The validated server configuration.
@@ -147,6 +153,10 @@ pub struct ServerConfig {
     pub request_ttl: Duration,
     pub sweep_interval: Duration,
     pub synchronous: Synchronous,
+    /// PostgreSQL (`postgres://…`); `None` = SQLite in the data directory.
+    pub database_url: Option<DatabaseUrl>,
+    /// This replica's name; `None` = host name and process id.
+    pub replica_name: Option<String>,
     pub agents: Vec<Agent>,
     pub reviewers: Vec<Reviewer>,
     /// Services that may introspect tokens (none by default: introspection answers 401).
@@ -187,6 +197,8 @@ impl ServerConfig {
             request_ttl: Duration::from_secs(24 * 3600),
             sweep_interval: Duration::from_secs(5),
             synchronous: Synchronous::Normal,
+            database_url: None,
+            replica_name: None,
             agents: vec![],
             reviewers: vec![],
             token_clients: vec![],
@@ -282,6 +294,23 @@ impl ServerConfig {
                 _ => return Err(bad("sqlite_synchronous", "must be \"normal\" or \"full\"")),
             };
         }
+        if let Some(url) = over.database_url.or(file.database_url) {
+            c.database_url = Some(DatabaseUrl::parse(url)?);
+        }
+        if let Some(name) = over.replica_name.or(file.replica_name) {
+            if name.is_empty()
+                || name.len() > 64
+                || !name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-'))
+            {
+                return Err(bad(
+                    "replica_name",
+                    "must be 1-64 letters, digits, '.', '_' or '-'",
+                ));
+            }
+            c.replica_name = Some(name);
+        }
         if let Some(src) = &file.payload_key {
             let key = read_secret(src, "payload_key")?;
             let hex_key =
@@ -345,6 +374,34 @@ impl ServerConfig {
         self.ledger_key_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("keys").join("ledger_ed25519"))
+    }
+}
+
+/// A `postgres://` URL. It may hold a password, so it is never printed: `Debug` shows only
+/// that it is set.
+#[derive(Clone)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn parse(url: String) -> Result<Self, ConfigError> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(bad(
+                "database_url",
+                "must be a postgres:// URL (leave it unset for SQLite in the data directory)",
+            ));
+        }
+        Ok(Self(url))
+    }
+
+    /// The URL, to connect with (never to print).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(<redacted>)")
     }
 }
 

@@ -161,3 +161,17 @@ fn defaults_are_the_embedded_mode() {
     assert_eq!(c.request_ttl, Duration::from_secs(86400));
     assert_eq!(c.max_body_bytes, 1 << 20);
 }
+
+#[test]
+fn a_database_url_must_be_postgres_and_is_never_printed() {
+    let c = parse("database_url = \"postgres://app:s3cret@db.internal:5432/countersign\"\nreplica_name = \"replica-1\"").unwrap();
+    assert_eq!(
+        c.database_url.as_ref().unwrap().expose(),
+        "postgres://app:s3cret@db.internal:5432/countersign"
+    );
+    assert!(!format!("{c:?}").contains("s3cret"));
+    let e = parse("database_url = \"mysql://app:s3cret@db/countersign\"").unwrap_err();
+    assert!(e.contains("database_url") && !e.contains("s3cret"), "{e}");
+    let e = parse("replica_name = \"two words\"").unwrap_err();
+    assert!(e.contains("replica_name"), "{e}");
+}

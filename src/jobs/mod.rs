@@ -8,6 +8,7 @@
 //! picked up again at the next start.
 
 pub mod callbacks;
+pub mod database_lease;
 pub mod executions;
 pub mod ledger_writer;
 pub mod notify;
@@ -16,6 +17,7 @@ pub mod review_inbox;
 pub mod review_sync;
 pub mod sweeper;
 
+pub use database_lease::DatabaseLease;
 pub use ledger_writer::LedgerWriter;
 pub use notify::Notifier;
 
@@ -31,6 +33,8 @@ pub struct Parts {
     /// `None` when no notification destination is configured.
     pub notifier: Option<Notifier>,
     pub ledger: LedgerWriter,
+    /// The database lease, on PostgreSQL.
+    pub lease: Option<DatabaseLease>,
 }
 
 /// The running jobs.
@@ -39,6 +43,8 @@ pub struct Jobs {
     running: Vec<(&'static str, JoinHandle<()>)>,
     ledger_shutdown: watch::Sender<bool>,
     ledger: JoinHandle<()>,
+    /// Stops after the ledger writer, giving the lease up last.
+    lease: Option<(watch::Sender<bool>, JoinHandle<()>)>,
 }
 
 impl Jobs {
@@ -80,11 +86,16 @@ impl Jobs {
         // The ledger writer stops last, after the other jobs' final writes.
         let (ledger_shutdown, ledger_rx) = watch::channel(false);
         let ledger = tokio::spawn(parts.ledger.run(ledger_rx));
+        let lease = parts.lease.map(|lease| {
+            let (stop, rx) = watch::channel(false);
+            (stop, tokio::spawn(lease.run(rx)))
+        });
         Self {
             shutdown,
             running,
             ledger_shutdown,
             ledger,
+            lease,
         }
     }
 
@@ -100,6 +111,10 @@ impl Jobs {
         self.ledger
             .await
             .context("the ledger writer job panicked")?;
+        if let Some((stop, lease)) = self.lease {
+            let _ = stop.send(true);
+            lease.await.context("the database lease job panicked")?;
+        }
         Ok(())
     }
 }

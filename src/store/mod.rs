@@ -61,6 +61,12 @@ impl Store {
     }
 }
 
+impl From<PgStore> for Store {
+    fn from(store: PgStore) -> Self {
+        Self(Arc::new(store))
+    }
+}
+
 impl std::ops::Deref for Store {
     type Target = dyn Storage;
 

@@ -9,6 +9,9 @@
 //! until the claim expires, and a schema from a newer version is refused. Each test gets a
 //! fresh database (`testkit::postgres`).
 
+use countersign::api::{self, Verdict};
+use countersign::app::Server;
+use countersign::config::{DatabaseUrl, ServerConfig};
 use countersign::forge::ReviewRef;
 use countersign::ledger::entry::{GENESIS, check_line};
 use countersign::mask::Masker;
@@ -26,7 +29,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use testkit::postgres::TestDatabase;
-use testkit::wait_until;
+use testkit::{BOB, CAROL, Harness, wait_until};
 
 fn masker() -> Arc<Masker> {
     Arc::new(Masker::new(None, None))
@@ -907,5 +910,60 @@ async fn a_notification_or_callback_is_claimed_by_one_replica_until_its_claim_ex
     for s in &stores {
         s.close().await;
     }
+    db.drop().await;
+}
+
+fn on_postgres(url: &str, replica: &str) -> impl FnOnce(&mut ServerConfig) {
+    let (url, replica) = (url.to_owned(), replica.to_owned());
+    move |c| {
+        c.database_url = Some(DatabaseUrl::parse(url).unwrap());
+        c.replica_name = Some(replica);
+    }
+}
+
+#[tokio::test]
+async fn a_server_on_postgres_merges_an_approved_change_and_refuses_a_second_replica() {
+    let Some(db) = TestDatabase::create("postgres server").await else {
+        return;
+    };
+    let h = Harness::start_with(on_postgres(&db.url, "replica-a")).await;
+    let change = serde_json::to_vec(&json!({
+        "kind": "change", "action": "apply", "resource": "gitops", "environment": "prod",
+        "justification": "document the on-call rota",
+        "changes": [{"path": "policies/ONCALL.md", "content": "# On call\n\n- bob\n"}],
+    }))
+    .unwrap();
+    let (id, _) = h.pending_with(&change).await;
+    for reviewer in [BOB, CAROL] {
+        h.reviewer(reviewer)
+            .review(&id, Verdict::Approve, None)
+            .await
+            .unwrap();
+    }
+    let done = h.wait_state(&h.agent_a(), &id, api::State::Succeeded).await;
+    assert_eq!(done.execution.unwrap().executor, "merge");
+    let entries = h.ledger_synced().await;
+    let events: Vec<&str> = entries
+        .iter()
+        .filter(|e| e["request_id"] == id.as_str())
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    assert!(events.contains(&"execution_succeeded"), "{events:?}");
+
+    // A second server on the same database is refused, naming the replica that runs.
+    let other = tempfile::tempdir().unwrap();
+    let mut c = testkit::config(other.path());
+    on_postgres(&db.url, "replica-b")(&mut c);
+    let refused = format!("{:#}", Server::start(&c).await.err().expect("refused"));
+    assert!(
+        refused.contains("replica-a") && refused.contains("not supported yet"),
+        "{refused}"
+    );
+
+    // Stopped gracefully, it gives the lease up: it starts again at once and still has it all.
+    let h = h.restart_with(on_postgres(&db.url, "replica-a")).await;
+    let status = h.agent_a().status(&id).await.unwrap();
+    assert_eq!(status.state, api::State::Succeeded);
+    h.server.stop().await.unwrap();
     db.drop().await;
 }

@@ -79,6 +79,15 @@ impl PgStore {
         Ok(renewed == 1)
     }
 
+    /// Who holds lease `name` (expired or not), if anyone ever took it.
+    pub async fn lease_holder(&self, name: &str) -> anyhow::Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT holder FROM leases WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|(h,)| h))
+    }
+
     /// Gives a lease up (at shutdown), so another replica need not wait for it to expire.
     pub async fn release_lease(&self, name: &str, holder: &str, held: &Held) -> anyhow::Result<()> {
         sqlx::query(
