@@ -4,7 +4,8 @@
 //! engine and the jobs hold a [`super::Store`] (a shared `dyn Storage`). Every state change is
 //! one transaction with its event and ledger entry, whatever the backend.
 //!
-//! Implementations: SQLite ([`super::SqliteStore`], the embedded default).
+//! Implementations: SQLite ([`super::SqliteStore`], the embedded default) and PostgreSQL
+//! ([`super::PgStore`]).
 
 use super::credentials::{CredentialRow, NewCredential, NewGitHubCredential};
 use super::execution::{Attempt, CallbackRow, ExecutionRow, Finish};
