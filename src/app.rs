@@ -66,16 +66,19 @@ impl Server {
                 )
                 .map_err(anyhow::Error::msg)?,
         );
+        let replica = config
+            .replica_name
+            .clone()
+            .unwrap_or_else(crate::store::default_replica_name);
         let (store, lease) = match &config.database_url {
             None => (
                 Store::open(&config.database_path(), config.synchronous, masker.clone()).await?,
                 None,
             ),
             Some(url) => {
-                let mut pg = PgStore::open(url.expose(), masker.clone()).await?;
-                if let Some(name) = &config.replica_name {
-                    pg = pg.named(name);
-                }
+                let pg = PgStore::open(url.expose(), masker.clone())
+                    .await?
+                    .named(&replica);
                 let lease = DatabaseLease::acquire(pg.clone()).await?;
                 (Store::from(pg), Some(lease))
             }
@@ -89,6 +92,16 @@ impl Server {
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
         let metrics = Arc::new(Metrics::new());
+        // Every running replica leads today: SQLite has one writer, and on PostgreSQL a
+        // replica runs only while it holds the database lease.
+        let lease_epoch = lease.as_ref().map(DatabaseLease::epoch);
+        metrics.leader.set(1);
+        metrics.lease_epoch.set(lease_epoch.unwrap_or(0));
+        let replica = Arc::new(crate::api::ReplicaReadiness {
+            name: replica,
+            role: crate::api::Role::Leader,
+            lease_epoch,
+        });
         let (forge, ledger_repo) = match &config.github {
             Some(github) => {
                 let forge = Arc::new(
@@ -178,6 +191,7 @@ impl Server {
                 .github
                 .as_ref()
                 .map(|g| g.webhook_secrets.clone().into()),
+            replica,
         };
         let (shutdown, mut http_rx) = watch::channel(false);
         let app = crate::server::router(state);

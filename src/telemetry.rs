@@ -90,6 +90,10 @@ pub struct Metrics {
     ledger_pushes: Family<OutcomeLabels, Counter>,
     ledger_push_pending: Gauge,
     ledger_pushed_seq: Gauge,
+    /// 1 on the leading replica, 0 on the others.
+    pub leader: Gauge,
+    /// The epoch of the database lease this replica holds (0: none, SQLite).
+    pub lease_epoch: Gauge,
     notify: Family<OutcomeLabels, Counter>,
     notify_pending: Gauge,
     requests: Family<StateLabels, Gauge>,
@@ -146,6 +150,8 @@ impl Metrics {
             ledger_pushes: Family::default(),
             ledger_push_pending: Gauge::default(),
             ledger_pushed_seq: Gauge::default(),
+            leader: Gauge::default(),
+            lease_epoch: Gauge::default(),
             notify: Family::default(),
             notify_pending: Gauge::default(),
             requests: Family::default(),
@@ -195,6 +201,16 @@ impl Metrics {
             "ledger_pushed_seq",
             "The last ledger entry on the forge's ledger branch (-1: not known yet)",
             metrics.ledger_pushed_seq.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 when this replica leads (runs the work that has one writer), 0 otherwise",
+            metrics.leader.clone(),
+        );
+        registry.register(
+            "lease_epoch",
+            "The epoch of the database lease this replica holds (PostgreSQL; 0 on SQLite)",
+            metrics.lease_epoch.clone(),
         );
         registry.register(
             "notifications",

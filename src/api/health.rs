@@ -25,6 +25,28 @@ pub struct Readiness {
     /// The forge's repository (the local git repository, or GitHub).
     pub repository: Check,
     pub ledger: LedgerReadiness,
+    /// Which replica answered, and its part in the work.
+    pub replica: ReplicaReadiness,
+}
+
+/// The replica that answered `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaReadiness {
+    /// `--replica-name` (host name and process id by default).
+    pub name: String,
+    pub role: Role,
+    /// The epoch of the database lease it holds (PostgreSQL); absent on SQLite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_epoch: Option<i64>,
+}
+
+/// A replica's part: today every running replica leads (SQLite has one writer; on PostgreSQL a
+/// replica runs only while it holds the database lease).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Leader,
+    Follower,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

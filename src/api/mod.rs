@@ -32,6 +32,7 @@ pub use callbacks::CallbackBody;
 pub use errors::{ErrorBody, ErrorDetail};
 pub use health::{
     Check, Divergence, Health, LedgerReadiness, Liveness, PushReadiness, Readiness, ReadyStatus,
+    ReplicaReadiness, Role,
 };
 pub use requests::{
     CallbackState, CallbackStatus, Decision, DecisionKind, Excluded, Execution, ExecutionOutcome,

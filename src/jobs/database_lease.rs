@@ -50,6 +50,11 @@ impl DatabaseLease {
         }
     }
 
+    /// The epoch this replica holds the lease under.
+    pub fn epoch(&self) -> i64 {
+        self.held.epoch
+    }
+
     /// Renews the lease until `shutdown`, then gives it up.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut renewed = Instant::now();

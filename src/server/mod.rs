@@ -44,6 +44,8 @@ pub struct AppState {
     /// Secrets GitHub deliveries are signed with; `None` when GitHub is not configured
     /// (`POST /webhooks/github` answers 404).
     pub github_webhook_secrets: Option<Arc<[WebhookSecret]>>,
+    /// This replica, as `/readyz` shows it.
+    pub replica: Arc<crate::api::ReplicaReadiness>,
 }
 
 /// The router with every route and the metrics middleware.
@@ -127,6 +129,7 @@ async fn readyz(State(app): State<AppState>) -> Response {
         database: check(database),
         repository: check(forge),
         ledger,
+        replica: app.replica.as_ref().clone(),
     };
     (status, Json(body)).into_response()
 }

@@ -385,6 +385,9 @@ async fn the_ledger_shows_in_readiness_and_metrics() {
     )
     .await;
     assert_eq!(ready["ledger"]["ok"], true, "{ready}");
+    // One writer on SQLite: the replica leads, with no database lease.
+    assert_eq!(ready["replica"]["role"], "leader", "{ready}");
+    assert!(ready["replica"].get("lease_epoch").is_none(), "{ready}");
     assert_eq!(ready["ledger"]["committed_seq"], entries.len());
     assert_eq!(ready["ledger"]["pending"], 0);
     let metrics = h.metrics().await;

@@ -913,6 +913,17 @@ async fn a_notification_or_callback_is_claimed_by_one_replica_until_its_claim_ex
     db.drop().await;
 }
 
+async fn readiness(h: &Harness) -> api::Readiness {
+    h.http
+        .get(format!("{}/readyz", h.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn on_postgres(url: &str, replica: &str) -> impl FnOnce(&mut ServerConfig) {
     let (url, replica) = (url.to_owned(), replica.to_owned());
     move |c| {
@@ -960,10 +971,31 @@ async fn a_server_on_postgres_merges_an_approved_change_and_refuses_a_second_rep
         "{refused}"
     );
 
+    let ready = readiness(&h).await;
+    assert_eq!(ready.status, api::ReadyStatus::Ready);
+    assert_eq!(
+        (
+            ready.replica.name.as_str(),
+            ready.replica.role,
+            ready.replica.lease_epoch
+        ),
+        ("replica-a", api::Role::Leader, Some(1))
+    );
+
     // Stopped gracefully, it gives the lease up: it starts again at once and still has it all.
     let h = h.restart_with(on_postgres(&db.url, "replica-a")).await;
     let status = h.agent_a().status(&id).await.unwrap();
     assert_eq!(status.state, api::State::Succeeded);
+    assert_eq!(
+        readiness(&h).await.replica.lease_epoch,
+        Some(2),
+        "a new epoch"
+    );
+    let metrics = h.metrics().await;
+    assert!(
+        metrics.contains("countersign_leader 1") && metrics.contains("countersign_lease_epoch 2"),
+        "{metrics}"
+    );
     h.server.stop().await.unwrap();
     db.drop().await;
 }

@@ -117,7 +117,7 @@ impl PgStore {
 }
 
 /// `host-pid`: unique among replicas running at one time.
-fn default_replica_name() -> String {
+pub fn default_replica_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_owned())
