@@ -194,6 +194,7 @@ fn health_documents_round_trip() {
         "database": { "ok": true },
         "repository": { "ok": true },
         "ledger": { "ok": true, "committed_seq": 42, "pending": 0 },
+        "replica": { "name": "web-1-4242", "role": "leader" },
     }));
     let sick: Readiness = round_trip(json!({
         "status": "not_ready",
@@ -208,6 +209,7 @@ fn health_documents_round_trip() {
                 "diverged": { "remote_commit": "abc123", "base_commit": null, "foreign_commits": 2 },
             },
         },
+        "replica": { "name": "replica-b", "role": "follower", "lease_epoch": 7 },
     }));
     assert_eq!(sick.status, ReadyStatus::NotReady);
     round_trip::<Readiness>(json!({
@@ -216,6 +218,7 @@ fn health_documents_round_trip() {
             "ok": true, "remote": "origin", "pushed_seq": null, "lag_entries": null,
             "pending_commits": null, "last_pushed_at": "2026-12-07T10:00:00.000Z",
         }},
+        "replica": { "name": "replica-a", "role": "leader", "lease_epoch": 3 },
     }));
 }
 

@@ -61,7 +61,11 @@ impl DatabaseLease {
         while !*shutdown.borrow() {
             tokio::select! {
                 _ = tokio::time::sleep(LEASE_TTL / 3) => {}
-                _ = shutdown.changed() => continue,
+                changed = shutdown.changed() => match changed {
+                    Ok(()) => continue,
+                    // The jobs were dropped without being stopped: stop too.
+                    Err(_) => break,
+                },
             }
             let attempt = Instant::now();
             match self
