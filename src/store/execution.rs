@@ -63,6 +63,23 @@ pub struct CallbackRow {
     pub attempts: i64,
 }
 
+/// The states a callback can be in, each counted in the metrics even at zero.
+pub(super) const CALLBACK_STATES: [&str; 3] = ["pending", "delivered", "failed"];
+
+/// `(state, count)` for every state in `states`, zero where `found` has none.
+pub(super) fn every_state<'a>(
+    states: impl IntoIterator<Item = &'a str>,
+    found: &[(String, i64)],
+) -> Vec<(String, i64)> {
+    states
+        .into_iter()
+        .map(|s| {
+            let n = found.iter().find(|f| f.0 == s).map_or(0, |f| f.1);
+            (s.to_owned(), n)
+        })
+        .collect()
+}
+
 #[async_trait::async_trait]
 impl ExecutionStore for SqliteStore {
     async fn approved_unstarted(&self, limit: i64) -> anyhow::Result<Vec<RequestRow>> {
@@ -328,25 +345,12 @@ impl ExecutionStore for SqliteStore {
             sqlx::query_as("SELECT state, COUNT(*) FROM requests GROUP BY state")
                 .fetch_all(&self.reader)
                 .await?;
-        let requests = State::ALL
-            .iter()
-            .map(|s| {
-                let n = found.iter().find(|f| f.0 == s.as_str()).map_or(0, |f| f.1);
-                (s.as_str().to_owned(), n)
-            })
-            .collect();
+        let requests = every_state(State::ALL.iter().map(|s| s.as_str()), &found);
         let found: Vec<(String, i64)> =
             sqlx::query_as("SELECT state, COUNT(*) FROM callbacks GROUP BY state")
                 .fetch_all(&self.reader)
                 .await?;
-        let callbacks = ["pending", "delivered", "failed"]
-            .iter()
-            .map(|s| {
-                let n = found.iter().find(|f| f.0 == *s).map_or(0, |f| f.1);
-                ((*s).to_owned(), n)
-            })
-            .collect();
-        Ok((requests, callbacks))
+        Ok((requests, every_state(CALLBACK_STATES, &found)))
     }
 
     async fn callback_status(

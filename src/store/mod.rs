@@ -243,6 +243,16 @@ pub struct NewReview<'a> {
     pub detail: Option<&'a Value>,
 }
 
+/// The tables `table_counts` reports (`countersign` status output and tests).
+const COUNTED_TABLES: [&str; 6] = [
+    "requests",
+    "events",
+    "reviews",
+    "seen_signatures",
+    "idempotency_keys",
+    "ledger",
+];
+
 /// The detail of a review's event: the decision, and with the approval that decides the
 /// request, every approver of its digest.
 fn review_detail(review: &NewReview<'_>, to: Option<State>, all: &[ReviewRow]) -> Value {
@@ -636,14 +646,7 @@ impl RequestStore for SqliteStore {
 
     async fn table_counts(&self) -> anyhow::Result<Vec<(&'static str, i64)>> {
         let mut out = Vec::new();
-        for table in [
-            "requests",
-            "events",
-            "reviews",
-            "seen_signatures",
-            "idempotency_keys",
-            "ledger",
-        ] {
+        for table in COUNTED_TABLES {
             let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(&self.reader)
                 .await?;

@@ -14,7 +14,9 @@ use super::events::{conflict, insert_event};
 use super::{CLAIM_MS, DB_NOW_MS, PgStore};
 use crate::request::{RequestId, State};
 use crate::store::backend::ExecutionStore;
-use crate::store::execution::{Attempt, CallbackRow, ExecutionRow, Finish};
+use crate::store::execution::{
+    Attempt, CALLBACK_STATES, CallbackRow, ExecutionRow, Finish, every_state,
+};
 use crate::store::{RequestRow, StateConflict, TransitionError};
 use serde_json::{Value, json};
 use sqlx::{Postgres, Transaction};
@@ -297,25 +299,12 @@ impl ExecutionStore for PgStore {
             sqlx::query_as("SELECT state, COUNT(*) FROM requests GROUP BY state")
                 .fetch_all(&self.pool)
                 .await?;
-        let requests = State::ALL
-            .iter()
-            .map(|s| {
-                let n = found.iter().find(|f| f.0 == s.as_str()).map_or(0, |f| f.1);
-                (s.as_str().to_owned(), n)
-            })
-            .collect();
+        let requests = every_state(State::ALL.iter().map(|s| s.as_str()), &found);
         let found: Vec<(String, i64)> =
             sqlx::query_as("SELECT state, COUNT(*) FROM callbacks GROUP BY state")
                 .fetch_all(&self.pool)
                 .await?;
-        let callbacks = ["pending", "delivered", "failed"]
-            .iter()
-            .map(|s| {
-                let n = found.iter().find(|f| f.0 == *s).map_or(0, |f| f.1);
-                ((*s).to_owned(), n)
-            })
-            .collect();
-        Ok((requests, callbacks))
+        Ok((requests, every_state(CALLBACK_STATES, &found)))
     }
 
     async fn callback_status(

@@ -5,16 +5,16 @@
 //! review locks the request's row, so concurrent approvals through several replicas are counted
 //! against each other and the request moves on exactly once.
 
-use super::PgStore;
 use super::events::{conflict, insert_event};
 use super::ledger::{insert as insert_ledger, lock_head};
+use super::{DB_NOW_MS, PgStore};
 use crate::request::{RequestId, State};
 use crate::store::backend::RequestStore;
 use crate::store::intake::ledger_fields;
 use crate::store::ledger::seal_next;
 use crate::store::{
-    EventRow, InsertOutcome, NewRequest, NewReview, RequestRow, ReviewRow, StateConflict,
-    TransitionError, is_unique_violation, review_detail,
+    COUNTED_TABLES, EventRow, InsertOutcome, NewRequest, NewReview, RequestRow, ReviewRow,
+    StateConflict, TransitionError, is_unique_violation, review_detail,
 };
 use serde_json::Value;
 use sqlx::{Acquire as _, Postgres, Transaction};
@@ -26,10 +26,10 @@ impl RequestStore for PgStore {
     }
 
     async fn ping(&self) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO write_probe (id, at) VALUES (1, (extract(epoch from clock_timestamp()) * 1000)::bigint) \
-             ON CONFLICT (id) DO UPDATE SET at = EXCLUDED.at",
-        )
+        sqlx::query(&format!(
+            "INSERT INTO write_probe (id, at) VALUES (1, {DB_NOW_MS}) \
+             ON CONFLICT (id) DO UPDATE SET at = EXCLUDED.at"
+        ))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -387,14 +387,7 @@ impl RequestStore for PgStore {
 
     async fn table_counts(&self) -> anyhow::Result<Vec<(&'static str, i64)>> {
         let mut out = Vec::new();
-        for table in [
-            "requests",
-            "events",
-            "reviews",
-            "seen_signatures",
-            "idempotency_keys",
-            "ledger",
-        ] {
+        for table in COUNTED_TABLES {
             let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(&self.pool)
                 .await?;
