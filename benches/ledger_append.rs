@@ -9,8 +9,7 @@
 //!   the time until the branch holds all of them, with the writer's lag at the end;
 //! - catch-up: `BACKLOG` entries wait in the database, then the writer starts (largest groups).
 
-use countersign::jobs::LedgerWriter;
-use countersign::ledger::Signer;
+use countersign::jobs::{LedgerSource, LedgerWriter};
 use countersign::mask::Masker;
 use countersign::request::RequestId;
 use countersign::store::Store;
@@ -72,12 +71,16 @@ async fn produce(store: &Store, n: u64) {
 }
 
 async fn writer(dir: &std::path::Path, store: &Store) -> LedgerWriter {
-    LedgerWriter::open(
-        store.clone(),
-        &dir.join("repo.git"),
-        countersign::ledger::DEFAULT_BRANCH,
-        Signer::generate("countersign@localhost"),
-    )
+    LedgerSource {
+        store: store.clone(),
+        repo_path: dir.join("repo.git"),
+        branch: countersign::ledger::DEFAULT_BRANCH.into(),
+        key_file: dir.join("ledger_ed25519"),
+        signer: "countersign@localhost".into(),
+        remote: None,
+        status: Default::default(),
+    }
+    .open()
     .await
     .unwrap()
 }

@@ -8,7 +8,7 @@ use crate::engine::{Engine, Ports};
 use crate::execute::github_app::GitHubApp;
 use crate::forge::github::GitHubReviews;
 use crate::forge::{Forge, GitHubForge, LocalForge};
-use crate::jobs::{DatabaseLease, Jobs, LedgerWriter, Notifier, Parts};
+use crate::jobs::{Jobs, Leadership, LedgerSource, Mode, Notifier, Parts};
 use crate::ledger::{PushSettings, Signer};
 use crate::mask::Masker;
 use crate::server::AppState;
@@ -70,7 +70,15 @@ impl Server {
             .replica_name
             .clone()
             .unwrap_or_else(crate::store::default_replica_name);
-        let (store, lease) = match &config.database_url {
+        let metrics = Arc::new(Metrics::new());
+        // SQLite: this process leads. PostgreSQL: the replicas share the work, the leader
+        // lease decides who runs what has one writer (`crate::jobs`). With the local forge,
+        // whose repository is this replica's own, only one replica may run.
+        let mode = match config.github {
+            Some(_) => Mode::Shared,
+            None => Mode::Exclusive,
+        };
+        let (store, leadership) = match &config.database_url {
             None => (
                 Store::open(&config.database_path(), config.synchronous, masker.clone()).await?,
                 None,
@@ -78,11 +86,16 @@ impl Server {
             Some(url) => {
                 let pg = PgStore::open(url.expose(), masker.clone())
                     .await?
-                    .named(&replica);
-                let lease = DatabaseLease::acquire(pg.clone()).await?;
-                (Store::from(pg), Some(lease))
+                    .named(&replica)
+                    .with_claim_ttl(config.lease_ttl);
+                let leadership =
+                    Leadership::new(pg.clone(), config.lease_ttl, mode, metrics.clone()).await?;
+                (Store::from(pg.clone()), Some((pg, leadership)))
             }
         };
+        if leadership.is_none() {
+            metrics.leader.set(1);
+        }
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -91,17 +104,6 @@ impl Server {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
-        let metrics = Arc::new(Metrics::new());
-        // Every running replica leads today: SQLite has one writer, and on PostgreSQL a
-        // replica runs only while it holds the database lease.
-        let lease_epoch = lease.as_ref().map(DatabaseLease::epoch);
-        metrics.leader.set(1);
-        metrics.lease_epoch.set(lease_epoch.unwrap_or(0));
-        let replica = Arc::new(crate::api::ReplicaReadiness {
-            name: replica,
-            role: crate::api::Role::Leader,
-            lease_epoch,
-        });
         let (forge, ledger_repo) = match &config.github {
             Some(github) => {
                 let forge = Arc::new(
@@ -125,7 +127,6 @@ impl Server {
         // A `kill -9` during a ref update leaves its lock behind; with the data directory
         // locked, those on countersign's own refs can only be such leftovers.
         crate::forge::remove_own_stale_locks(&ledger_repo, &config.ledger_branch);
-        let signer = Signer::load_or_create(&config.ledger_key_path(), &config.ledger_signer)?;
         // With GitHub, the ledger committed in the clone is published to the repository.
         let ledger_remote = match &forge {
             ServerForge::GitHub(f) => Some((
@@ -134,16 +135,27 @@ impl Server {
             )),
             ServerForge::Local(_) => None,
         };
-        let ledger = LedgerWriter::open_with_remote(
-            store.clone(),
-            &ledger_repo,
-            &config.ledger_branch,
-            signer,
-            ledger_remote,
-        )
-        .await
-        .context("cannot start the audit ledger")?;
-        let ledger_status = ledger.status();
+        let ledger = LedgerSource {
+            store: store.clone(),
+            repo_path: ledger_repo,
+            branch: config.ledger_branch.clone(),
+            key_file: config.ledger_key_path(),
+            signer: config.ledger_signer.clone(),
+            remote: ledger_remote,
+            status: Arc::default(),
+        };
+        // The signing key is made (or found unreadable) now, whichever replica leads.
+        Signer::load_or_create(&config.ledger_key_path(), &config.ledger_signer)?;
+        let opened_ledger = match leadership {
+            None => Some(
+                ledger
+                    .open()
+                    .await
+                    .context("cannot start the audit ledger")?,
+            ),
+            Some(_) => None,
+        };
+        let ledger_status = ledger.status.clone();
         let vault = match &config.payload_key {
             Some(hex_key) => Vault::from_hex(hex_key)?,
             None => Vault::load_or_create(&config.data_dir.join("keys").join("payload.key"))?,
@@ -191,7 +203,7 @@ impl Server {
                 .github
                 .as_ref()
                 .map(|g| g.webhook_secrets.clone().into()),
-            replica,
+            replica: replica.into(),
         };
         let (shutdown, mut http_rx) = watch::channel(false);
         let app = crate::server::router(state);
@@ -206,7 +218,8 @@ impl Server {
             engine: engine.clone(),
             notifier,
             ledger,
-            lease,
+            opened_ledger,
+            leadership,
         });
         match &config.github {
             Some(g) => {

@@ -146,7 +146,7 @@ pub struct ServeArgs {
     #[arg(long, env = "COUNTERSIGN_LEDGER_BRANCH", value_name = "BRANCH")]
     pub ledger_branch: Option<String>,
     /// PostgreSQL instead of SQLite in the data directory: postgres://user@host:port/database
-    /// (one replica for now).
+    /// (any number of replicas may share it; see docs/DEPLOYMENT.md).
     #[arg(
         long,
         env = "COUNTERSIGN_DATABASE_URL",
@@ -157,6 +157,10 @@ pub struct ServeArgs {
     /// This replica's name in logs and the database [default: host name and process id].
     #[arg(long, env = "COUNTERSIGN_REPLICA_NAME", value_name = "NAME")]
     pub replica_name: Option<String>,
+    /// PostgreSQL: how long leadership and queue claims outlive a replica that stopped
+    /// answering (failover time) [default: 30s].
+    #[arg(long, env = "COUNTERSIGN_LEASE_TTL", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub lease_ttl: Option<Duration>,
 }
 
 impl ServeArgs {
@@ -175,6 +179,7 @@ impl ServeArgs {
             ledger_branch: self.ledger_branch.clone(),
             database_url: self.database_url.clone(),
             replica_name: self.replica_name.clone(),
+            lease_ttl: self.lease_ttl,
         }
     }
 }

@@ -45,6 +45,13 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     /// This replica's name [default: host name and process id].
     pub replica_name: Option<String>,
+    /// PostgreSQL: how long leadership and claims outlive a replica that stopped answering
+    /// [default: 30s].
+    #[serde(default, with = "humantime_serde")]
+    pub lease_ttl: Option<Duration>,
+    /// The directory of the JWT signing keys [default: <data_dir>/keys/jwt]. Replicas sharing
+    /// a database must share it (each must verify the others' tokens).
+    pub jwt_keys_dir: Option<PathBuf>,
     pub log_format: Option<String>,
     pub log_level: Option<String>,
     #[serde(default)]
@@ -135,6 +142,7 @@ pub struct ServeOverrides {
     pub ledger_branch: Option<String>,
     pub database_url: Option<String>,
     pub replica_name: Option<String>,
+    pub lease_ttl: Option<Duration>,
 }
 
 /// The validated server configuration.
@@ -157,6 +165,10 @@ pub struct ServerConfig {
     pub database_url: Option<DatabaseUrl>,
     /// This replica's name; `None` = host name and process id.
     pub replica_name: Option<String>,
+    /// How long the leader lease and queue claims last without renewal (PostgreSQL).
+    pub lease_ttl: Duration,
+    /// `None` = `<data_dir>/keys/jwt`.
+    pub jwt_keys_dir: Option<PathBuf>,
     pub agents: Vec<Agent>,
     pub reviewers: Vec<Reviewer>,
     /// Services that may introspect tokens (none by default: introspection answers 401).
@@ -199,6 +211,8 @@ impl ServerConfig {
             synchronous: Synchronous::Normal,
             database_url: None,
             replica_name: None,
+            lease_ttl: Duration::from_secs(30),
+            jwt_keys_dir: None,
             agents: vec![],
             reviewers: vec![],
             token_clients: vec![],
@@ -311,6 +325,13 @@ impl ServerConfig {
             }
             c.replica_name = Some(name);
         }
+        if let Some(d) = over.lease_ttl.or(file.lease_ttl) {
+            if d < Duration::from_secs(1) || d > Duration::from_secs(600) {
+                return Err(bad("lease_ttl", "must be between 1s and 10m"));
+            }
+            c.lease_ttl = d;
+        }
+        c.jwt_keys_dir = file.jwt_keys_dir.clone();
         if let Some(src) = &file.payload_key {
             let key = read_secret(src, "payload_key")?;
             let hex_key =
@@ -364,9 +385,11 @@ impl ServerConfig {
         self.data_dir.join("countersign.db")
     }
 
-    /// The directory of the JWT signing keys (`<data_dir>/keys/jwt`).
+    /// The directory of the JWT signing keys (`jwt_keys_dir`, or `<data_dir>/keys/jwt`).
     pub fn jwt_keys_dir(&self) -> PathBuf {
-        self.data_dir.join("keys").join("jwt")
+        self.jwt_keys_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("keys").join("jwt"))
     }
 
     /// The key signing ledger commits.

@@ -23,12 +23,12 @@ use crate::execute::github_workflow::WorkflowSpec;
 use crate::execute::{self, ExecutorSpec, Invocation, Outcome, helper::HelperSpec};
 use crate::forge::ForgeError;
 use crate::request::{AgentId, Kind, Submission};
-use crate::store::execution::{Attempt, Finish};
+use crate::store::execution::{Attempt, ExecutionRow, Finish};
 use crate::store::{RequestRow, TransitionError};
 use crate::time;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -494,56 +494,86 @@ impl Engine {
         self.vault.seal(&row.id, &json)
     }
 
-    /// At start-up, before anything new runs: every request still `executing` was interrupted.
+    /// Recovers executions whose process stopped (see `ExecutionStore::executing`): at
+    /// start-up, and with replicas periodically, since another replica may have died. Those
+    /// in `running` (this process runs them) are left alone; an idempotent action is tried
+    /// again (its id joins `running` while it runs), any other is `outcome_unknown`. Another
+    /// replica recovering the same execution at once is not an error: one of them wins.
     pub(crate) async fn recover_executions(
         self: &Arc<Self>,
         tasks: &mut JoinSet<()>,
         permits: &Arc<Semaphore>,
+        running: &Arc<Mutex<HashSet<String>>>,
     ) -> anyhow::Result<()> {
         for (row, exec) in self.store.executing().await? {
             let id = row.request_id();
-            if exec.idempotent != 0 && exec.attempts < MAX_ATTEMPTS {
-                let attempt_id = ulid::Ulid::new().to_string();
-                let attempt = self
-                    .store
-                    .retry_execution(&id, &exec.attempt_id, &attempt_id, self.clock.now_ms())
-                    .await?;
-                tracing::warn!(request.id = %id, attempt.id = %attempt_id, attempt, "retrying an idempotent action interrupted by a restart");
-                let engine = self.clone();
-                let permit = permits.clone().acquire_owned().await?;
-                tasks.spawn(async move {
-                    match engine.prepare(&row).await {
-                        Ok(p) => engine.run_attempt(&row, p, &attempt_id, attempt).await,
-                        Err(reason) => engine.fail_attempt(&row, &attempt_id, &reason).await,
-                    }
-                    drop(permit);
-                });
+            if running.lock().expect("running").contains(&row.id) {
                 continue;
             }
-            tracing::error!(request.id = %id, attempt.id = %exec.attempt_id, execution.executor = %exec.executor, "an action was interrupted by a restart: its outcome is unknown; check the target before retrying");
-            let submission = self.submission_of(&row).ok();
-            let detail = json!({
-                "attempt_id": exec.attempt_id,
-                "attempt": exec.attempts,
-                "executor": exec.executor,
-                "reason": if exec.idempotent != 0 {
-                    "countersign stopped during the last allowed attempt"
-                } else {
-                    "countersign stopped while the action ran; it is not idempotent, so it is not run again"
-                },
-            });
-            self.finish(
-                &row,
-                submission.as_ref(),
-                Some(&exec.attempt_id),
-                super::State::OutcomeUnknown,
-                "outcome_unknown",
-                detail,
-                None,
-            )
-            .await?;
+            match self.recover_one(row, exec, tasks, permits, running).await {
+                Ok(()) | Err(TransitionError::Conflict(_)) => {}
+                Err(e) => return Err(anyhow::Error::new(e).context(format!("recovering {id}"))),
+            }
         }
         Ok(())
+    }
+
+    async fn recover_one(
+        self: &Arc<Self>,
+        row: RequestRow,
+        exec: ExecutionRow,
+        tasks: &mut JoinSet<()>,
+        permits: &Arc<Semaphore>,
+        running: &Arc<Mutex<HashSet<String>>>,
+    ) -> Result<(), TransitionError> {
+        let id = row.request_id();
+        if exec.idempotent != 0 && exec.attempts < MAX_ATTEMPTS {
+            let attempt_id = ulid::Ulid::new().to_string();
+            let attempt = self
+                .store
+                .retry_execution(&id, &exec.attempt_id, &attempt_id, self.clock.now_ms())
+                .await?;
+            tracing::warn!(request.id = %id, attempt.id = %attempt_id, attempt, "retrying an idempotent action interrupted by a stopped process");
+            let engine = self.clone();
+            let permit = permits
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(anyhow::Error::new)?;
+            running.lock().expect("running").insert(row.id.clone());
+            let running = running.clone();
+            tasks.spawn(async move {
+                match engine.prepare(&row).await {
+                    Ok(p) => engine.run_attempt(&row, p, &attempt_id, attempt).await,
+                    Err(reason) => engine.fail_attempt(&row, &attempt_id, &reason).await,
+                }
+                running.lock().expect("running").remove(&row.id);
+                drop(permit);
+            });
+            return Ok(());
+        }
+        tracing::error!(request.id = %id, attempt.id = %exec.attempt_id, execution.executor = %exec.executor, "an action was interrupted by a stopped process: its outcome is unknown; check the target before retrying");
+        let submission = self.submission_of(&row).ok();
+        let detail = json!({
+            "attempt_id": exec.attempt_id,
+            "attempt": exec.attempts,
+            "executor": exec.executor,
+            "reason": if exec.idempotent != 0 {
+                "countersign stopped during the last allowed attempt"
+            } else {
+                "countersign stopped while the action ran; it is not idempotent, so it is not run again"
+            },
+        });
+        self.finish(
+            &row,
+            submission.as_ref(),
+            Some(&exec.attempt_id),
+            super::State::OutcomeUnknown,
+            "outcome_unknown",
+            detail,
+            None,
+        )
+        .await
     }
 
     /// A retried attempt whose checks failed (e.g. the payload was altered meanwhile).

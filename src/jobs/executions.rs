@@ -1,12 +1,14 @@
 //! Executions: runs approved requests, at most `max_concurrent` at a time, after recovering the
 //! ones a restart interrupted; at shutdown, waits `shutdown_grace` for those still running.
+//! With replicas (PostgreSQL), every third of the claim lifetime it renews its claims on the
+//! executions it runs and recovers those whose replica stopped renewing (died).
 
 use crate::engine::Engine;
 use crate::time;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -33,13 +35,20 @@ impl Executions {
         let permits = Arc::new(Semaphore::new(limit));
         let claimed: Arc<Mutex<HashSet<String>>> = Arc::default();
         let mut tasks = JoinSet::new();
-        if let Err(e) = engine.recover_executions(&mut tasks, &permits).await {
-            tracing::error!(
-                error = format!("{e:#}"),
-                "could not recover interrupted executions"
-            );
-        }
+        let claim = engine.store().execution_claim();
+        let mut recovery = Instant::now();
+        recover(&engine, &mut tasks, &permits, &claimed).await;
         while !*shutdown.borrow() {
+            if let Some(ttl) = claim
+                && recovery.elapsed() >= ttl / 3
+            {
+                recovery = Instant::now();
+                let ids: Vec<String> = claimed.lock().expect("claims").iter().cloned().collect();
+                if let Err(e) = engine.store().renew_execution_claims(&ids).await {
+                    tracing::warn!(error = %format!("{e:#}"), executions = ids.len(), "could not renew the claims on running executions; will retry");
+                }
+                recover(&engine, &mut tasks, &permits, &claimed).await;
+            }
             while tasks.try_join_next().is_some() {}
             let free = permits.available_permits();
             let rows = if free > 0 {
@@ -70,9 +79,10 @@ impl Executions {
                     drop(permit);
                 });
             }
+            let poll = claim.map_or(IDLE_POLL, |ttl| IDLE_POLL.min(ttl / 3));
             tokio::select! {
                 _ = engine.execution_wake().notified() => {}
-                _ = tokio::time::sleep(IDLE_POLL) => {}
+                _ = tokio::time::sleep(poll) => {}
                 _ = shutdown.changed() => {}
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
@@ -95,5 +105,20 @@ impl Executions {
                 tasks.abort_all();
             }
         }
+    }
+}
+
+/// Recovers interrupted executions (logged here when it fails; tried again next time).
+async fn recover(
+    engine: &Arc<Engine>,
+    tasks: &mut JoinSet<()>,
+    permits: &Arc<Semaphore>,
+    running: &Arc<Mutex<HashSet<String>>>,
+) {
+    if let Err(e) = engine.recover_executions(tasks, permits, running).await {
+        tracing::error!(
+            error = format!("{e:#}"),
+            "could not recover interrupted executions"
+        );
     }
 }

@@ -5,8 +5,8 @@
 //! last entry is the database's entry of that `seq` (same hash); a branch rewritten or shared
 //! with another database stops the writer (fail closed) and marks it unhealthy.
 //!
-//! With a remote ([`LedgerWriter::open_with_remote`], the GitHub forge), a missing local branch
-//! is first fetched from the remote (a lost clone continues the published ledger), and the
+//! With a remote (the GitHub forge), the published branch is read first (a lost clone, or a
+//! replica that was not the leader for a while, continues the published ledger), and the
 //! writer runs a [`Pusher`] beside it that publishes every commit (`push.rs`).
 
 use crate::ledger::LedgerStatus;
@@ -15,7 +15,7 @@ use crate::ledger::push::{LedgerRemote, PushSettings, Pusher};
 use crate::ledger::sign::Signer;
 use crate::store::Store;
 use anyhow::Context as _;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -39,53 +39,35 @@ pub struct LedgerWriter {
     pusher: Option<Pusher>,
 }
 
-impl LedgerWriter {
-    /// Opens the ledger branch (creating it, with the signing key published, if needed) and
-    /// checks that it agrees with the database.
-    pub async fn open(
-        store: Store,
-        repo_path: &Path,
-        branch: &str,
-        signer: Signer,
-    ) -> anyhow::Result<LedgerWriter> {
-        Self::open_with_remote(store, repo_path, branch, signer, None).await
-    }
+/// Where the ledger writer writes: opened at start with one replica, and each time this
+/// replica becomes the leader with several (the branch may have moved on meanwhile).
+pub struct LedgerSource {
+    pub store: Store,
+    pub repo_path: PathBuf,
+    pub branch: String,
+    /// The OpenSSH key signing ledger commits, and its allowed-signers principal.
+    pub key_file: PathBuf,
+    pub signer: String,
+    /// With the GitHub forge: where the branch is published, and how patiently.
+    pub remote: Option<(Arc<dyn LedgerRemote>, PushSettings)>,
+    /// Shared by every writer opened from this source (readiness and metrics read it).
+    pub status: Arc<LedgerStatus>,
+}
 
-    /// [`LedgerWriter::open`], publishing the branch to `remote`: a branch missing locally is
-    /// fetched from the remote first (and adopted only if it verifies), and [`LedgerWriter::run`]
-    /// pushes every commit.
-    pub async fn open_with_remote(
-        store: Store,
-        repo_path: &Path,
-        branch: &str,
-        signer: Signer,
-        remote: Option<(Arc<dyn LedgerRemote>, PushSettings)>,
-    ) -> anyhow::Result<LedgerWriter> {
-        let (path, branch) = (repo_path.to_owned(), branch.to_owned());
+impl LedgerSource {
+    /// Opens the ledger branch (creating it, with the signing key published, if needed) and
+    /// checks that it agrees with the database. With a remote, the published branch is read
+    /// first: a missing local branch continues it, and a local branch that it is ahead of (or
+    /// went another way from: another replica led meanwhile) follows it, if it verifies.
+    pub async fn open(&self) -> anyhow::Result<LedgerWriter> {
+        let signer = Signer::load_or_create(&self.key_file, &self.signer)?;
+        let (path, branch) = (self.repo_path.clone(), self.branch.clone());
         let mut repo =
             tokio::task::spawn_blocking(move || LedgerRepo::open(&path, &branch, signer))
                 .await
                 .context("ledger task panicked")??;
-        if let Some((remote, settings)) = &remote
-            && repo.tip().is_none()
-        {
-            let deadline = tokio::time::Instant::now() + settings.timeout;
-            let fetched = remote.fetch(deadline).await.with_context(|| {
-                format!(
-                    "the ledger branch is not in the local clone, and the published one on {} \
-                     cannot be read",
-                    remote.describe()
-                )
-            })?;
-            if let Some(commit) = fetched {
-                repo = tokio::task::spawn_blocking(move || {
-                    repo.adopt(&commit)?;
-                    anyhow::Ok(repo)
-                })
-                .await
-                .context("ledger task panicked")??;
-                tracing::info!(ledger.remote = %remote.describe(), ledger.seq = repo.head().map_or(0, |h| h.seq), "ledger branch missing locally: continuing the published one");
-            }
+        if let Some((remote, settings)) = &self.remote {
+            repo = follow_published(repo, remote.as_ref(), settings).await?;
         }
         let repo = tokio::task::spawn_blocking(move || -> anyhow::Result<LedgerRepo> {
             repo.ensure_started()?;
@@ -94,10 +76,9 @@ impl LedgerWriter {
         .await
         .context("ledger task panicked")??;
         let repo = Arc::new(Mutex::new(repo));
-        let status = Arc::<LedgerStatus>::default();
-        let pusher = remote.map(|(remote, settings)| Pusher {
+        let pusher = self.remote.clone().map(|(remote, settings)| Pusher {
             repo: repo.clone(),
-            status: status.clone(),
+            status: self.status.clone(),
             remote,
             settings,
         });
@@ -106,15 +87,55 @@ impl LedgerWriter {
         }
         let writer = LedgerWriter {
             repo,
-            store,
-            status,
+            store: self.store.clone(),
+            status: self.status.clone(),
             checked: Mutex::new(None),
             pusher,
         };
         writer.check_head().await?;
         Ok(writer)
     }
+}
 
+/// Brings the local branch to the published one where that is ahead (see
+/// [`LedgerSource::open`]). Without a local branch the published one must be readable; with
+/// one, an unreachable remote only delays publishing (the pusher retries and reports).
+async fn follow_published(
+    mut repo: LedgerRepo,
+    remote: &dyn LedgerRemote,
+    settings: &PushSettings,
+) -> anyhow::Result<LedgerRepo> {
+    let deadline = tokio::time::Instant::now() + settings.timeout;
+    let fetched = match remote.fetch(deadline).await {
+        Ok(fetched) => fetched,
+        Err(e) if repo.tip().is_some() => {
+            tracing::warn!(ledger.remote = %remote.describe(), error = %e, "cannot read the published ledger branch; continuing the local one");
+            return Ok(repo);
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "the ledger branch is not in the local clone, and the published one on {} \
+                 cannot be read",
+                remote.describe()
+            )));
+        }
+    };
+    let Some(commit) = fetched else {
+        return Ok(repo);
+    };
+    let (repo, moved) = tokio::task::spawn_blocking(move || {
+        let moved = repo.follow(&commit)?;
+        anyhow::Ok((repo, moved))
+    })
+    .await
+    .context("ledger task panicked")??;
+    if moved {
+        tracing::info!(ledger.remote = %remote.describe(), ledger.seq = repo.head().map_or(0, |h| h.seq), "continuing the published ledger branch");
+    }
+    Ok(repo)
+}
+
+impl LedgerWriter {
     pub fn status(&self) -> Arc<LedgerStatus> {
         self.status.clone()
     }
@@ -215,10 +236,11 @@ impl LedgerWriter {
             return self.write(shutdown).await;
         };
         let (finish, finishing) = watch::channel(false);
-        let pushing = tokio::spawn(pusher.run(finishing));
+        // Aborted with this task: a replica that stopped leading must not push any more.
+        let mut pushing = AbortOnDrop(tokio::spawn(pusher.run(finishing)));
         self.write(shutdown).await;
         let _ = finish.send(true);
-        if let Err(e) = pushing.await {
+        if let Err(e) = (&mut pushing.0).await {
             tracing::error!(error = %e, "ledger pusher panicked");
         }
     }
@@ -262,5 +284,14 @@ impl LedgerWriter {
         {
             tracing::error!(error = %format!("{e:#}"), "ledger writer could not finish at shutdown; entries wait in the database");
         }
+    }
+}
+
+/// A task that is aborted when its handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -248,6 +248,11 @@ pub fn sentence(entry: &Map<String, Value>) -> String {
         "approved" => format!("{id} approved by {} (policy {policy})", people("approvers")),
         "denied" => format!("{id} denied by @{actor}"),
         "expired" => format!("{id} expired"),
+        "leader_elected" => format!(
+            "replica {actor} leads (lease {}, epoch {})",
+            s("lease"),
+            entry.get("epoch").and_then(Value::as_i64).unwrap_or(0)
+        ),
         "cancelled" => format!("{id} cancelled by {actor}"),
         "approval_withdrawn" => format!("{id} approval withdrawn: {}", s("why")),
         "credential_issued" if s("kind") == "github_installation_token" => format!(

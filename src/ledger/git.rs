@@ -167,20 +167,7 @@ impl LedgerRepo {
             "the ledger branch exists already; only a missing branch is adopted"
         );
         let oid = Oid::from_str(commit).context("not a commit id")?;
-        let signers = {
-            let tree = self.repo.find_commit(oid)?.tree()?;
-            read_text(&self.repo, &tree, ALLOWED_SIGNERS)?
-        }
-        .with_context(|| format!("the published ledger branch has no {ALLOWED_SIGNERS}"))?;
-        let allowed = super::sign::AllowedSigners::parse(&signers)?;
-        let path = self.repo.path().to_path_buf();
-        match super::verify::verify_commit(&path, oid, Some(&allowed))? {
-            Ok(_) => {}
-            Err(broken) => bail!(
-                "the published ledger branch does not verify, so countersign will not continue \
-                 it: {broken}"
-            ),
-        }
+        self.verify_published(oid)?;
         self.repo
             .reference(
                 &self.refname,
@@ -190,6 +177,52 @@ impl LedgerRepo {
             )
             .context("cannot create the ledger branch")?;
         self.reload()
+    }
+
+    /// Moves the local branch to `commit` (the forge's copy of the branch) when that copy is
+    /// ahead of it or went another way: another replica led meanwhile and published the
+    /// database's entries in its own commits. A local branch ahead of the copy is kept (the
+    /// pusher publishes it). The copy must verify, as for [`LedgerRepo::adopt`]; the writer
+    /// then checks that its last entry is the database's, so nothing the database holds is
+    /// lost by leaving local commits behind. Returns whether the branch moved.
+    pub fn follow(&mut self, commit: &str) -> anyhow::Result<bool> {
+        let Some(tip) = self.tip else {
+            self.adopt(commit)?;
+            return Ok(true);
+        };
+        let oid = Oid::from_str(commit).context("not a commit id")?;
+        if tip == oid || self.repo.graph_descendant_of(tip, oid)? {
+            return Ok(false);
+        }
+        self.verify_published(oid)?;
+        self.repo
+            .reference(
+                &self.refname,
+                oid,
+                true,
+                "countersign: follow the published ledger",
+            )
+            .context("cannot move the ledger branch")?;
+        self.reload()?;
+        Ok(true)
+    }
+
+    /// Checks that `oid` is a ledger that verifies against the keys it publishes itself.
+    fn verify_published(&self, oid: Oid) -> anyhow::Result<()> {
+        let signers = {
+            let tree = self.repo.find_commit(oid)?.tree()?;
+            read_text(&self.repo, &tree, ALLOWED_SIGNERS)?
+        }
+        .with_context(|| format!("the published ledger branch has no {ALLOWED_SIGNERS}"))?;
+        let allowed = super::sign::AllowedSigners::parse(&signers)?;
+        let path = self.repo.path().to_path_buf();
+        match super::verify::verify_commit(&path, oid, Some(&allowed))? {
+            Ok(_) => Ok(()),
+            Err(broken) => bail!(
+                "the published ledger branch does not verify, so countersign will not continue \
+                 it: {broken}"
+            ),
+        }
     }
 
     /// Creates the branch (README and allowed signers) if it does not exist, and publishes the

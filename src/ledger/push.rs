@@ -39,7 +39,7 @@ pub trait LedgerRemote: Send + Sync + 'static {
     async fn push(&self, tip: &str, deadline: Instant) -> Result<Pushed, PushError>;
 
     /// The published branch's commit, fetched into the local repository (`None`: there is no
-    /// published branch). Used at start-up when the local branch does not exist.
+    /// published branch). Read each time the writer opens.
     async fn fetch(&self, deadline: Instant) -> Result<Option<String>, PushError>;
 }
 
@@ -294,7 +294,8 @@ impl Pusher {
             tokio::select! {
                 _ = self.status.committed.notified() => {}
                 _ = sleep_until(retry_at) => {}
-                _ = finish.wait_for(|f| *f) => {}
+                // The writer is gone without finishing (its replica stopped leading): stop.
+                r = finish.wait_for(|f| *f) => if r.is_err() { return },
             }
         }
     }

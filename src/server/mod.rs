@@ -44,8 +44,9 @@ pub struct AppState {
     /// Secrets GitHub deliveries are signed with; `None` when GitHub is not configured
     /// (`POST /webhooks/github` answers 404).
     pub github_webhook_secrets: Option<Arc<[WebhookSecret]>>,
-    /// This replica, as `/readyz` shows it.
-    pub replica: Arc<crate::api::ReplicaReadiness>,
+    /// This replica's name (`/readyz` shows it with the role the leadership job sets in
+    /// the `leader` and `lease_epoch` gauges).
+    pub replica: Arc<str>,
 }
 
 /// The router with every route and the metrics middleware.
@@ -129,9 +130,23 @@ async fn readyz(State(app): State<AppState>) -> Response {
         database: check(database),
         repository: check(forge),
         ledger,
-        replica: app.replica.as_ref().clone(),
+        replica: replica_readiness(&app),
     };
     (status, Json(body)).into_response()
+}
+
+/// This replica's name, role and lease epoch, as the leadership job last set them.
+fn replica_readiness(app: &AppState) -> crate::api::ReplicaReadiness {
+    let epoch = app.metrics.lease_epoch.get();
+    crate::api::ReplicaReadiness {
+        name: app.replica.to_string(),
+        role: if app.metrics.leader.get() == 1 {
+            crate::api::Role::Leader
+        } else {
+            crate::api::Role::Follower
+        },
+        lease_epoch: (epoch > 0).then_some(epoch),
+    }
 }
 
 /// How far the ledger writer got, and whether it is failing; with a remote, how far the

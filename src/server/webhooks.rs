@@ -155,11 +155,7 @@ mod tests {
                     .map(|s| crate::forge::github::WebhookSecret::new(s.to_vec()))
                     .collect(),
             ),
-            replica: Arc::new(crate::api::ReplicaReadiness {
-                name: "test".into(),
-                role: crate::api::Role::Leader,
-                lease_epoch: None,
-            }),
+            replica: "test".into(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

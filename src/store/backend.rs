@@ -123,8 +123,18 @@ pub trait ExecutionStore: Send + Sync {
     /// Approved requests nobody has started yet.
     async fn approved_unstarted(&self, limit: i64) -> anyhow::Result<Vec<RequestRow>>;
 
-    /// Requests left in `executing` (after a crash, before anything runs again).
+    /// Requests left in `executing` by a process that stopped: with one process (SQLite),
+    /// every one (asked at start, before anything runs again); with replicas (PostgreSQL),
+    /// those whose claim lapsed (the replica running them stopped renewing it).
     async fn executing(&self) -> anyhow::Result<Vec<(RequestRow, ExecutionRow)>>;
+
+    /// How long an execution's claim lasts without renewal, where several replicas share the
+    /// store (`None`: one process, which recovers interrupted executions only at start).
+    fn execution_claim(&self) -> Option<std::time::Duration>;
+
+    /// Renews this replica's claims on the executions of `ids` it is running (see
+    /// [`ExecutionStore::execution_claim`]; nothing to do with one process).
+    async fn renew_execution_claims(&self, ids: &[String]) -> anyhow::Result<()>;
 
     async fn execution(&self, id: &RequestId) -> anyhow::Result<Option<ExecutionRow>>;
 

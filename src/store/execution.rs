@@ -105,6 +105,15 @@ impl ExecutionStore for SqliteStore {
         Ok(out)
     }
 
+    fn execution_claim(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// One process owns the file (the data directory lock): no claims to renew.
+    async fn renew_execution_claims(&self, _ids: &[String]) -> anyhow::Result<()> {
+        Ok(())
+    }
+
     async fn execution(&self, id: &RequestId) -> anyhow::Result<Option<ExecutionRow>> {
         Ok(
             sqlx::query_as("SELECT * FROM executions WHERE request_id = ?")

@@ -30,7 +30,7 @@ pub use backend::{
     Storage,
 };
 pub use dir_lock::DataDirLock;
-pub use postgres::{FenceError, Held, PgStore, default_replica_name};
+pub use postgres::{Fence, FenceError, Held, Hint, Hints, PgStore, default_replica_name};
 
 /// SQLite durability: `normal` survives any process crash (kill -9); `full` also survives power
 /// loss at the cost of an fsync per commit.

@@ -37,8 +37,9 @@ fn masker() -> Arc<Masker> {
 
 async fn replicas(db: &TestDatabase, n: usize) -> Vec<PgStore> {
     let mut out = Vec::new();
-    for _ in 0..n {
-        out.push(PgStore::open(&db.url, masker()).await.unwrap());
+    for i in 0..n {
+        let store = PgStore::open(&db.url, masker()).await.unwrap();
+        out.push(store.named(&format!("replica-{i}")));
     }
     out
 }
@@ -526,8 +527,26 @@ async fn twenty_claims_of_one_approved_request_over_three_replicas_start_one_att
     }
     assert_eq!(winners.len(), 1, "exactly one attempt started: {winners:?}");
     let attempt = winners.pop().unwrap();
+    // While the winner's claim holds, no replica takes the execution for an interrupted one.
+    assert!(stores[1].executing().await.unwrap().is_empty());
+    let holder = running_replica(&db.url, &id).await;
+    let winner = stores
+        .iter()
+        .find(|s| s.replica() == holder)
+        .unwrap()
+        .clone();
+    // Renewed, the claim keeps holding; once it lapses (its replica died), any replica sees it.
+    let short = winner.clone().with_claim_ttl(Duration::from_millis(300));
+    short
+        .renew_execution_claims(&[id.as_str().to_owned()])
+        .await
+        .unwrap();
+    assert!(stores[1].executing().await.unwrap().is_empty());
+    wait_until("the claim to lapse", Duration::from_secs(10), async || {
+        stores[1].executing().await.unwrap().len() == 1
+    })
+    .await;
     let running = stores[1].executing().await.unwrap();
-    assert_eq!(running.len(), 1);
     assert_eq!(running[0].1.attempt_id, attempt);
 
     fn finish<'a>(id: &'a RequestId, attempt: &'a str) -> Finish<'a> {
@@ -592,6 +611,18 @@ async fn twenty_claims_of_one_approved_request_over_three_replicas_start_one_att
         s.close().await;
     }
     db.drop().await;
+}
+
+/// The replica holding the claim on `id`'s execution.
+async fn running_replica(url: &str, id: &RequestId) -> String {
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    let (who,): (String,) =
+        sqlx::query_as("SELECT claimed_by FROM executions WHERE request_id = $1")
+            .bind(id.as_str())
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    who
 }
 
 fn new_request(signature: &str, idempotency: Option<(&str, &str)>, expires_at: i64) -> NewRequest {
@@ -967,7 +998,7 @@ async fn a_server_on_postgres_merges_an_approved_change_and_refuses_a_second_rep
     on_postgres(&db.url, "replica-b")(&mut c);
     let refused = format!("{:#}", Server::start(&c).await.err().expect("refused"));
     assert!(
-        refused.contains("replica-a") && refused.contains("not supported yet"),
+        refused.contains("replica-a") && refused.contains("only one replica may"),
         "{refused}"
     );
 

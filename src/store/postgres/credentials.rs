@@ -10,7 +10,7 @@ use crate::store::credentials::{CredentialRow, NewCredential, NewGitHubCredentia
 #[async_trait::async_trait]
 impl CredentialStore for PgStore {
     async fn record_credential(&self, c: &NewCredential<'_>) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO credentials (jti, request_id, agent_id, audience, issued_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -38,7 +38,7 @@ impl CredentialStore for PgStore {
     }
 
     async fn record_github_credential(&self, c: &NewGitHubCredential<'_>) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         append(
             &mut tx,
             &self.masker,
@@ -64,7 +64,7 @@ impl CredentialStore for PgStore {
     }
 
     async fn consume_credential(&self, jti: &str, now_ms: i64) -> anyhow::Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let row: Option<(String,)> = sqlx::query_as(
             "UPDATE credentials SET used_at = $1 \
              WHERE jti = $2 AND used_at IS NULL AND expires_at > $1 RETURNING request_id",

@@ -6,9 +6,10 @@
 //!
 //! Callbacks are claimed row by row (`FOR UPDATE SKIP LOCKED`, a claim that expires on the
 //! database's clock), so two replicas never send one callback at once and a dead replica's
-//! claims are taken over. Not yet for several replicas: recovery at start-up (`executing`)
-//! takes every attempt still running as interrupted; with replicas, attempts must carry the
-//! replica running them and a claim that expires (issue 15).
+//! claims are taken over. A running execution is claimed too, by the replica running it,
+//! which renews the claim while the action runs; an execution whose claim lapsed (its replica
+//! died) is recovered by whichever replica finds it first (`executing`, then a compare-and-set
+//! on the attempt id).
 
 use super::events::{conflict, insert_event};
 use super::{CLAIM_MS, DB_NOW_MS, PgStore};
@@ -33,10 +34,13 @@ impl ExecutionStore for PgStore {
     }
 
     async fn executing(&self) -> anyhow::Result<Vec<(RequestRow, ExecutionRow)>> {
-        let rows: Vec<RequestRow> =
-            sqlx::query_as("SELECT * FROM requests WHERE state = 'executing' ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<RequestRow> = sqlx::query_as(&format!(
+            "SELECT r.* FROM requests r JOIN executions e ON e.request_id = r.id \
+             WHERE r.state = 'executing' AND e.finished_at IS NULL \
+             AND (e.claim_until IS NULL OR e.claim_until < {DB_NOW_MS}) ORDER BY r.id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             if let Some(exec) = self.execution(&row.request_id()).await? {
@@ -44,6 +48,26 @@ impl ExecutionStore for PgStore {
             }
         }
         Ok(out)
+    }
+
+    fn execution_claim(&self) -> Option<std::time::Duration> {
+        Some(self.claim_ttl)
+    }
+
+    async fn renew_execution_claims(&self, ids: &[String]) -> anyhow::Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(&format!(
+            "UPDATE executions SET claim_until = {DB_NOW_MS} + $1 \
+             WHERE claimed_by = $2 AND request_id = ANY($3) AND finished_at IS NULL"
+        ))
+        .bind(self.claim_ms())
+        .bind(&*self.replica)
+        .bind(ids)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn execution(&self, id: &RequestId) -> anyhow::Result<Option<ExecutionRow>> {
@@ -56,7 +80,7 @@ impl ExecutionStore for PgStore {
     }
 
     async fn begin_execution(&self, a: &Attempt<'_>) -> Result<(), TransitionError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let moved = sqlx::query(
             "UPDATE requests SET state = 'executing', updated_at = $1 \
              WHERE id = $2 AND state = 'approved'",
@@ -69,14 +93,16 @@ impl ExecutionStore for PgStore {
             return Err(conflict(&mut tx, a.id, State::Approved).await);
         }
         sqlx::query(
-            "INSERT INTO executions (request_id, attempt_id, attempts, executor, idempotent, \
-             started_at) VALUES ($1, $2, 1, $3, $4, $5)",
+            &format!("INSERT INTO executions (request_id, attempt_id, attempts, executor, idempotent, \
+             started_at, claimed_by, claim_until) VALUES ($1, $2, 1, $3, $4, $5, $6, {DB_NOW_MS} + $7)"),
         )
         .bind(a.id.as_str())
         .bind(a.attempt_id)
         .bind(a.executor)
         .bind(i64::from(a.idempotent))
         .bind(a.now_ms)
+        .bind(&*self.replica)
+        .bind(self.claim_ms())
         .execute(&mut *tx)
         .await?;
         let detail = json!({ "attempt_id": a.attempt_id, "attempt": 1, "executor": a.executor, "idempotent": a.idempotent });
@@ -103,16 +129,19 @@ impl ExecutionStore for PgStore {
         attempt_id: &str,
         now_ms: i64,
     ) -> Result<i64, TransitionError> {
-        let mut tx = self.pool.begin().await?;
-        let moved: Option<(i64,)> = sqlx::query_as(
-            "UPDATE executions SET attempt_id = $1, attempts = attempts + 1, started_at = $2 \
+        let mut tx = self.write_tx().await?;
+        let moved: Option<(i64,)> = sqlx::query_as(&format!(
+            "UPDATE executions SET attempt_id = $1, attempts = attempts + 1, started_at = $2, \
+             claimed_by = $5, claim_until = {DB_NOW_MS} + $6 \
              WHERE request_id = $3 AND attempt_id = $4 AND finished_at IS NULL \
-             AND (SELECT state FROM requests WHERE id = $3) = 'executing' RETURNING attempts",
-        )
+             AND (SELECT state FROM requests WHERE id = $3) = 'executing' RETURNING attempts"
+        ))
         .bind(attempt_id)
         .bind(now_ms)
         .bind(id.as_str())
         .bind(previous)
+        .bind(&*self.replica)
+        .bind(self.claim_ms())
         .fetch_optional(&mut *tx)
         .await?;
         let Some((attempt,)) = moved else {
@@ -152,7 +181,7 @@ impl ExecutionStore for PgStore {
             State::Approved
         };
         debug_assert!(from.can_become(f.to));
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         if let Some(attempt) = f.attempt_id {
             let current: Option<(String,)> = sqlx::query_as(
                 "SELECT attempt_id FROM executions WHERE request_id = $1 AND finished_at IS NULL \
@@ -245,7 +274,7 @@ impl ExecutionStore for PgStore {
         sealed_masked: &str,
         now_ms: i64,
     ) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         erase(&mut tx, id, sealed_masked, now_ms).await?;
         tx.commit().await?;
         Ok(())

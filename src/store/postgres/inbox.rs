@@ -44,22 +44,26 @@ impl ReviewInboxStore for PgStore {
     }
 
     async fn github_processed(&self, seq: i64, outcome: &str, now_ms: i64) -> anyhow::Result<()> {
+        let mut tx = self.write_tx().await?;
         sqlx::query("UPDATE github_inbox SET processed_at = $1, outcome = $2 WHERE seq = $3")
             .bind(now_ms)
             .bind(outcome)
             .bind(seq)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     async fn github_prune(&self, before_ms: i64) -> anyhow::Result<u64> {
+        let mut tx = self.write_tx().await?;
         let r = sqlx::query(
             "DELETE FROM github_inbox WHERE processed_at IS NOT NULL AND received_at < $1",
         )
         .bind(before_ms)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(r.rows_affected())
     }
 
@@ -89,7 +93,7 @@ impl ReviewInboxStore for PgStore {
         actor: &str,
         now_ms: i64,
     ) -> Result<u64, TransitionError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         match lock_state(&mut tx, id).await? {
             None => return Err(TransitionError::NotFound),
             Some(actual) if actual != State::PendingReview => {
@@ -136,7 +140,7 @@ impl ReviewInboxStore for PgStore {
         detail: &Value,
         now_ms: i64,
     ) -> Result<(), TransitionError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let moved = sqlx::query(
             "UPDATE requests SET state = 'cancelled', updated_at = $1, next_attempt_at = 0 \
              WHERE id = $2 AND state = 'pending_review'",
@@ -165,13 +169,15 @@ impl ReviewInboxStore for PgStore {
     }
 
     async fn republish(&self, id: &RequestId) -> anyhow::Result<()> {
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "UPDATE requests SET decision_published = 0, next_attempt_at = 0, forge_attempts = 0 \
              WHERE id = $1 AND state NOT IN ('received', 'pending_review')",
         )
         .bind(id.as_str())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -9,7 +9,29 @@
 use super::DB_NOW_MS as NOW_MS;
 use super::PgStore;
 use sqlx::{Postgres, Transaction};
+use std::sync::Arc;
 use std::time::Duration;
+
+tokio::task_local! {
+    /// The lease the current task's writes are fenced by (set by [`Fence::scope`]).
+    static FENCE: Fence;
+}
+
+/// A lease held, fencing the writes of the work that only its holder may do.
+#[derive(Debug, Clone)]
+pub struct Fence {
+    pub lease: Arc<str>,
+    pub held: Held,
+}
+
+impl Fence {
+    /// Runs `work` with every write transaction it begins on PostgreSQL (on this task)
+    /// checking, inside that transaction, that the lease is still at this epoch: a replica
+    /// that lost the lease while paused commits nothing when it wakes up.
+    pub async fn scope<F: Future>(self, work: F) -> F::Output {
+        FENCE.scope(self, work).await
+    }
+}
 
 /// A lease held: who holds it under which epoch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,16 +110,58 @@ impl PgStore {
         Ok(row.map(|(h,)| h))
     }
 
-    /// Gives a lease up (at shutdown), so another replica need not wait for it to expire.
+    /// How long until lease `name` lapses unless renewed (zero: it has; none was ever taken).
+    pub async fn lease_remaining(&self, name: &str) -> anyhow::Result<Duration> {
+        let row: Option<(i64,)> = sqlx::query_as(&format!(
+            "SELECT GREATEST(expires_at - {NOW_MS}, 0) FROM leases WHERE name = $1"
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(Duration::from_millis(
+            row.map_or(0, |(ms,)| u64::try_from(ms).unwrap_or(0)),
+        ))
+    }
+
+    /// Gives a lease up (at shutdown), so another replica need not wait for it to expire: the
+    /// replicas waiting for it are told at once ([`super::hints::Hint::Lease`]).
     pub async fn release_lease(&self, name: &str, holder: &str, held: &Held) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE leases SET expires_at = 0 WHERE name = $1 AND holder = $2 AND epoch = $3",
         )
         .bind(name)
         .bind(holder)
         .bind(held.epoch)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        super::hints::notify(&mut tx, super::hints::Hint::Lease).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records in the ledger that this replica leads under `fence` from `at_ms` (entry
+    /// `leader_elected` with the replica and epoch, no request), fenced by that lease: so
+    /// auditors see which replica wrote what, and a stale leader records nothing.
+    pub async fn record_leader_elected(&self, fence: &Fence, at_ms: i64) -> Result<(), FenceError> {
+        let mut fields = serde_json::Map::new();
+        fields.insert("replica".into(), self.replica().into());
+        fields.insert("lease".into(), fence.lease.as_ref().into());
+        fields.insert("epoch".into(), fence.held.epoch.into());
+        let mut tx = self.pool.begin().await?;
+        self::fence(&mut tx, &fence.lease, &fence.held).await?;
+        let replica = self.replica.clone();
+        super::ledger::append(
+            &mut tx,
+            &self.masker,
+            "",
+            "leader_elected",
+            &replica,
+            at_ms,
+            fields,
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -112,6 +176,17 @@ impl PgStore {
         let out = write(&mut tx).await?;
         tx.commit().await?;
         Ok(out)
+    }
+}
+
+impl PgStore {
+    /// Begins a write transaction; inside [`Fence::scope`], fenced by its lease.
+    pub(super) async fn write_tx(&self) -> anyhow::Result<Transaction<'static, Postgres>> {
+        let mut tx = self.pool.begin().await?;
+        if let Ok(f) = FENCE.try_with(Fence::clone) {
+            fence(&mut tx, &f.lease, &f.held).await?;
+        }
+        Ok(tx)
     }
 }
 

@@ -116,7 +116,7 @@ impl LedgerStore for PgStore {
         at: i64,
         fields: Map<String, Value>,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         // A signature seen by any replica is refused by every other: the primary key decides
         // (a concurrent insert of the same key waits for the other transaction, then skips).
         let fresh = sqlx::query(

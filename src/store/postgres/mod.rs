@@ -10,13 +10,15 @@
 mod credentials;
 mod events;
 mod execution;
+mod hints;
 mod inbox;
 mod lease;
 mod ledger;
 mod notify;
 mod requests;
 
-pub use lease::{FenceError, Held};
+pub use hints::{Hint, Hints};
+pub use lease::{Fence, FenceError, Held};
 
 use crate::ledger::entry::GENESIS;
 use crate::mask::Masker;
@@ -50,6 +52,8 @@ pub struct PgStore {
     location: Arc<str>,
     /// Runs over every ledger entry before it is hashed.
     masker: Arc<Masker>,
+    /// How long a running execution's claim lasts without renewal (the lease lifetime).
+    claim_ttl: Duration,
 }
 
 impl PgStore {
@@ -91,7 +95,18 @@ impl PgStore {
             replica: default_replica_name().into(),
             location,
             masker,
+            claim_ttl: Duration::from_secs(30),
         })
+    }
+
+    /// The same store, with claims on running executions lasting `ttl` without renewal.
+    pub fn with_claim_ttl(mut self, ttl: Duration) -> Self {
+        self.claim_ttl = ttl;
+        self
+    }
+
+    pub(super) fn claim_ms(&self) -> i64 {
+        i64::try_from(self.claim_ttl.as_millis()).unwrap_or(i64::MAX)
     }
 
     /// The same store, acting as replica `name` (claims and leases are held in it).

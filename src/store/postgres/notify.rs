@@ -26,7 +26,7 @@ impl NotifyStore for PgStore {
         targets: &[String],
         now_ms: i64,
     ) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         for target in targets {
             sqlx::query(
                 "INSERT INTO notify_deliveries (outbox_id, target, request_id, event, updated_at) \
@@ -168,7 +168,7 @@ impl NotifyStore for PgStore {
     }
 
     async fn notify_prune(&self, before_ms: i64) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("DELETE FROM notify_deliveries WHERE state != 'pending' AND updated_at < $1")
             .bind(before_ms)
             .execute(&mut *tx)

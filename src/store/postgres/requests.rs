@@ -37,8 +37,12 @@ impl RequestStore for PgStore {
 
     async fn insert_request(&self, new: NewRequest) -> anyhow::Result<InsertOutcome> {
         let ledger = ledger_fields(&self.masker, &new);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let outcome = insert_one(&mut tx, &new, ledger).await?;
+        if matches!(outcome, InsertOutcome::Inserted) {
+            // Delivered at commit: wakes the leader's review sync on whichever replica leads.
+            super::hints::notify(&mut tx, super::hints::Hint::Review).await?;
+        }
         tx.commit().await?;
         Ok(outcome)
     }
@@ -109,7 +113,7 @@ impl RequestStore for PgStore {
         } else {
             State::PendingReview
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let updated = sqlx::query(
             "UPDATE requests SET state = $1, review_ref = $2, review_url = $3, review_head = $4, \
              updated_at = $5, last_error = NULL, next_attempt_at = 0, forge_attempts = 0 \
@@ -164,6 +168,7 @@ impl RequestStore for PgStore {
         review_ref: &str,
         review_url: &str,
     ) -> anyhow::Result<()> {
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "UPDATE requests SET review_ref = $1, review_url = $2 \
              WHERE id = $3 AND review_ref IS NULL",
@@ -171,8 +176,9 @@ impl RequestStore for PgStore {
         .bind(review_ref)
         .bind(review_url)
         .bind(id.as_str())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -183,6 +189,7 @@ impl RequestStore for PgStore {
         next_attempt_at: i64,
         error: &str,
     ) -> anyhow::Result<()> {
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "UPDATE requests SET forge_attempts = $1, next_attempt_at = $2, last_error = $3 \
              WHERE id = $4",
@@ -191,20 +198,23 @@ impl RequestStore for PgStore {
         .bind(next_attempt_at)
         .bind(error)
         .bind(id.as_str())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     async fn decision_published(&self, id: &RequestId, state: State) -> anyhow::Result<()> {
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "UPDATE requests SET decision_published = 1, forge_attempts = 0, next_attempt_at = 0, \
              last_error = NULL WHERE id = $1 AND state = $2",
         )
         .bind(id.as_str())
         .bind(state.as_str())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -215,7 +225,7 @@ impl RequestStore for PgStore {
         now_ms: i64,
         decide: &(dyn for<'r> Fn(&'r [ReviewRow]) -> Option<State> + Send + Sync),
     ) -> Result<State, TransitionError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let current: Option<(State, i64)> =
             sqlx::query_as("SELECT state, expires_at FROM requests WHERE id = $1 FOR UPDATE")
                 .bind(id.as_str())
@@ -316,7 +326,7 @@ impl RequestStore for PgStore {
         why: &str,
         now_ms: i64,
     ) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let detail = serde_json::json!({ "decision": "approve", "counted": false, "refused": why });
         insert_event(
             &mut tx,
@@ -335,7 +345,7 @@ impl RequestStore for PgStore {
     }
 
     async fn expire_due(&self, now_ms: i64) -> anyhow::Result<Vec<RequestId>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         // Rows another replica is expiring (or deciding) right now are skipped, not waited for.
         let due: Vec<(String, State)> = sqlx::query_as(
             "WITH due AS (SELECT id, state FROM requests \
@@ -370,18 +380,22 @@ impl RequestStore for PgStore {
     }
 
     async fn prune_signatures(&self, now_ms: i64) -> anyhow::Result<u64> {
+        let mut tx = self.write_tx().await?;
         let r = sqlx::query("DELETE FROM seen_signatures WHERE expires_at < $1")
             .bind(now_ms)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(r.rows_affected())
     }
 
     async fn prune_idempotency_keys(&self, before_ms: i64) -> anyhow::Result<u64> {
+        let mut tx = self.write_tx().await?;
         let r = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
             .bind(before_ms)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(r.rows_affected())
     }
 
