@@ -84,10 +84,9 @@ impl Server {
                 None,
             ),
             Some(url) => {
-                let pg = PgStore::open(url.expose(), masker.clone())
+                let pg = PgStore::open_with_lease(url.expose(), masker.clone(), config.lease_ttl)
                     .await?
-                    .named(&replica)
-                    .with_claim_ttl(config.lease_ttl);
+                    .named(&replica);
                 let leadership =
                     Leadership::new(pg.clone(), config.lease_ttl, mode, metrics.clone()).await?;
                 (Store::from(pg.clone()), Some((pg, leadership)))

@@ -12,6 +12,7 @@ mod intake;
 mod policy;
 mod policy_cli;
 mod postgres;
+mod replicas;
 mod reviews;
 mod secrecy;
 

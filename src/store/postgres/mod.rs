@@ -31,6 +31,9 @@ use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// How long leases and claims last unless configured (`lease_ttl`).
+const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
 /// Connections one replica keeps to the database.
 const MAX_CONNECTIONS: u32 = 16;
 
@@ -60,8 +63,23 @@ impl PgStore {
     /// Connects to `url` (`postgres://user@host:port/database`), applies the schema
     /// migrations and prepares the ledger head. Errors name the database, never the password.
     pub async fn open(url: &str, masker: Arc<Masker>) -> anyhow::Result<Self> {
+        Self::open_with_lease(url, masker, DEFAULT_LEASE).await
+    }
+
+    /// [`PgStore::open`] for replicas whose leases and claims last `lease`: claims on running
+    /// executions last as long, and a transaction left open by a replica that stopped (paused,
+    /// cut off) is ended by the database after half of it, so the row locks it holds (the
+    /// ledger head, the lease it is fenced by) never block the other replicas for longer, and
+    /// it cannot commit when it wakes.
+    pub async fn open_with_lease(
+        url: &str,
+        masker: Arc<Masker>,
+        lease: Duration,
+    ) -> anyhow::Result<Self> {
+        let idle_ms = (lease / 2).as_millis().max(100).to_string();
         let options = PgConnectOptions::from_str(url)
-            .map_err(|_| anyhow::anyhow!("`database_url` is not a valid postgres:// URL"))?;
+            .map_err(|_| anyhow::anyhow!("`database_url` is not a valid postgres:// URL"))?
+            .options([("idle_in_transaction_session_timeout", idle_ms.as_str())]);
         let location: Arc<str> = format!(
             "PostgreSQL database {} on {}:{}",
             options.get_database().unwrap_or("(default)"),
@@ -95,7 +113,7 @@ impl PgStore {
             replica: default_replica_name().into(),
             location,
             masker,
-            claim_ttl: Duration::from_secs(30),
+            claim_ttl: lease,
         })
     }
 
