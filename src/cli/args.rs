@@ -57,6 +57,9 @@ pub enum Command {
     Mask(MaskArgs),
     /// Verify the audit ledger branch, show a request's timeline, export an audit period.
     Ledger(ledger::LedgerArgs),
+    /// Copy a SQLite store into an empty PostgreSQL database and verify it (stop the server
+    /// first).
+    MigrateStore(super::migrate::MigrateStoreArgs),
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ mod demo_service;
 pub mod keys;
 pub mod ledger;
 mod mask;
+pub mod migrate;
 mod policy;
 mod serve;
 
@@ -85,6 +86,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 )
             }
             Command::Ledger(args) => Ok(ledger::run(args)),
+            Command::MigrateStore(args) => migrate::run(args).await,
             Command::Policy(args) => match args.action {
                 PolicyAction::Check { dir, github_teams } => {
                     policy::check(&dir, github_teams || file.github.is_some())

@@ -34,16 +34,7 @@ impl DataDirLock {
             .open(&path)
             .or_else(|_| File::open(&path))
             .with_context(|| format!("cannot open the data directory lock {}", path.display()))?;
-        // A lock just released may still be held for a moment: a process forked by this one
-        // (for git, an executor) shares the descriptor until it calls exec, which closes it.
-        // Another countersign holds it for good, so a short wait tells the two apart.
-        let deadline = Instant::now() + RELEASE_WAIT;
-        let mut outcome = file.try_lock();
-        while matches!(outcome, Err(TryLockError::WouldBlock)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-            outcome = file.try_lock();
-        }
-        match outcome {
+        match try_lock(&file) {
             Ok(()) => Ok(Self { _file: file, path }),
             Err(TryLockError::WouldBlock) => anyhow::bail!(
                 "another countersign is already running on the data directory {} (it holds the \
@@ -57,9 +48,48 @@ impl DataDirLock {
         }
     }
 
+    /// Takes the lock of a data directory another countersign may be serving from, without
+    /// creating the lock file: `None` when there is none (no server ever ran there). For tools
+    /// that must not run beside a server (`migrate-store`).
+    pub fn acquire_existing(data_dir: &Path) -> anyhow::Result<Option<Self>> {
+        let path = data_dir.join(LOCK_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .open(&path)
+            .with_context(|| format!("cannot open the data directory lock {}", path.display()))?;
+        match try_lock(&file) {
+            Ok(()) => Ok(Some(Self { _file: file, path })),
+            Err(TryLockError::WouldBlock) => anyhow::bail!(
+                "a countersign server is running on the data directory {} (it holds the lock \
+                 {}); stop it first",
+                data_dir.display(),
+                path.display()
+            ),
+            Err(TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("cannot lock the data directory {}", path.display()))
+            }
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Locks `file`. A lock just released may still be held for a moment: a process forked by its
+/// holder (for git, an executor) shares the descriptor until it calls exec, which closes it.
+/// Another countersign holds it for good, so a short wait tells the two apart.
+fn try_lock(file: &File) -> Result<(), TryLockError> {
+    let deadline = Instant::now() + RELEASE_WAIT;
+    let mut outcome = file.try_lock();
+    while matches!(outcome, Err(TryLockError::WouldBlock)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        outcome = file.try_lock();
+    }
+    outcome
 }
 
 #[cfg(test)]
@@ -77,5 +107,19 @@ mod tests {
         );
         drop(first);
         DataDirLock::acquire(dir.path()).expect("free again once the holder is gone");
+    }
+
+    #[test]
+    fn a_tool_takes_an_existing_lock_only_while_no_server_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(DataDirLock::acquire_existing(dir.path()).unwrap().is_none());
+        assert!(!dir.path().join(LOCK_FILE).exists(), "not created");
+        let server = DataDirLock::acquire(dir.path()).unwrap();
+        let refused = DataDirLock::acquire_existing(dir.path()).unwrap_err();
+        assert!(refused.to_string().contains("stop it first"), "{refused}");
+        drop(server);
+        let tool = DataDirLock::acquire_existing(dir.path()).unwrap();
+        assert!(tool.is_some());
+        DataDirLock::acquire(dir.path()).unwrap_err();
     }
 }

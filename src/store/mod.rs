@@ -21,6 +21,7 @@ pub mod execution;
 pub mod github;
 mod intake;
 mod ledger;
+pub mod migrate;
 pub mod notify;
 mod postgres;
 mod writer;

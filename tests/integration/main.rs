@@ -9,6 +9,7 @@
 mod durability;
 mod embedded;
 mod intake;
+mod migrate_store;
 mod policy;
 mod policy_cli;
 mod postgres;

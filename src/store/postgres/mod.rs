@@ -143,6 +143,11 @@ impl PgStore {
         &self.location
     }
 
+    /// The connections, for the store's own tools (`migrate-store`).
+    pub(in crate::store) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Closes every connection.
     pub async fn close(&self) {
         self.pool.close().await;
