@@ -8,6 +8,7 @@ use crate::engine::{Engine, Ports};
 use crate::execute::github_app::GitHubApp;
 use crate::forge::github::GitHubReviews;
 use crate::forge::{Forge, GitHubForge, LocalForge};
+use crate::jobs::leadership::SharedKeys;
 use crate::jobs::{Jobs, Leadership, LedgerSource, Mode, Notifier, Parts};
 use crate::ledger::{PushSettings, Signer};
 use crate::mask::Masker;
@@ -78,7 +79,7 @@ impl Server {
             Some(_) => Mode::Shared,
             None => Mode::Exclusive,
         };
-        let (store, leadership) = match &config.database_url {
+        let (store, pg) = match &config.database_url {
             None => (
                 Store::open(&config.database_path(), config.synchronous, masker.clone()).await?,
                 None,
@@ -87,12 +88,10 @@ impl Server {
                 let pg = PgStore::open_with_lease(url.expose(), masker.clone(), config.lease_ttl)
                     .await?
                     .named(&replica);
-                let leadership =
-                    Leadership::new(pg.clone(), config.lease_ttl, mode, metrics.clone()).await?;
-                (Store::from(pg.clone()), Some((pg, leadership)))
+                (Store::from(pg.clone()), Some(pg))
             }
         };
-        if leadership.is_none() {
+        if pg.is_none() {
             metrics.leader.set(1);
         }
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -145,7 +144,7 @@ impl Server {
         };
         // The signing key is made (or found unreadable) now, whichever replica leads.
         Signer::load_or_create(&config.ledger_key_path(), &config.ledger_signer)?;
-        let opened_ledger = match leadership {
+        let opened_ledger = match pg {
             None => Some(
                 ledger
                     .open()
@@ -164,6 +163,24 @@ impl Server {
             Issuer::open(&config.jwt_keys_dir(), &public_url, store.clone())
                 .context("cannot load the JWT signing keys")?,
         );
+        let leadership = match pg {
+            None => None,
+            Some(pg) => {
+                let mut jwt: Vec<String> =
+                    credentials.jwks().keys.into_iter().map(|k| k.kid).collect();
+                jwt.sort();
+                let keys = SharedKeys {
+                    payload: vault.key_id().to_owned(),
+                    payload_previous: vault.previous_key_ids(),
+                    jwt,
+                    pseudonym: config.pseudonym_key.as_deref().map(key_fingerprint),
+                };
+                let leadership =
+                    Leadership::new(pg.clone(), config.lease_ttl, mode, metrics.clone(), &keys)
+                        .await?;
+                Some((pg, leadership))
+            }
+        };
         let settings = crate::engine::Settings {
             clock,
             ..config.into()
@@ -293,6 +310,16 @@ impl ServerForge {
             ServerForge::GitHub(f) => f.clone(),
         }
     }
+}
+
+/// A fingerprint of a secret key that says nothing about it: a domain-separated SHA-256,
+/// shortened.
+fn key_fingerprint(key: &[u8]) -> String {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(b"countersign shared key fingerprint\0");
+    h.update(key);
+    hex::encode(&h.finalize()[..8])
 }
 
 async fn shutdown_signal() {

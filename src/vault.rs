@@ -86,6 +86,13 @@ impl Vault {
         &self.current.id
     }
 
+    /// The ids of the previous keys, sorted.
+    pub fn previous_key_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.previous.iter().map(|k| k.id.clone()).collect();
+        ids.sort();
+        ids
+    }
+
     /// A new random key, hex-encoded, for the key file.
     pub fn new_key_hex() -> String {
         let mut key = Zeroizing::new([0u8; 32]);

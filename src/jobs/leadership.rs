@@ -31,6 +31,37 @@ pub enum Mode {
     Exclusive,
 }
 
+/// Fingerprints of the keys every replica on one database must share (never the keys): what
+/// one replica seals, signs or pseudonymises, every other must open, verify or repeat.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SharedKeys {
+    /// The payload key's id, and its previous keys' ids (`payload_key`,
+    /// `previous_payload_keys`).
+    pub payload: String,
+    pub payload_previous: Vec<String>,
+    /// The JWT signing keys' ids (`jwt_keys_dir`).
+    pub jwt: Vec<String>,
+    /// A keyed hash of `[masking] pseudonym_key`, if set.
+    pub pseudonym: Option<String>,
+}
+
+impl SharedKeys {
+    /// The settings in which `self` and `other` differ.
+    fn differences(&self, other: &SharedKeys) -> Vec<&'static str> {
+        let mut out = vec![];
+        if self.payload != other.payload || self.payload_previous != other.payload_previous {
+            out.push("payload_key / previous_payload_keys");
+        }
+        if self.jwt != other.jwt {
+            out.push("jwt_keys_dir (the JWT signing keys)");
+        }
+        if self.pseudonym != other.pseudonym {
+            out.push("[masking] pseudonym_key");
+        }
+        out
+    }
+}
+
 /// Competes for the leader lease and runs the leader jobs while it holds it.
 pub struct Leadership {
     store: PgStore,
@@ -52,11 +83,14 @@ enum Ended {
 impl Leadership {
     /// Exclusive mode takes the lease now, or says who holds it; shared mode starts as a
     /// follower.
+    /// A replica whose `keys` differ from those of a replica running on the database is
+    /// refused, naming the replica and the settings.
     pub async fn new(
         store: PgStore,
         ttl: Duration,
         mode: Mode,
         metrics: Arc<Metrics>,
+        keys: &SharedKeys,
     ) -> anyhow::Result<Self> {
         let held = match mode {
             Mode::Shared => None,
@@ -78,6 +112,26 @@ impl Leadership {
                 }
             },
         };
+        let document = serde_json::to_string(keys)?;
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let others = store.announce_replica(&document, ttl_ms).await?;
+        // An exclusive replica holds the lease: no other runs (a recent row is one that died).
+        for (name, theirs) in others.into_iter().filter(|_| mode == Mode::Shared) {
+            let differ = match serde_json::from_str::<SharedKeys>(&theirs) {
+                Ok(theirs) => keys.differences(&theirs),
+                Err(_) => vec!["(its key document is from another version)"],
+            };
+            if !differ.is_empty() {
+                let _ = store.replica_gone().await;
+                anyhow::bail!(
+                    "replica `{name}` is running on the {} with other keys: {}. Replicas sharing \
+                     a database must share these keys (docs/DEPLOYMENT.md); to change one, stop \
+                     every replica first",
+                    store.location(),
+                    differ.join(", ")
+                );
+            }
+        }
         let me = Self {
             store,
             ttl,
@@ -95,8 +149,16 @@ impl Leadership {
         self.released.clone()
     }
 
-    /// Follows and leads until `shutdown`; then stops the leader jobs and gives the lease up.
-    pub async fn run(mut self, work: LeaderWork, mut shutdown: watch::Receiver<bool>) {
+    /// Follows and leads until `shutdown`; then stops the leader jobs, gives the lease up and
+    /// leaves the list of running replicas.
+    pub async fn run(mut self, work: LeaderWork, shutdown: watch::Receiver<bool>) {
+        self.serve(work, shutdown).await;
+        if let Err(e) = self.store.replica_gone().await {
+            tracing::warn!(replica.name = self.store.replica(), error = %format!("{e:#}"), "could not remove this replica from the running ones; its row lapses");
+        }
+    }
+
+    async fn serve(&mut self, work: LeaderWork, mut shutdown: watch::Receiver<bool>) {
         loop {
             let held = match self.held.take() {
                 Some(held) => held,
@@ -148,6 +210,7 @@ impl Leadership {
             if *shutdown.borrow() {
                 return None;
             }
+            self.seen().await;
             let wait = match self
                 .store
                 .acquire_lease(LEADER_LEASE, self.store.replica(), self.ttl)
@@ -187,6 +250,7 @@ impl Leadership {
                 },
             }
             let attempt = Instant::now();
+            self.seen().await;
             match self
                 .store
                 .renew_lease(LEADER_LEASE, self.store.replica(), held, self.ttl)
@@ -214,6 +278,14 @@ impl Leadership {
         tokio::select! {
             _ = tokio::time::sleep(self.ttl / 3) => {}
             _ = shutdown.changed() => {}
+        }
+    }
+
+    /// Keeps this replica in the list of running ones (a failure only matters to a replica
+    /// starting with other keys meanwhile: logged).
+    async fn seen(&self) {
+        if let Err(e) = self.store.replica_seen().await {
+            tracing::debug!(error = %format!("{e:#}"), "could not refresh this replica's row");
         }
     }
 

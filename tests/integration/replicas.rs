@@ -133,6 +133,12 @@ impl Cluster {
 
     /// Starts another replica named `name`.
     fn add(&mut self, name: &str) -> usize {
+        let replica = self.configure(name, &self.shared.path().join("payload.key"));
+        self.spawn(replica)
+    }
+
+    /// Writes the configuration of replica `name`, sealing payloads with the key in `payload`.
+    fn configure(&self, name: &str, payload: &std::path::Path) -> Replica {
         let dir = self.shared.path().join(name);
         std::fs::create_dir_all(&dir).unwrap();
         let shared = self.shared.path();
@@ -155,22 +161,30 @@ impl Cluster {
             url = self.db.url,
             lease = LEASE.as_millis(),
             jwt = shared.join("jwt").display().to_string(),
-            payload = shared.join("payload.key").display().to_string(),
+            payload = payload.display().to_string(),
             agent = shared.join("agent-a.key").display().to_string(),
             github = self.fake.countersign_toml(&dir, ""),
         );
         std::fs::write(dir.join("countersign.toml"), text).unwrap();
-        let mut replica = Replica {
+        Replica {
             name: name.to_owned(),
             dir,
             process: None,
-        };
-        self.spawn(&mut replica);
+        }
+    }
+
+    /// Starts `replica` and adds it to the cluster; returns its index.
+    fn spawn(&mut self, mut replica: Replica) -> usize {
+        replica.process = Some(
+            Self::start_process(&replica)
+                .unwrap_or_else(|log| panic!("replica {} did not start:\n{log}", replica.name)),
+        );
         self.replicas.push(replica);
         self.replicas.len() - 1
     }
 
-    fn spawn(&self, replica: &mut Replica) {
+    /// Starts the replica's process, or returns its log if it exits instead.
+    fn start_process(replica: &Replica) -> Result<Binary, String> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -185,10 +199,7 @@ impl Cluster {
                 Binary::spawn_logging(&args, &replica.dir, log.into())
             }))
         });
-        match started {
-            Ok(process) => replica.process = Some(process),
-            Err(_) => panic!("replica {} did not start:\n{}", replica.name, replica.log()),
-        }
+        started.map_err(|_| replica.log())
     }
 
     fn agent(&self, i: usize) -> AgentClient {
@@ -535,6 +546,32 @@ async fn a_leader_paused_past_its_lease_writes_nothing_when_it_wakes_and_steps_d
     cluster.published_ledger_matches().await;
     assert_eq!(cluster.recorder.calls(&first), 1);
     assert_eq!(cluster.recorder.calls(&second), 1);
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_with_another_payload_key_is_refused_naming_the_running_one() {
+    let Some(mut cluster) = Cluster::start("replicas keys", 1).await else {
+        return;
+    };
+    cluster.leader().await;
+    let other_key = cluster.shared.path().join("other-payload.key");
+    std::fs::write(&other_key, "8".repeat(64)).unwrap();
+    let stranger = cluster.configure("r1", &other_key);
+    let log = Cluster::start_process(&stranger)
+        .err()
+        .expect("refused at start");
+    assert!(
+        log.contains("replica `r0` is running")
+            && log.contains("payload_key")
+            && !log.contains(&"8".repeat(64))
+            && !log.contains(&"7".repeat(64)),
+        "{log}"
+    );
+    // With the shared key it joins, as a follower.
+    let joined = cluster.add("r2");
+    let ready = cluster.readiness(joined).await.unwrap();
+    assert_eq!(ready.replica.role, Role::Follower);
     cluster.stop().await;
 }
 

@@ -11,9 +11,9 @@ use sqlx::sqlite::SqliteConnection;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row as _};
 use std::collections::BTreeMap;
 
-/// Tables only PostgreSQL has: the ledger head (set from the copied ledger) and the leader
-/// leases (replicas' own, left empty).
-pub(super) const PG_ONLY: [&str; 2] = ["ledger_head", "leases"];
+/// Tables only PostgreSQL has: the ledger head (set from the copied ledger), the leader
+/// leases and the running replicas (replicas' own, left empty).
+pub(super) const PG_ONLY: [&str; 3] = ["ledger_head", "leases", "replicas"];
 
 /// A batch is sent once it holds this many bytes of values, however few rows that is.
 const BATCH_BYTES: usize = 8 << 20;

@@ -15,6 +15,7 @@ mod inbox;
 mod lease;
 mod ledger;
 mod notify;
+mod replicas;
 mod requests;
 
 pub use hints::{Hint, Hints};
