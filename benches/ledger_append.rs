@@ -80,7 +80,7 @@ async fn writer(dir: &std::path::Path, store: &Store) -> LedgerWriter {
         remote: None,
         status: Default::default(),
     }
-    .open()
+    .open(None)
     .await
     .unwrap()
 }

@@ -143,11 +143,12 @@ impl Server {
             status: Arc::default(),
         };
         // The signing key is made (or found unreadable) now, whichever replica leads.
-        Signer::load_or_create(&config.ledger_key_path(), &config.ledger_signer)?;
+        let ledger_key =
+            Signer::load_or_create(&config.ledger_key_path(), &config.ledger_signer)?.fingerprint();
         let opened_ledger = match pg {
             None => Some(
                 ledger
-                    .open()
+                    .open(None)
                     .await
                     .context("cannot start the audit ledger")?,
             ),
@@ -174,6 +175,7 @@ impl Server {
                     payload_previous: vault.previous_key_ids(),
                     jwt,
                     pseudonym: config.pseudonym_key.as_deref().map(key_fingerprint),
+                    ledger: ledger_key,
                 };
                 let leadership =
                     Leadership::new(pg.clone(), config.lease_ttl, mode, metrics.clone(), &keys)

@@ -40,8 +40,9 @@ pub struct ReplicaReadiness {
     pub lease_epoch: Option<i64>,
 }
 
-/// A replica's part: today every running replica leads (SQLite has one writer; on PostgreSQL a
-/// replica runs only while it holds the database lease).
+/// A replica's part: the leader runs the work that has one writer (the ledger, the review
+/// inbox, review sync, expiry); followers serve the API and share executions, callbacks and
+/// notifications. With SQLite the one process leads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {

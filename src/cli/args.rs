@@ -342,8 +342,8 @@ pub enum KeysKind {
     /// A new JWT signing key for the tokens countersign issues: it signs from the next start
     /// on; older keys stay in the JWKS, so tokens they signed keep verifying.
     RotateJwt {
-        /// Data directory holding keys/jwt/ [default: `data_dir` of the configuration, or
-        /// .countersign].
+        /// Data directory holding keys/jwt/ [default: `jwt_keys_dir` of the configuration,
+        /// else its `data_dir`, or .countersign].
         #[arg(long, env = "COUNTERSIGN_DATA_DIR", value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },

@@ -27,13 +27,22 @@ pub fn token_sha256(token: &str) -> String {
 pub use crate::vault::{read_or_create, write_secret};
 
 /// `countersign keys …`: rotate the JWT or payload key, or make an agent key or a reviewer token.
-pub fn run(args: KeysArgs, file_data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+/// `file_jwt_keys_dir` is `jwt_keys_dir` from the configuration file (replicas share it).
+pub fn run(
+    args: KeysArgs,
+    file_data_dir: Option<PathBuf>,
+    file_jwt_keys_dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     match args.kind {
         KeysKind::RotateJwt { data_dir } => {
-            let data_dir = data_dir
-                .or(file_data_dir)
-                .unwrap_or_else(|| PathBuf::from(".countersign"));
-            let dir = data_dir.join("keys").join("jwt");
+            let dir = match (data_dir, file_jwt_keys_dir) {
+                (Some(data_dir), _) => data_dir.join("keys").join("jwt"),
+                (None, Some(shared)) => shared,
+                (None, None) => file_data_dir
+                    .unwrap_or_else(|| PathBuf::from(".countersign"))
+                    .join("keys")
+                    .join("jwt"),
+            };
             let had_keys = std::fs::read_dir(&dir).is_ok_and(|mut entries| {
                 entries.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "key")))
             });

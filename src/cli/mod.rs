@@ -62,7 +62,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         match cli.command {
             Command::Serve(args) => serve::run(file, args.overrides()).await,
             Command::Demo(args) => demo::run(args.data_dir).await,
-            Command::Keys(args) => keys::run(args, file.data_dir.clone()),
+            Command::Keys(args) => {
+                keys::run(args, file.data_dir.clone(), file.jwt_keys_dir.clone())
+            }
             Command::Submit(args) => agent::submit(&file.client, args).await,
             Command::Status(args) => {
                 let client = agent::agent_client(&file.client, &args.agent)?;

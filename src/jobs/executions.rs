@@ -94,13 +94,29 @@ impl Executions {
                 grace_ms = time::duration_ms(engine.execution().shutdown_grace),
                 "waiting for running actions"
             );
+            // With replicas, the claims on the running actions stay renewed meanwhile: no
+            // other replica takes one of them for interrupted while it still runs here.
+            let renew = async {
+                let Some(ttl) = claim else {
+                    return std::future::pending().await;
+                };
+                loop {
+                    tokio::time::sleep(ttl / 3).await;
+                    let ids: Vec<String> =
+                        claimed.lock().expect("claims").iter().cloned().collect();
+                    if let Err(e) = engine.store().renew_execution_claims(&ids).await {
+                        tracing::warn!(error = %format!("{e:#}"), executions = ids.len(), "could not renew the claims on running executions; will retry");
+                    }
+                }
+            };
             let all = async { while tasks.join_next().await.is_some() {} };
-            if tokio::time::timeout(engine.execution().shutdown_grace, all)
-                .await
-                .is_err()
-            {
+            let finished = tokio::select! {
+                r = tokio::time::timeout(engine.execution().shutdown_grace, all) => r.is_ok(),
+                never = renew => never,
+            };
+            if !finished {
                 tracing::warn!(
-                    "actions still running at shutdown were stopped; they will be outcome_unknown (or retried if idempotent) at the next start"
+                    "actions still running at shutdown were stopped; they will be outcome_unknown (or retried if idempotent) when recovered: at the next start, or by another replica once their claims lapse"
                 );
                 tasks.abort_all();
             }

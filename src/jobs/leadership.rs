@@ -43,6 +43,9 @@ pub struct SharedKeys {
     pub jwt: Vec<String>,
     /// A keyed hash of `[masking] pseudonym_key`, if set.
     pub pseudonym: Option<String>,
+    /// The ledger signing key's fingerprint (`[ledger] key_file`): every leader signs with
+    /// it, so the ledger verifies against the key its first commit published.
+    pub ledger: String,
 }
 
 impl SharedKeys {
@@ -57,6 +60,9 @@ impl SharedKeys {
         }
         if self.pseudonym != other.pseudonym {
             out.push("[masking] pseudonym_key");
+        }
+        if self.ledger != other.ledger {
+            out.push("[ledger] key_file (the ledger signing key)");
         }
         out
     }
@@ -250,13 +256,20 @@ impl Leadership {
                 },
             }
             let attempt = Instant::now();
-            self.seen().await;
-            match self
-                .store
-                .renew_lease(LEADER_LEASE, self.store.replica(), held, self.ttl)
-                .await
-            {
-                Ok(true) => renewed = attempt,
+            // A renewal that hangs (a half-open connection) counts as failed after a third of
+            // the lease, so the lease is given up in time.
+            let renewal = tokio::time::timeout(
+                self.ttl / 3,
+                self.store
+                    .renew_lease(LEADER_LEASE, self.store.replica(), held, self.ttl),
+            )
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within a third of the lease")));
+            match renewal {
+                Ok(true) => {
+                    renewed = attempt;
+                    self.seen().await;
+                }
                 Ok(false) => {
                     return Ended::Lost(
                         "another replica took it (this one was paused or cut off past its lease)"
@@ -284,8 +297,12 @@ impl Leadership {
     /// Keeps this replica in the list of running ones (a failure only matters to a replica
     /// starting with other keys meanwhile: logged).
     async fn seen(&self) {
-        if let Err(e) = self.store.replica_seen().await {
-            tracing::debug!(error = %format!("{e:#}"), "could not refresh this replica's row");
+        match tokio::time::timeout(self.ttl / 3, self.store.replica_seen()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(error = %format!("{e:#}"), "could not refresh this replica's row")
+            }
+            Err(_) => tracing::debug!("could not refresh this replica's row in time"),
         }
     }
 
@@ -302,5 +319,31 @@ impl Leadership {
     fn set_role(&self, held: Option<&Held>) {
         self.metrics.leader.set(i64::from(held.is_some()));
         self.metrics.lease_epoch.set(held.map_or(0, |h| h.epoch));
+    }
+}
+
+/// The ledger push gate of a leader: pushes only while the lease is still at its epoch and
+/// unexpired, by the database's answer (no answer: no push).
+pub struct LeaseGate {
+    pub store: PgStore,
+    pub fence: Fence,
+}
+
+/// How long the gate waits for the database.
+const GATE_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[async_trait::async_trait]
+impl crate::ledger::push::PushGate for LeaseGate {
+    async fn may_push(&self) -> Result<(), String> {
+        let check = self.store.lease_valid(&self.fence.lease, &self.fence.held);
+        match tokio::time::timeout(GATE_TIMEOUT, check).await {
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => Err(format!(
+                "this replica no longer holds the leader lease at epoch {}",
+                self.fence.held.epoch
+            )),
+            Ok(Err(e)) => Err(format!("cannot check the leader lease: {e:#}")),
+            Err(_) => Err("cannot check the leader lease: no answer from the database".into()),
+        }
     }
 }

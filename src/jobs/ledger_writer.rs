@@ -11,7 +11,7 @@
 
 use crate::ledger::LedgerStatus;
 use crate::ledger::git::{Head, LedgerRepo};
-use crate::ledger::push::{LedgerRemote, PushSettings, Pusher};
+use crate::ledger::push::{LedgerRemote, PushGate, PushSettings, Pusher};
 use crate::ledger::sign::Signer;
 use crate::store::Store;
 use anyhow::Context as _;
@@ -59,7 +59,8 @@ impl LedgerSource {
     /// checks that it agrees with the database. With a remote, the published branch is read
     /// first: a missing local branch continues it, and a local branch that it is ahead of (or
     /// went another way from: another replica led meanwhile) follows it, if it verifies.
-    pub async fn open(&self) -> anyhow::Result<LedgerWriter> {
+    /// With replicas, `gate` checks before every push that this replica still leads.
+    pub async fn open(&self, gate: Option<Arc<dyn PushGate>>) -> anyhow::Result<LedgerWriter> {
         let signer = Signer::load_or_create(&self.key_file, &self.signer)?;
         let (path, branch) = (self.repo_path.clone(), self.branch.clone());
         let mut repo =
@@ -81,6 +82,7 @@ impl LedgerSource {
             status: self.status.clone(),
             remote,
             settings,
+            gate,
         });
         if let Some(p) = &pusher {
             p.install();

@@ -30,6 +30,7 @@ pub use ledger_writer::{LedgerSource, LedgerWriter};
 pub use notify::Notifier;
 
 use crate::engine::Engine;
+use crate::ledger::push::PushGate;
 use crate::store::{Fence, PgStore};
 use anyhow::Context as _;
 use std::sync::Arc;
@@ -91,6 +92,7 @@ impl Jobs {
         let work = LeaderWork {
             engine: engine.clone(),
             ledger: Arc::new(parts.ledger),
+            lease_store: parts.leadership.as_ref().map(|(store, _)| store.clone()),
         };
         let leader = match parts.leadership {
             None => Leader::Always(work.start_with(None, parts.opened_ledger)),
@@ -136,6 +138,8 @@ impl Jobs {
 pub struct LeaderWork {
     pub engine: Arc<Engine>,
     pub ledger: Arc<LedgerSource>,
+    /// PostgreSQL: checks the lease before each ledger push.
+    pub lease_store: Option<PgStore>,
 }
 
 impl LeaderWork {
@@ -175,9 +179,14 @@ impl LeaderWork {
         }
         // The ledger writer stops last, after the other jobs' final writes.
         let (ledger_shutdown, ledger_rx) = watch::channel(false);
+        let gate = fence.clone().and_then(|fence| {
+            let store = self.lease_store.clone()?;
+            Some(Arc::new(leadership::LeaseGate { store, fence }) as Arc<dyn PushGate>)
+        });
         let ledger = spawn(Box::pin(write_ledger(
             self.ledger.clone(),
             opened,
+            gate,
             ledger_rx,
         )));
         RunningLeaderJobs {
@@ -194,13 +203,14 @@ impl LeaderWork {
 async fn write_ledger(
     source: Arc<LedgerSource>,
     opened: Option<LedgerWriter>,
+    gate: Option<Arc<dyn PushGate>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(100);
     let writer = match opened {
         Some(w) => w,
         None => loop {
-            match source.open().await {
+            match source.open(gate.clone()).await {
                 Ok(w) => {
                     source.status.set_error(None);
                     break w;

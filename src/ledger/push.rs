@@ -215,6 +215,17 @@ pub struct Pusher {
     pub status: Arc<LedgerStatus>,
     pub remote: Arc<dyn LedgerRemote>,
     pub settings: PushSettings,
+    /// Asked right before every push (with replicas: still the leader?).
+    pub gate: Option<Arc<dyn PushGate>>,
+}
+
+/// Whether this process may still publish the ledger, asked right before each push: with
+/// replicas, whether it still holds the leader lease (checked in the database), so a leader
+/// that lost the lease while it was paused or cut off does not push over its successor.
+#[async_trait::async_trait]
+pub trait PushGate: Send + Sync {
+    /// `Err(why)`: do not push now.
+    async fn may_push(&self) -> Result<(), String>;
 }
 
 /// The published branch as countersign last saw it.
@@ -325,17 +336,23 @@ impl Pusher {
         // The transport stops at the deadline; the outer bound only guards against a hang
         // outside it (the token request has its own timeouts).
         let grace = Duration::from_secs(5);
-        let result = match tokio::time::timeout_at(
-            deadline + grace,
-            self.remote.push(tip, deadline),
-        )
-        .await
-        {
-            Ok(r) => r,
-            Err(_) => Err(PushError::Failed(format!(
-                "pushing the ledger branch timed out after {}",
-                humantime::format_duration(timeout)
-            ))),
+        let allowed = match &self.gate {
+            Some(gate) => gate.may_push().await,
+            None => Ok(()),
+        };
+        let result = match allowed {
+            Err(why) => Err(PushError::Failed(format!("not pushed: {why}"))),
+            Ok(()) => {
+                match tokio::time::timeout_at(deadline + grace, self.remote.push(tip, deadline))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err(PushError::Failed(format!(
+                        "pushing the ledger branch timed out after {}",
+                        humantime::format_duration(timeout)
+                    ))),
+                }
+            }
         };
         let outcome = match &result {
             Ok(Pushed::UpToDate) => "up_to_date",

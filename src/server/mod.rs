@@ -106,13 +106,19 @@ async fn healthz() -> Json<Health> {
     })
 }
 
+/// How long `/readyz` waits for the database: an unreachable one must make the replica
+/// not ready within a probe's timeout, not after the connection pool gives up.
+const DATABASE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 async fn readyz(State(app): State<AppState>) -> Response {
-    let database = app
-        .engine
-        .store()
-        .ping()
-        .await
-        .map_err(|e| format!("{e:#}"));
+    let database = match tokio::time::timeout(DATABASE_CHECK, app.engine.store().ping()).await {
+        Ok(answer) => answer.map_err(|e| format!("{e:#}")),
+        Err(_) => Err(format!(
+            "the {} did not answer within {} ms",
+            app.engine.store().location(),
+            DATABASE_CHECK.as_millis()
+        )),
+    };
     let forge = app.engine.forge().health().await.map_err(|e| e.to_string());
     let check = |r: Result<(), String>| Check {
         ok: r.is_ok(),
@@ -156,12 +162,22 @@ async fn ledger_state(app: &AppState) -> LedgerReadiness {
         .ledger
         .committed_seq
         .load(std::sync::atomic::Ordering::Relaxed);
-    let last = app
-        .engine
-        .store()
-        .ledger_last_seq()
+    let last = tokio::time::timeout(DATABASE_CHECK, app.engine.store().ledger_last_seq())
         .await
+        .ok()
+        .and_then(Result::ok)
         .unwrap_or(committed);
+    // The ledger is the leader's work: a follower's writer is idle (or what is left of the
+    // one it ran while it led), so it neither fails nor delays this replica's readiness.
+    if app.metrics.leader.get() != 1 {
+        return LedgerReadiness {
+            ok: true,
+            committed_seq: committed,
+            pending: 0,
+            error: None,
+            push: None,
+        };
+    }
     let error = app.ledger.error();
     let push = app.ledger.push.get().map(|p| p.readiness(committed));
     LedgerReadiness {

@@ -287,6 +287,22 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+/// Whether `e` says the database cannot be reached right now (no connection within the pool's
+/// wait, a connection lost, the server shutting down or starting): the caller may retry
+/// later, and nothing was stored.
+pub fn unavailable(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<sqlx::Error>())
+        .any(|e| match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+            // PostgreSQL: connection exceptions (class 08), shutting down or starting (57P01-03).
+            sqlx::Error::Database(db) => db
+                .code()
+                .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+            _ => false,
+        })
+}
+
 #[async_trait::async_trait]
 impl RequestStore for SqliteStore {
     fn location(&self) -> String {

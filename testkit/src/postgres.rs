@@ -60,3 +60,135 @@ impl TestDatabase {
         }
     }
 }
+
+/// A PostgreSQL server of the test's own (initdb + pg_ctl in a temporary directory, on a free
+/// loopback port, as `nobody` when the tests run as root: PostgreSQL refuses root), so a test
+/// can stop and start it without disturbing the others. `None` (printed) when PostgreSQL's
+/// programs are not installed, outside CI; in CI that fails the test.
+pub struct OwnServer {
+    /// `postgres://postgres@127.0.0.1:<port>/postgres`.
+    pub url: String,
+    bin: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl OwnServer {
+    pub fn start(test: &str) -> Option<Self> {
+        let Some(bin) = postgres_bin() else {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("{test}: PostgreSQL's programs (initdb, pg_ctl) are not installed");
+            }
+            eprintln!("SKIPPED {test}: PostgreSQL's programs (initdb, pg_ctl) are not installed");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server = Self {
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            bin,
+            dir,
+            port,
+        };
+        if as_root() {
+            std::os::unix::fs::chown(server.dir.path(), Some(65534), Some(65534)).unwrap();
+        }
+        let data = server.data();
+        server.run("initdb", &["-D", &data, "-U", "postgres", "--auth=trust"]);
+        server.pg_ctl_start();
+        Some(server)
+    }
+
+    /// Stops the server (fast shutdown: connections are ended, as in a restart).
+    pub fn stop(&self) {
+        self.run("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"]);
+    }
+
+    /// Starts it again.
+    pub fn pg_ctl_start(&self) {
+        let log = format!("{}/server.log", self.dir.path().display());
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-l",
+                &log,
+                "-w",
+                "-o",
+                &options,
+                "start",
+            ],
+        );
+    }
+
+    fn data(&self) -> String {
+        format!("{}/data", self.dir.path().display())
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let exe = self.bin.join(program);
+        let mut command = if as_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "nobody", "--"]).arg(&exe);
+            c
+        } else {
+            std::process::Command::new(&exe)
+        };
+        let out = command.args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{program} {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let exe = self.bin.join("pg_ctl");
+        let data = self.data();
+        let args = ["-D", data.as_str(), "-m", "immediate", "stop"];
+        let _ = if as_root() {
+            std::process::Command::new("runuser")
+                .args(["-u", "nobody", "--"])
+                .arg(&exe)
+                .args(args)
+                .output()
+        } else {
+            std::process::Command::new(&exe).args(args).output()
+        };
+    }
+}
+
+fn as_root() -> bool {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() == 0 }
+}
+
+/// The directory holding `initdb` and `pg_ctl`: on the `PATH`, or Debian's newest.
+fn postgres_bin() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        if dir.join("initdb").is_file() && dir.join("pg_ctl").is_file() {
+            return Some(dir);
+        }
+    }
+    let mut debian: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| Some(e.ok()?.path().join("bin")))
+        .filter(|d| d.join("initdb").is_file())
+        .collect();
+    debian.sort();
+    debian.pop()
+}

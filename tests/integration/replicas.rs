@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use testkit::fake_github::{FULL_NAME, FakeGitHub};
-use testkit::postgres::TestDatabase;
+use testkit::postgres::{OwnServer, TestDatabase};
 use testkit::{BOB, Binary, CAROL, DAVE, KEY_A_NEW, TEST_TEAMS_TOML, key, wait_until};
 
 /// The leader lease (and claims) in these tests: failover within about this long.
@@ -85,7 +85,10 @@ impl Replica {
 /// The fake GitHub, the database, the shared keys, the recorder and the replicas.
 struct Cluster {
     fake: FakeGitHub,
-    db: TestDatabase,
+    /// The database's URL, and the test database to drop at the end (none on a server of
+    /// the test's own).
+    url: String,
+    db: Option<TestDatabase>,
     shared: tempfile::TempDir,
     recorder: Arc<Recorder>,
     replicas: Vec<Replica>,
@@ -95,6 +98,10 @@ impl Cluster {
     /// `n` replicas named `r0`, `r1`, …; `None` without a PostgreSQL (outside CI).
     async fn start(what: &str, n: usize) -> Option<Self> {
         let db = TestDatabase::create(what).await?;
+        Some(Self::start_on(db.url.clone(), Some(db), n).await)
+    }
+
+    async fn start_on(url: String, db: Option<TestDatabase>, n: usize) -> Self {
         let (recorder, recorder_url) = Recorder::start().await;
         let actions = format!(
             "[actions.deploy]\nexecutor = {{ type = \"http\", url = \"{recorder_url}/deploy\" }}\naudience = \"deploy\"\n"
@@ -120,6 +127,7 @@ impl Cluster {
         std::fs::write(shared.path().join("agent-a.key"), KEY_A_NEW).unwrap();
         let mut cluster = Self {
             fake,
+            url,
             db,
             shared,
             recorder,
@@ -128,7 +136,7 @@ impl Cluster {
         for i in 0..n {
             cluster.add(&format!("r{i}"));
         }
-        Some(cluster)
+        cluster
     }
 
     /// Starts another replica named `name`.
@@ -156,13 +164,14 @@ impl Cluster {
              replica_name = \"{name}\"\nlease_ttl = \"{lease}ms\"\nsweep_interval = \"100ms\"\n\
              jwt_keys_dir = {jwt:?}\npayload_key = {{ file = {payload:?} }}\n\n\
              [[agents]]\nid = \"agent-a\"\nowners = []\nkeys = [{{ file = {agent:?} }}]\n\n\
-             {reviewers}[github]\n{github}",
+             {reviewers}[ledger]\nkey_file = {ledger:?}\n\n[github]\n{github}",
             data = dir.join("data").display().to_string(),
-            url = self.db.url,
+            url = self.url,
             lease = LEASE.as_millis(),
             jwt = shared.join("jwt").display().to_string(),
             payload = payload.display().to_string(),
             agent = shared.join("agent-a.key").display().to_string(),
+            ledger = shared.join("ledger_ed25519").display().to_string(),
             github = self.fake.countersign_toml(&dir, ""),
         );
         std::fs::write(dir.join("countersign.toml"), text).unwrap();
@@ -214,7 +223,7 @@ impl Cluster {
     async fn readiness(&self, i: usize) -> Option<Readiness> {
         let url = format!("{}/readyz", self.replicas[i].url());
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(3))
             .build()
             .unwrap();
         let resp = http.get(url).send().await.ok()?;
@@ -285,7 +294,7 @@ impl Cluster {
     /// The database's ledger, checked entry by entry: gap-free from 1, each `prev` the hash
     /// of the entry before, every line's own hash right. Returns the parsed entries.
     async fn verified_ledger(&self) -> Vec<Value> {
-        let mut conn = sqlx::PgConnection::connect(&self.db.url).await.unwrap();
+        let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
         let lines: Vec<(i64, String)> = sqlx::query_as("SELECT seq, line FROM ledger ORDER BY seq")
             .fetch_all(&mut conn)
             .await
@@ -331,7 +340,9 @@ impl Cluster {
 
     async fn stop(self) {
         drop(self.replicas);
-        self.db.drop().await;
+        if let Some(db) = self.db {
+            db.drop().await;
+        }
     }
 }
 
@@ -547,6 +558,113 @@ async fn a_leader_paused_past_its_lease_writes_nothing_when_it_wakes_and_steps_d
     assert_eq!(cluster.recorder.calls(&first), 1);
     assert_eq!(cluster.recorder.calls(&second), 1);
     cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarted_under_load_makes_replicas_unready_until_it_is_back_and_loses_nothing() {
+    let Some(server) = OwnServer::start("replicas restart") else {
+        return;
+    };
+    let cluster = Cluster::start_on(server.url.clone(), None, 2).await;
+    cluster.leader().await;
+
+    // Submissions keep coming through both replicas while PostgreSQL goes down and comes back;
+    // what was acknowledged (202) is kept, whatever was refused meanwhile.
+    let stop_load = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let agents = [cluster.agent(0), cluster.agent(1)];
+    let load = tokio::spawn({
+        let (stop, count) = (stop_load.clone(), count.clone());
+        async move {
+            let (mut acknowledged, mut refused, mut n) = (vec![], 0, 0u32);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let body = serde_json::to_vec(&json!({
+                    "kind": "action", "action": "deploy", "resource": "api",
+                    "environment": "prod", "justification": "ship it", "payload": { "n": n },
+                }))
+                .unwrap();
+                match agents[n as usize % 2].submit(&body, None).await {
+                    Ok(a) => {
+                        acknowledged.push(a.id.as_str().to_owned());
+                        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Err(_) => refused += 1,
+                }
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (acknowledged, refused)
+        }
+    });
+    let acknowledged_now = || count.load(std::sync::atomic::Ordering::Relaxed);
+    wait_until(
+        "a few submissions before the restart",
+        Duration::from_secs(30),
+        async || acknowledged_now() >= 3,
+    )
+    .await;
+
+    tokio::task::block_in_place(|| server.stop());
+    for i in 0..2 {
+        wait_until(
+            "the replica to say it is not ready",
+            Duration::from_secs(30),
+            async || {
+                let ready = cluster.readiness(i).await?;
+                (ready.status == api::ReadyStatus::NotReady && !ready.database.ok).then_some(())
+            },
+        )
+        .await;
+    }
+    tokio::time::sleep(LEASE).await;
+    tokio::task::block_in_place(|| server.pg_ctl_start());
+    for i in 0..2 {
+        wait_until(
+            "the replica to be ready again",
+            Duration::from_secs(60),
+            async || {
+                let ready = cluster.readiness(i).await?;
+                (ready.status == api::ReadyStatus::Ready).then_some(())
+            },
+        )
+        .await;
+    }
+    let (leader, _) = cluster.leader().await;
+    let before = acknowledged_now();
+    wait_until(
+        "a few submissions after the restart",
+        Duration::from_secs(30),
+        async || acknowledged_now() >= before + 3,
+    )
+    .await;
+    stop_load.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (acknowledged, refused) = load.await.unwrap();
+    eprintln!(
+        "{} acknowledged, {refused} refused while PostgreSQL was down",
+        acknowledged.len()
+    );
+
+    for id in &acknowledged {
+        cluster
+            .agent(leader)
+            .wait_for(id, Duration::from_secs(60), |s| {
+                s.state == State::PendingReview
+            })
+            .await
+            .unwrap();
+        cluster
+            .reviewer(1 - leader, BOB)
+            .review(id, Verdict::Approve, None)
+            .await
+            .unwrap();
+    }
+    for id in &acknowledged {
+        assert_eq!(cluster.finished(leader, id).await.state, State::Succeeded);
+        assert_eq!(cluster.recorder.calls(id), 1, "{id} ran once");
+    }
+    cluster.published_ledger_matches().await;
+    cluster.stop().await;
+    drop(server);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

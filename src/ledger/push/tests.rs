@@ -81,6 +81,10 @@ struct Setup {
 }
 
 fn start() -> Setup {
+    start_gated(None)
+}
+
+fn start_gated(gate: Option<Arc<dyn PushGate>>) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     git2::Repository::init_bare(dir.path()).unwrap();
     let mut repo = LedgerRepo::open(
@@ -102,6 +106,7 @@ fn start() -> Setup {
             min_backoff: Duration::from_millis(2),
             max_backoff: Duration::from_millis(20),
         },
+        gate,
     };
     pusher.install();
     let (finish, finishing) = watch::channel(false);
@@ -242,5 +247,45 @@ async fn failures_are_retried_with_backoff_and_a_divergence_is_reported() {
     eventually(|| s.push().error().is_none()).await;
     assert_eq!(s.attempts("diverged"), 3);
     s.finish.send(true).unwrap();
+    s.task.await.unwrap();
+}
+
+/// A gate an operator opens and closes (a replica that leads, then does not).
+#[derive(Default)]
+struct Switch(std::sync::atomic::AtomicBool);
+
+#[async_trait::async_trait]
+impl PushGate for Switch {
+    async fn may_push(&self) -> Result<(), String> {
+        if self.0.load(std::sync::atomic::Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err("this replica no longer holds the leader lease".into())
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_closed_gate_stops_every_push_and_says_why() {
+    let gate = Arc::new(Switch::default());
+    let mut s = start_gated(Some(gate.clone()));
+    s.commit();
+    s.status.committed.notify_one();
+    eventually(|| {
+        s.push().error().is_some_and(|e| {
+            e.to_string()
+                .contains("not pushed: this replica no longer holds")
+        })
+    })
+    .await;
+    assert!(s.remote.calls().is_empty(), "nothing reached the remote");
+
+    // Leading again (a new term), it publishes what is waiting.
+    gate.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    let tip = s.tip();
+    s.remote
+        .until(|r| r.published().as_deref() == Some(tip.as_str()))
+        .await;
+    let _ = s.finish.send(true);
     s.task.await.unwrap();
 }

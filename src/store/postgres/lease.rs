@@ -101,6 +101,18 @@ impl PgStore {
         Ok(renewed == 1)
     }
 
+    /// Whether lease `name` is still at `held`'s epoch and unexpired.
+    pub async fn lease_valid(&self, name: &str, held: &Held) -> anyhow::Result<bool> {
+        let row: Option<(i64,)> = sqlx::query_as(&format!(
+            "SELECT 1::bigint FROM leases WHERE name = $1 AND epoch = $2 AND expires_at > {NOW_MS}"
+        ))
+        .bind(name)
+        .bind(held.epoch)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
     /// Who holds lease `name` (expired or not), if anyone ever took it.
     pub async fn lease_holder(&self, name: &str) -> anyhow::Result<Option<String>> {
         let row: Option<(String,)> = sqlx::query_as("SELECT holder FROM leases WHERE name = $1")

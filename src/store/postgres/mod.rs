@@ -1,7 +1,7 @@
-//! The PostgreSQL store, for deployments with several replicas sharing one database (issue 15,
-//! in progress: every part of [`super::Storage`], leader leases and row claims are implemented
-//! and tested on a real PostgreSQL; the server runs on it with `database_url`, one replica at a
-//! time, until the jobs are split between replicas).
+//! The PostgreSQL store, for deployments with several replicas sharing one database
+//! (`database_url`): every part of [`super::Storage`], plus what replicas need: the leader
+//! lease and the fence on the leader's writes (`lease.rs`), claims on queue rows and running
+//! executions, wake-up hints (`hints.rs`) and the list of running replicas (`replicas.rs`).
 //!
 //! The schema is `migrations/postgres/`, applied at open; a database whose schema has a
 //! migration this build does not know is refused. Every invariant SQLite's single writer gives
