@@ -75,6 +75,21 @@ pub struct OwnServer {
 
 impl OwnServer {
     pub fn start(test: &str) -> Option<Self> {
+        Self::start_with(test, false)
+    }
+
+    /// [`OwnServer::start`] with TLS on: a certificate for `127.0.0.1` signed by a CA of the
+    /// test's own ([`OwnServer::ca_file`]), made with `openssl`.
+    pub fn start_tls(test: &str) -> Option<Self> {
+        Self::start_with(test, true)
+    }
+
+    /// The CA that signed the server's certificate (TLS servers only).
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    fn start_with(test: &str, tls: bool) -> Option<Self> {
         let Some(bin) = postgres_bin() else {
             if std::env::var("CI").as_deref() == Ok("true") {
                 panic!("{test}: PostgreSQL's programs (initdb, pg_ctl) are not installed");
@@ -99,8 +114,90 @@ impl OwnServer {
         }
         let data = server.data();
         server.run("initdb", &["-D", &data, "-U", "postgres", "--auth=trust"]);
+        if tls {
+            server.make_certificate();
+            let conf = format!("{data}/postgresql.conf");
+            let mut text = std::fs::read_to_string(&conf).unwrap();
+            text.push_str(
+                "\nssl = on\nssl_cert_file = 'server.pem'\nssl_key_file = 'server.key'\n",
+            );
+            std::fs::write(&conf, text).unwrap();
+        }
         server.pg_ctl_start();
         Some(server)
+    }
+
+    /// A CA and a server certificate for 127.0.0.1 in the data directory (key readable by the
+    /// server's user only, as PostgreSQL demands).
+    fn make_certificate(&self) {
+        let d = self.dir.path();
+        let data = std::path::PathBuf::from(self.data());
+        let openssl = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(d)
+                .output()
+                .expect("openssl is installed");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ed25519",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "ed25519",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(d.join("san.ext"), "subjectAltName = IP:127.0.0.1\n").unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.pem",
+        ]);
+        for file in ["server.pem", "server.key"] {
+            let target = data.join(file);
+            std::fs::copy(d.join(file), &target).unwrap();
+            std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
+            if as_root() {
+                std::os::unix::fs::chown(&target, Some(65534), Some(65534)).unwrap();
+            }
+        }
     }
 
     /// Stops the server (fast shutdown: connections are ended, as in a restart).

@@ -1031,3 +1031,41 @@ async fn a_server_on_postgres_merges_an_approved_change_and_refuses_a_second_rep
     h.server.stop().await.unwrap();
     db.drop().await;
 }
+
+#[tokio::test]
+async fn a_database_reached_over_tls_is_checked_against_the_given_ca_and_encrypted() {
+    let Some(server) = testkit::postgres::OwnServer::start_tls("postgres tls") else {
+        return;
+    };
+    let url = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        server.url,
+        server.ca_file().display()
+    );
+    let pg = PgStore::open(&url, masker())
+        .await
+        .expect("TLS with the right CA");
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let (encrypted,): (bool,) =
+        sqlx::query_as("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert!(encrypted, "the session is encrypted");
+    drop(conn);
+    pg.close().await;
+
+    // The certificate is checked: a CA the server's certificate does not chain to is refused.
+    let unchecked = format!("{}?sslmode=verify-full", server.url);
+    let refused = format!(
+        "{:#}",
+        PgStore::open(&unchecked, masker())
+            .await
+            .err()
+            .expect("refused")
+    );
+    assert!(
+        refused.contains("cannot connect") && refused.contains("127.0.0.1"),
+        "{refused}"
+    );
+}
