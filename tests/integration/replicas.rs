@@ -338,6 +338,15 @@ impl Cluster {
             .collect()
     }
 
+    /// The `leader_elected` entries are exactly these (replica index, epoch), in order.
+    async fn assert_elections(&self, expected: &[(usize, i64)]) {
+        let expected: Vec<(String, i64)> = expected
+            .iter()
+            .map(|(i, epoch)| (self.replicas[*i].name.clone(), *epoch))
+            .collect();
+        assert_eq!(self.elections().await, expected);
+    }
+
     async fn stop(self) {
         drop(self.replicas);
         if let Some(db) = self.db {
@@ -419,8 +428,7 @@ async fn three_replicas_share_the_work_and_an_approved_action_runs_once() {
         "one run for twenty approvals"
     );
 
-    let leader_name = cluster.replicas[leader].name.clone();
-    assert_eq!(cluster.elections().await, [(leader_name, epoch)]);
+    cluster.assert_elections(&[(leader, epoch)]).await;
     cluster.published_ledger_matches().await;
     cluster.stop().await;
 }
@@ -494,14 +502,9 @@ async fn a_leader_killed_under_load_is_replaced_within_its_lease_and_nothing_is_
         assert_eq!(done.state, State::Succeeded, "{done:?}");
         assert_eq!(cluster.recorder.calls(id), 1, "{id} ran once");
     }
-    let names: Vec<String> = cluster.replicas.iter().map(|r| r.name.clone()).collect();
-    assert_eq!(
-        cluster.elections().await,
-        [
-            (names[leader].clone(), epoch),
-            (names[new_leader].clone(), new_epoch)
-        ]
-    );
+    cluster
+        .assert_elections(&[(leader, epoch), (new_leader, new_epoch)])
+        .await;
     cluster.published_ledger_matches().await;
     cluster.stop().await;
 }
@@ -546,14 +549,9 @@ async fn a_leader_paused_past_its_lease_writes_nothing_when_it_wakes_and_steps_d
     );
     // It recorded nothing as leader after it woke: two elections, one chain, one history on
     // GitHub; and each action ran once.
-    let names: Vec<String> = cluster.replicas.iter().map(|r| r.name.clone()).collect();
-    assert_eq!(
-        cluster.elections().await,
-        [
-            (names[old].clone(), epoch),
-            (names[other].clone(), new_epoch)
-        ]
-    );
+    cluster
+        .assert_elections(&[(old, epoch), (other, new_epoch)])
+        .await;
     cluster.published_ledger_matches().await;
     assert_eq!(cluster.recorder.calls(&first), 1);
     assert_eq!(cluster.recorder.calls(&second), 1);
