@@ -153,6 +153,52 @@ pub struct Harness {
     pub http: reqwest::Client,
     /// The server has notification destinations (for [`Harness::settle`]).
     pub notifying: bool,
+    /// The PostgreSQL database of this harness (see [`backend`]); `None`: SQLite.
+    pub database: Option<Arc<HarnessDatabase>>,
+}
+
+/// A harness's PostgreSQL database, dropped with the last harness using it.
+pub struct HarnessDatabase(Option<postgres::TestDatabase>);
+
+impl HarnessDatabase {
+    pub fn url(&self) -> &str {
+        &self.0.as_ref().expect("until dropped").url
+    }
+}
+
+impl Drop for HarnessDatabase {
+    fn drop(&mut self) {
+        if let Some(db) = self.0.take() {
+            // Dropped inside a test's runtime: the database goes on a thread of its own.
+            let _ = std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(db.drop())
+            })
+            .join();
+        }
+    }
+}
+
+/// Points `c` at `database` when there is one.
+fn on_database(c: &mut ServerConfig, database: &Option<Arc<HarnessDatabase>>) {
+    if let Some(db) = database {
+        c.database_url =
+            Some(countersign::config::DatabaseUrl::parse(db.url().to_owned()).unwrap());
+    }
+}
+
+/// A fresh database when this run is on PostgreSQL.
+async fn run_database() -> Option<Arc<HarnessDatabase>> {
+    if !backend::postgres() {
+        return None;
+    }
+    let db = postgres::TestDatabase::create("harness")
+        .await
+        .expect("COUNTERSIGN_TEST_BACKEND=postgres needs a PostgreSQL (COUNTERSIGN_TEST_POSTGRES)");
+    Some(Arc::new(HarnessDatabase(Some(db))))
 }
 
 impl Harness {
@@ -186,7 +232,9 @@ impl Harness {
     ) -> Self {
         let dir = tempfile::tempdir_in(parent).unwrap();
         seed_repo(dir.path());
+        let database = run_database().await;
         let mut c = config(dir.path());
+        on_database(&mut c, &database);
         tweak(&mut c);
         let server = Server::start_with_clock(&c, clock)
             .await
@@ -198,16 +246,22 @@ impl Harness {
             url,
             http: reqwest::Client::new(),
             notifying: !c.notify.targets.is_empty(),
+            database,
         }
     }
 
     /// Stops the server and starts a new one on the same data directory.
     pub async fn restart_with(self, tweak: impl FnOnce(&mut ServerConfig)) -> Self {
         let Harness {
-            dir, server, http, ..
+            dir,
+            server,
+            http,
+            database,
+            ..
         } = self;
         server.stop().await.unwrap();
         let mut c = config(dir.path());
+        on_database(&mut c, &database);
         tweak(&mut c);
         let server = Server::start(&c).await.expect("server restarts");
         let url = server.url();
@@ -217,11 +271,16 @@ impl Harness {
             url,
             http,
             notifying: !c.notify.targets.is_empty(),
+            database,
         }
     }
 
     /// Stops the server gracefully, keeping its data directory (to change what is on disk).
     pub async fn stop(self) -> (tempfile::TempDir, reqwest::Client) {
+        assert!(
+            self.database.is_none(),
+            "Harness::stop and resume change a SQLite data directory: mark the test sqlite_only!"
+        );
         self.server.stop().await.unwrap();
         (self.dir, self.http)
     }
@@ -237,6 +296,7 @@ impl Harness {
             server,
             http,
             notifying: false,
+            database: None,
         }
     }
 
@@ -296,7 +356,15 @@ impl Harness {
     /// other than the ledger branch (which exists from the start; its entries are the
     /// `ledger` rows).
     pub async fn stored(&self) -> (Vec<(&'static str, i64)>, usize) {
-        let rows = self.server.engine.store().table_counts().await.unwrap();
+        let store = self.server.engine.store();
+        let mut rows = store.table_counts().await.unwrap();
+        // Entries about the server itself (`leader_elected` on PostgreSQL) are no request's.
+        let own = store.ledger_of("").await.unwrap().len() as i64;
+        for (table, n) in &mut rows {
+            if *table == "ledger" {
+                *n -= own;
+            }
+        }
         let refs = count_refs(&self.repo_path());
         let repo = git2::Repository::open(self.repo_path()).unwrap();
         let ledger = repo.find_reference("refs/heads/countersign/ledger").is_ok();
@@ -307,7 +375,10 @@ impl Harness {
     /// notification, callback or webhook left to handle, every ledger entry on the ledger branch
     /// (see [`settle`]); fails after 30 s saying what is left.
     pub async fn settle(&self) {
-        let db = config(self.dir.path()).database_path();
+        let db = match &self.database {
+            Some(db) => settle::Db::Postgres(db.url().to_owned()),
+            None => settle::Db::Sqlite(config(self.dir.path()).database_path()),
+        };
         let repo = self.repo_path();
         settle::settle(&db, &repo, self.notifying, Duration::from_secs(30)).await;
     }
@@ -486,7 +557,13 @@ impl Harness {
 /// the embedded forge and without notification destinations, is idle: see [`settle`].
 pub async fn settle_data_dir(data: &Path) {
     let (db, repo) = (data.join("countersign.db"), data.join("repo.git"));
-    settle::settle(&db, &repo, false, Duration::from_secs(30)).await;
+    settle::settle(
+        &settle::Db::Sqlite(db),
+        &repo,
+        false,
+        Duration::from_secs(30),
+    )
+    .await;
 }
 
 /// A `countersign.toml` for the real binary: data in `<dir>/data` (seeded with the test
@@ -546,6 +623,7 @@ pub async fn burst_then_kill_9(server: &mut Binary, n: u32, min_accepted: usize)
     accepted
 }
 
+pub mod backend;
 pub mod child;
 pub mod corpus;
 pub mod fake_chat;

@@ -1,5 +1,5 @@
-//! Waiting until a server is idle, from the outside: its SQLite database, opened read-only, and
-//! its ledger branch say what is still to do. Idle means no request still `received` (its
+//! Waiting until a server is idle, from the outside: its database (SQLite opened read-only, or
+//! PostgreSQL) and its ledger branch say what is still to do. Idle means no request still `received` (its
 //! review not open), `approved` or `executing`; no webhook delivery unapplied; no notification
 //! unrouted or undelivered (when the server has destinations: without any, events stay in the
 //! outbox unrouted); no callback pending; and every ledger entry on the ledger branch.
@@ -57,19 +57,43 @@ const COUNTS: &str = "SELECT \
     (SELECT COUNT(*) FROM callbacks WHERE state = 'pending'), \
     (SELECT COALESCE(MAX(seq), 0) FROM ledger)";
 
-/// The backlog now: the database at `db` (read-only) and the ledger branch of `ledger_repo`;
-/// `notifying`: the server has notification destinations.
-pub async fn backlog(db: &Path, ledger_repo: &Path, notifying: bool) -> Backlog {
-    let mut conn =
-        SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(db).read_only(true))
-            .await
-            .unwrap_or_else(|e| panic!("cannot open {} read-only: {e}", db.display()));
-    let row: (i64, i64, i64, i64, i64, i64) = sqlx::query_as(COUNTS)
-        .bind(notifying)
-        .fetch_one(&mut conn)
-        .await
-        .expect("the backlog query");
-    conn.close().await.ok();
+/// Where a server keeps its state.
+pub enum Db {
+    Sqlite(std::path::PathBuf),
+    /// A `postgres://` URL.
+    Postgres(String),
+}
+
+/// The backlog now: the database `db` and the ledger branch of `ledger_repo`; `notifying`: the
+/// server has notification destinations.
+pub async fn backlog(db: &Db, ledger_repo: &Path, notifying: bool) -> Backlog {
+    let row: (i64, i64, i64, i64, i64, i64) = match db {
+        Db::Sqlite(path) => {
+            let options = SqliteConnectOptions::new().filename(path).read_only(true);
+            let mut conn = SqliteConnection::connect_with(&options)
+                .await
+                .unwrap_or_else(|e| panic!("cannot open {} read-only: {e}", path.display()));
+            let row = sqlx::query_as(COUNTS)
+                .bind(notifying)
+                .fetch_one(&mut conn)
+                .await
+                .expect("the backlog query");
+            conn.close().await.ok();
+            row
+        }
+        Db::Postgres(url) => {
+            let mut conn = sqlx::PgConnection::connect(url)
+                .await
+                .unwrap_or_else(|e| panic!("cannot connect to the test database: {e}"));
+            let row = sqlx::query_as(&COUNTS.replace("?1", "$1"))
+                .bind(notifying)
+                .fetch_one(&mut conn)
+                .await
+                .expect("the backlog query");
+            conn.close().await.ok();
+            row
+        }
+    };
     let published = crate::ledger_entries(ledger_repo).len() as i64;
     Backlog {
         received: row.0,
@@ -84,7 +108,7 @@ pub async fn backlog(db: &Path, ledger_repo: &Path, notifying: bool) -> Backlog 
 /// Waits (up to `timeout`) until the server with database `db` and ledger repository
 /// `ledger_repo` (and notification destinations if `notifying`) is idle; on timeout, fails
 /// saying what was left.
-pub async fn settle(db: &Path, ledger_repo: &Path, notifying: bool, timeout: Duration) {
+pub async fn settle(db: &Db, ledger_repo: &Path, notifying: bool, timeout: Duration) {
     let mut last = Backlog::default();
     let idle = crate::wait::poll(timeout, async || {
         last = backlog(db, ledger_repo, notifying).await;

@@ -109,7 +109,13 @@ impl Setup {
         let db = crate::config(self.dir.path()).database_path();
         let clone = self.dir.path().join("github/acme/gitops.git");
         let timeout = std::time::Duration::from_secs(30);
-        crate::settle::settle(&db, &clone, self.notifying, timeout).await;
+        crate::settle::settle(
+            &crate::settle::Db::Sqlite(db),
+            &clone,
+            self.notifying,
+            timeout,
+        )
+        .await;
     }
 
     /// agent-a (with its current key).

@@ -423,6 +423,7 @@ async fn rotation_keeps_old_tokens_verifiable_across_restarts() {
 
 #[test]
 fn key_files_are_private_and_tokens_reach_neither_the_database_nor_the_logs() {
+    testkit::sqlite_only!("reads the SQLite file and restarts on its data directory");
     logs::capture(|logs| async move {
         let h = harness().await;
         let digest = Digest::of_bytes(b"secrecy");

@@ -164,6 +164,7 @@ fn the_demo_runs_the_whole_flow_and_exits_0() {
 
 #[tokio::test]
 async fn payloads_sealed_before_a_key_rotation_stay_readable() {
+    testkit::sqlite_only!("restarts on its data directory with a rotated key file");
     let h = Harness::start().await;
     let old = h.submit_ok().await;
     h.wait_state(&h.agent_a(), &old, State::PendingReview).await;
@@ -253,6 +254,7 @@ async fn assert_all_there(h: &Harness, ids: &[String], when: &str) {
 
 #[tokio::test]
 async fn a_full_disk_loses_no_acknowledged_work_runs_nothing_twice_and_heals_by_itself() {
+    testkit::sqlite_only!("fills the disk under the SQLite file");
     let Some(fs) = Tmpfs::mount("4m", "a_full_disk_loses_no_acknowledged_work") else {
         return;
     };
@@ -436,6 +438,7 @@ async fn a_read_only_data_directory_refuses_writes_and_heals_once_writable_again
 /// Start-up refuses a damaged database, saying what is wrong and what to do.
 #[tokio::test]
 async fn a_database_truncated_to_half_is_refused_at_start_saying_so() {
+    testkit::sqlite_only!("truncates the SQLite file");
     let h = Harness::start().await;
     for n in 0..20 {
         h.agent_a()
@@ -481,6 +484,7 @@ async fn a_database_truncated_to_half_is_refused_at_start_saying_so() {
 
 #[tokio::test]
 async fn a_deleted_or_emptied_database_is_named_as_such_not_as_another_database() {
+    testkit::sqlite_only!("deletes and empties the SQLite file");
     for emptied in [false, true] {
         let h = Harness::start().await;
         h.pending().await;
@@ -516,6 +520,7 @@ async fn a_deleted_or_emptied_database_is_named_as_such_not_as_another_database(
 /// once. A lock held while running is reported as a lock.
 #[tokio::test]
 async fn stale_git_locks_of_a_killed_run_are_cleared_at_start_and_a_held_lock_is_named() {
+    testkit::sqlite_only!("restarts on its data directory");
     let repo_dir = tempfile::tempdir().unwrap();
     seed_repo(repo_dir.path());
     let repo = repo_dir.path().join("repo.git");
@@ -550,6 +555,7 @@ async fn stale_git_locks_of_a_killed_run_are_cleared_at_start_and_a_held_lock_is
         server,
         http,
         notifying: false,
+        database: None,
     };
     h.wait_state(&h.agent_a(), &id, State::PendingReview).await;
     wait_until(

@@ -504,6 +504,7 @@ async fn a_command_gets_the_payload_and_token_and_a_slow_one_is_killed() {
 
 #[tokio::test]
 async fn a_tampered_stored_payload_is_refused_before_anything_runs() {
+    testkit::sqlite_only!("edits a row in the SQLite file");
     let h = Harness::start_with(|c| c.sweep_interval = Duration::from_millis(100)).await;
     let out = tempfile::tempdir().unwrap();
     set_actions(
@@ -580,6 +581,7 @@ async fn a_tampered_stored_payload_is_refused_before_anything_runs() {
 /// tell: it is refused like a value that fails authentication, and nothing runs.
 #[tokio::test]
 async fn an_unsealed_stored_payload_is_refused_like_a_failed_seal() {
+    testkit::sqlite_only!("edits a row in the SQLite file");
     let h = Harness::start_with(|c| c.sweep_interval = Duration::from_millis(100)).await;
     let out = tempfile::tempdir().unwrap();
     set_actions(

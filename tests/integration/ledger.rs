@@ -208,6 +208,7 @@ async fn refused_submissions_are_audited_once_without_a_request() {
 
 #[tokio::test]
 async fn entries_missing_from_git_after_a_crash_appear_once_on_restart() {
+    testkit::sqlite_only!("restarts on its data directory");
     let h = Harness::start().await;
     let id = h.pending().await;
     let before = h.ledger_synced().await;
@@ -245,6 +246,7 @@ async fn entries_missing_from_git_after_a_crash_appear_once_on_restart() {
 
 #[tokio::test]
 async fn a_rewritten_ledger_branch_stops_countersign_at_start() {
+    testkit::sqlite_only!("restarts on its data directory");
     let h = Harness::start().await;
     h.pending().await;
     h.ledger_synced().await;
@@ -385,9 +387,10 @@ async fn the_ledger_shows_in_readiness_and_metrics() {
     )
     .await;
     assert_eq!(ready["ledger"]["ok"], true, "{ready}");
-    // One writer on SQLite: the replica leads, with no database lease.
+    // One replica: it leads (on SQLite with no lease; on PostgreSQL under the first epoch).
     assert_eq!(ready["replica"]["role"], "leader", "{ready}");
-    assert!(ready["replica"].get("lease_epoch").is_none(), "{ready}");
+    let epoch = ready["replica"].get("lease_epoch").and_then(Value::as_i64);
+    assert_eq!(epoch, testkit::backend::postgres().then_some(1), "{ready}");
     assert_eq!(ready["ledger"]["committed_seq"], entries.len());
     assert_eq!(ready["ledger"]["pending"], 0);
     let metrics = h.metrics().await;
@@ -458,6 +461,7 @@ async fn kill_9_mid_burst_loses_and_duplicates_no_entry() {
 
 #[tokio::test]
 async fn a_database_from_before_the_ledger_gets_its_entries_once() {
+    testkit::sqlite_only!("an old SQLite schema");
     let h = Harness::start().await;
     let id = pending(&h, 1).await;
     let before = h.ledger_synced().await;

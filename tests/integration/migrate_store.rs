@@ -237,6 +237,7 @@ fn on_postgres(dir: &Path, url: &str, tweak: impl Fn(&mut ServerConfig)) -> Serv
 
 #[tokio::test]
 async fn a_used_sqlite_store_moves_to_postgres_whole_and_a_server_carries_on_there() {
+    testkit::sqlite_only!("its source is a SQLite harness");
     let Some(db) = TestDatabase::create("migrate-store round trip").await else {
         return;
     };
@@ -379,6 +380,7 @@ async fn a_used_sqlite_store_moves_to_postgres_whole_and_a_server_carries_on_the
         dir: used.dir,
         http: used.http,
         notifying: true,
+        database: None,
     };
     let agent = h.agent_a();
     for (id, state) in [
@@ -412,6 +414,7 @@ async fn a_used_sqlite_store_moves_to_postgres_whole_and_a_server_carries_on_the
 
 #[tokio::test]
 async fn a_target_that_already_holds_data_is_refused_and_left_as_it_was() {
+    testkit::sqlite_only!("its source is a SQLite harness");
     let Some(db) = TestDatabase::create("migrate-store non-empty target").await else {
         return;
     };
@@ -447,6 +450,7 @@ async fn a_target_that_already_holds_data_is_refused_and_left_as_it_was() {
 
 #[tokio::test]
 async fn a_store_a_server_is_running_on_is_refused_until_it_stops() {
+    testkit::sqlite_only!("its source is a SQLite harness");
     let Some(db) = TestDatabase::create("migrate-store in use").await else {
         return;
     };
@@ -481,6 +485,7 @@ async fn a_store_a_server_is_running_on_is_refused_until_it_stops() {
 
 #[tokio::test]
 async fn a_damaged_ledger_fails_verification_and_nothing_is_written() {
+    testkit::sqlite_only!("its source is a SQLite harness");
     let Some(db) = TestDatabase::create("migrate-store damaged ledger").await else {
         return;
     };
@@ -522,6 +527,7 @@ async fn a_damaged_ledger_fails_verification_and_nothing_is_written() {
 
 #[tokio::test]
 async fn a_sqlite_store_of_another_version_is_refused_before_the_target_is_touched() {
+    testkit::sqlite_only!("its source is a SQLite harness");
     let Some(db) = TestDatabase::create("migrate-store schema version").await else {
         return;
     };

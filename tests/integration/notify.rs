@@ -253,6 +253,7 @@ async fn rate_limits_and_server_errors_are_retried_without_duplicates() {
 
 #[tokio::test]
 async fn a_failing_destination_is_given_up_and_never_blocks_the_decision() {
+    testkit::sqlite_only!("reads the SQLite file");
     let fake = FakeChat::start().await;
     // Permanent at once; transient until the attempts run out.
     fake.fail_next_on(
@@ -344,6 +345,7 @@ async fn destinations_receive_only_what_their_routes_match() {
 
 #[tokio::test]
 async fn canaries_never_reach_any_message_and_webhook_urls_never_reach_errors() {
+    testkit::sqlite_only!("reads the SQLite file");
     let fake = FakeChat::start().await;
     let unreachable = Target {
         name: "down".into(),
@@ -495,6 +497,7 @@ async fn a_crash_between_slack_posting_and_countersign_recording_posts_once() {
 
 #[tokio::test]
 async fn events_queued_long_ago_are_not_announced_and_settled_ones_are_pruned() {
+    testkit::sqlite_only!("restarts on its data directory");
     let fake = FakeChat::start().await;
     // No destination yet: the announcement waits in the outbox, unrouted.
     let h = Harness::start().await;
@@ -524,6 +527,7 @@ async fn events_queued_long_ago_are_not_announced_and_settled_ones_are_pruned() 
         server,
         http,
         notifying: true,
+        database: None,
     };
     let (fresh, _) = h.pending_with(&export(7)).await;
     wait(&fake, "the fresh announcement", |s| {
