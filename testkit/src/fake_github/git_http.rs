@@ -122,7 +122,10 @@ async fn cgi(
         .env("HOME", root)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        // A test that ends mid-request drops this future: the backend must not outlive it
+        // (left alone on closed pipes it spins).
+        .kill_on_drop(true);
     if let Some(p) = protocol {
         cmd.env("GIT_PROTOCOL", p).env("HTTP_GIT_PROTOCOL", p);
     }
