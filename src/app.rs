@@ -31,6 +31,7 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
     jobs: Jobs,
+    metrics: Arc<Metrics>,
     /// Released when the server is dropped (after [`Server::stop`] closed the store).
     _dir_lock: DataDirLock,
 }
@@ -214,7 +215,7 @@ impl Server {
             engine: engine.clone(),
             ledger: ledger_status,
             notify: notifier.as_ref().map(Notifier::status),
-            metrics,
+            metrics: metrics.clone(),
             max_body_bytes: config.max_body_bytes,
             token_clients: config.token_clients.clone().into(),
             github_webhook_secrets: config
@@ -223,6 +224,7 @@ impl Server {
                 .map(|g| g.webhook_secrets.clone().into()),
             replica: replica.into(),
         };
+        let state_metrics = metrics;
         let (shutdown, mut http_rx) = watch::channel(false);
         let app = crate::server::router(state);
         let http = tokio::spawn(async move {
@@ -254,6 +256,7 @@ impl Server {
             shutdown,
             http,
             jobs,
+            metrics: state_metrics,
             _dir_lock: dir_lock,
         })
     }
@@ -272,6 +275,12 @@ impl Server {
             ServerForge::GitHub(f) => Some(f),
             ServerForge::Local(_) => None,
         }
+    }
+
+    /// Whether this replica leads now (with SQLite, always): it runs the ledger writer, the
+    /// review inbox, review sync and the sweeper, and has recorded its `leader_elected` entry.
+    pub fn leads(&self) -> bool {
+        self.metrics.leader.get() == 1
     }
 
     /// Base URL of the running server.

@@ -146,7 +146,8 @@ impl Leadership {
             held,
             released: Arc::default(),
         };
-        me.set_role(me.held.as_ref());
+        // A follower until it has recorded its leadership (`serve`).
+        me.set_role(None);
         Ok(me)
     }
 

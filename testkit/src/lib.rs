@@ -190,6 +190,15 @@ fn on_database(c: &mut ServerConfig, database: &Option<Arc<HarnessDatabase>>) {
     }
 }
 
+/// Waits until a server on PostgreSQL leads (it has recorded its `leader_elected` ledger
+/// entry), so a scenario starts from a server that does all the work.
+async fn leading(server: &Server) {
+    wait_until("the server to lead", Duration::from_secs(30), async || {
+        server.leads()
+    })
+    .await;
+}
+
 /// A fresh database when this run is on PostgreSQL.
 async fn run_database() -> Option<Arc<HarnessDatabase>> {
     if !backend::postgres() {
@@ -239,6 +248,9 @@ impl Harness {
         let server = Server::start_with_clock(&c, clock)
             .await
             .expect("server starts");
+        if database.is_some() {
+            leading(&server).await;
+        }
         let url = server.url();
         Self {
             dir,
@@ -264,6 +276,9 @@ impl Harness {
         on_database(&mut c, &database);
         tweak(&mut c);
         let server = Server::start(&c).await.expect("server restarts");
+        if database.is_some() {
+            leading(&server).await;
+        }
         let url = server.url();
         Self {
             dir,

@@ -12,6 +12,7 @@ mod events;
 mod execution;
 mod hints;
 mod inbox;
+mod intake;
 mod lease;
 mod ledger;
 mod notify;
@@ -58,6 +59,8 @@ pub struct PgStore {
     masker: Arc<Masker>,
     /// How long a running execution's claim lasts without renewal (the lease lifetime).
     claim_ttl: Duration,
+    /// Submissions waiting for the next group commit.
+    intake: intake::Intake,
 }
 
 impl PgStore {
@@ -110,6 +113,7 @@ impl PgStore {
         .await
         .with_context(|| format!("cannot prepare the ledger head in the {location}"))?;
         Ok(Self {
+            intake: intake::Intake::start(pool.clone()),
             pool,
             replica: default_replica_name().into(),
             location,

@@ -1,6 +1,6 @@
-//! Requests, their reviews and events on PostgreSQL. Intake is one transaction per request
-//! (any replica): the idempotency key is claimed first and the signature second, both by
-//! primary key, inside a savepoint, so a refused submission leaves nothing and two replicas
+//! Requests, their reviews and events on PostgreSQL. Intake (any replica; group-committed, see
+//! `intake.rs`) stores each request in a savepoint: the idempotency key is claimed first and
+//! the signature second, both by primary key, so a refused submission leaves nothing and two replicas
 //! racing on one key or one signature wait for each other and answer as one would. Recording a
 //! review locks the request's row, so concurrent approvals through several replicas are counted
 //! against each other and the request moves on exactly once.
@@ -37,14 +37,7 @@ impl RequestStore for PgStore {
 
     async fn insert_request(&self, new: NewRequest) -> anyhow::Result<InsertOutcome> {
         let ledger = ledger_fields(&self.masker, &new);
-        let mut tx = self.write_tx().await?;
-        let outcome = insert_one(&mut tx, &new, ledger).await?;
-        if matches!(outcome, InsertOutcome::Inserted) {
-            // Delivered at commit: wakes the leader's review sync on whichever replica leads.
-            super::hints::notify(&mut tx, super::hints::Hint::Review).await?;
-        }
-        tx.commit().await?;
-        Ok(outcome)
+        self.intake.submit(new, ledger).await
     }
 
     async fn get_request(&self, id: &RequestId) -> anyhow::Result<Option<RequestRow>> {
@@ -417,7 +410,7 @@ impl RequestStore for PgStore {
 
 /// Stores one accepted request inside a savepoint of `tx`, or says why not (then nothing of it
 /// remains).
-async fn insert_one(
+pub(super) async fn insert_one(
     tx: &mut Transaction<'_, Postgres>,
     new: &NewRequest,
     ledger: [serde_json::Map<String, Value>; 2],
