@@ -1069,3 +1069,60 @@ async fn a_database_reached_over_tls_is_checked_against_the_given_ca_and_encrypt
         "{refused}"
     );
 }
+
+#[tokio::test]
+async fn one_batch_of_submissions_stores_a_repeated_signature_once_and_chains_every_entry() {
+    let Some(db) = TestDatabase::create("postgres intake batch").await else {
+        return;
+    };
+    let store = PgStore::open(&db.url, masker()).await.unwrap();
+    // Sent together, they share a group commit: ten copies of one signature, ten distinct
+    // ones, and a keyed one.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..21 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let new = match i {
+                0..10 => new_request("the-same-signature", None, i64::MAX),
+                10..20 => new_request(&format!("signature-{i}"), None, i64::MAX),
+                _ => new_request("keyed-signature", Some(("key-1", "fingerprint")), i64::MAX),
+            };
+            (i, store.insert_request(new).await.unwrap())
+        });
+    }
+    let (mut same, mut distinct) = (vec![], vec![]);
+    while let Some(done) = tasks.join_next().await {
+        let (i, outcome) = done.unwrap();
+        let inserted = matches!(outcome, InsertOutcome::Inserted);
+        match i {
+            0..10 => same.push(inserted),
+            10..20 => distinct.push(inserted),
+            _ => assert!(inserted, "{outcome:?}"),
+        }
+        if !inserted {
+            assert!(matches!(outcome, InsertOutcome::Replay), "{outcome:?}");
+        }
+    }
+    assert_eq!(
+        same.iter().filter(|i| **i).count(),
+        1,
+        "one signature, stored once"
+    );
+    assert!(distinct.iter().all(|i| *i));
+    let counts: std::collections::BTreeMap<&str, i64> =
+        store.table_counts().await.unwrap().into_iter().collect();
+    assert_eq!(
+        (counts["requests"], counts["events"], counts["ledger"]),
+        (12, 24, 24)
+    );
+    let entries = store.ledger_after(0, 100).await.unwrap();
+    let mut prev = GENESIS.to_owned();
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(e.seq, i as i64 + 1);
+        let checked = check_line(&e.line).unwrap();
+        assert_eq!(checked.prev, prev);
+        prev = checked.hash;
+    }
+    store.close().await;
+    db.drop().await;
+}

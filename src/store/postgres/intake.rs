@@ -2,14 +2,19 @@
 //! the transaction commits, so one transaction per submission would let only one submission
 //! commit (and wait for its WAL flush) at a time across all replicas. Instead each replica
 //! queues its submissions, and one task stores every submission waiting at that moment in one
-//! transaction: each in its own savepoint (a refused one leaves nothing), one lock of the
-//! ledger head, one commit and WAL flush for all. Each caller gets its answer once the commit
+//! transaction: those with an idempotency key each in its own savepoint (a refused one leaves
+//! nothing), the others in a few multi-row statements for the whole batch (a replayed signature
+//! stores nothing else); one lock of the ledger head, one commit and WAL flush for all. Each caller gets its answer once the commit
 //! is durable; if the commit fails, every submission of the batch fails and none is stored.
 
+use super::ledger::{insert as insert_ledger, lock_head};
 use super::requests::insert_one;
+use crate::request::State;
+use crate::store::ledger::seal_next;
 use crate::store::{InsertOutcome, NewRequest};
 use serde_json::{Map, Value};
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, QueryBuilder, Transaction};
+use std::collections::HashSet;
 use tokio::sync::{mpsc, oneshot};
 
 /// The most submissions one transaction takes.
@@ -77,10 +82,38 @@ async fn commit(pool: &PgPool, batch: Vec<Job>) {
             return;
         }
     };
-    let mut answers = Vec::with_capacity(batch.len());
-    for job in batch {
+    // Submissions with an idempotency key one by one (each in a savepoint: a reused key leaves
+    // nothing); the others together, a few statements for the whole batch.
+    let (keyed, plain): (Vec<Job>, Vec<Job>) =
+        batch.into_iter().partition(|j| j.new.idempotency.is_some());
+    let mut answers = Vec::with_capacity(keyed.len() + plain.len());
+    for job in keyed {
         let outcome = insert_one(&mut tx, &job.new, job.ledger).await;
         answers.push((job.reply, outcome));
+    }
+    if !plain.is_empty() {
+        let (replies, rows): (Vec<_>, Vec<_>) = plain
+            .into_iter()
+            .map(|j| (j.reply, (j.new, j.ledger)))
+            .unzip();
+        match insert_plain(&mut tx, rows).await {
+            Ok(outcomes) => answers.extend(replies.into_iter().zip(outcomes.into_iter().map(Ok))),
+            Err(e) => {
+                // The transaction is aborted: nothing of the batch is stored.
+                let why = format!("{e:#}");
+                for (reply, _) in answers {
+                    let _ = reply.send(Err(anyhow::anyhow!(
+                        "storing the intake batch failed: {why}"
+                    )));
+                }
+                for reply in replies {
+                    let _ = reply.send(Err(anyhow::anyhow!(
+                        "storing the intake batch failed: {why}"
+                    )));
+                }
+                return;
+            }
+        }
     }
     let inserted = answers
         .iter()
@@ -121,4 +154,101 @@ fn sqlx_error(why: &str, e: &sqlx::Error) -> anyhow::Error {
         }
         _ => anyhow::anyhow!("storing the intake batch failed: {why}"),
     }
+}
+
+/// Stores submissions without an idempotency key in a few statements: their signatures (a
+/// signature seen before, or twice in the batch, is a replay and stores nothing else), then the
+/// fresh ones' requests, events and ledger entries (chained in order after the head).
+async fn insert_plain(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: Vec<(NewRequest, [Map<String, Value>; 2])>,
+) -> Result<Vec<InsertOutcome>, sqlx::Error> {
+    let mut signatures =
+        QueryBuilder::new("INSERT INTO seen_signatures (agent_id, signature, expires_at) ");
+    signatures.push_values(&rows, |mut b, (new, _)| {
+        b.push_bind(new.agent.as_str())
+            .push_bind(&new.signature)
+            .push_bind(new.signature_expires_at);
+    });
+    signatures.push(" ON CONFLICT DO NOTHING RETURNING agent_id, signature");
+    let stored: Vec<(String, String)> = signatures.build_query_as().fetch_all(&mut **tx).await?;
+    let mut fresh_keys: HashSet<(String, String)> = stored.into_iter().collect();
+    let mut outcomes = Vec::with_capacity(rows.len());
+    let mut fresh = Vec::new();
+    for (new, ledger) in rows {
+        // The first submission of a stored signature is the fresh one.
+        if fresh_keys.remove(&(new.agent.as_str().to_owned(), new.signature.clone())) {
+            outcomes.push(InsertOutcome::Inserted);
+            fresh.push((new, ledger));
+        } else {
+            outcomes.push(InsertOutcome::Replay);
+        }
+    }
+    if fresh.is_empty() {
+        return Ok(outcomes);
+    }
+    let mut requests = QueryBuilder::new(
+        "INSERT INTO requests (id, agent_id, kind, action, resource, environment, digest, \
+         submission, state, created_at, updated_at, expires_at, policy_commit, evaluation) ",
+    );
+    requests.push_values(&fresh, |mut b, (new, _)| {
+        b.push_bind(new.id.as_str())
+            .push_bind(new.agent.as_str())
+            .push_bind(new.kind)
+            .push_bind(&new.action)
+            .push_bind(&new.resource)
+            .push_bind(&new.environment)
+            .push_bind(new.digest.as_str())
+            .push_bind(&new.submission_json)
+            .push_bind(State::Received.as_str())
+            .push_bind(new.now_ms)
+            .push_bind(new.now_ms)
+            .push_bind(new.expires_at)
+            .push_bind(&new.policy_commit)
+            .push_bind(&new.evaluation_json);
+    });
+    requests.build().execute(&mut **tx).await?;
+    let mut events = QueryBuilder::new(
+        "INSERT INTO events (request_id, kind, from_state, to_state, actor, detail, at) ",
+    );
+    let event_rows: Vec<(&NewRequest, bool)> = fresh
+        .iter()
+        .flat_map(|(new, _)| [(new, true), (new, false)])
+        .collect();
+    events.push_values(&event_rows, |mut b, (new, received)| {
+        b.push_bind(new.id.as_str());
+        if *received {
+            b.push_bind("received")
+                .push_bind(None::<&str>)
+                .push_bind(Some(State::Received.as_str()))
+                .push_bind(new.agent.as_str())
+                .push_bind(Value::Object(new.received.clone()).to_string());
+        } else {
+            b.push_bind("policy_decision")
+                .push_bind(None::<&str>)
+                .push_bind(None::<&str>)
+                .push_bind("policy")
+                .push_bind(Value::Object(new.policy_decision.clone()).to_string());
+        }
+        b.push_bind(new.now_ms);
+    });
+    events.build().execute(&mut **tx).await?;
+    let mut head = lock_head(tx).await?;
+    let mut entries = Vec::with_capacity(2 * fresh.len());
+    for (new, [received, policy]) in fresh {
+        let (id, agent) = (new.id.as_str(), new.agent.as_str());
+        entries.push(seal_next(
+            &mut head, id, "received", agent, new.now_ms, received,
+        ));
+        entries.push(seal_next(
+            &mut head,
+            id,
+            "policy_decision",
+            "policy",
+            new.now_ms,
+            policy,
+        ));
+    }
+    insert_ledger(tx, &entries).await?;
+    Ok(outcomes)
 }
