@@ -1016,6 +1016,12 @@ async fn a_server_on_postgres_merges_an_approved_change_and_refuses_a_second_rep
 
     // Stopped gracefully, it gives the lease up: it starts again at once and still has it all.
     let h = h.restart_with(on_postgres(&db.url, "replica-a")).await;
+    wait_until(
+        "the restarted server to lead",
+        Duration::from_secs(30),
+        async || h.server.leads(),
+    )
+    .await;
     let status = h.agent_a().status(&id).await.unwrap();
     assert_eq!(status.state, api::State::Succeeded);
     assert_eq!(
