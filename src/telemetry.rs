@@ -92,7 +92,7 @@ pub struct Metrics {
     ledger_pushed_seq: Gauge,
     /// 1 on the leading replica, 0 on the others.
     pub leader: Gauge,
-    /// The epoch of the database lease this replica holds (0: none, SQLite).
+    /// The epoch of the `leader` lease this replica holds (0: a follower, or SQLite).
     pub lease_epoch: Gauge,
     notify: Family<OutcomeLabels, Counter>,
     notify_pending: Gauge,
@@ -209,7 +209,7 @@ impl Metrics {
         );
         registry.register(
             "lease_epoch",
-            "The epoch of the database lease this replica holds (PostgreSQL; 0 on SQLite)",
+            "The epoch of the leader lease this replica holds (PostgreSQL; 0 on followers and SQLite)",
             metrics.lease_epoch.clone(),
         );
         registry.register(

@@ -35,7 +35,7 @@ pub struct ReplicaReadiness {
     /// `--replica-name` (host name and process id by default).
     pub name: String,
     pub role: Role,
-    /// The epoch of the database lease it holds (PostgreSQL); absent on SQLite.
+    /// The epoch of the `leader` lease it holds (PostgreSQL, leader only); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_epoch: Option<i64>,
 }
