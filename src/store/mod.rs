@@ -844,3 +844,21 @@ pub(crate) async fn insert_event(
     let fields = ledger::event_fields(detail, from, to);
     ledger::append(tx, masker, request_id, kind, actor, at, fields).await
 }
+
+#[cfg(test)]
+mod unavailable_tests {
+    use super::unavailable;
+
+    #[test]
+    fn an_unreachable_database_is_told_apart_from_other_failures_whatever_the_context() {
+        let lost = anyhow::Error::new(sqlx::Error::PoolTimedOut).context("storing the request");
+        assert!(unavailable(&lost));
+        let cut = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert!(unavailable(&anyhow::Error::new(sqlx::Error::Io(cut))));
+        let missing = anyhow::Error::new(sqlx::Error::RowNotFound).context("reading");
+        assert!(!unavailable(&missing));
+        assert!(!unavailable(&anyhow::anyhow!(
+            "the policy does not compile"
+        )));
+    }
+}
