@@ -589,6 +589,7 @@ async fn postgres_restarted_under_load_makes_replicas_unready_until_it_is_back_a
                     Err(_) => refused += 1,
                 }
                 n += 1;
+                // A steady trickle, not a flood: every request is approved and run below.
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             (acknowledged, refused)
@@ -614,7 +615,21 @@ async fn postgres_restarted_under_load_makes_replicas_unready_until_it_is_back_a
         )
         .await;
     }
-    tokio::time::sleep(LEASE).await;
+    // Down past the lease: the leader, unable to renew, steps down.
+    wait_until(
+        "every replica to follow",
+        Duration::from_secs(30),
+        async || {
+            for i in 0..2 {
+                let ready = cluster.readiness(i).await?;
+                if ready.replica.role != Role::Follower {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
     tokio::task::block_in_place(|| server.pg_ctl_start());
     for i in 0..2 {
         wait_until(

@@ -7,10 +7,7 @@
 //! stores nothing else); one lock of the ledger head, one commit and WAL flush for all. Each caller gets its answer once the commit
 //! is durable; if the commit fails, every submission of the batch fails and none is stored.
 
-use super::ledger::{insert as insert_ledger, lock_head};
-use super::requests::insert_one;
-use crate::request::State;
-use crate::store::ledger::seal_next;
+use super::requests::{insert_one, store_accepted};
 use crate::store::{InsertOutcome, NewRequest};
 use serde_json::{Map, Value};
 use sqlx::{PgPool, Postgres, QueryBuilder, Transaction};
@@ -187,68 +184,8 @@ async fn insert_plain(
     if fresh.is_empty() {
         return Ok(outcomes);
     }
-    let mut requests = QueryBuilder::new(
-        "INSERT INTO requests (id, agent_id, kind, action, resource, environment, digest, \
-         submission, state, created_at, updated_at, expires_at, policy_commit, evaluation) ",
-    );
-    requests.push_values(&fresh, |mut b, (new, _)| {
-        b.push_bind(new.id.as_str())
-            .push_bind(new.agent.as_str())
-            .push_bind(new.kind)
-            .push_bind(&new.action)
-            .push_bind(&new.resource)
-            .push_bind(&new.environment)
-            .push_bind(new.digest.as_str())
-            .push_bind(&new.submission_json)
-            .push_bind(State::Received.as_str())
-            .push_bind(new.now_ms)
-            .push_bind(new.now_ms)
-            .push_bind(new.expires_at)
-            .push_bind(&new.policy_commit)
-            .push_bind(&new.evaluation_json);
-    });
-    requests.build().execute(&mut **tx).await?;
-    let mut events = QueryBuilder::new(
-        "INSERT INTO events (request_id, kind, from_state, to_state, actor, detail, at) ",
-    );
-    let event_rows: Vec<(&NewRequest, bool)> = fresh
-        .iter()
-        .flat_map(|(new, _)| [(new, true), (new, false)])
-        .collect();
-    events.push_values(&event_rows, |mut b, (new, received)| {
-        b.push_bind(new.id.as_str());
-        if *received {
-            b.push_bind("received")
-                .push_bind(None::<&str>)
-                .push_bind(Some(State::Received.as_str()))
-                .push_bind(new.agent.as_str())
-                .push_bind(Value::Object(new.received.clone()).to_string());
-        } else {
-            b.push_bind("policy_decision")
-                .push_bind(None::<&str>)
-                .push_bind(None::<&str>)
-                .push_bind("policy")
-                .push_bind(Value::Object(new.policy_decision.clone()).to_string());
-        }
-        b.push_bind(new.now_ms);
-    });
-    events.build().execute(&mut **tx).await?;
-    let mut head = lock_head(tx).await?;
-    let mut entries = Vec::with_capacity(2 * fresh.len());
-    for (new, [received, policy]) in fresh {
-        let (id, agent) = (new.id.as_str(), new.agent.as_str());
-        entries.push(seal_next(
-            &mut head, id, "received", agent, new.now_ms, received,
-        ));
-        entries.push(seal_next(
-            &mut head,
-            id,
-            "policy_decision",
-            "policy",
-            new.now_ms,
-            policy,
-        ));
-    }
-    insert_ledger(tx, &entries).await?;
+    let (news, ledgers): (Vec<NewRequest>, Vec<_>) = fresh.into_iter().unzip();
+    let news: Vec<&NewRequest> = news.iter().collect();
+    store_accepted(tx, &news, ledgers).await?;
     Ok(outcomes)
 }

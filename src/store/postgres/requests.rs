@@ -17,7 +17,7 @@ use crate::store::{
     StateConflict, TransitionError, is_unique_violation, review_detail,
 };
 use serde_json::Value;
-use sqlx::{Acquire as _, Postgres, Transaction};
+use sqlx::{Acquire as _, Postgres, QueryBuilder, Transaction};
 
 #[async_trait::async_trait]
 impl RequestStore for PgStore {
@@ -463,53 +463,80 @@ pub(super) async fn insert_one(
         sp.rollback().await?;
         return Ok(InsertOutcome::Replay);
     }
-    sqlx::query(
+    store_accepted(&mut sp, &[new], vec![ledger]).await?;
+    sp.commit().await?;
+    Ok(InsertOutcome::Inserted)
+}
+
+/// Stores accepted submissions (their replay and idempotency checks passed): the requests, their
+/// `received` and `policy_decision` events, and their ledger entries chained in order after the
+/// head, a few multi-row statements for all of them.
+pub(super) async fn store_accepted(
+    tx: &mut Transaction<'_, Postgres>,
+    news: &[&NewRequest],
+    ledgers: Vec<[serde_json::Map<String, Value>; 2]>,
+) -> Result<(), sqlx::Error> {
+    let mut requests = QueryBuilder::new(
         "INSERT INTO requests (id, agent_id, kind, action, resource, environment, digest, \
-         submission, state, created_at, updated_at, expires_at, policy_commit, evaluation) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13)",
-    )
-    .bind(new.id.as_str())
-    .bind(new.agent.as_str())
-    .bind(new.kind)
-    .bind(&new.action)
-    .bind(&new.resource)
-    .bind(&new.environment)
-    .bind(new.digest.as_str())
-    .bind(&new.submission_json)
-    .bind(State::Received.as_str())
-    .bind(new.now_ms)
-    .bind(new.expires_at)
-    .bind(&new.policy_commit)
-    .bind(&new.evaluation_json)
-    .execute(&mut *sp)
-    .await?;
-    let (id, agent) = (new.id.as_str(), new.agent.as_str());
-    sqlx::query(
-        "INSERT INTO events (request_id, kind, from_state, to_state, actor, detail, at) \
-         VALUES ($1, 'received', NULL, 'received', $2, $3, $4), \
-                ($1, 'policy_decision', NULL, NULL, 'policy', $5, $4)",
-    )
-    .bind(id)
-    .bind(agent)
-    .bind(Value::Object(new.received.clone()).to_string())
-    .bind(new.now_ms)
-    .bind(Value::Object(new.policy_decision.clone()).to_string())
-    .execute(&mut *sp)
-    .await?;
-    let [received, policy] = ledger;
-    let mut head = lock_head(&mut sp).await?;
-    let entries = [
-        seal_next(&mut head, id, "received", agent, new.now_ms, received),
-        seal_next(
+         submission, state, created_at, updated_at, expires_at, policy_commit, evaluation) ",
+    );
+    requests.push_values(news, |mut b, new| {
+        b.push_bind(new.id.as_str())
+            .push_bind(new.agent.as_str())
+            .push_bind(new.kind)
+            .push_bind(&new.action)
+            .push_bind(&new.resource)
+            .push_bind(&new.environment)
+            .push_bind(new.digest.as_str())
+            .push_bind(&new.submission_json)
+            .push_bind(State::Received.as_str())
+            .push_bind(new.now_ms)
+            .push_bind(new.now_ms)
+            .push_bind(new.expires_at)
+            .push_bind(&new.policy_commit)
+            .push_bind(&new.evaluation_json);
+    });
+    requests.build().execute(&mut **tx).await?;
+    let mut events = QueryBuilder::new(
+        "INSERT INTO events (request_id, kind, from_state, to_state, actor, detail, at) ",
+    );
+    let event_rows: Vec<(&NewRequest, bool)> = news
+        .iter()
+        .flat_map(|new| [(*new, true), (*new, false)])
+        .collect();
+    events.push_values(&event_rows, |mut b, (new, received)| {
+        b.push_bind(new.id.as_str());
+        if *received {
+            b.push_bind("received")
+                .push_bind(None::<&str>)
+                .push_bind(Some(State::Received.as_str()))
+                .push_bind(new.agent.as_str())
+                .push_bind(Value::Object(new.received.clone()).to_string());
+        } else {
+            b.push_bind("policy_decision")
+                .push_bind(None::<&str>)
+                .push_bind(None::<&str>)
+                .push_bind("policy")
+                .push_bind(Value::Object(new.policy_decision.clone()).to_string());
+        }
+        b.push_bind(new.now_ms);
+    });
+    events.build().execute(&mut **tx).await?;
+    let mut head = lock_head(tx).await?;
+    let mut entries = Vec::with_capacity(2 * news.len());
+    for (new, [received, policy]) in news.iter().zip(ledgers) {
+        let (id, agent) = (new.id.as_str(), new.agent.as_str());
+        entries.push(seal_next(
+            &mut head, id, "received", agent, new.now_ms, received,
+        ));
+        entries.push(seal_next(
             &mut head,
             id,
             "policy_decision",
             "policy",
             new.now_ms,
             policy,
-        ),
-    ];
-    insert_ledger(&mut sp, &entries).await?;
-    sp.commit().await?;
-    Ok(InsertOutcome::Inserted)
+        ));
+    }
+    insert_ledger(tx, &entries).await
 }
